@@ -1,0 +1,673 @@
+/* engine.c - VGG on oneDNN: shared primitive-format weights, per-worker cached plans. */
+#include "engine.h"
+
+#include <dnnl.h>
+#include <dnnl_debug.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_LAYERS (VGG_MAX_CONV + VGG_N_FC)
+#define FC_LAYER(j) (VGG_MAX_CONV + (j))
+#define MAX_STEPS 64
+#define MAX_ARGS 6
+
+#define CHECK(call, what)                                                                    \
+    do {                                                                                     \
+        dnnl_status_t s_ = (call);                                                           \
+        if (s_ != dnnl_success) {                                                            \
+            snprintf(err, errlen, "%s: oneDNN %s", (what), dnnl_status2str(s_));             \
+            goto fail;                                                                       \
+        }                                                                                    \
+    } while (0)
+
+/* ---------------------------------------------------------------- names */
+
+int vgg_algo_parse(const char *s, vgg_algo *out) {
+    if (strcmp(s, "direct") == 0) *out = VGG_ALGO_DIRECT;
+    else if (strcmp(s, "winograd") == 0) *out = VGG_ALGO_WINOGRAD;
+    else return -1;
+    return 0;
+}
+
+int vgg_precision_parse(const char *s, vgg_precision *out) {
+    if (strcmp(s, "f32") == 0) *out = VGG_PRECISION_F32;
+    else return -1;
+    return 0;
+}
+
+const char *vgg_algo_name(vgg_algo a) { return a == VGG_ALGO_WINOGRAD ? "winograd" : "direct"; }
+const char *vgg_precision_name(vgg_precision p) { (void)p; return "f32"; }
+
+/* ---------------------------------------------------------------- model */
+
+/* One layer's weights in one primitive format. fc1 in flat mode also records the pool5
+ * layout its rows were permuted to, since that is part of what makes the bytes right. */
+typedef struct weight_variant {
+    dnnl_memory_desc_t md;
+    dnnl_memory_desc_t row_layout; /* zeroed unless fc1 flat */
+    void *data;
+    size_t bytes;
+    struct weight_variant *next;
+} weight_variant;
+
+struct vgg_model {
+    vgg_config cfg;
+    vgg_model_options opt;
+    dnnl_engine_t eng;
+    const vgg_weights *src; /* borrowed; NULL after release */
+    pthread_mutex_t lock;   /* guards variants and src */
+    weight_variant *variants[N_LAYERS];
+    float *bias[N_LAYERS];  /* plain copies: tiny, and the source may be released */
+};
+
+static void *alloc_aligned(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
+    return p;
+}
+
+/* Runs a one-off reorder src -> dst on the calling thread. */
+static int reorder_now(dnnl_engine_t eng, const dnnl_memory_desc_t *src_md, const void *src,
+                       const dnnl_memory_desc_t *dst_md, void *dst, char *err, size_t errlen) {
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t sm = NULL, dm = NULL;
+    dnnl_stream_t stream = NULL;
+    int rc = -1;
+    CHECK(dnnl_reorder_primitive_desc_create(&pd, src_md, eng, dst_md, eng, NULL), "weight reorder");
+    CHECK(dnnl_primitive_create(&prim, pd), "weight reorder");
+    CHECK(dnnl_memory_create(&sm, src_md, eng, (void *)src), "weight reorder");
+    CHECK(dnnl_memory_create(&dm, dst_md, eng, dst), "weight reorder");
+    CHECK(dnnl_stream_create(&stream, eng, dnnl_stream_default_flags), "weight reorder");
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, sm}, {DNNL_ARG_TO, dm}};
+    CHECK(dnnl_primitive_execute(prim, stream, 2, args), "weight reorder");
+    CHECK(dnnl_stream_wait(stream), "weight reorder");
+    rc = 0;
+fail:
+    if (stream) dnnl_stream_destroy(stream);
+    if (sm) dnnl_memory_destroy(sm);
+    if (dm) dnnl_memory_destroy(dm);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+static bool md_equal_or_both_zero(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b) {
+    if (a->ndims == 0 || b->ndims == 0) return a->ndims == b->ndims;
+    return dnnl_memory_desc_equal(a, b);
+}
+
+/* Makes the layer's weights in format `md` from the plain source (OIHW / OI). */
+static int make_variant(vgg_model *m, int layer, weight_variant *v, char *err, size_t errlen) {
+    const vgg_config *c = &m->cfg;
+    const vgg_weights *w = m->src;
+    dnnl_memory_desc_t user;
+    const float *data;
+    if (layer < VGG_MAX_CONV) {
+        dnnl_dims_t d = {c->conv_out[layer], c->conv_in[layer], 3, 3};
+        dnnl_memory_desc_init_by_tag(&user, 4, d, dnnl_f32, dnnl_oihw);
+        data = w->conv_w[layer];
+    } else if (layer == FC_LAYER(0) && v->md.ndims == 4) {
+        dnnl_dims_t d = {c->fc_out[0], c->final_channels, c->final_hw, c->final_hw};
+        dnnl_memory_desc_init_by_tag(&user, 4, d, dnnl_f32, dnnl_oihw);
+        data = w->fc_w[0];
+    } else if (layer == FC_LAYER(0) && v->row_layout.ndims == 4) {
+        /* Flat fc1: permute each row from (C, H, W) to the order pool5's layout stores one
+         * image in, then hand the (O, K) matrix to the inner product's own format. */
+        dnnl_dims_t d = {c->fc_out[0], c->final_channels, c->final_hw, c->final_hw};
+        dnnl_memory_desc_init_by_tag(&user, 4, d, dnnl_f32, dnnl_oihw);
+        size_t bytes = dnnl_memory_desc_get_size(&v->row_layout);
+        float *rows = alloc_aligned(bytes);
+        if (!rows) {
+            snprintf(err, errlen, "out of memory permuting fc1 weights");
+            return -1;
+        }
+        dnnl_memory_desc_t flat;
+        dnnl_dims_t d2 = {c->fc_out[0], c->fc_in[0]};
+        dnnl_memory_desc_init_by_tag(&flat, 2, d2, dnnl_f32, dnnl_ab);
+        int rc = reorder_now(m->eng, &user, w->fc_w[0], &v->row_layout, rows, err, errlen);
+        if (rc == 0) rc = reorder_now(m->eng, &flat, rows, &v->md, v->data, err, errlen);
+        free(rows);
+        return rc;
+    } else {
+        int j = layer - VGG_MAX_CONV;
+        dnnl_dims_t d = {c->fc_out[j], c->fc_in[j]};
+        dnnl_memory_desc_init_by_tag(&user, 2, d, dnnl_f32, dnnl_ab);
+        data = w->fc_w[j];
+    }
+    return reorder_now(m->eng, &user, data, &v->md, v->data, err, errlen);
+}
+
+/* Returns the layer's weights in format md (made on first request), or NULL with err. */
+static void *model_weights(vgg_model *m, int layer, const dnnl_memory_desc_t *md,
+                           const dnnl_memory_desc_t *row_layout, char *err, size_t errlen) {
+    dnnl_memory_desc_t no_layout;
+    memset(&no_layout, 0, sizeof no_layout);
+    if (!row_layout) row_layout = &no_layout;
+    pthread_mutex_lock(&m->lock);
+    weight_variant *v;
+    for (v = m->variants[layer]; v; v = v->next)
+        if (dnnl_memory_desc_equal(&v->md, md) && md_equal_or_both_zero(&v->row_layout, row_layout))
+            break;
+    if (!v && !m->src) {
+        snprintf(err, errlen, "layer %d wants a weight format not prepared before the source "
+                 "weights were released (warm up every batch size first)", layer);
+    } else if (!v) {
+        v = calloc(1, sizeof *v);
+        v->md = *md;
+        v->row_layout = *row_layout;
+        v->bytes = dnnl_memory_desc_get_size(md);
+        v->data = alloc_aligned(v->bytes);
+        if (!v->data) {
+            snprintf(err, errlen, "out of memory for layer %d weights", layer);
+            free(v);
+            v = NULL;
+        } else if (make_variant(m, layer, v, err, errlen) != 0) {
+            free(v->data);
+            free(v);
+            v = NULL;
+        } else {
+            v->next = m->variants[layer];
+            m->variants[layer] = v;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return v ? v->data : NULL;
+}
+
+vgg_model *vgg_model_create(const vgg_weights *weights, const vgg_model_options *opt, char *err,
+                            size_t errlen) {
+    vgg_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    m->cfg = weights->cfg;
+    m->opt = *opt;
+    if (m->opt.max_batch < 1) m->opt.max_batch = 1;
+    m->src = weights;
+    pthread_mutex_init(&m->lock, NULL);
+    CHECK(dnnl_engine_create(&m->eng, dnnl_cpu, 0), "creating the CPU engine");
+    for (int i = 0; i < m->cfg.n_conv; i++) {
+        m->bias[i] = malloc(m->cfg.conv_out[i] * sizeof(float));
+        memcpy(m->bias[i], weights->conv_b[i], m->cfg.conv_out[i] * sizeof(float));
+    }
+    for (int j = 0; j < VGG_N_FC; j++) {
+        m->bias[FC_LAYER(j)] = malloc(m->cfg.fc_out[j] * sizeof(float));
+        memcpy(m->bias[FC_LAYER(j)], weights->fc_b[j], m->cfg.fc_out[j] * sizeof(float));
+    }
+    return m;
+fail:
+    vgg_model_free(m);
+    return NULL;
+}
+
+const vgg_config *vgg_model_config(const vgg_model *m) { return &m->cfg; }
+const vgg_model_options *vgg_model_get_options(const vgg_model *m) { return &m->opt; }
+
+void vgg_model_release_source(vgg_model *m) {
+    pthread_mutex_lock(&m->lock);
+    m->src = NULL;
+    pthread_mutex_unlock(&m->lock);
+}
+
+size_t vgg_model_weight_bytes(const vgg_model *m) {
+    size_t total = 0;
+    pthread_mutex_lock((pthread_mutex_t *)&m->lock);
+    for (int l = 0; l < N_LAYERS; l++)
+        for (weight_variant *v = m->variants[l]; v; v = v->next) total += v->bytes;
+    pthread_mutex_unlock((pthread_mutex_t *)&m->lock);
+    return total;
+}
+
+void vgg_model_free(vgg_model *m) {
+    if (!m) return;
+    for (int l = 0; l < N_LAYERS; l++) {
+        for (weight_variant *v = m->variants[l], *next; v; v = next) {
+            next = v->next;
+            free(v->data);
+            free(v);
+        }
+        free(m->bias[l]);
+    }
+    if (m->eng) dnnl_engine_destroy(m->eng);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+/* ---------------------------------------------------------------- plans */
+
+/* Where an argument's bytes live. Activations ping-pong between two buffers. */
+enum { AT_BUF0, AT_BUF1, AT_INPUT, AT_LOGITS, AT_PROBS, AT_EXTERNAL, AT_SCRATCH };
+
+typedef struct {
+    int arg;   /* DNNL_ARG_* */
+    int where; /* AT_* */
+    dnnl_memory_desc_t md;
+    void *ptr; /* AT_EXTERNAL only */
+} pending_arg;
+
+typedef struct {
+    dnnl_primitive_t prim;
+    int n_args;
+    dnnl_exec_arg_t args[MAX_ARGS];
+    char desc[192];
+} plan_step;
+
+typedef struct {
+    bool ready;
+    int n_steps;
+    plan_step steps[MAX_STEPS];
+    dnnl_memory_t input_args[4]; /* memories over the caller's input (handle set per call) */
+    int n_input_args;
+    void *buf[2];
+    void *scratch;
+    float *logits, *probs;   /* (n, n_classes) plain */
+    size_t bytes;            /* buffers + scratchpad */
+} plan;
+
+struct vgg_engine {
+    vgg_model *model;
+    int n_threads;
+    dnnl_stream_t stream;
+    plan *plans; /* [max_batch + 1], built on first use */
+};
+
+/* A short format name for a memory desc: "aBcd16b", "wino", "ab". */
+static void md_format_str(const dnnl_memory_desc_t *md, char *buf, size_t len) {
+    if (md->format_kind != dnnl_blocked) {
+        snprintf(buf, len, "%s", dnnl_fmt_kind2str(md->format_kind));
+        return;
+    }
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+    int order[DNNL_MAX_NDIMS], nd = md->ndims, used = 0;
+    for (int i = 0; i < nd; i++) order[i] = i;
+    for (int i = 0; i < nd; i++) /* outermost (largest stride) first */
+        for (int j = i + 1; j < nd; j++)
+            if (b->strides[order[j]] > b->strides[order[i]]) {
+                int t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+    for (int i = 0; i < nd && used + 2 < (int)len; i++) {
+        bool blocked = false;
+        for (int k = 0; k < b->inner_nblks; k++) blocked |= b->inner_idxs[k] == order[i];
+        buf[used++] = (char)((blocked ? 'A' : 'a') + order[i]);
+    }
+    buf[used] = '\0';
+    for (int k = 0; k < b->inner_nblks; k++)
+        used += snprintf(buf + used, len - used, "%lld%c", (long long)b->inner_blks[k],
+                         (char)('a' + b->inner_idxs[k]));
+}
+
+typedef struct {
+    int n_steps;
+    dnnl_primitive_desc_t pd[MAX_STEPS];
+    pending_arg args[MAX_STEPS][MAX_ARGS];
+    int n_args[MAX_STEPS];
+    char name[MAX_STEPS][24];
+} pending_plan;
+
+static pending_arg pa(int arg, int where, const dnnl_memory_desc_t *md, void *ptr) {
+    pending_arg a = {arg, where, *md, ptr};
+    return a;
+}
+
+/* Appends a step; the scratchpad argument is added from the pd. */
+static int push_step(pending_plan *pp, dnnl_primitive_desc_t pd, const char *name,
+                     const pending_arg *args, int n) {
+    int s = pp->n_steps++;
+    pp->pd[s] = pd;
+    snprintf(pp->name[s], sizeof pp->name[s], "%s", name);
+    memcpy(pp->args[s], args, n * sizeof *args);
+    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (sp && dnnl_memory_desc_get_size(sp) > 0) pp->args[s][n++] = pa(DNNL_ARG_SCRATCHPAD, AT_SCRATCH, sp, NULL);
+    pp->n_args[s] = n;
+    return s;
+}
+
+static const dnnl_memory_desc_t *q(dnnl_primitive_desc_t pd, dnnl_query_t what) {
+    return dnnl_primitive_desc_query_md(pd, what, 0);
+}
+
+/* Attributes every primitive shares: user-managed scratchpad (so concurrent engines never
+ * share library scratch memory) and, optionally, a fused ReLU. */
+static dnnl_primitive_attr_t make_attr(bool relu) {
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_attr_create(&attr);
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (relu) {
+        dnnl_post_ops_t po;
+        dnnl_post_ops_create(&po);
+        dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+        dnnl_primitive_attr_set_post_ops(attr, po);
+        dnnl_post_ops_destroy(po);
+    }
+    return attr;
+}
+
+/* fc1 can read pool5's output as a flat (N, C*H*W) matrix when each image is one dense,
+ * unpadded run of memory, which holds for plain and channel-blocked layouts. */
+static bool flat_compatible(const dnnl_memory_desc_t *md) {
+    if (md->format_kind != dnnl_blocked || md->offset0 != 0) return false;
+    dnnl_dim_t per_image = 1;
+    for (int d = 1; d < md->ndims; d++) {
+        if (md->padded_dims[d] != md->dims[d]) return false;
+        per_image *= md->dims[d];
+    }
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+    for (int k = 0; k < b->inner_nblks; k++)
+        if (b->inner_idxs[k] == 0) return false;
+    return b->strides[0] == per_image;
+}
+
+static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size_t errlen) {
+    vgg_model *m = e->model;
+    const vgg_config *c = &m->cfg;
+    dnnl_primitive_attr_t attr_relu = make_attr(true), attr_plain = make_attr(false);
+    dnnl_primitive_desc_t pd = NULL;
+    int rc = -1;
+    char what[64];
+
+    dnnl_memory_desc_t cur;
+    dnnl_dims_t in_dims = {n, c->in_channels, c->input_hw, c->input_hw};
+    dnnl_memory_desc_init_by_tag(&cur, 4, in_dims, dnnl_f32, dnnl_nchw);
+    int cur_at = AT_INPUT;
+#define NEXT_BUF (cur_at == AT_BUF0 ? AT_BUF1 : AT_BUF0)
+
+    for (int i = 0; i < c->n_conv; i++) {
+        int hw = c->conv_hw[i];
+        dnnl_memory_desc_t src_any, w_any, bias, dst_any;
+        dnnl_dims_t sd = {n, c->conv_in[i], hw, hw}, wd = {c->conv_out[i], c->conv_in[i], 3, 3},
+                    bd = {c->conv_out[i]}, dd = {n, c->conv_out[i], hw, hw};
+        dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x);
+        dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any);
+        dnnl_dims_t strides = {1, 1}, pad = {1, 1};
+        dnnl_convolution_desc_t cd;
+        snprintf(what, sizeof what, "conv%d", i + 1);
+        dnnl_status_t st = dnnl_unimplemented;
+        if (m->opt.algo == VGG_ALGO_WINOGRAD) {
+            dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                               dnnl_convolution_winograd, &src_any, &w_any, &bias,
+                                               &dst_any, strides, pad, pad);
+            st = dnnl_primitive_desc_create(&pd, &cd, attr_relu, m->eng, NULL);
+        }
+        if (st != dnnl_success) { /* direct, or Winograd has no kernel for this shape */
+            CHECK(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                     dnnl_convolution_direct, &src_any, &w_any,
+                                                     &bias, &dst_any, strides, pad, pad),
+                  what);
+            CHECK(dnnl_primitive_desc_create(&pd, &cd, attr_relu, m->eng, NULL), what);
+        }
+        const dnnl_memory_desc_t *want_src = q(pd, dnnl_query_src_md);
+        if (!dnnl_memory_desc_equal(want_src, &cur)) {
+            /* The input reorder (and any layout change the primitives insist on). */
+            dnnl_primitive_desc_t rpd;
+            CHECK(dnnl_reorder_primitive_desc_create(&rpd, &cur, m->eng, want_src, m->eng,
+                                                     attr_plain),
+                  "reorder");
+            pending_arg ra[2] = {pa(DNNL_ARG_FROM, cur_at, &cur, NULL),
+                                 pa(DNNL_ARG_TO, NEXT_BUF, want_src, NULL)};
+            push_step(pp, rpd, i == 0 ? "reorder_input" : "reorder", ra, 2);
+            cur = *want_src;
+            cur_at = NEXT_BUF;
+        }
+        void *wp = model_weights(m, i, q(pd, dnnl_query_weights_md), NULL, err, errlen);
+        if (!wp) goto fail;
+        const dnnl_memory_desc_t *dst = q(pd, dnnl_query_dst_md);
+        pending_arg ca[4] = {pa(DNNL_ARG_SRC, cur_at, &cur, NULL),
+                             pa(DNNL_ARG_WEIGHTS, AT_EXTERNAL, q(pd, dnnl_query_weights_md), wp),
+                             pa(DNNL_ARG_BIAS, AT_EXTERNAL, &bias, m->bias[i]),
+                             pa(DNNL_ARG_DST, NEXT_BUF, dst, NULL)};
+        push_step(pp, pd, what, ca, 4);
+        pd = NULL;
+        cur = pp->args[pp->n_steps - 1][3].md;
+        cur_at = NEXT_BUF;
+
+        if (c->pool_after[i]) {
+            dnnl_memory_desc_t pdst;
+            dnnl_dims_t od = {n, c->conv_out[i], hw / 2, hw / 2};
+            dnnl_memory_desc_init_by_tag(&pdst, 4, od, dnnl_f32, dnnl_format_tag_any);
+            dnnl_dims_t k2 = {2, 2}, dil = {0, 0}, zero = {0, 0};
+            dnnl_pooling_v2_desc_t pld;
+            snprintf(what, sizeof what, "pool_after_conv%d", i + 1);
+            CHECK(dnnl_pooling_v2_forward_desc_init(&pld, dnnl_forward_inference, dnnl_pooling_max,
+                                                    &cur, &pdst, k2, k2, dil, zero, zero),
+                  what);
+            CHECK(dnnl_primitive_desc_create(&pd, &pld, attr_plain, m->eng, NULL), what);
+            pending_arg pa2[2] = {pa(DNNL_ARG_SRC, cur_at, &cur, NULL),
+                                  pa(DNNL_ARG_DST, NEXT_BUF, q(pd, dnnl_query_dst_md), NULL)};
+            push_step(pp, pd, "maxpool", pa2, 2);
+            pd = NULL;
+            cur = pp->args[pp->n_steps - 1][1].md;
+            cur_at = NEXT_BUF;
+        }
+    }
+
+    for (int j = 0; j < VGG_N_FC; j++) {
+        dnnl_memory_desc_t src = cur, w_any, bias, dst;
+        dnnl_memory_desc_t row_layout;
+        bool flat = false;
+        memset(&row_layout, 0, sizeof row_layout);
+        if (j == 0) {
+            flat = m->opt.fc1_layout == VGG_FC1_FLAT && flat_compatible(&cur);
+            if (flat) {
+                dnnl_dims_t d2 = {n, c->fc_in[0]};
+                dnnl_memory_desc_init_by_tag(&src, 2, d2, dnnl_f32, dnnl_ab);
+                /* Weights rows laid out like one pool5 image: the same desc with N -> O. */
+                row_layout = cur;
+                row_layout.dims[0] = row_layout.padded_dims[0] = c->fc_out[0];
+                dnnl_dims_t wd = {c->fc_out[0], c->fc_in[0]};
+                dnnl_memory_desc_init_by_tag(&w_any, 2, wd, dnnl_f32, dnnl_format_tag_any);
+            } else {
+                dnnl_dims_t wd = {c->fc_out[0], c->final_channels, c->final_hw, c->final_hw};
+                dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
+            }
+        } else {
+            dnnl_dims_t wd = {c->fc_out[j], c->fc_in[j]};
+            dnnl_memory_desc_init_by_tag(&w_any, 2, wd, dnnl_f32, dnnl_format_tag_any);
+        }
+        dnnl_dims_t bd = {c->fc_out[j]}, dd = {n, c->fc_out[j]};
+        dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x);
+        /* Logits come out plain so they can be read back; hidden layers choose freely. */
+        dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, j == 2 ? dnnl_ab : dnnl_format_tag_any);
+        dnnl_inner_product_desc_t ipd;
+        snprintf(what, sizeof what, "fc%d", j + 1);
+        CHECK(dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &src, &w_any,
+                                                   &bias, &dst),
+              what);
+        CHECK(dnnl_primitive_desc_create(&pd, &ipd, j < 2 ? attr_relu : attr_plain, m->eng, NULL),
+              what);
+        if (!dnnl_memory_desc_equal(q(pd, dnnl_query_src_md), &src)) {
+            snprintf(err, errlen, "%s: the inner product wants another source layout than "
+                     "the previous layer produced", what);
+            goto fail;
+        }
+        const dnnl_memory_desc_t *wmd = q(pd, dnnl_query_weights_md);
+        void *wp = model_weights(m, FC_LAYER(j), wmd, flat ? &row_layout : NULL, err, errlen);
+        if (!wp) goto fail;
+        int dst_at = j == 2 ? AT_LOGITS : NEXT_BUF;
+        pending_arg fa[4] = {pa(DNNL_ARG_SRC, cur_at, &src, NULL),
+                             pa(DNNL_ARG_WEIGHTS, AT_EXTERNAL, wmd, wp),
+                             pa(DNNL_ARG_BIAS, AT_EXTERNAL, &bias, m->bias[FC_LAYER(j)]),
+                             pa(DNNL_ARG_DST, dst_at, q(pd, dnnl_query_dst_md), NULL)};
+        push_step(pp, pd, flat ? "fc1_flat" : what, fa, 4);
+        pd = NULL;
+        cur = pp->args[pp->n_steps - 1][3].md;
+        cur_at = dst_at;
+    }
+
+    dnnl_softmax_desc_t smd;
+    CHECK(dnnl_softmax_forward_desc_init(&smd, dnnl_forward_inference, &cur, 1), "softmax");
+    CHECK(dnnl_primitive_desc_create(&pd, &smd, attr_plain, m->eng, NULL), "softmax");
+    pending_arg sa[2] = {pa(DNNL_ARG_SRC, AT_LOGITS, &cur, NULL),
+                         pa(DNNL_ARG_DST, AT_PROBS, &cur, NULL)};
+    push_step(pp, pd, "softmax", sa, 2);
+    pd = NULL;
+    rc = 0;
+fail:
+#undef NEXT_BUF
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr_relu);
+    dnnl_primitive_attr_destroy(attr_plain);
+    return rc;
+}
+
+static void plan_free(plan *p) {
+    for (int s = 0; s < p->n_steps; s++) {
+        for (int a = 0; a < p->steps[s].n_args; a++) dnnl_memory_destroy(p->steps[s].args[a].memory);
+        dnnl_primitive_destroy(p->steps[s].prim);
+    }
+    free(p->buf[0]);
+    free(p->buf[1]);
+    free(p->scratch);
+    free(p->logits);
+    free(p->probs);
+    memset(p, 0, sizeof *p);
+}
+
+int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen) {
+    vgg_model *m = e->model;
+    if (n < 1 || n > m->opt.max_batch) {
+        snprintf(err, errlen, "batch size %d outside 1..%d", n, m->opt.max_batch);
+        return -1;
+    }
+    plan *p = &e->plans[n];
+    if (p->ready) return 0;
+    omp_set_num_threads(e->n_threads); /* kernels are chosen for the threads they will get */
+    pending_plan *pp = calloc(1, sizeof *pp);
+    int rc = -1;
+    if (build_pending(e, n, pp, err, errlen) != 0) goto done;
+
+    size_t buf_bytes = 0, scratch_bytes = 0;
+    for (int s = 0; s < pp->n_steps; s++)
+        for (int a = 0; a < pp->n_args[s]; a++) {
+            size_t sz = dnnl_memory_desc_get_size(&pp->args[s][a].md);
+            int at = pp->args[s][a].where;
+            if ((at == AT_BUF0 || at == AT_BUF1) && sz > buf_bytes) buf_bytes = sz;
+            if (at == AT_SCRATCH && sz > scratch_bytes) scratch_bytes = sz;
+        }
+    const vgg_config *c = &m->cfg;
+    size_t out_bytes = (size_t)n * c->n_classes * sizeof(float);
+    p->buf[0] = alloc_aligned(buf_bytes);
+    p->buf[1] = alloc_aligned(buf_bytes);
+    p->scratch = alloc_aligned(scratch_bytes);
+    p->logits = alloc_aligned(out_bytes);
+    p->probs = alloc_aligned(out_bytes);
+    p->bytes = 2 * buf_bytes + scratch_bytes + 2 * out_bytes;
+    if (!p->buf[0] || !p->buf[1] || !p->scratch || !p->logits || !p->probs) {
+        snprintf(err, errlen, "out of memory for batch %d activations", n);
+        goto done;
+    }
+    for (int s = 0; s < pp->n_steps; s++) {
+        plan_step *st = &p->steps[p->n_steps];
+        CHECK(dnnl_primitive_create(&st->prim, pp->pd[s]), pp->name[s]);
+        p->n_steps++;
+        const char *impl = "?";
+        dnnl_primitive_desc_query(pp->pd[s], dnnl_query_impl_info_str, 0, &impl);
+        char fmt[48] = "";
+        for (int a = 0; a < pp->n_args[s]; a++)
+            if (pp->args[s][a].arg == DNNL_ARG_DST || pp->args[s][a].arg == DNNL_ARG_TO)
+                md_format_str(&pp->args[s][a].md, fmt, sizeof fmt);
+        snprintf(st->desc, sizeof st->desc, "%-16s %-28s dst %s", pp->name[s], impl, fmt);
+        for (int a = 0; a < pp->n_args[s]; a++) {
+            const pending_arg *x = &pp->args[s][a];
+            void *h = NULL;
+            switch (x->where) {
+            case AT_BUF0: h = p->buf[0]; break;
+            case AT_BUF1: h = p->buf[1]; break;
+            case AT_INPUT: h = DNNL_MEMORY_NONE; break;
+            case AT_LOGITS: h = p->logits; break;
+            case AT_PROBS: h = p->probs; break;
+            case AT_EXTERNAL: h = x->ptr; break;
+            case AT_SCRATCH: h = p->scratch; break;
+            }
+            st->args[st->n_args].arg = x->arg;
+            CHECK(dnnl_memory_create(&st->args[st->n_args].memory, &x->md, m->eng, h),
+                  pp->name[s]);
+            if (x->where == AT_INPUT && p->n_input_args < 4)
+                p->input_args[p->n_input_args++] = st->args[st->n_args].memory;
+            st->n_args++;
+        }
+    }
+    p->ready = true;
+    rc = 0;
+fail:
+done:
+    for (int s = 0; s < pp->n_steps; s++) dnnl_primitive_desc_destroy(pp->pd[s]);
+    free(pp);
+    if (rc != 0) plan_free(p);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- engine */
+
+vgg_engine *vgg_engine_create(vgg_model *m, int n_threads, char *err, size_t errlen) {
+    vgg_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    e->model = m;
+    e->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
+    e->plans = calloc(m->opt.max_batch + 1, sizeof *e->plans);
+    CHECK(dnnl_stream_create(&e->stream, m->eng, dnnl_stream_default_flags), "creating a stream");
+    return e;
+fail:
+    vgg_engine_free(e);
+    return NULL;
+}
+
+void vgg_engine_free(vgg_engine *e) {
+    if (!e) return;
+    if (e->plans)
+        for (int n = 0; n <= e->model->opt.max_batch; n++) plan_free(&e->plans[n]);
+    free(e->plans);
+    if (e->stream) dnnl_stream_destroy(e->stream);
+    free(e);
+}
+
+int vgg_engine_forward(vgg_engine *e, const float *input, int n, float *logits, float *probs,
+                       char *err, size_t errlen) {
+    if (vgg_engine_prepare(e, n, err, errlen) != 0) return -1;
+    plan *p = &e->plans[n];
+    omp_set_num_threads(e->n_threads);
+    for (int i = 0; i < p->n_input_args; i++)
+        CHECK(dnnl_memory_set_data_handle(p->input_args[i], (void *)input), "input");
+    for (int s = 0; s < p->n_steps; s++) {
+        CHECK(dnnl_primitive_execute(p->steps[s].prim, e->stream, p->steps[s].n_args,
+                                     p->steps[s].args),
+              p->steps[s].desc);
+    }
+    CHECK(dnnl_stream_wait(e->stream), "forward");
+    size_t out_bytes = (size_t)n * e->model->cfg.n_classes * sizeof(float);
+    if (logits) memcpy(logits, p->logits, out_bytes);
+    if (probs) memcpy(probs, p->probs, out_bytes);
+    return 0;
+fail:
+    return -1;
+}
+
+char *vgg_engine_describe(vgg_engine *e, int n) {
+    char err[256];
+    if (vgg_engine_prepare(e, n, err, sizeof err) != 0) return strdup(err);
+    plan *p = &e->plans[n];
+    size_t cap = (size_t)p->n_steps * 200 + 64, used = 0;
+    char *out = malloc(cap);
+    out[0] = '\0';
+    for (int s = 0; s < p->n_steps; s++)
+        used += (size_t)snprintf(out + used, cap - used, "%s\n", p->steps[s].desc);
+    return out;
+}
+
+size_t vgg_engine_activation_bytes(const vgg_engine *e) {
+    size_t total = 0;
+    for (int n = 0; n <= e->model->opt.max_batch; n++) total += e->plans[n].bytes;
+    return total;
+}

@@ -1,0 +1,85 @@
+/* engine.h - the VGG forward pass on oneDNN primitives.
+ *
+ * Two objects, split by what is shared:
+ *
+ *   vgg_model   weights in the primitives' own formats, read-only once built, shared by every
+ *               worker and every batch size. Built from a vgg_weights (borrowed until
+ *               vgg_model_release_source()). A weight format the primitives ask for is reordered
+ *               once, on first use, under the model's lock; after release_source no new
+ *               formats can be made, so callers warm up every batch size first.
+ *   vgg_engine  one worker's state: its oneDNN stream, its thread count, and per batch size a
+ *               plan (primitives, activation buffers, scratchpad) created on first use and
+ *               cached. Activations never allocate on the forward path.
+ *
+ * Graph per image:  {N,3,224,224} -reorder-> conv3x3+ReLU ... maxpool ... (13 convs, 5 pools)
+ *   -> fc1+ReLU -> fc2+ReLU -> fc3 (logits) -> softmax (probabilities)
+ * Convolutions and pools use format `any`, so activations stay in oneDNN's blocked layout;
+ * the only activation reorder is the input's. fc1 reads pool5's output as it is: either as a
+ * flat (N, 25088) matrix with fc1's weights permuted once to pool5's layout (fast: brgemm), or
+ * as a 4-D (N, 512, 7, 7) tensor with weights described as (4096, 512, 7, 7).
+ *
+ * Threads: a vgg_engine is used by one thread at a time (the one that calls forward); several
+ * engines over one model may run at once from different threads. vgg_model is thread-safe.
+ */
+#ifndef ENGINE_H
+#define ENGINE_H
+
+#include <stddef.h>
+
+#include "vgg_config.h"
+#include "vgg_weights.h"
+
+typedef enum { VGG_ALGO_DIRECT, VGG_ALGO_WINOGRAD } vgg_algo;
+typedef enum { VGG_PRECISION_F32 } vgg_precision; /* bf16 and int8 are planned */
+typedef enum { VGG_FC1_FLAT, VGG_FC1_4D } vgg_fc1_layout;
+
+typedef struct {
+    vgg_algo algo;
+    vgg_precision precision;
+    vgg_fc1_layout fc1_layout;
+    int max_batch; /* largest batch a plan may be built for */
+} vgg_model_options;
+
+typedef struct vgg_model vgg_model;
+typedef struct vgg_engine vgg_engine;
+
+/* Parsers for CLI and config values; return -1 for an unknown name. */
+int vgg_algo_parse(const char *s, vgg_algo *out);
+int vgg_precision_parse(const char *s, vgg_precision *out);
+const char *vgg_algo_name(vgg_algo a);
+const char *vgg_precision_name(vgg_precision p);
+
+/* Creates the shared model. `weights` is borrowed until vgg_model_release_source() (or
+ * vgg_model_free); its config is copied. Returns NULL with err on failure. */
+vgg_model *vgg_model_create(const vgg_weights *weights, const vgg_model_options *opt, char *err,
+                            size_t errlen);
+const vgg_config *vgg_model_config(const vgg_model *m);
+const vgg_model_options *vgg_model_get_options(const vgg_model *m);
+/* Forget the source weights: from now on only formats already made are available. */
+void vgg_model_release_source(vgg_model *m);
+/* Bytes held in primitive-format weights (all formats made so far). */
+size_t vgg_model_weight_bytes(const vgg_model *m);
+void vgg_model_free(vgg_model *m);
+
+/* Creates a worker engine that runs its primitives on n_threads OpenMP threads. The engine
+ * must only be used from one thread at a time. */
+vgg_engine *vgg_engine_create(vgg_model *m, int n_threads, char *err, size_t errlen);
+void vgg_engine_free(vgg_engine *e);
+
+/* Builds (if needed) the plan for batch size n; forward() does this on demand, warm-up calls
+ * it ahead of time. */
+int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen);
+
+/* Runs n images: input (n, 3, H, W) float NCHW, logits and probs (n, n_classes), either of
+ * the outputs may be NULL. Returns 0, or -1 with err. */
+int vgg_engine_forward(vgg_engine *e, const float *input, int n, float *logits, float *probs,
+                       char *err, size_t errlen);
+
+/* Human-readable plan for batch n: one line per step with the oneDNN implementation chosen
+ * and memory format (for `bench --verbose` and debugging). Caller frees. */
+char *vgg_engine_describe(vgg_engine *e, int n);
+
+/* Bytes of activation buffers and scratchpad held by this engine's plans. */
+size_t vgg_engine_activation_bytes(const vgg_engine *e);
+
+#endif

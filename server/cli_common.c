@@ -1,0 +1,161 @@
+/* cli_common.c - option parsing and model set-up shared by the subcommands. */
+#include "cli_common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "labels.h"
+#include "topk.h"
+
+static void print_usage(const char *usage, const cli_option *opts, int n_opts) {
+    printf("%s\n\nOptions:\n", usage);
+    for (int i = 0; i < n_opts; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].metavar ? " " : "",
+                 opts[i].metavar ? opts[i].metavar : "");
+        printf("  %-28s %s\n", left, opts[i].help);
+    }
+    printf("  %-28s %s\n", "--help", "show this help");
+}
+
+int cli_parse(int argc, char **argv, const cli_option *opts, int n_opts, const char *usage,
+              const char **positional, int max_pos, int *n_pos) {
+    *n_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_usage(usage, opts, n_opts);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (*n_pos >= max_pos) {
+                fprintf(stderr, "error: unexpected argument '%s' (see --help)\n", a);
+                return -1;
+            }
+            positional[(*n_pos)++] = a;
+            continue;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const cli_option *o = NULL;
+        for (int k = 0; k < n_opts && !o; k++)
+            if (strlen(opts[k].name) == len && strncmp(opts[k].name, name, len) == 0) o = &opts[k];
+        if (!o) {
+            fprintf(stderr, "error: unknown option '%.*s' (see --help)\n", (int)len + 2, a);
+            return -1;
+        }
+        if (!o->metavar) {
+            if (eq) {
+                fprintf(stderr, "error: --%s takes no value\n", o->name);
+                return -1;
+            }
+            *o->flag = true;
+        } else if (eq) {
+            *o->value = eq + 1;
+        } else if (i + 1 < argc) {
+            *o->value = argv[++i];
+        } else {
+            fprintf(stderr, "error: --%s needs a value (%s)\n", o->name, o->metavar);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cli_parse_int(const char *name, const char *s, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) {
+        fprintf(stderr, "error: --%s must be an integer in %ld..%ld, got '%s'\n", name, min, max,
+                s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_model_spec_parse(cli_model_spec *spec, const char *weights, const char *model,
+                         const char *algo, const char *precision) {
+    vgg_config probe;
+    spec->weights = weights;
+    spec->model = model ? model : "vgg16";
+    if (!vgg_config_init(&probe, spec->model)) {
+        fprintf(stderr, "error: --model must be vgg11, vgg13, vgg16 or vgg19, got '%s'\n",
+                spec->model);
+        return -1;
+    }
+    if (algo && vgg_algo_parse(algo, &spec->algo) != 0) {
+        fprintf(stderr, "error: --algo must be direct or winograd, got '%s'\n", algo);
+        return -1;
+    }
+    if (precision && vgg_precision_parse(precision, &spec->precision) != 0) {
+        fprintf(stderr, "error: --precision must be f32 (bf16 and int8 are not built yet), "
+                "got '%s'\n", precision);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_build_model(const cli_model_spec *spec, vgg_weights *w, vgg_model **m, bool quiet) {
+    vgg_config cfg;
+    vgg_config_init(&cfg, spec->model);
+    char err[2048];
+    if (spec->weights) {
+        if (vgg_weights_load(w, &cfg, spec->weights, err, sizeof err) != 0) {
+            fprintf(stderr, "error: %s\n", err);
+            return -1;
+        }
+    } else {
+        if (!quiet)
+            fprintf(stderr, "warning: no --weights given: using GENERATED weights (seed %llu); "
+                    "predictions are meaningless\n", (unsigned long long)spec->seed);
+        if (vgg_weights_generate(w, &cfg, spec->seed) != 0) {
+            fprintf(stderr, "error: out of memory generating weights\n");
+            return -1;
+        }
+    }
+    vgg_model_options opt = {spec->algo, spec->precision, spec->fc1_layout,
+                             spec->max_batch > 0 ? spec->max_batch : 16};
+    *m = vgg_model_create(w, &opt, err, sizeof err);
+    if (!*m) {
+        fprintf(stderr, "error: %s\n", err);
+        vgg_weights_free(w);
+        return -1;
+    }
+    return 0;
+}
+
+json_t *cli_topk_json(const float *probs, int n_classes, int k) {
+    int idx[LABELS_COUNT];
+    if (k > LABELS_COUNT) k = LABELS_COUNT;
+    int got = topk_indices(probs, n_classes, k, idx);
+    json_t *arr = json_array();
+    for (int i = 0; i < got; i++) {
+        const char *label = labels_name(idx[i]), *wnid = labels_wnid(idx[i]);
+        json_array_append_new(arr, json_pack("{s:i, s:s?, s:s?, s:f}", "class_id", idx[i], "wnid",
+                                             wnid, "label", label, "probability",
+                                             (double)probs[idx[i]]));
+    }
+    return arr;
+}
+
+int64_t cli_rss_bytes(void) {
+    FILE *fp = fopen("/proc/self/status", "r");
+    if (!fp) return 0;
+    char line[256];
+    long long kb = 0;
+    while (fgets(line, sizeof line, fp))
+        if (sscanf(line, "VmRSS: %lld kB", &kb) == 1) break;
+    fclose(fp);
+    return kb * 1024;
+}
+
+double cli_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}

@@ -1,0 +1,60 @@
+/* cli_common.h - what every `vggserve` subcommand shares: option parsing, loading or
+ * generating weights, building the model, and the JSON shape of one prediction.
+ *
+ * Start-up regime: these functions print to stderr and return an error; they never exit.
+ * Single-threaded use (the CLI's main thread). */
+#ifndef CLI_COMMON_H
+#define CLI_COMMON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "vgg_weights.h"
+
+/* One option of a subcommand: --name VALUE (or --name=VALUE), or a --name flag. */
+typedef struct {
+    const char *name;     /* without dashes */
+    const char *metavar;  /* NULL for a flag */
+    const char *help;
+    const char **value;   /* out: the value (string options) */
+    bool *flag;           /* out: set when present (flags) */
+} cli_option;
+
+/* Parses argv[1..] (argv[0] is the subcommand). Positionals are collected into
+ * positional[] (at most max_pos). Returns 0, 1 after printing help, -1 after an error. */
+int cli_parse(int argc, char **argv, const cli_option *opts, int n_opts, const char *usage,
+              const char **positional, int max_pos, int *n_pos);
+
+int cli_parse_int(const char *name, const char *s, long min, long max, long *out);
+
+/* Model choices common to classify, bench and serve. */
+typedef struct {
+    const char *weights;  /* NULL: generate with seed */
+    const char *model;    /* "vgg16" */
+    uint64_t seed;
+    vgg_algo algo;
+    vgg_precision precision;
+    vgg_fc1_layout fc1_layout;
+    int max_batch;
+} cli_model_spec;
+
+/* Reads --weights/--model/--algo/--precision strings into spec. Returns -1 after printing. */
+int cli_model_spec_parse(cli_model_spec *spec, const char *weights, const char *model,
+                         const char *algo, const char *precision);
+
+/* Loads (or generates) weights and creates the shared model; the weights stay borrowed by
+ * the model until the caller releases them. */
+int cli_build_model(const cli_model_spec *spec, vgg_weights *w, vgg_model **m, bool quiet);
+
+/* {"class_id": .., "wnid": .., "label": .., "probability": ..} for the top k of probs.
+ * New reference. */
+json_t *cli_topk_json(const float *probs, int n_classes, int k);
+
+/* Resident set size of this process in bytes (from /proc/self/status), 0 if unknown. */
+int64_t cli_rss_bytes(void);
+
+double cli_now_s(void);
+
+#endif

@@ -1,0 +1,187 @@
+/* cmd_classify.c - `vggserve classify`: images (or a preprocessed .npy) to JSON lines. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "npy.h"
+#include "preprocess.h"
+
+#define MAX_INPUTS 4096
+
+static int read_file(const char *path, uint8_t **out, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return -1;
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = malloc(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - n, fp)) > 0;) {
+        n += got;
+        if (n == cap) buf = realloc(buf, cap *= 2);
+    }
+    fclose(fp);
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* Prints one JSON line for row i of the batch results. */
+static void print_result(const char *file, const float *probs, const float *logits,
+                         int n_classes, int k, bool all) {
+    json_t *o = json_pack("{s:s, s:o}", "file", file, "top_k", cli_topk_json(probs, n_classes, k));
+    if (all) {
+        json_t *p = json_array(), *l = json_array();
+        for (int c = 0; c < n_classes; c++) {
+            json_array_append_new(p, json_real(probs[c]));
+            json_array_append_new(l, json_real(logits[c]));
+        }
+        json_object_set_new(o, "probabilities", p);
+        json_object_set_new(o, "logits", l);
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    puts(s);
+    free(s);
+    json_decref(o);
+}
+
+int cmd_classify(int argc, char **argv) {
+    const char *weights = NULL, *model = NULL, *topk_s = "5", *algo = NULL, *threads_s = "0",
+               *precision = NULL, *tensor = NULL, *batch_s = "8", *mode_s = "torchvision",
+               *seed_s = "1";
+    bool all = false;
+    const cli_option opts[] = {
+        {"weights", "FILE", "safetensors weights (default: generated from --seed)", &weights, NULL},
+        {"seed", "N", "seed for generated weights when --weights is absent (default 1)", &seed_s, NULL},
+        {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &model, NULL},
+        {"top-k", "K", "classes per image (default 5)", &topk_s, NULL},
+        {"algo", "ALGO", "direct|winograd convolutions (default direct)", &algo, NULL},
+        {"precision", "P", "f32 (default)", &precision, NULL},
+        {"threads", "T", "oneDNN threads (default: all cores)", &threads_s, NULL},
+        {"batch", "B", "images per forward pass (default 8)", &batch_s, NULL},
+        {"mode", "MODE", "preprocessing: torchvision|caffe (default torchvision)", &mode_s, NULL},
+        {"tensor", "FILE.npy", "classify a preprocessed float32 (N,3,224,224) array", &tensor, NULL},
+        {"all", NULL, "also print all probabilities and logits", NULL, &all},
+    };
+    const char *inputs[MAX_INPUTS];
+    int n_inputs;
+    int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0],
+                       "usage: vggserve classify [--weights FILE] [options] IMAGE...\n"
+                       "       vggserve classify [--weights FILE] [options] --tensor FILE.npy\n"
+                       "Prints one JSON object per image: {\"file\", \"top_k\": [{class_id, wnid, "
+                       "label, probability}]}.",
+                       inputs, MAX_INPUTS, &n_inputs);
+    if (rc != 0) return rc < 0 ? 2 : 0;
+    long k, threads, batch, seed;
+    if (cli_parse_int("top-k", topk_s, 1, 1000, &k) || cli_parse_int("threads", threads_s, 0, 1024, &threads) ||
+        cli_parse_int("batch", batch_s, 1, 256, &batch) ||
+        cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed))
+        return 2;
+    preprocess_mode mode;
+    if (strcmp(mode_s, "torchvision") == 0) mode = PREPROCESS_TORCHVISION;
+    else if (strcmp(mode_s, "caffe") == 0) mode = PREPROCESS_CAFFE;
+    else {
+        fprintf(stderr, "error: --mode must be torchvision or caffe, got '%s'\n", mode_s);
+        return 2;
+    }
+    if (!tensor && n_inputs == 0) {
+        fprintf(stderr, "error: give at least one IMAGE or --tensor FILE.npy (see --help)\n");
+        return 2;
+    }
+    cli_model_spec spec = {0};
+    spec.seed = (uint64_t)seed;
+    spec.max_batch = (int)batch;
+    if (cli_model_spec_parse(&spec, weights, model, algo, precision) != 0) return 2;
+
+    /* Inputs first, so a bad path fails before weights load. */
+    const vgg_config *cfg;
+    vgg_config cfg_probe;
+    vgg_config_init(&cfg_probe, spec.model);
+    const int hw = cfg_probe.input_hw;
+    const size_t per_image = (size_t)3 * hw * hw;
+    npy_array arr = {0};
+    int n_rows = n_inputs;
+    char err[1024];
+    if (tensor) {
+        if (n_inputs) {
+            fprintf(stderr, "error: give either IMAGE arguments or --tensor, not both\n");
+            return 2;
+        }
+        if (npy_read(tensor, &arr, err, sizeof err) != 0) {
+            fprintf(stderr, "error: %s\n", err);
+            return 1;
+        }
+        if (strcmp(arr.dtype, "<f4") != 0 || arr.ndim != 4 || arr.shape[1] != 3 ||
+            arr.shape[2] != hw || arr.shape[3] != hw) {
+            fprintf(stderr, "error: %s: need a float32 array of shape (N, 3, %d, %d)\n", tensor, hw,
+                    hw);
+            free(arr.data);
+            return 1;
+        }
+        n_rows = (int)arr.shape[0];
+    }
+
+    vgg_weights w;
+    vgg_model *m;
+    if (cli_build_model(&spec, &w, &m, false) != 0) {
+        free(arr.data);
+        return 1;
+    }
+    cfg = vgg_model_config(m);
+    vgg_engine *e = vgg_engine_create(m, (int)threads, err, sizeof err);
+    if (!e) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    float *in = malloc(per_image * batch * sizeof(float));
+    float *probs = malloc((size_t)batch * cfg->n_classes * sizeof(float));
+    float *logits = malloc((size_t)batch * cfg->n_classes * sizeof(float));
+    char (*names)[1100] = malloc((size_t)batch * sizeof *names);
+    int status = 0;
+    for (int start = 0; start < n_rows;) {
+        int n = 0;
+        /* Fill a batch with the next decodable inputs; report the rest as they come. */
+        for (; start < n_rows && n < batch; start++) {
+            if (tensor) {
+                memcpy(in + n * per_image, (float *)arr.data + start * per_image,
+                       per_image * sizeof(float));
+                snprintf(names[n++], sizeof names[0], "%s#%d", tensor, start);
+                continue;
+            }
+            uint8_t *bytes;
+            size_t len;
+            if (read_file(inputs[start], &bytes, &len) != 0) {
+                fprintf(stderr, "error: %s: cannot read\n", inputs[start]);
+                status = 1;
+                continue;
+            }
+            preprocess_status ps = preprocess_bytes(bytes, len, 0, mode, hw, in + n * per_image,
+                                                    err, sizeof err);
+            free(bytes);
+            if (ps != PREPROCESS_OK) {
+                fprintf(stderr, "error: %s: %s\n", inputs[start], err);
+                status = 1;
+                continue;
+            }
+            snprintf(names[n++], sizeof names[0], "%s", inputs[start]);
+        }
+        if (n == 0) continue;
+        if (vgg_engine_forward(e, in, n, logits, probs, err, sizeof err) != 0) {
+            fprintf(stderr, "error: forward pass: %s\n", err);
+            status = 1;
+            break;
+        }
+        for (int i = 0; i < n; i++)
+            print_result(names[i], probs + (size_t)i * cfg->n_classes,
+                         logits + (size_t)i * cfg->n_classes, cfg->n_classes, (int)k, all);
+        fflush(stdout);
+    }
+    free(in);
+    free(probs);
+    free(logits);
+    free(names);
+    free(arr.data);
+    vgg_engine_free(e);
+    vgg_model_free(m);
+    vgg_weights_free(&w);
+    return status;
+}
