@@ -255,27 +255,39 @@ typedef struct {
     dnnl_primitive_t prim;
     int n_args;
     dnnl_exec_arg_t args[MAX_ARGS];
+    int where[MAX_ARGS]; /* AT_*: which buffer the handle is pointed at before each run */
     char desc[192];
 } plan_step;
 
+/* The primitives for one batch size. Buffers are the engine's: plans run one at a time on a
+ * worker, so every plan shares the engine's activation, scratchpad and output buffers, sized
+ * for the largest plan built so far. */
 typedef struct {
     bool ready;
     int n_steps;
     plan_step steps[MAX_STEPS];
-    dnnl_memory_t input_args[4]; /* memories over the caller's input (handle set per call) */
-    int n_input_args;
-    void *buf[2];
-    void *scratch;
-    float *logits, *probs;   /* (n, n_classes) plain */
-    size_t bytes;            /* buffers + scratchpad */
+    size_t buf_bytes, scratch_bytes; /* what this plan needs of the engine's buffers */
 } plan;
 
 struct vgg_engine {
     vgg_model *model;
     int n_threads;
     dnnl_stream_t stream;
-    plan *plans; /* [max_batch + 1], built on first use */
+    plan *plans;             /* [max_batch + 1], built on first use */
+    void *buf[2];            /* activation ping-pong, shared by all plans */
+    void *scratch;
+    size_t buf_bytes, scratch_bytes;
+    float *logits, *probs;   /* (max_batch, n_classes) plain */
 };
+
+/* Grows a buffer to at least `need` bytes (contents are not kept). */
+static int ensure_buffer(void **buf, size_t *have, size_t need) {
+    if (*have >= need && *buf) return 0;
+    free(*buf);
+    *buf = alloc_aligned(need);
+    *have = *buf ? need : 0;
+    return *buf ? 0 : -1;
+}
 
 /* A short format name for a memory desc: "aBcd16b", "wino", "ab". */
 static void md_format_str(const dnnl_memory_desc_t *md, char *buf, size_t len) {
@@ -524,11 +536,6 @@ static void plan_free(plan *p) {
         for (int a = 0; a < p->steps[s].n_args; a++) dnnl_memory_destroy(p->steps[s].args[a].memory);
         dnnl_primitive_destroy(p->steps[s].prim);
     }
-    free(p->buf[0]);
-    free(p->buf[1]);
-    free(p->scratch);
-    free(p->logits);
-    free(p->probs);
     memset(p, 0, sizeof *p);
 }
 
@@ -543,25 +550,24 @@ int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen) {
     omp_set_num_threads(e->n_threads); /* kernels are chosen for the threads they will get */
     pending_plan *pp = calloc(1, sizeof *pp);
     int rc = -1;
+    if (!pp) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     if (build_pending(e, n, pp, err, errlen) != 0) goto done;
 
-    size_t buf_bytes = 0, scratch_bytes = 0;
     for (int s = 0; s < pp->n_steps; s++)
         for (int a = 0; a < pp->n_args[s]; a++) {
             size_t sz = dnnl_memory_desc_get_size(&pp->args[s][a].md);
             int at = pp->args[s][a].where;
-            if ((at == AT_BUF0 || at == AT_BUF1) && sz > buf_bytes) buf_bytes = sz;
-            if (at == AT_SCRATCH && sz > scratch_bytes) scratch_bytes = sz;
+            if ((at == AT_BUF0 || at == AT_BUF1) && sz > p->buf_bytes) p->buf_bytes = sz;
+            if (at == AT_SCRATCH && sz > p->scratch_bytes) p->scratch_bytes = sz;
         }
-    const vgg_config *c = &m->cfg;
-    size_t out_bytes = (size_t)n * c->n_classes * sizeof(float);
-    p->buf[0] = alloc_aligned(buf_bytes);
-    p->buf[1] = alloc_aligned(buf_bytes);
-    p->scratch = alloc_aligned(scratch_bytes);
-    p->logits = alloc_aligned(out_bytes);
-    p->probs = alloc_aligned(out_bytes);
-    p->bytes = 2 * buf_bytes + scratch_bytes + 2 * out_bytes;
-    if (!p->buf[0] || !p->buf[1] || !p->scratch || !p->logits || !p->probs) {
+    size_t buf0 = e->buf_bytes, buf1 = e->buf_bytes;
+    int grown = ensure_buffer(&e->buf[0], &buf0, p->buf_bytes) |
+                ensure_buffer(&e->buf[1], &buf1, p->buf_bytes);
+    e->buf_bytes = buf0 < buf1 ? buf0 : buf1;
+    if (grown != 0 || ensure_buffer(&e->scratch, &e->scratch_bytes, p->scratch_bytes) != 0) {
         snprintf(err, errlen, "out of memory for batch %d activations", n);
         goto done;
     }
@@ -578,21 +584,12 @@ int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen) {
         snprintf(st->desc, sizeof st->desc, "%-16s %-28s dst %s", pp->name[s], impl, fmt);
         for (int a = 0; a < pp->n_args[s]; a++) {
             const pending_arg *x = &pp->args[s][a];
-            void *h = NULL;
-            switch (x->where) {
-            case AT_BUF0: h = p->buf[0]; break;
-            case AT_BUF1: h = p->buf[1]; break;
-            case AT_INPUT: h = DNNL_MEMORY_NONE; break;
-            case AT_LOGITS: h = p->logits; break;
-            case AT_PROBS: h = p->probs; break;
-            case AT_EXTERNAL: h = x->ptr; break;
-            case AT_SCRATCH: h = p->scratch; break;
-            }
             st->args[st->n_args].arg = x->arg;
+            st->where[st->n_args] = x->where;
+            /* Handles other than weights are set before each run (engine buffers move). */
+            void *h = x->where == AT_EXTERNAL ? x->ptr : DNNL_MEMORY_NONE;
             CHECK(dnnl_memory_create(&st->args[st->n_args].memory, &x->md, m->eng, h),
                   pp->name[s]);
-            if (x->where == AT_INPUT && p->n_input_args < 4)
-                p->input_args[p->n_input_args++] = st->args[st->n_args].memory;
             st->n_args++;
         }
     }
@@ -617,6 +614,13 @@ vgg_engine *vgg_engine_create(vgg_model *m, int n_threads, char *err, size_t err
     e->model = m;
     e->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
     e->plans = calloc(m->opt.max_batch + 1, sizeof *e->plans);
+    size_t out_bytes = (size_t)m->opt.max_batch * m->cfg.n_classes * sizeof(float);
+    e->logits = alloc_aligned(out_bytes);
+    e->probs = alloc_aligned(out_bytes);
+    if (!e->plans || !e->logits || !e->probs) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     CHECK(dnnl_stream_create(&e->stream, m->eng, dnnl_stream_default_flags), "creating a stream");
     return e;
 fail:
@@ -629,6 +633,11 @@ void vgg_engine_free(vgg_engine *e) {
     if (e->plans)
         for (int n = 0; n <= e->model->opt.max_batch; n++) plan_free(&e->plans[n]);
     free(e->plans);
+    free(e->buf[0]);
+    free(e->buf[1]);
+    free(e->scratch);
+    free(e->logits);
+    free(e->probs);
     if (e->stream) dnnl_stream_destroy(e->stream);
     free(e);
 }
@@ -638,17 +647,27 @@ int vgg_engine_forward(vgg_engine *e, const float *input, int n, float *logits, 
     if (vgg_engine_prepare(e, n, err, errlen) != 0) return -1;
     plan *p = &e->plans[n];
     omp_set_num_threads(e->n_threads);
-    for (int i = 0; i < p->n_input_args; i++)
-        CHECK(dnnl_memory_set_data_handle(p->input_args[i], (void *)input), "input");
     for (int s = 0; s < p->n_steps; s++) {
-        CHECK(dnnl_primitive_execute(p->steps[s].prim, e->stream, p->steps[s].n_args,
-                                     p->steps[s].args),
-              p->steps[s].desc);
+        plan_step *st = &p->steps[s];
+        for (int a = 0; a < st->n_args; a++) {
+            void *h;
+            switch (st->where[a]) {
+            case AT_BUF0: h = e->buf[0]; break;
+            case AT_BUF1: h = e->buf[1]; break;
+            case AT_INPUT: h = (void *)input; break;
+            case AT_LOGITS: h = e->logits; break;
+            case AT_PROBS: h = e->probs; break;
+            case AT_SCRATCH: h = e->scratch; break;
+            default: continue; /* weights and biases never move */
+            }
+            CHECK(dnnl_memory_set_data_handle(st->args[a].memory, h), st->desc);
+        }
+        CHECK(dnnl_primitive_execute(st->prim, e->stream, st->n_args, st->args), st->desc);
     }
     CHECK(dnnl_stream_wait(e->stream), "forward");
     size_t out_bytes = (size_t)n * e->model->cfg.n_classes * sizeof(float);
-    if (logits) memcpy(logits, p->logits, out_bytes);
-    if (probs) memcpy(probs, p->probs, out_bytes);
+    if (logits) memcpy(logits, e->logits, out_bytes);
+    if (probs) memcpy(probs, e->probs, out_bytes);
     return 0;
 fail:
     return -1;
@@ -667,7 +686,8 @@ char *vgg_engine_describe(vgg_engine *e, int n) {
 }
 
 size_t vgg_engine_activation_bytes(const vgg_engine *e) {
-    size_t total = 0;
-    for (int n = 0; n <= e->model->opt.max_batch; n++) total += e->plans[n].bytes;
-    return total;
+    return 2 * e->buf_bytes + e->scratch_bytes +
+           2 * (size_t)e->model->opt.max_batch * e->model->cfg.n_classes * sizeof(float);
 }
+
+int vgg_engine_threads(const vgg_engine *e) { return e->n_threads; }

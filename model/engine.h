@@ -8,8 +8,9 @@
  *               once, on first use, under the model's lock; after release_source no new
  *               formats can be made, so callers warm up every batch size first.
  *   vgg_engine  one worker's state: its oneDNN stream, its thread count, and per batch size a
- *               plan (primitives, activation buffers, scratchpad) created on first use and
- *               cached. Activations never allocate on the forward path.
+ *               plan (primitives) created on first use and cached. Activation, scratchpad and
+ *               output buffers belong to the engine, sized for its largest plan and shared by
+ *               all of them; nothing allocates on the forward path.
  *
  * Graph per image:  {N,3,224,224} -reorder-> conv3x3+ReLU ... maxpool ... (13 convs, 5 pools)
  *   -> fc1+ReLU -> fc2+ReLU -> fc3 (logits) -> softmax (probabilities)
@@ -79,7 +80,9 @@ int vgg_engine_forward(vgg_engine *e, const float *input, int n, float *logits, 
  * and memory format (for `bench --verbose` and debugging). Caller frees. */
 char *vgg_engine_describe(vgg_engine *e, int n);
 
-/* Bytes of activation buffers and scratchpad held by this engine's plans. */
+/* Bytes of activation, scratchpad and output buffers held by this engine (shared by all of
+ * its plans, sized for the largest). */
 size_t vgg_engine_activation_bytes(const vgg_engine *e);
+int vgg_engine_threads(const vgg_engine *e);
 
 #endif

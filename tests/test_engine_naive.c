@@ -1,0 +1,211 @@
+/* test_engine_naive.c - the oneDNN engine against a naive C forward pass on reduced VGGs.
+ *
+ * Narrow channels (width / 16) and a 32x32 input keep it to seconds while exercising every
+ * code path: the input reorder, conv+ReLU, pools, fc1 in both layouts, Winograd (with its
+ * per-layer fallback to direct), several batch sizes, and two engines running at once on
+ * one shared model from two threads. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "test_util.h"
+#include "vgg_weights.h"
+
+/* ---------------------------------------------------------------- naive reference */
+
+static void conv3x3_relu(const float *in, int cin, int hw, const float *w, const float *b,
+                         int cout, float *out) {
+    for (int o = 0; o < cout; o++)
+        for (int y = 0; y < hw; y++)
+            for (int x = 0; x < hw; x++) {
+                double acc = b[o];
+                for (int c = 0; c < cin; c++)
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            int iy = y + ky - 1, ix = x + kx - 1;
+                            if (iy < 0 || ix < 0 || iy >= hw || ix >= hw) continue;
+                            acc += (double)in[(c * hw + iy) * hw + ix] *
+                                   w[((o * cin + c) * 3 + ky) * 3 + kx];
+                        }
+                out[(o * hw + y) * hw + x] = acc > 0 ? (float)acc : 0.0f;
+            }
+}
+
+static void maxpool2(const float *in, int c, int hw, float *out) {
+    int oh = hw / 2;
+    for (int k = 0; k < c; k++)
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < oh; x++) {
+                const float *p = in + (k * hw + 2 * y) * hw + 2 * x;
+                float m = fmaxf(fmaxf(p[0], p[1]), fmaxf(p[hw], p[hw + 1]));
+                out[(k * oh + y) * oh + x] = m;
+            }
+}
+
+static void linear(const float *in, int n_in, const float *w, const float *b, int n_out,
+                   int relu, float *out) {
+    for (int o = 0; o < n_out; o++) {
+        double acc = b[o];
+        for (int i = 0; i < n_in; i++) acc += (double)w[(size_t)o * n_in + i] * in[i];
+        out[o] = relu && acc < 0 ? 0.0f : (float)acc;
+    }
+}
+
+/* One image (3, hw, hw) to logits (n_classes). */
+static void naive_forward(const vgg_weights *wt, const float *image, float *logits) {
+    const vgg_config *c = &wt->cfg;
+    size_t max = (size_t)64 * c->input_hw * c->input_hw * 4;
+    float *a = malloc(max * sizeof(float)), *b = malloc(max * sizeof(float));
+    memcpy(a, image, sizeof(float) * 3 * c->input_hw * c->input_hw);
+    for (int i = 0; i < c->n_conv; i++) {
+        conv3x3_relu(a, c->conv_in[i], c->conv_hw[i], wt->conv_w[i], wt->conv_b[i], c->conv_out[i], b);
+        float *t = a; a = b; b = t;
+        if (c->pool_after[i]) {
+            maxpool2(a, c->conv_out[i], c->conv_hw[i], b);
+            t = a; a = b; b = t;
+        }
+    }
+    linear(a, c->fc_in[0], wt->fc_w[0], wt->fc_b[0], c->fc_out[0], 1, b);
+    linear(b, c->fc_in[1], wt->fc_w[1], wt->fc_b[1], c->fc_out[1], 1, a);
+    linear(a, c->fc_in[2], wt->fc_w[2], wt->fc_b[2], c->fc_out[2], 0, logits);
+    free(a);
+    free(b);
+}
+
+/* ---------------------------------------------------------------- checks */
+
+enum { N_MAX = 5 };
+
+static double max_rel_diff(const float *x, const float *ref, int n) {
+    double worst = 0, scale = 0;
+    for (int i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
+    for (int i = 0; i < n; i++) worst = fmax(worst, fabs(x[i] - ref[i]));
+    return worst / (scale > 0 ? scale : 1);
+}
+
+static void check_config(const char *name, vgg_algo algo, vgg_fc1_layout fc1) {
+    vgg_config cfg;
+    EXPECT(vgg_config_init_reduced(&cfg, name, 16, 64, 32, 10));
+    vgg_weights w;
+    EXPECT(vgg_weights_generate(&w, &cfg, 7) == 0);
+    /* Larger classifier weights than the 0.01 default so logits are well above rounding. */
+    for (int j = 0; j < VGG_N_FC; j++)
+        for (int64_t i = 0; i < (int64_t)cfg.fc_out[j] * cfg.fc_in[j]; i++) w.fc_w[j][i] *= 30;
+    const size_t per = (size_t)3 * cfg.input_hw * cfg.input_hw;
+    float *in = malloc(per * N_MAX * sizeof(float));
+    uint64_t st = 99;
+    for (size_t i = 0; i < per * N_MAX; i++) in[i] = (float)vgg_normal_from_u64(vgg_splitmix64(&st));
+    float ref[N_MAX][10];
+    for (int i = 0; i < N_MAX; i++) naive_forward(&w, in + i * per, ref[i]);
+
+    char err[512];
+    vgg_model_options opt = {algo, VGG_PRECISION_F32, fc1, N_MAX};
+    vgg_model *m = vgg_model_create(&w, &opt, err, sizeof err);
+    EXPECT(m != NULL);
+    if (!m) return;
+    vgg_engine *e = vgg_engine_create(m, 2, err, sizeof err);
+    EXPECT(e != NULL);
+    static const int batches[] = {1, 3, N_MAX};
+    for (int b = 0; b < 3; b++) {
+        int n = batches[b];
+        float logits[N_MAX * 10], probs[N_MAX * 10];
+        EXPECT(vgg_engine_forward(e, in, n, logits, probs, err, sizeof err) == 0);
+        for (int i = 0; i < n; i++) {
+            double d = max_rel_diff(logits + i * 10, ref[i], 10);
+            if (d > 1e-4)
+                fprintf(stderr, "%s %s fc1=%s batch %d row %d: rel diff %.3g\n", name,
+                        vgg_algo_name(algo), fc1 == VGG_FC1_FLAT ? "flat" : "4d", n, i, d);
+            EXPECT(d <= 1e-4);
+            double sum = 0, mx = -1e30;
+            for (int k = 0; k < 10; k++) mx = fmax(mx, ref[i][k]);
+            for (int k = 0; k < 10; k++) sum += exp(ref[i][k] - mx);
+            for (int k = 0; k < 10; k++)
+                EXPECT(fabs(probs[i * 10 + k] - exp(ref[i][k] - mx) / sum) < 1e-5);
+        }
+    }
+    printf("%s %-8s fc1=%-4s ok: weights %zu bytes, activations %zu bytes\n", name,
+           vgg_algo_name(algo), fc1 == VGG_FC1_FLAT ? "flat" : "4d", vgg_model_weight_bytes(m),
+           vgg_engine_activation_bytes(e));
+    /* After releasing the source, prepared batch sizes keep working. */
+    vgg_model_release_source(m);
+    float logits[10];
+    EXPECT(vgg_engine_forward(e, in, 1, logits, NULL, err, sizeof err) == 0);
+    EXPECT(max_rel_diff(logits, ref[0], 10) <= 1e-4);
+    /* A batch size over max_batch is refused, not crashed on. */
+    EXPECT(vgg_engine_prepare(e, N_MAX + 1, err, sizeof err) != 0);
+    vgg_engine_free(e);
+    vgg_model_free(m);
+    vgg_weights_free(&w);
+    free(in);
+}
+
+/* ---------------------------------------------------------------- concurrency */
+
+typedef struct {
+    vgg_model *model;
+    const float *in;
+    int n, iterations;
+    float logits[N_MAX * 10];
+    int failures;
+} worker_arg;
+
+static void *worker(void *p) {
+    worker_arg *a = p;
+    char err[256];
+    vgg_engine *e = vgg_engine_create(a->model, 1, err, sizeof err);
+    if (!e) {
+        a->failures++;
+        return NULL;
+    }
+    float first[N_MAX * 10];
+    for (int it = 0; it < a->iterations; it++) {
+        if (vgg_engine_forward(e, a->in, a->n, a->logits, NULL, err, sizeof err) != 0) a->failures++;
+        if (it == 0) memcpy(first, a->logits, sizeof first);
+        else if (memcmp(first, a->logits, sizeof(float) * a->n * 10) != 0) a->failures++;
+    }
+    vgg_engine_free(e);
+    return NULL;
+}
+
+static void check_concurrent_engines(void) {
+    vgg_config cfg;
+    vgg_config_init_reduced(&cfg, "vgg16", 16, 64, 32, 10);
+    vgg_weights w;
+    vgg_weights_generate(&w, &cfg, 11);
+    const size_t per = (size_t)3 * cfg.input_hw * cfg.input_hw;
+    float *in = malloc(per * N_MAX * sizeof(float));
+    uint64_t st = 5;
+    for (size_t i = 0; i < per * N_MAX; i++) in[i] = (float)vgg_normal_from_u64(vgg_splitmix64(&st));
+    float ref[N_MAX][10];
+    for (int i = 0; i < N_MAX; i++) naive_forward(&w, in + i * per, ref[i]);
+    char err[256];
+    vgg_model_options opt = {VGG_ALGO_DIRECT, VGG_PRECISION_F32, VGG_FC1_FLAT, N_MAX};
+    vgg_model *m = vgg_model_create(&w, &opt, err, sizeof err);
+    worker_arg args[2] = {{m, in, 2, 20, {0}, 0}, {m, in, N_MAX, 20, {0}, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, worker, &args[i]);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        EXPECT(args[i].failures == 0);
+        for (int r = 0; r < args[i].n; r++) EXPECT(max_rel_diff(args[i].logits + r * 10, ref[r], 10) <= 1e-4);
+    }
+    /* Both workers share one copy of the weights. */
+    size_t weight_bytes = vgg_model_weight_bytes(m);
+    EXPECT(weight_bytes <= (size_t)(w.n_params * sizeof(float) * 1.15));
+    printf("two concurrent engines ok; shared weights %zu bytes for %lld parameters\n",
+           weight_bytes, (long long)w.n_params);
+    vgg_model_free(m);
+    vgg_weights_free(&w);
+    free(in);
+}
+
+int main(void) {
+    static const char *const names[] = {"vgg11", "vgg16", "vgg19"};
+    for (int i = 0; i < 3; i++) check_config(names[i], VGG_ALGO_DIRECT, VGG_FC1_FLAT);
+    check_config("vgg16", VGG_ALGO_DIRECT, VGG_FC1_4D);
+    check_config("vgg16", VGG_ALGO_WINOGRAD, VGG_FC1_FLAT);
+    check_concurrent_engines();
+    return test_summary();
+}
