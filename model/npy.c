@@ -2,6 +2,7 @@
 #include "npy.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,10 @@ int npy_read(const char *path, npy_array *out, char *err, size_t errlen) {
         long long v = strtoll(p, &end, 10);
         if (end == p || v < 0 || out->ndim == NPY_MAX_DIMS) {
             snprintf(err, errlen, "%s: bad shape in header", path);
+            goto done;
+        }
+        if (v > 0 && out->numel > INT64_MAX / 4 / v) {
+            snprintf(err, errlen, "%s: shape too large", path);
             goto done;
         }
         out->shape[out->ndim++] = v;

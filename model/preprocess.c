@@ -2,6 +2,7 @@
 #include "preprocess.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,37 @@ const char *preprocess_format_name(image_format f) {
     return f == IMAGE_FORMAT_JPEG ? "jpeg" : f == IMAGE_FORMAT_PNG ? "png" : "unknown";
 }
 
+/* Width and height from a PNG IHDR or a JPEG SOFn marker, without decoding. */
+static int header_dimensions(const uint8_t *b, size_t len, image_format f, int64_t *w,
+                             int64_t *h) {
+    if (f == IMAGE_FORMAT_PNG) {
+        if (len < 24 || memcmp(b + 12, "IHDR", 4) != 0) return -1;
+        *w = (int64_t)b[16] << 24 | b[17] << 16 | b[18] << 8 | b[19];
+        *h = (int64_t)b[20] << 24 | b[21] << 16 | b[22] << 8 | b[23];
+        return 0;
+    }
+    size_t i = 2; /* after SOI */
+    while (i + 9 < len) {
+        if (b[i] != 0xff) return -1;
+        uint8_t marker = b[i + 1];
+        if (marker == 0xff) { /* fill byte */
+            i++;
+            continue;
+        }
+        size_t seg = (size_t)b[i + 2] << 8 | b[i + 3];
+        bool sof = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 &&
+                   marker != 0xcc;
+        if (sof) {
+            *h = b[i + 5] << 8 | b[i + 6];
+            *w = b[i + 7] << 8 | b[i + 8];
+            return 0;
+        }
+        if (marker == 0xda || seg < 2) return -1; /* scan data before any frame header */
+        i += 2 + seg;
+    }
+    return -1;
+}
+
 preprocess_status preprocess_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
                                     preprocess_image *img, char *err, size_t errlen) {
     memset(img, 0, sizeof *img);
@@ -32,6 +64,15 @@ preprocess_status preprocess_decode(const uint8_t *bytes, size_t len, int64_t ma
         return PREPROCESS_TOO_LARGE;
     }
     int w, h, comp;
+    /* Read the size from the header ourselves first: stb refuses sides over its maximum with
+     * a generic message, and such images must be reported as too large, not as broken. */
+    int64_t hw, hh;
+    if (header_dimensions(bytes, len, img->format, &hw, &hh) == 0 && max_pixels > 0 &&
+        hw * hh > max_pixels) {
+        snprintf(err, errlen, "image is %lldx%lld = %lld pixels, over the limit of %lld",
+                 (long long)hw, (long long)hh, (long long)(hw * hh), (long long)max_pixels);
+        return PREPROCESS_TOO_LARGE;
+    }
     if (!stbi_info_from_memory(bytes, (int)len, &w, &h, &comp)) {
         snprintf(err, errlen, "cannot read %s header: %s", preprocess_format_name(img->format),
                  stbi_failure_reason());
@@ -51,7 +92,7 @@ preprocess_status preprocess_decode(const uint8_t *bytes, size_t len, int64_t ma
     if (!img->rgb) {
         const char *why = stbi_failure_reason();
         snprintf(err, errlen, "cannot decode %s: %s", preprocess_format_name(img->format),
-                 why ? why : "unknown error");
+                 why && *why ? why : "corrupt or truncated data");
         return strcmp(why ? why : "", "outofmem") == 0 ? PREPROCESS_NO_MEMORY
                                                        : PREPROCESS_UNDECODABLE;
     }

@@ -3,6 +3,7 @@
 
 int topk_indices(const float *scores, int n, int k, int *out_idx) {
     if (k > n) k = n;
+    if (k <= 0) return 0;
     int count = 0;
     for (int i = 0; i < n; i++) {
         if (count == k && !(scores[i] > scores[out_idx[k - 1]])) continue;

@@ -7,8 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "labels.h"
-#include "topk.h"
 
 static void print_usage(const char *usage, const cli_option *opts, int n_opts) {
     printf("%s\n\nOptions:\n", usage);
@@ -127,20 +125,6 @@ int cli_build_model(const cli_model_spec *spec, vgg_weights *w, vgg_model **m, b
         return -1;
     }
     return 0;
-}
-
-json_t *cli_topk_json(const float *probs, int n_classes, int k) {
-    int idx[LABELS_COUNT];
-    if (k > LABELS_COUNT) k = LABELS_COUNT;
-    int got = topk_indices(probs, n_classes, k, idx);
-    json_t *arr = json_array();
-    for (int i = 0; i < got; i++) {
-        const char *label = labels_name(idx[i]), *wnid = labels_wnid(idx[i]);
-        json_array_append_new(arr, json_pack("{s:i, s:s?, s:s?, s:f}", "class_id", idx[i], "wnid",
-                                             wnid, "label", label, "probability",
-                                             (double)probs[idx[i]]));
-    }
-    return arr;
 }
 
 int64_t cli_rss_bytes(void) {

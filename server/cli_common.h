@@ -48,10 +48,6 @@ int cli_model_spec_parse(cli_model_spec *spec, const char *weights, const char *
  * the model until the caller releases them. */
 int cli_build_model(const cli_model_spec *spec, vgg_weights *w, vgg_model **m, bool quiet);
 
-/* {"class_id": .., "wnid": .., "label": .., "probability": ..} for the top k of probs.
- * New reference. */
-json_t *cli_topk_json(const float *probs, int n_classes, int k);
-
 /* Resident set size of this process in bytes (from /proc/self/status), 0 if unknown. */
 int64_t cli_rss_bytes(void);
 

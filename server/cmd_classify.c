@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "npy.h"
 #include "preprocess.h"
+#include "responses.h"
 
 #define MAX_INPUTS 4096
 
@@ -28,7 +29,7 @@ static int read_file(const char *path, uint8_t **out, size_t *len) {
 /* Prints one JSON line for row i of the batch results. */
 static void print_result(const char *file, const float *probs, const float *logits,
                          int n_classes, int k, bool all) {
-    json_t *o = json_pack("{s:s, s:o}", "file", file, "top_k", cli_topk_json(probs, n_classes, k));
+    json_t *o = json_pack("{s:s, s:o}", "file", file, "top_k", api_topk_json(probs, n_classes, k));
     if (all) {
         json_t *p = json_array(), *l = json_array();
         for (int c = 0; c < n_classes; c++) {

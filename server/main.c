@@ -9,11 +9,13 @@ static const struct {
     int (*run)(int, char **);
     const char *help;
 } commands[] = {
+    {"serve", cmd_serve, "run the HTTP classification service"},
     {"classify", cmd_classify, "classify image files (or a .npy tensor), JSON lines out"},
     {"bench", cmd_bench, "engine-only throughput per batch size"},
     {"gen-weights", cmd_gen_weights, "write deterministic weights from a seed"},
     {"preprocess", cmd_preprocess, "write the tensor the network sees for an image"},
     {"summary", cmd_summary, "layer table with parameter counts, or a DOT graph"},
+    {"healthcheck", cmd_healthcheck, "exit 0 when a local server answers /readyz with 200"},
 };
 
 static void usage(FILE *out) {

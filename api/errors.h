@@ -1,0 +1,36 @@
+/* errors.h - one table from the request path's statuses to HTTP, one error JSON shape.
+ *
+ * Every error the service sends is {"error": {"code": 415, "type": "unsupported_media_type",
+ * "message": "..."}}; `type` is also the `reason` label of vggserve_rejected_total.
+ * Pure data and functions: thread-safe. */
+#ifndef API_ERRORS_H
+#define API_ERRORS_H
+
+#include <jansson.h>
+
+typedef enum {
+    API_OK = 0,
+    API_BAD_REQUEST,        /* malformed request, query or multipart body */
+    API_NOT_FOUND,          /* unknown path */
+    API_METHOD_NOT_ALLOWED, /* known path, wrong method (send Allow) */
+    API_BODY_TOO_LARGE,     /* over max_body_bytes */
+    API_TOO_MANY_IMAGES,    /* over max_images_per_request */
+    API_UNSUPPORTED_MEDIA,  /* not JPEG or PNG */
+    API_UNDECODABLE,        /* JPEG/PNG that cannot be decoded */
+    API_TOO_MANY_PIXELS,    /* over max_pixels */
+    API_QUEUE_FULL,         /* overload: send Retry-After */
+    API_NOT_READY,          /* loading, warming or draining: send Retry-After */
+    API_DEADLINE_EXCEEDED,  /* the deadline passed while queued */
+    API_INTERNAL,           /* a bug or an engine failure */
+    API_STATUS_COUNT
+} api_status;
+
+int api_status_http(api_status s);
+const char *api_status_type(api_status s);
+/* True for statuses answered with Retry-After. */
+int api_status_retry_after(api_status s);
+
+/* The error body (new reference). */
+json_t *api_error_json(api_status s, const char *message);
+
+#endif

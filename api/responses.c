@@ -1,0 +1,31 @@
+/* responses.c - success bodies. */
+#include "responses.h"
+
+#include "labels.h"
+#include "topk.h"
+
+json_t *api_topk_json(const float *probs, int n_classes, int k) {
+    int idx[LABELS_COUNT];
+    if (k > LABELS_COUNT) k = LABELS_COUNT;
+    int got = topk_indices(probs, n_classes, k, idx);
+    json_t *arr = json_array();
+    for (int i = 0; i < got; i++)
+        json_array_append_new(arr, json_pack("{s:i, s:s?, s:s?, s:f}", "class_id", idx[i], "wnid",
+                                             labels_wnid(idx[i]), "label", labels_name(idx[i]),
+                                             "probability", (double)probs[idx[i]]));
+    return arr;
+}
+
+json_t *api_classify_json(const char *model, const char *request_id, const float *probs,
+                          int n_images, int n_classes, int top_k, const api_timings *t,
+                          int batch_size) {
+    json_t *preds = json_array();
+    for (int i = 0; i < n_images; i++)
+        json_array_append_new(preds, json_pack("{s:o}", "top_k",
+                                               api_topk_json(probs + (size_t)i * n_classes,
+                                                             n_classes, top_k)));
+    return json_pack("{s:s, s:s, s:o, s:{s:f, s:f, s:f, s:f}, s:i}", "model", model, "request_id",
+                     request_id, "predictions", preds, "timing_ms", "decode", t->decode_ms,
+                     "queue", t->queue_ms, "inference", t->inference_ms, "total", t->total_ms,
+                     "batch_size", batch_size);
+}

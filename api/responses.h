@@ -1,0 +1,24 @@
+/* responses.h - JSON bodies of successful answers, built from plain numbers.
+ *
+ * The model never sees JSON; the HTTP layer never computes: these functions turn results
+ * (probabilities, timings) into the documented shapes. Thread-safe; results are new
+ * references. */
+#ifndef API_RESPONSES_H
+#define API_RESPONSES_H
+
+#include <jansson.h>
+
+/* [{"class_id", "wnid", "label", "probability"}, ...] for the top k of probs. */
+json_t *api_topk_json(const float *probs, int n_classes, int k);
+
+typedef struct {
+    double decode_ms, queue_ms, inference_ms, total_ms;
+} api_timings;
+
+/* {"model", "request_id", "predictions": [{"top_k": [...]}...], "timing_ms": {...},
+ *  "batch_size"}: probs holds n_images rows of n_classes. */
+json_t *api_classify_json(const char *model, const char *request_id, const float *probs,
+                          int n_images, int n_classes, int top_k, const api_timings *t,
+                          int batch_size);
+
+#endif

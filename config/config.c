@@ -1,0 +1,221 @@
+/* config.c - table-driven settings: defaults, JSON file, environment, flags. */
+#include <stdio.h>
+
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { KIND_INT, KIND_STRING } field_kind;
+
+typedef struct {
+    const char *key;
+    field_kind kind;
+    size_t offset, size;         /* size: string capacity */
+    long long min, max;          /* ints */
+    const char *const *choices;  /* strings limited to a set, or NULL */
+    const char *def;
+    const char *help;
+} config_field;
+
+static const char *const models[] = {"vgg11", "vgg13", "vgg16", "vgg19", NULL};
+static const char *const algos[] = {"direct", "winograd", NULL};
+static const char *const precisions[] = {"f32", NULL};
+static const char *const log_formats[] = {"json", "logfmt", NULL};
+
+#define INT_FIELD(k, lo, hi, d, h) {#k, KIND_INT, offsetof(vggserve_config, k), 0, lo, hi, NULL, d, h}
+#define STR_FIELD(k, ch, d, h) \
+    {#k, KIND_STRING, offsetof(vggserve_config, k), sizeof(((vggserve_config *)0)->k), 0, 0, ch, d, h}
+
+static const config_field fields[] = {
+    STR_FIELD(host, NULL, "127.0.0.1", "address to listen on (0.0.0.0 for all)"),
+    INT_FIELD(port, 0, 65535, "8080", "TCP port (0 picks a free one, printed in the log)"),
+    STR_FIELD(weights, NULL, "", "safetensors weights; empty generates them from seed"),
+    STR_FIELD(model, models, "vgg16", "vgg11|vgg13|vgg16|vgg19"),
+    STR_FIELD(algo, algos, "direct", "convolution algorithm: direct|winograd"),
+    STR_FIELD(precision, precisions, "f32", "compute precision"),
+    INT_FIELD(seed, 0, 0x7fffffffffffffffLL, "1", "seed of generated weights"),
+    INT_FIELD(workers, 1, 64, "1", "inference workers (each its own oneDNN stream)"),
+    INT_FIELD(threads_per_worker, 0, 1024, "0", "oneDNN threads per worker (0: cores / workers)"),
+    INT_FIELD(max_batch_size, 1, 64, "8", "images per forward pass at most"),
+    INT_FIELD(max_queue_delay_us, 0, 10000000, "1000",
+              "how long a batch waits for more images after the first (0: never)"),
+    INT_FIELD(queue_capacity, 1, 100000, "64", "images waiting for a worker at most; then 503"),
+    INT_FIELD(request_timeout_ms, 1, 3600000, "30000",
+              "deadline of a request (clients may shorten it: X-Request-Timeout-Ms)"),
+    INT_FIELD(max_body_bytes, 1, 1LL << 32, "20971520", "largest request body; then 413"),
+    INT_FIELD(max_pixels, 1, 1LL << 32, "40000000", "largest image (width x height); then 422"),
+    INT_FIELD(max_images_per_request, 1, 1024, "16", "images in one multipart request at most"),
+    INT_FIELD(http_threads, 0, 256, "0", "HTTP threads, which also decode images (0: cores)"),
+    INT_FIELD(connection_timeout_s, 1, 3600, "30", "idle connection timeout"),
+    INT_FIELD(shutdown_grace_s, 0, 3600, "30", "time to finish accepted work after SIGTERM"),
+    STR_FIELD(log_format, log_formats, "json", "access log lines: json|logfmt"),
+};
+#define N_FIELDS (sizeof fields / sizeof fields[0])
+
+static const config_field *find_field(const char *key) {
+    for (size_t i = 0; i < N_FIELDS; i++)
+        if (strcmp(fields[i].key, key) == 0) return &fields[i];
+    return NULL;
+}
+
+static int set_field(vggserve_config *c, const config_field *f, const char *value,
+                     const char *source, char *err, size_t errlen) {
+    char *dst = (char *)c + f->offset;
+    if (f->kind == KIND_INT) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || v < f->min || v > f->max) {
+            snprintf(err, errlen, "%s: %s must be an integer in %lld..%lld, got '%s'", source,
+                     f->key, f->min, f->max, value);
+            return -1;
+        }
+        memcpy(dst, &v, sizeof v);
+        return 0;
+    }
+    if (strlen(value) >= f->size) {
+        snprintf(err, errlen, "%s: %s is too long (at most %zu characters)", source, f->key,
+                 f->size - 1);
+        return -1;
+    }
+    if (f->choices) {
+        int ok = 0;
+        for (const char *const *ch = f->choices; *ch; ch++) ok |= strcmp(*ch, value) == 0;
+        if (!ok) {
+            char list[128] = "";
+            for (const char *const *ch = f->choices; *ch; ch++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                         ch == f->choices ? "" : "|", *ch);
+            snprintf(err, errlen, "%s: %s must be one of %s, got '%s'", source, f->key, list,
+                     value);
+            return -1;
+        }
+    }
+    snprintf(dst, f->size, "%s", value);
+    return 0;
+}
+
+void config_defaults(vggserve_config *c) {
+    char err[256];
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < N_FIELDS; i++) set_field(c, &fields[i], fields[i].def, "default", err, sizeof err);
+}
+
+int config_set(vggserve_config *c, const char *key, const char *value, const char *source,
+               char *err, size_t errlen) {
+    const config_field *f = find_field(key);
+    if (!f) {
+        snprintf(err, errlen, "%s: unknown setting '%s'", source, key);
+        return -1;
+    }
+    return set_field(c, f, value, source, err, errlen);
+}
+
+int config_load_file(vggserve_config *c, const char *path, char *err, size_t errlen) {
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, errlen, "%s:%d: %s", path, jerr.line, jerr.text);
+        return -1;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "%s: the config must be a JSON object", path);
+        json_decref(root);
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    char source[4200], text[4200];
+    int rc = 0;
+    json_object_foreach(root, key, v) {
+        snprintf(source, sizeof source, "%s", path);
+        const config_field *f = find_field(key);
+        if (!f) {
+            snprintf(err, errlen, "%s: unknown setting '%s'", path, key);
+            rc = -1;
+            break;
+        }
+        if (f->kind == KIND_INT && json_is_integer(v)) {
+            snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
+        } else if (f->kind == KIND_STRING && json_is_string(v)) {
+            snprintf(text, sizeof text, "%s", json_string_value(v));
+        } else {
+            snprintf(err, errlen, "%s: %s must be %s", path, key,
+                     f->kind == KIND_INT ? "an integer" : "a string");
+            rc = -1;
+            break;
+        }
+        if (set_field(c, f, text, source, err, errlen) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+int config_load_env(vggserve_config *c, char *err, size_t errlen) {
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        char name[64] = "VGGSERVE_";
+        size_t n = strlen(name);
+        for (const char *k = fields[i].key; *k && n + 1 < sizeof name; k++)
+            name[n++] = (char)toupper((unsigned char)*k);
+        name[n] = '\0';
+        const char *v = getenv(name);
+        if (v && set_field(c, &fields[i], v, name, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+const char *config_key_for_flag(const char *flag) {
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        const char *k = fields[i].key, *f = flag;
+        while (*k && *f && (*k == *f || (*k == '_' && *f == '-'))) k++, f++;
+        if (!*k && !*f) return fields[i].key;
+    }
+    return NULL;
+}
+
+int config_validate(const vggserve_config *c, char *err, size_t errlen) {
+    if (c->host[0] == '\0') {
+        snprintf(err, errlen, "host must not be empty");
+        return -1;
+    }
+    if (c->max_images_per_request > c->queue_capacity) {
+        snprintf(err, errlen, "max_images_per_request (%lld) is larger than queue_capacity (%lld): "
+                 "such a request could never be queued", c->max_images_per_request,
+                 c->queue_capacity);
+        return -1;
+    }
+    return 0;
+}
+
+json_t *config_to_json(const vggserve_config *c) {
+    json_t *o = json_object();
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        const char *p = (const char *)c + fields[i].offset;
+        if (fields[i].kind == KIND_INT) {
+            long long v;
+            memcpy(&v, p, sizeof v);
+            json_object_set_new(o, fields[i].key, json_integer(v));
+        } else {
+            json_object_set_new(o, fields[i].key, json_string(p));
+        }
+    }
+    return o;
+}
+
+void config_print_flags(FILE *out) {
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        char flag[64];
+        size_t n = 0;
+        for (const char *k = fields[i].key; *k && n + 1 < sizeof flag; k++) flag[n++] = *k == '_' ? '-' : *k;
+        flag[n] = '\0';
+        fprintf(out, "  --%-24s %s (default %s%s%s)\n", flag, fields[i].help,
+                fields[i].kind == KIND_STRING ? "\"" : "", fields[i].def,
+                fields[i].kind == KIND_STRING ? "\"" : "");
+    }
+}

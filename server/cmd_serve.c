@@ -1,0 +1,265 @@
+/* cmd_serve.c - `vggserve serve` and `vggserve healthcheck`.
+ *
+ * Start-up order: HTTP first (so /healthz and /readyz answer while loading), then weights,
+ * then workers warm every batch size, then the plain weights are dropped and the state turns
+ * ready. SIGTERM/SIGINT are blocked in every thread and taken by the main thread with
+ * sigwait: readiness turns 503 draining, accepted work is finished (or answered 503 when the
+ * grace runs out), answers are flushed, and the process exits 0. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batcher.h"
+#include "cli_common.h"
+#include "commands.h"
+#include "config.h"
+#include "http.h"
+#include "metrics.h"
+
+/* Start-up and shutdown events: one JSON object per line on stderr. */
+static void log_event(const char *level, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *o = json_pack("{s:s, s:s}", "level", level, "msg", msg);
+    char *line = json_dumps(o, JSON_COMPACT);
+    fprintf(stderr, "%s\n", line);
+    free(line);
+    json_decref(o);
+}
+
+static void serve_usage(void) {
+    printf("usage: vggserve serve [--config FILE] [--print-config] [--SETTING VALUE]...\n\n"
+           "Settings (also VGGSERVE_<SETTING> environment variables and keys of the JSON\n"
+           "config file; precedence: flags > environment > file > defaults):\n");
+    config_print_flags(stdout);
+    printf("  %-26s %s\n  %-26s %s\n", "--config FILE", "JSON config file",
+           "--print-config", "print the effective configuration as JSON and exit");
+}
+
+/* Defaults < file < environment < flags. Returns 0, 1 (exit 0 after help/print), -1. */
+static int load_config(int argc, char **argv, vggserve_config *cfg) {
+    char err[1024];
+    const char *file = NULL;
+    bool print = false;
+    config_defaults(cfg);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            serve_usage();
+            return 1;
+        }
+        if (strcmp(argv[i], "--print-config") == 0) print = true;
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) file = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0) file = argv[i] + 9;
+    }
+    if (file && config_load_file(cfg, file, err, sizeof err) != 0) goto fail;
+    if (config_load_env(cfg, err, sizeof err) != 0) goto fail;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--print-config") == 0) continue;
+        if (strcmp(a, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strncmp(a, "--config=", 9) == 0) continue;
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, sizeof err, "unexpected argument '%s'", a);
+            goto fail;
+        }
+        char flag[64];
+        const char *eq = strchr(a + 2, '=');
+        size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        snprintf(flag, sizeof flag, "%.*s", (int)n, a + 2);
+        const char *key = config_key_for_flag(flag);
+        if (!key) {
+            snprintf(err, sizeof err, "unknown option '--%s' (see vggserve serve --help)", flag);
+            goto fail;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value) {
+            snprintf(err, sizeof err, "--%s needs a value", flag);
+            goto fail;
+        }
+        char source[80];
+        snprintf(source, sizeof source, "flag --%s", flag);
+        if (config_set(cfg, key, value, source, err, sizeof err) != 0) goto fail;
+    }
+    if (config_validate(cfg, err, sizeof err) != 0) goto fail;
+    if (print) {
+        json_t *j = config_to_json(cfg);
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+        json_decref(j);
+        return 1;
+    }
+    return 0;
+fail:
+    fprintf(stderr, "error: %s\n", err);
+    return -1;
+}
+
+int cmd_serve(int argc, char **argv) {
+    vggserve_config cfg;
+    int rc = load_config(argc, argv, &cfg);
+    if (rc != 0) return rc < 0 ? 2 : 0;
+
+    /* Block the shutdown signals before any thread exists, so only sigwait sees them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[2048];
+    double t_start = cli_now_s();
+    metrics *m = metrics_create();
+    http_server *http = http_server_start(&cfg, m, err, sizeof err);
+    if (!http) {
+        fprintf(stderr, "error: %s\n", err);
+        metrics_free(m);
+        return 1;
+    }
+    log_event("info", "listening on http://%s:%d (state loading)", cfg.host, http_server_port(http));
+
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = cfg.threads_per_worker ? (int)cfg.threads_per_worker
+                                         : (int)(cores / cfg.workers > 0 ? cores / cfg.workers : 1);
+    cli_model_spec spec = {0};
+    cli_model_spec_parse(&spec, cfg.weights[0] ? cfg.weights : NULL, cfg.model, cfg.algo,
+                         cfg.precision);
+    spec.seed = (uint64_t)cfg.seed;
+    spec.max_batch = (int)cfg.max_batch_size;
+    if (!cfg.weights[0])
+        log_event("warning", "no weights given: using GENERATED weights (seed %lld); predictions "
+                  "are meaningless. Pass --weights FILE.safetensors for real ones", cfg.seed);
+    metrics_set_model_info(m, cfg.model, cfg.algo, cfg.precision,
+                           cfg.weights[0] ? "file" : "generated", (int)cfg.max_batch_size,
+                           (int)cfg.workers, threads);
+    vgg_weights w;
+    vgg_model *model;
+    if (cli_build_model(&spec, &w, &model, true) != 0) {
+        http_server_stop(http);
+        metrics_free(m);
+        return 1;
+    }
+    log_event("info", "weights loaded in %.1f s: %s %s %s", cli_now_s() - t_start, cfg.model,
+              cfg.algo, cfg.precision);
+
+    http_server_set_state(http, SERVICE_WARMING);
+    batcher_options bo = {(int)cfg.workers, threads, (int)cfg.max_batch_size,
+                          cfg.max_queue_delay_us, (int)cfg.queue_capacity};
+    batcher *b = batcher_create(model, &bo, m, err, sizeof err);
+    if (!b || batcher_wait_warm(b, err, sizeof err) != 0) {
+        fprintf(stderr, "error: warm-up: %s\n", err);
+        if (b) {
+            batcher_drain(b, 0);
+            batcher_free(b);
+        }
+        http_server_stop(http);
+        vgg_model_free(model);
+        vgg_weights_free(&w);
+        metrics_free(m);
+        return 1;
+    }
+    /* Every batch size has its weight formats now: the plain copy can go. */
+    vgg_model_release_source(model);
+    vgg_weights_free(&w);
+    const vgg_config *mc = vgg_model_config(model);
+    http_server_set_batcher(http, b, mc->n_classes, mc->in_channels * mc->input_hw * mc->input_hw);
+    http_server_set_state(http, SERVICE_READY);
+    log_event("info", "ready in %.1f s: %lld worker(s) x %d thread(s), batches up to %lld, "
+              "weights %.0f MiB, RSS %.0f MiB",
+              cli_now_s() - t_start, cfg.workers, threads, cfg.max_batch_size,
+              vgg_model_weight_bytes(model) / 1048576.0, cli_rss_bytes() / 1048576.0);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_event("info", "%s: draining (grace %lld s, %d request(s) in progress)",
+              sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.shutdown_grace_s,
+              http_server_pending(http));
+    http_server_set_state(http, SERVICE_DRAINING);
+    double t_drain = cli_now_s();
+    batcher_drain(b, cfg.shutdown_grace_s * 1000);
+    /* Every accepted request is resumed now; give MHD a moment to send the answers. */
+    while (http_server_pending(http) > 0 && cli_now_s() - t_drain < cfg.shutdown_grace_s + 5)
+        usleep(10000);
+    int left = http_server_pending(http);
+    http_server_stop(http);
+    batcher_free(b);
+    vgg_model_free(model);
+    metrics_free(m);
+    log_event(left ? "warning" : "info", "stopped after %.2f s of draining%s", cli_now_s() - t_drain,
+              left ? " with unsent answers" : "");
+    return left ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------- healthcheck */
+
+int cmd_healthcheck(int argc, char **argv) {
+    const char *host = "127.0.0.1", *port_s = getenv("VGGSERVE_PORT"), *path = "/readyz",
+               *timeout_s = "3";
+    if (!port_s) port_s = "8080";
+    const cli_option opts[] = {
+        {"host", "ADDR", "server address (default 127.0.0.1)", &host, NULL},
+        {"port", "PORT", "server port (default $VGGSERVE_PORT or 8080)", &port_s, NULL},
+        {"path", "PATH", "path to request (default /readyz)", &path, NULL},
+        {"timeout", "S", "seconds to wait (default 3)", &timeout_s, NULL},
+    };
+    const char *pos[1];
+    int n_pos;
+    int rc = cli_parse(argc, argv, opts, 4,
+                       "usage: vggserve healthcheck [--host ADDR] [--port PORT] [--path /readyz]\n"
+                       "Exits 0 when the server answers 200, 1 otherwise (for Docker HEALTHCHECK).",
+                       pos, 0, &n_pos);
+    if (rc != 0) return rc < 0 ? 2 : 0;
+    long port, timeout;
+    if (cli_parse_int("port", port_s, 1, 65535, &port) ||
+        cli_parse_int("timeout", timeout_s, 1, 3600, &timeout))
+        return 2;
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+        fprintf(stderr, "error: --host must be an IPv4 address\n");
+        return 2;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {timeout, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        fprintf(stderr, "unhealthy: cannot connect to %s:%ld: %s\n", host, port, strerror(errno));
+        close(fd);
+        return 1;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    char resp[256] = "";
+    ssize_t got = -1;
+    if (write(fd, req, (size_t)n) == n) got = read(fd, resp, sizeof resp - 1);
+    close(fd);
+    if (got > 0) resp[got] = '\0';
+    int code = 0;
+    if (got <= 0 || sscanf(resp, "HTTP/%*s %d", &code) != 1) {
+        fprintf(stderr, "unhealthy: no HTTP answer from %s:%ld\n", host, port);
+        return 1;
+    }
+    if (code != 200) {
+        fprintf(stderr, "unhealthy: %s answered %d\n", path, code);
+        return 1;
+    }
+    return 0;
+}

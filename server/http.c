@@ -1,0 +1,554 @@
+/* http.c - libmicrohttpd handlers for the vggserve API. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "multipart.h"
+#include "preprocess.h"
+#include "responses.h"
+
+struct http_server {
+    const vggserve_config *cfg;
+    metrics *metrics;
+    struct MHD_Daemon *daemon;
+    int port;
+    _Atomic int state;
+    batcher *_Atomic batcher;
+    int n_classes, image_floats;
+    atomic_int pending; /* accepted classify requests not yet completed */
+    atomic_ullong next_id;
+    unsigned id_prefix;
+    pthread_mutex_t log_lock;
+};
+
+const char *service_state_name(service_state s) {
+    switch (s) {
+    case SERVICE_LOADING: return "loading";
+    case SERVICE_WARMING: return "warming";
+    case SERVICE_READY: return "ready";
+    case SERVICE_DRAINING: return "draining";
+    }
+    return "unknown";
+}
+
+typedef enum { ROUTE_NONE, ROUTE_CLASSIFY, ROUTE_HEALTHZ, ROUTE_READYZ, ROUTE_METRICS } route;
+
+/* One HTTP request, from the first handler call to MHD's completion callback. */
+typedef struct {
+    http_server *srv;
+    struct MHD_Connection *conn;
+    route route;
+    char id[48];
+    char method[8];
+    char path[128];
+    int64_t start_ns;
+    /* body */
+    unsigned char *body;
+    size_t len, cap;
+    bool body_too_large;
+    /* inference */
+    int top_k, n_images;
+    float *inputs, *probs;
+    double decode_ms;
+    batch_request br;
+    pthread_mutex_t lock; /* orders suspend (HTTP thread) before resume (worker) */
+    bool suspended, done, queued;
+    /* answer, for the access log */
+    int http_code;
+    size_t response_bytes;
+    char error[256];
+} request;
+
+static double ms_between(int64_t a_ns, int64_t b_ns) { return (b_ns - a_ns) / 1e6; }
+
+/* ---------------------------------------------------------------- answering */
+
+static enum MHD_Result send_body(request *r, int code, const char *content_type, char *body,
+                                 size_t len, api_status st) {
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    if (st == API_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                r->route == ROUTE_CLASSIFY ? "POST" : "GET, HEAD");
+    if (api_status_retry_after(st)) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)code, resp);
+    MHD_destroy_response(resp);
+    r->http_code = code;
+    r->response_bytes = len;
+    return ret;
+}
+
+static enum MHD_Result send_json(request *r, int code, json_t *body, api_status st) {
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(7));
+    json_decref(body);
+    size_t len = strlen(text);
+    /* json_dumps allocates with malloc, which MHD_RESPMEM_MUST_FREE frees. */
+    return send_body(r, code, "application/json", text, len, st);
+}
+
+static enum MHD_Result send_error(request *r, api_status st, const char *message) {
+    snprintf(r->error, sizeof r->error, "%s", message);
+    metrics_add_rejected(r->srv->metrics, api_status_type(st));
+    return send_json(r, api_status_http(st), api_error_json(st, message), st);
+}
+
+/* ---------------------------------------------------------------- logging */
+
+static void access_log(request *r) {
+    http_server *s = r->srv;
+    double total_ms = ms_between(r->start_ns, batcher_now_ns());
+    double queue_ms = r->queued ? r->br.max_queue_ns / 1e6 : 0;
+    double infer_ms = r->queued ? r->br.inference_ns / 1e6 : 0;
+    unsigned long long batch = r->queued ? (unsigned long long)r->br.last_batch_id : 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char ts[32];
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    pthread_mutex_lock(&s->log_lock);
+    if (strcmp(s->cfg->log_format, "logfmt") == 0) {
+        printf("ts=%s.%03ldZ request_id=%s method=%s path=%s status=%d bytes=%zu images=%d "
+               "queue_ms=%.2f inference_ms=%.2f total_ms=%.2f batch_id=%llu",
+               ts, now.tv_nsec / 1000000, r->id, r->method, r->path, r->http_code,
+               r->response_bytes, r->n_images, queue_ms, infer_ms, total_ms, batch);
+        if (r->error[0]) {
+            printf(" error=\"");
+            for (const char *c = r->error; *c; c++) printf(*c == '"' ? "\\\"" : "%c", *c);
+            printf("\"");
+        }
+        printf("\n");
+    } else {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f, s:f, s:I}", "ts", ts,
+                              "request_id", r->id, "method", r->method, "path", r->path, "status",
+                              r->http_code, "bytes", (json_int_t)r->response_bytes, "images",
+                              r->n_images, "queue_ms", queue_ms, "inference_ms", infer_ms,
+                              "total_ms", total_ms, "batch_id", (json_int_t)batch);
+        if (r->error[0]) json_object_set_new(o, "error", json_string(r->error));
+        char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        puts(line);
+        free(line);
+        json_decref(o);
+    }
+    fflush(stdout);
+    pthread_mutex_unlock(&s->log_lock);
+}
+
+static metrics_endpoint endpoint_of(route rt) {
+    switch (rt) {
+    case ROUTE_CLASSIFY: return METRICS_EP_CLASSIFY;
+    case ROUTE_HEALTHZ: return METRICS_EP_HEALTHZ;
+    case ROUTE_READYZ: return METRICS_EP_READYZ;
+    case ROUTE_METRICS: return METRICS_EP_METRICS;
+    default: return METRICS_EP_OTHER;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)conn;
+    request *r = *req_cls;
+    if (!r) return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->error[0])
+        snprintf(r->error, sizeof r->error, "connection ended before the answer was sent (%d)",
+                 (int)toe);
+    if (r->http_code == 0) r->http_code = 499; /* client went away; nginx's convention */
+    metrics_observe_request(r->srv->metrics, endpoint_of(r->route), r->http_code,
+                            ms_between(r->start_ns, batcher_now_ns()) / 1e3);
+    metrics_add_in_flight(r->srv->metrics, -1);
+    access_log(r);
+    if (r->queued) atomic_fetch_sub(&r->srv->pending, 1);
+    pthread_mutex_destroy(&r->lock);
+    free(r->body);
+    free(r->inputs);
+    free(r->probs);
+    free(r);
+    *req_cls = NULL;
+}
+
+/* ---------------------------------------------------------------- classify */
+
+/* Runs on a worker thread when the request's last image is done. */
+static void on_inference_done(batch_request *br) {
+    request *r = br->user;
+    pthread_mutex_lock(&r->lock);
+    r->done = true;
+    if (r->suspended) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+static api_status preprocess_status_to_api(preprocess_status st) {
+    switch (st) {
+    case PREPROCESS_OK: return API_OK;
+    case PREPROCESS_UNSUPPORTED: return API_UNSUPPORTED_MEDIA;
+    case PREPROCESS_TOO_LARGE: return API_TOO_MANY_PIXELS;
+    case PREPROCESS_UNDECODABLE: return API_UNDECODABLE;
+    case PREPROCESS_NO_MEMORY: return API_INTERNAL;
+    }
+    return API_INTERNAL;
+}
+
+static int parse_top_k(request *r, char *msg, size_t msglen) {
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "top_k");
+    r->top_k = 5;
+    if (!v) return 0;
+    char *end;
+    long k = strtol(v, &end, 10);
+    if (end == v || *end || k < 1 || k > 1000) {
+        snprintf(msg, msglen, "top_k must be an integer from 1 to 1000, got '%s'", v);
+        return -1;
+    }
+    r->top_k = (int)k;
+    return 0;
+}
+
+/* The client may shorten the deadline, never lengthen it. */
+static int64_t deadline_of(request *r) {
+    long long ms = r->srv->cfg->request_timeout_ms;
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Timeout-Ms");
+    if (v) {
+        char *end;
+        long long asked = strtoll(v, &end, 10);
+        if (end != v && !*end && asked > 0 && asked < ms) ms = asked;
+    }
+    return r->start_ns + ms * 1000000;
+}
+
+static enum MHD_Result classify_body_done(request *r) {
+    http_server *s = r->srv;
+    char msg[800];
+    if (r->body_too_large) {
+        snprintf(msg, sizeof msg, "request body is over the limit of %lld bytes",
+                 s->cfg->max_body_bytes);
+        return send_error(r, API_BODY_TOO_LARGE, msg);
+    }
+    if (parse_top_k(r, msg, sizeof msg) != 0) return send_error(r, API_BAD_REQUEST, msg);
+    const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_CONTENT_TYPE);
+    int max_images = (int)s->cfg->max_images_per_request;
+    multipart_part *parts = calloc((size_t)max_images, sizeof *parts);
+    int n = 0;
+    if (ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0) {
+        char boundary[80];
+        if (multipart_boundary(ctype, boundary, sizeof boundary, msg, sizeof msg) != 0) {
+            free(parts);
+            return send_error(r, API_BAD_REQUEST, msg);
+        }
+        n = multipart_parse(r->body, r->len, boundary, parts, max_images, msg, sizeof msg);
+        if (n == -2) {
+            free(parts);
+            snprintf(msg, sizeof msg, "more than %d images in one request", max_images);
+            return send_error(r, API_TOO_MANY_IMAGES, msg);
+        }
+        if (n < 0) {
+            free(parts);
+            return send_error(r, API_BAD_REQUEST, msg);
+        }
+        if (n == 0) {
+            free(parts);
+            return send_error(r, API_BAD_REQUEST, "multipart body has no parts");
+        }
+    } else {
+        if (r->len == 0) {
+            free(parts);
+            return send_error(r, API_BAD_REQUEST,
+                              "empty body: POST a JPEG or PNG image, or multipart/form-data");
+        }
+        parts[0].data = r->body;
+        parts[0].len = r->len;
+        n = 1;
+    }
+    r->n_images = n;
+    r->inputs = malloc((size_t)n * s->image_floats * sizeof(float));
+    r->probs = malloc((size_t)n * s->n_classes * sizeof(float));
+    if (!r->inputs || !r->probs) {
+        free(parts);
+        return send_error(r, API_INTERNAL, "out of memory");
+    }
+    int64_t t0 = batcher_now_ns();
+    for (int i = 0; i < n; i++) {
+        char why[384];
+        preprocess_status st = preprocess_bytes(parts[i].data, parts[i].len, s->cfg->max_pixels,
+                                                PREPROCESS_TORCHVISION, 224,
+                                                r->inputs + (size_t)i * s->image_floats, why,
+                                                sizeof why);
+        if (st != PREPROCESS_OK) {
+            if (n > 1) snprintf(msg, sizeof msg, "image %d%s%s%s: %s", i + 1,
+                                parts[i].filename[0] ? " (" : "", parts[i].filename,
+                                parts[i].filename[0] ? ")" : "", why);
+            else snprintf(msg, sizeof msg, "%s", why);
+            free(parts);
+            return send_error(r, preprocess_status_to_api(st), msg);
+        }
+    }
+    free(parts);
+    r->decode_ms = ms_between(t0, batcher_now_ns());
+
+    batcher *b = atomic_load(&s->batcher);
+    if (atomic_load(&s->state) != SERVICE_READY || !b) {
+        snprintf(msg, sizeof msg, "service is %s", service_state_name(atomic_load(&s->state)));
+        return send_error(r, API_NOT_READY, msg);
+    }
+    r->br.n_images = n;
+    r->br.inputs = r->inputs;
+    r->br.probs = r->probs;
+    r->br.deadline_ns = deadline_of(r);
+    r->br.on_complete = on_inference_done;
+    r->br.user = r;
+    pthread_mutex_lock(&r->lock);
+    batcher_submit_result sr = batcher_submit(b, &r->br);
+    if (sr == BATCHER_OK) {
+        r->queued = true;
+        atomic_fetch_add(&s->pending, 1);
+        r->suspended = true;
+        MHD_suspend_connection(r->conn);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (sr == BATCHER_FULL) {
+        snprintf(msg, sizeof msg, "queue is full (%lld images); retry later",
+                 s->cfg->queue_capacity);
+        return send_error(r, API_QUEUE_FULL, msg);
+    }
+    if (sr == BATCHER_STOPPED) return send_error(r, API_NOT_READY, "service is draining");
+    return MHD_YES;
+}
+
+static enum MHD_Result classify_answer(request *r) {
+    http_server *s = r->srv;
+    switch (r->br.status) {
+    case BATCH_IMAGE_OK: break;
+    case BATCH_IMAGE_EXPIRED: {
+        char msg[160];
+        snprintf(msg, sizeof msg, "deadline of %.0f ms passed while the request was queued",
+                 ms_between(r->start_ns, r->br.deadline_ns));
+        return send_error(r, API_DEADLINE_EXCEEDED, msg);
+    }
+    case BATCH_IMAGE_SHUTDOWN:
+        return send_error(r, API_NOT_READY, "service shut down before the request was run");
+    case BATCH_IMAGE_FAILED:
+        return send_error(r, API_INTERNAL, "inference failed; see the server log");
+    }
+    api_timings t = {r->decode_ms, r->br.max_queue_ns / 1e6, r->br.inference_ns / 1e6,
+                     ms_between(r->start_ns, batcher_now_ns())};
+    json_t *body = api_classify_json(s->cfg->model, r->id, r->probs, r->n_images, s->n_classes,
+                                     r->top_k, &t, r->br.max_batch_seen);
+    return send_json(r, 200, body, API_OK);
+}
+
+/* ---------------------------------------------------------------- routing */
+
+static route route_of(const char *url) {
+    if (strcmp(url, "/classify") == 0) return ROUTE_CLASSIFY;
+    if (strcmp(url, "/healthz") == 0) return ROUTE_HEALTHZ;
+    if (strcmp(url, "/readyz") == 0) return ROUTE_READYZ;
+    if (strcmp(url, "/metrics") == 0) return ROUTE_METRICS;
+    return ROUTE_NONE;
+}
+
+static void make_request_id(http_server *s, struct MHD_Connection *conn, char *out, size_t cap) {
+    /* Keep a caller's id when it is short and plain, so logs join across services. */
+    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (given) {
+        size_t n = strlen(given);
+        bool ok = n > 0 && n < cap && n <= 40;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = (given[i] >= '0' && given[i] <= '9') || (given[i] >= 'a' && given[i] <= 'z') ||
+                 (given[i] >= 'A' && given[i] <= 'Z') || given[i] == '-' || given[i] == '_';
+        if (ok) {
+            snprintf(out, cap, "%s", given);
+            return;
+        }
+    }
+    snprintf(out, cap, "%08x-%06llu", s->id_prefix,
+             (unsigned long long)atomic_fetch_add(&s->next_id, 1) + 1);
+}
+
+static enum MHD_Result answer_get(request *r) {
+    http_server *s = r->srv;
+    switch (r->route) {
+    case ROUTE_HEALTHZ:
+        return send_json(r, 200, json_pack("{s:s}", "status", "ok"), API_OK);
+    case ROUTE_READYZ: {
+        service_state st = atomic_load(&s->state);
+        if (st == SERVICE_READY) return send_json(r, 200, json_pack("{s:s}", "status", "ready"), API_OK);
+        char msg[64];
+        snprintf(msg, sizeof msg, "service is %s", service_state_name(st));
+        json_t *body = api_error_json(API_NOT_READY, msg);
+        json_object_set_new(body, "status", json_string(service_state_name(st)));
+        snprintf(r->error, sizeof r->error, "%s", msg);
+        return send_json(r, 503, body, API_NOT_READY);
+    }
+    case ROUTE_METRICS: {
+        size_t len;
+        char *text = metrics_render(s->metrics, &len);
+        return send_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, API_OK);
+    }
+    default:
+        return send_error(r, API_INTERNAL, "unroutable");
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls) {
+    (void)version;
+    http_server *s = cls;
+    request *r = *req_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        r->srv = s;
+        r->conn = conn;
+        r->start_ns = batcher_now_ns();
+        r->route = route_of(url);
+        pthread_mutex_init(&r->lock, NULL);
+        snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->path, sizeof r->path, "%s", url);
+        make_request_id(s, conn, r->id, sizeof r->id);
+        *req_cls = r;
+        metrics_add_in_flight(s->metrics, 1);
+
+        bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+        if (r->route == ROUTE_NONE) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "no route %.128s; try POST /classify", url);
+            return send_error(r, API_NOT_FOUND, msg);
+        }
+        if (r->route == ROUTE_CLASSIFY ? strcmp(method, "POST") != 0 : !is_get) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "%s is not allowed on %s", method, url);
+            return send_error(r, API_METHOD_NOT_ALLOWED, msg);
+        }
+        if (r->route != ROUTE_CLASSIFY) return answer_get(r);
+        /* Refuse early what can be refused from the headers alone. */
+        service_state st = atomic_load(&s->state);
+        if (st != SERVICE_READY) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "service is %s", service_state_name(st));
+            return send_error(r, API_NOT_READY, msg);
+        }
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->max_body_bytes) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "request body of %s bytes is over the limit of %lld bytes",
+                     cl, s->cfg->max_body_bytes);
+            return send_error(r, API_BODY_TOO_LARGE, msg);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        /* Without Content-Length the limit is enforced while streaming: keep counting, stop
+         * storing; a client that goes far past it is cut off. */
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->body_too_large || r->len + n > (size_t)s->cfg->max_body_bytes) {
+            r->body_too_large = true;
+            r->len += n;
+            return r->len > 4 * (size_t)s->cfg->max_body_bytes ? MHD_NO : MHD_YES;
+        }
+        if (r->len + n > r->cap) {
+            size_t cap = r->cap ? r->cap : 65536;
+            while (cap < r->len + n) cap *= 2;
+            unsigned char *grown = realloc(r->body, cap);
+            if (!grown) return MHD_NO;
+            r->body = grown;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        return MHD_YES;
+    }
+    if (r->http_code) return MHD_YES; /* already answered */
+    if (r->queued) {
+        pthread_mutex_lock(&r->lock);
+        bool done = r->done;
+        pthread_mutex_unlock(&r->lock);
+        return done ? classify_answer(r) : MHD_YES;
+    }
+    return classify_body_done(r);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err, size_t errlen) {
+    http_server *s = calloc(1, sizeof *s);
+    s->cfg = cfg;
+    s->metrics = m;
+    atomic_store(&s->state, SERVICE_LOADING);
+    pthread_mutex_init(&s->log_lock, NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->id_prefix = (unsigned)(ts.tv_nsec ^ (ts.tv_sec << 20) ^ (unsigned)getpid());
+
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)cfg->port);
+    if (inet_pton(AF_INET, cfg->host, &addr.sin_addr) != 1) {
+        snprintf(err, errlen, "host: '%s' is not an IPv4 address", cfg->host);
+        free(s);
+        return NULL;
+    }
+    long threads = cfg->http_threads ? cfg->http_threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1) threads = 1;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(err, errlen, "cannot listen on %s:%lld (in use, or not allowed)", cfg->host,
+                 cfg->port);
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : (int)cfg->port;
+    return s;
+}
+
+int http_server_port(const http_server *s) { return s->port; }
+
+void http_server_set_batcher(http_server *s, batcher *b, int n_classes, int image_floats) {
+    s->n_classes = n_classes;
+    s->image_floats = image_floats;
+    atomic_store(&s->batcher, b);
+}
+
+void http_server_set_state(http_server *s, service_state st) {
+    atomic_store(&s->state, st);
+    metrics_set_state(s->metrics, service_state_name(st));
+}
+
+service_state http_server_state(const http_server *s) { return atomic_load(&s->state); }
+
+int http_server_pending(http_server *s) { return atomic_load(&s->pending); }
+
+void http_server_stop(http_server *s) {
+    if (!s) return;
+    MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->log_lock);
+    free(s);
+}

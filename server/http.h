@@ -1,0 +1,44 @@
+/* http.h - the HTTP front end: libmicrohttpd routes, request bodies, suspended waits.
+ *
+ * Routes: POST /classify, GET /healthz, GET /readyz, GET /metrics. Image decoding and
+ * preprocessing run on the HTTP threads; a request waiting for inference does not hold one:
+ * its connection is suspended and resumed by the worker that finished it (batcher.h).
+ *
+ * The server starts before the model exists so /healthz and /readyz answer during loading;
+ * http_server_set_batcher() hands it the batcher and http_server_set_state() moves the one
+ * service state (loading -> warming -> ready -> draining). All functions are thread-safe. */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include "batcher.h"
+#include "config.h"
+#include "metrics.h"
+
+typedef enum {
+    SERVICE_LOADING,
+    SERVICE_WARMING,
+    SERVICE_READY,
+    SERVICE_DRAINING,
+} service_state;
+
+const char *service_state_name(service_state s);
+
+typedef struct http_server http_server;
+
+/* Binds and starts serving. cfg and m are borrowed for the server's lifetime. */
+http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err, size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+int http_server_port(const http_server *s);
+
+void http_server_set_batcher(http_server *s, batcher *b, int n_classes, int image_floats);
+void http_server_set_state(http_server *s, service_state st);
+service_state http_server_state(const http_server *s);
+
+/* Requests accepted and not yet answered (for shutdown). */
+int http_server_pending(http_server *s);
+
+/* Stops the daemon; call after the batcher has drained, so no connection is suspended. */
+void http_server_stop(http_server *s);
+
+#endif

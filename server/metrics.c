@@ -1,0 +1,248 @@
+/* metrics.c - counters, gauges and histograms, rendered in Prometheus text format. */
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const endpoint_names[METRICS_EP_COUNT] = {"classify", "healthz", "readyz",
+                                                             "metrics", "other"};
+/* The status codes the service can send; anything else is counted under 500. */
+static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 422, 429, 500, 503, 504};
+#define N_CODES (sizeof codes / sizeof codes[0])
+static const char *const reasons[] = {"bad_request", "not_found", "method_not_allowed",
+                                      "payload_too_large", "too_many_images",
+                                      "unsupported_media_type", "undecodable_image",
+                                      "image_too_large", "queue_full", "not_ready",
+                                      "deadline_exceeded", "internal_error", "unauthorized"};
+#define N_REASONS (sizeof reasons / sizeof reasons[0])
+
+#define MAX_BUCKETS 16
+typedef struct {
+    pthread_mutex_t lock;
+    int n_bounds;
+    double bounds[MAX_BUCKETS];
+    uint64_t counts[MAX_BUCKETS + 1]; /* last: +Inf */
+    double sum;
+    uint64_t count;
+} histogram;
+
+struct metrics {
+    atomic_ullong requests[METRICS_EP_COUNT][N_CODES];
+    histogram request_seconds[METRICS_EP_COUNT];
+    histogram queue_wait_seconds, inference_seconds, batch_size;
+    atomic_ullong images, batches, batch_failures;
+    atomic_ullong rejected[N_REASONS];
+    atomic_int queue_depth, in_flight;
+    char model_info[512];
+    char state[16];
+    pthread_mutex_t info_lock;
+};
+
+static void histogram_init(histogram *h, const double *bounds, int n) {
+    memset(h, 0, sizeof *h);
+    pthread_mutex_init(&h->lock, NULL);
+    h->n_bounds = n;
+    memcpy(h->bounds, bounds, n * sizeof *bounds);
+}
+
+static void histogram_observe(histogram *h, double v) {
+    pthread_mutex_lock(&h->lock);
+    int i = 0;
+    while (i < h->n_bounds && v > h->bounds[i]) i++;
+    h->counts[i]++;
+    h->sum += v;
+    h->count++;
+    pthread_mutex_unlock(&h->lock);
+}
+
+metrics *metrics_create(void) {
+    metrics *m = calloc(1, sizeof *m);
+    static const double latency[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+    static const double sizes[] = {1, 2, 4, 8, 16, 32, 64};
+    for (int e = 0; e < METRICS_EP_COUNT; e++) histogram_init(&m->request_seconds[e], latency, 12);
+    histogram_init(&m->queue_wait_seconds, latency, 12);
+    histogram_init(&m->inference_seconds, latency, 12);
+    histogram_init(&m->batch_size, sizes, 7);
+    pthread_mutex_init(&m->info_lock, NULL);
+    snprintf(m->state, sizeof m->state, "loading");
+    return m;
+}
+
+void metrics_free(metrics *m) {
+    if (!m) return;
+    for (int e = 0; e < METRICS_EP_COUNT; e++) pthread_mutex_destroy(&m->request_seconds[e].lock);
+    pthread_mutex_destroy(&m->queue_wait_seconds.lock);
+    pthread_mutex_destroy(&m->inference_seconds.lock);
+    pthread_mutex_destroy(&m->batch_size.lock);
+    pthread_mutex_destroy(&m->info_lock);
+    free(m);
+}
+
+void metrics_set_model_info(metrics *m, const char *model, const char *algo,
+                            const char *precision, const char *weights_source, int max_batch,
+                            int workers, int threads_per_worker) {
+    pthread_mutex_lock(&m->info_lock);
+    snprintf(m->model_info, sizeof m->model_info,
+             "model=\"%s\",algo=\"%s\",precision=\"%s\",weights=\"%s\",max_batch_size=\"%d\","
+             "workers=\"%d\",threads_per_worker=\"%d\"",
+             model, algo, precision, weights_source, max_batch, workers, threads_per_worker);
+    pthread_mutex_unlock(&m->info_lock);
+}
+
+void metrics_set_state(metrics *m, const char *state) {
+    pthread_mutex_lock(&m->info_lock);
+    snprintf(m->state, sizeof m->state, "%s", state);
+    pthread_mutex_unlock(&m->info_lock);
+}
+
+void metrics_observe_request(metrics *m, metrics_endpoint ep, int http_code, double seconds) {
+    size_t c = 0;
+    while (c < N_CODES && codes[c] != http_code) c++;
+    if (c == N_CODES)
+        for (c = 0; codes[c] != 500; c++) {
+        }
+    atomic_fetch_add(&m->requests[ep][c], 1);
+    histogram_observe(&m->request_seconds[ep], seconds);
+}
+
+void metrics_observe_queue_wait(metrics *m, double seconds) {
+    histogram_observe(&m->queue_wait_seconds, seconds);
+}
+
+void metrics_observe_batch(metrics *m, int batch_size, double seconds, bool ok) {
+    histogram_observe(&m->batch_size, batch_size);
+    histogram_observe(&m->inference_seconds, seconds);
+    atomic_fetch_add(&m->batches, 1);
+    if (ok) atomic_fetch_add(&m->images, (unsigned long long)batch_size);
+    else atomic_fetch_add(&m->batch_failures, 1);
+}
+
+void metrics_add_images(metrics *m, int n) { atomic_fetch_add(&m->images, (unsigned long long)n); }
+
+void metrics_add_rejected(metrics *m, const char *reason) {
+    for (size_t i = 0; i < N_REASONS; i++)
+        if (strcmp(reasons[i], reason) == 0) {
+            atomic_fetch_add(&m->rejected[i], 1);
+            return;
+        }
+}
+
+void metrics_set_queue_depth(metrics *m, int depth) { atomic_store(&m->queue_depth, depth); }
+void metrics_add_in_flight(metrics *m, int delta) { atomic_fetch_add(&m->in_flight, delta); }
+
+/* ---------------------------------------------------------------- rendering */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} text;
+
+static void put(text *t, const char *fmt, ...) {
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        t->cap = t->cap * 2 + (size_t)n + 1;
+        t->buf = realloc(t->buf, t->cap);
+    }
+}
+
+static void header(text *t, const char *name, const char *type, const char *help) {
+    put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void put_histogram(text *t, const char *name, const char *labels, histogram *h) {
+    pthread_mutex_lock(&h->lock);
+    uint64_t cumulative = 0;
+    const char *sep = labels[0] ? "," : "";
+    for (int i = 0; i < h->n_bounds; i++) {
+        cumulative += h->counts[i];
+        put(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, h->bounds[i],
+            (unsigned long long)cumulative);
+    }
+    cumulative += h->counts[h->n_bounds];
+    put(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cumulative);
+    if (labels[0]) {
+        put(t, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, labels, h->sum, name, labels,
+            (unsigned long long)h->count);
+    } else {
+        put(t, "%s_sum %.9g\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+static long long resident_bytes(void) {
+    FILE *fp = fopen("/proc/self/statm", "r");
+    long long pages = 0, resident = 0;
+    if (fp) {
+        if (fscanf(fp, "%lld %lld", &pages, &resident) != 2) resident = 0;
+        fclose(fp);
+    }
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+char *metrics_render(metrics *m, size_t *len) {
+    text t = {malloc(8192), 0, 8192};
+    header(&t, "vggserve_requests_total", "counter", "HTTP requests by endpoint and status code.");
+    for (int e = 0; e < METRICS_EP_COUNT; e++)
+        for (size_t c = 0; c < N_CODES; c++) {
+            unsigned long long v = atomic_load(&m->requests[e][c]);
+            if (v || (e == METRICS_EP_CLASSIFY && codes[c] == 200))
+                put(&t, "vggserve_requests_total{endpoint=\"%s\",code=\"%d\"} %llu\n",
+                    endpoint_names[e], codes[c], v);
+        }
+    header(&t, "vggserve_request_duration_seconds", "histogram",
+           "Time from the first byte of a request to its answer.");
+    for (int e = 0; e < METRICS_EP_COUNT; e++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "endpoint=\"%s\"", endpoint_names[e]);
+        put_histogram(&t, "vggserve_request_duration_seconds", labels, &m->request_seconds[e]);
+    }
+    header(&t, "vggserve_queue_wait_seconds", "histogram",
+           "Time an image waited in the queue before a worker took it.");
+    put_histogram(&t, "vggserve_queue_wait_seconds", "", &m->queue_wait_seconds);
+    header(&t, "vggserve_inference_duration_seconds", "histogram",
+           "Forward pass time of one batch.");
+    put_histogram(&t, "vggserve_inference_duration_seconds", "", &m->inference_seconds);
+    header(&t, "vggserve_batch_size", "histogram", "Images per forward pass.");
+    put_histogram(&t, "vggserve_batch_size", "", &m->batch_size);
+    header(&t, "vggserve_batches_total", "counter", "Forward passes run.");
+    put(&t, "vggserve_batches_total %llu\n", (unsigned long long)atomic_load(&m->batches));
+    header(&t, "vggserve_batch_failures_total", "counter", "Forward passes that failed.");
+    put(&t, "vggserve_batch_failures_total %llu\n",
+        (unsigned long long)atomic_load(&m->batch_failures));
+    header(&t, "vggserve_images_classified_total", "counter", "Images run through the network.");
+    put(&t, "vggserve_images_classified_total %llu\n", (unsigned long long)atomic_load(&m->images));
+    header(&t, "vggserve_rejected_total", "counter", "Requests refused, by reason.");
+    for (size_t i = 0; i < N_REASONS; i++)
+        put(&t, "vggserve_rejected_total{reason=\"%s\"} %llu\n", reasons[i],
+            (unsigned long long)atomic_load(&m->rejected[i]));
+    header(&t, "vggserve_queue_depth", "gauge", "Images waiting for a worker.");
+    put(&t, "vggserve_queue_depth %d\n", atomic_load(&m->queue_depth));
+    header(&t, "vggserve_in_flight_requests", "gauge", "Requests being processed.");
+    put(&t, "vggserve_in_flight_requests %d\n", atomic_load(&m->in_flight));
+    pthread_mutex_lock(&m->info_lock);
+    header(&t, "vggserve_model_info", "gauge",
+           "The loaded model; weights=\"generated\" means meaningless predictions.");
+    put(&t, "vggserve_model_info{%s} 1\n", m->model_info);
+    header(&t, "vggserve_state", "gauge", "Service state (1 for the current one).");
+    static const char *const states[] = {"loading", "warming", "ready", "draining"};
+    for (int i = 0; i < 4; i++)
+        put(&t, "vggserve_state{state=\"%s\"} %d\n", states[i], strcmp(states[i], m->state) == 0);
+    pthread_mutex_unlock(&m->info_lock);
+    header(&t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    put(&t, "process_resident_memory_bytes %lld\n", resident_bytes());
+    *len = t.len;
+    return t.buf;
+}

@@ -1,0 +1,43 @@
+/* metrics.h - the service's Prometheus metrics: one struct, one name/help/type table.
+ *
+ * Counters and gauges are C11 atomics; each histogram has its own small mutex. Every
+ * function is thread-safe and cheap enough for the request path. metrics_render() writes the
+ * text exposition format (version 0.0.4) that `promtool check metrics` accepts. */
+#ifndef METRICS_H
+#define METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct metrics metrics;
+
+typedef enum {
+    METRICS_EP_CLASSIFY,
+    METRICS_EP_HEALTHZ,
+    METRICS_EP_READYZ,
+    METRICS_EP_METRICS,
+    METRICS_EP_OTHER,
+    METRICS_EP_COUNT
+} metrics_endpoint;
+
+metrics *metrics_create(void);
+void metrics_free(metrics *m);
+
+/* Static facts shown as vggserve_model_info{...} 1. weights_source: "file" or "generated". */
+void metrics_set_model_info(metrics *m, const char *model, const char *algo,
+                            const char *precision, const char *weights_source, int max_batch,
+                            int workers, int threads_per_worker);
+
+void metrics_observe_request(metrics *m, metrics_endpoint ep, int http_code, double seconds);
+void metrics_observe_queue_wait(metrics *m, double seconds);
+void metrics_observe_batch(metrics *m, int batch_size, double seconds, bool ok);
+void metrics_add_images(metrics *m, int n);
+void metrics_add_rejected(metrics *m, const char *reason); /* an api_status type */
+void metrics_set_queue_depth(metrics *m, int depth);
+void metrics_add_in_flight(metrics *m, int delta);
+void metrics_set_state(metrics *m, const char *state);
+
+/* Renders the exposition text; caller frees. */
+char *metrics_render(metrics *m, size_t *len);
+
+#endif
