@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# run.sh - the newcomer's first command: install what is missing, build, and run vggserve.
+# run.sh - the newcomer's first command: install what is missing, build, start the service.
 #
-#   scripts/run.sh                         classify a shipped photo with generated weights
-#   scripts/run.sh --weights FILE ...      extra arguments go to `vggserve classify`
+#   scripts/run.sh                                  generated weights, http://127.0.0.1:8080
+#   scripts/run.sh --weights vgg16.safetensors      real weights; any `vggserve serve` flag works
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec ./build/vggserve classify "$@" tests/data/images/chelsea.jpg
+exec ./build/vggserve serve "$@"

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# http_load.sh - end-to-end throughput and latency of `vggserve serve` over loopback HTTP,
+# measured in the same run as the engine alone (`vggserve bench`), so the ratios compare like
+# with like on this noisy machine.
+#
+#   bench/http_load.sh [--algo direct|winograd] [--seconds 15] [--concurrency "1 2 4 8 16"]
+#
+# Prints: engine img/s at batch 1 and max_batch; an idle single-request latency (median of
+# sequential requests) against the engine's batch-1 time; then per concurrency the served
+# img/s and p50/p99 latency from wrk, with the ratio to engine-only img/s at max_batch.
+# Needs: wrk (Debian package), curl. Talks only to 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+algo=direct seconds=15 conc="1 2 4 8 16" max_batch=8 image=tests/data/images/chelsea.jpg
+while (($#)); do
+  case $1 in
+    --algo) algo=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --concurrency) conc=$2; shift 2 ;;
+    --max-batch-size) max_batch=$2; shift 2 ;;
+    --image) image=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+bin=./build/vggserve
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
+weights=$(mktemp --suffix=.safetensors)
+log=$(mktemp)
+server=
+cleanup() { [[ -n $server ]] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -f "$weights" "$log"; }
+trap cleanup EXIT
+$bin gen-weights --seed 1 --out "$weights" 2>/dev/null
+
+echo "== engine only ($algo, batch 1 and $max_batch)"
+engine=$($bin bench --weights "$weights" --algo "$algo" --batch "1,$max_batch" --seconds "$seconds" --json)
+echo "$engine"
+e1_ms=$(echo "$engine" | sed -n 1p | sed 's/.*"ms_per_batch_median": \([0-9.]*\).*/\1/')
+eB_ips=$(echo "$engine" | sed -n 2p | sed 's/.*"img_per_s_median": \([0-9.]*\).*/\1/')
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+$bin serve --weights "$weights" --algo "$algo" --port "$port" --max-batch-size "$max_batch" \
+  --queue-capacity 256 >/dev/null 2>"$log" &
+server=$!
+for _ in $(seq 1 240); do
+  curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
+  sleep 0.5
+done
+curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$log"; exit 1; }
+
+echo "== idle single requests (sequential, curl time_total)"
+times=()
+for _ in $(seq 1 21); do
+  times+=("$(curl -s -o /dev/null -w '%{time_total}' -X POST --data-binary @"$image" \
+    -H 'Content-Type: image/jpeg' "http://127.0.0.1:$port/classify")")
+done
+idle_ms=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]*1000}')
+echo "median ${idle_ms} ms vs engine batch-1 ${e1_ms} ms: ratio $(awk -v a="$idle_ms" -v b="$e1_ms" 'BEGIN{printf "%.3f", a/b}')"
+
+echo "== concurrency sweep (wrk, ${seconds}s each); ratio = served img/s / engine img/s at batch $max_batch"
+printf '%6s %10s %10s %10s %10s %8s\n' clients img/s p50_ms p99_ms non_2xx ratio
+for c in $conc; do
+  out=$(IMAGE="$image" wrk -t 1 -c "$c" -d "${seconds}s" --timeout 60s -s bench/post_image.lua \
+    "http://127.0.0.1:$port/classify" | tail -n 1)
+  ips=$(echo "$out" | sed 's/.*"req_per_s": \([0-9.]*\).*/\1/')
+  p50=$(echo "$out" | sed 's/.*"p50_ms": \([0-9.]*\).*/\1/')
+  p99=$(echo "$out" | sed 's/.*"p99_ms": \([0-9.]*\).*/\1/')
+  bad=$(echo "$out" | sed 's/.*"non_2xx": \([0-9]*\).*/\1/')
+  printf '%6s %10s %10s %10s %10s %8s\n' "$c" "$ips" "$p50" "$p99" "$bad" \
+    "$(awk -v a="$ips" -v b="$eB_ips" 'BEGIN{printf "%.3f", a/b}')"
+done
+echo "== batch sizes served"
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^vggserve_batch_size_(bucket|count)'
