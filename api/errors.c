@@ -1,6 +1,8 @@
 /* errors.c - the status table. */
 #include "errors.h"
 
+#include <stddef.h>
+
 static const struct {
     int http;
     const char *type;
@@ -19,6 +21,7 @@ static const struct {
     [API_NOT_READY] = {503, "not_ready", 1},
     [API_DEADLINE_EXCEEDED] = {504, "deadline_exceeded", 0},
     [API_INTERNAL] = {500, "internal_error", 0},
+    [API_UNAUTHORIZED] = {401, "unauthorized", 0},
 };
 
 int api_status_http(api_status s) { return s < API_STATUS_COUNT ? table[s].http : 500; }
@@ -29,7 +32,49 @@ const char *api_status_type(api_status s) {
 
 int api_status_retry_after(api_status s) { return s < API_STATUS_COUNT && table[s].retry_after; }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF). */
+static size_t utf8_sequence(const unsigned char *s) {
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+    return n;
+}
+
+char *api_utf8_sanitize(const char *s, char *out, size_t cap) {
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t o = 0;
+    while (*p && o + 1 < cap) {
+        size_t n = utf8_sequence(p); /* stops at the terminator: it is never a continuation */
+        if (n == 0 || (n == 1 && ((*p < 0x20 && *p != '\t') || *p == 0x7f))) {
+            out[o++] = '?';
+            p++;
+            continue;
+        }
+        if (o + n >= cap) break; /* never cut a sequence in half */
+        for (size_t i = 0; i < n; i++) out[o++] = (char)*p++;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 json_t *api_error_json(api_status s, const char *message) {
+    char clean[1024];
+    api_utf8_sanitize(message, clean, sizeof clean);
     return json_pack("{s:{s:i, s:s, s:s}}", "error", "code", api_status_http(s), "type",
-                     api_status_type(s), "message", message ? message : "");
+                     api_status_type(s), "message", clean);
 }

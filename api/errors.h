@@ -22,6 +22,7 @@ typedef enum {
     API_NOT_READY,          /* loading, warming or draining: send Retry-After */
     API_DEADLINE_EXCEEDED,  /* the deadline passed while queued */
     API_INTERNAL,           /* a bug or an engine failure */
+    API_UNAUTHORIZED,       /* missing or wrong bearer token: send WWW-Authenticate */
     API_STATUS_COUNT
 } api_status;
 
@@ -30,7 +31,14 @@ const char *api_status_type(api_status s);
 /* True for statuses answered with Retry-After. */
 int api_status_retry_after(api_status s);
 
-/* The error body (new reference). */
+/* The error body (new reference, never NULL). message may hold client bytes (a path, a
+ * query value, a file name): it is made valid UTF-8 first, since jansson refuses anything
+ * else. */
 json_t *api_error_json(api_status s, const char *message);
+
+/* Copies s into out (cap > 0 bytes, always terminated), replacing every byte that is not
+ * part of a valid UTF-8 sequence, and every control character but tab, with '?'. Returns
+ * out. For error messages and log lines that quote what a client sent. */
+char *api_utf8_sanitize(const char *s, char *out, size_t cap);
 
 #endif

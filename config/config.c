@@ -3,12 +3,14 @@
 
 #include "config.h"
 
+#include "auth.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { KIND_INT, KIND_STRING } field_kind;
+typedef enum { KIND_INT, KIND_STRING, KIND_BOOL } field_kind;
 
 typedef struct {
     const char *key;
@@ -22,10 +24,11 @@ typedef struct {
 
 static const char *const models[] = {"vgg11", "vgg13", "vgg16", "vgg19", NULL};
 static const char *const algos[] = {"direct", "winograd", NULL};
-static const char *const precisions[] = {"f32", NULL};
+static const char *const precisions[] = {"f32", "bf16", "int8", NULL};
 static const char *const log_formats[] = {"json", "logfmt", NULL};
 
 #define INT_FIELD(k, lo, hi, d, h) {#k, KIND_INT, offsetof(vggserve_config, k), 0, lo, hi, NULL, d, h}
+#define BOOL_FIELD(k, d, h) {#k, KIND_BOOL, offsetof(vggserve_config, k), 0, 0, 1, NULL, d, h}
 #define STR_FIELD(k, ch, d, h) \
     {#k, KIND_STRING, offsetof(vggserve_config, k), sizeof(((vggserve_config *)0)->k), 0, 0, ch, d, h}
 
@@ -35,7 +38,7 @@ static const config_field fields[] = {
     STR_FIELD(weights, NULL, "", "safetensors weights; empty generates them from seed"),
     STR_FIELD(model, models, "vgg16", "vgg11|vgg13|vgg16|vgg19"),
     STR_FIELD(algo, algos, "direct", "convolution algorithm: direct|winograd"),
-    STR_FIELD(precision, precisions, "f32", "compute precision"),
+    STR_FIELD(precision, precisions, "f32", "compute precision: f32|bf16|int8"),
     INT_FIELD(seed, 0, 0x7fffffffffffffffLL, "1", "seed of generated weights"),
     INT_FIELD(workers, 1, 64, "1", "inference workers (each its own oneDNN stream)"),
     INT_FIELD(threads_per_worker, 0, 1024, "0", "oneDNN threads per worker (0: cores / workers)"),
@@ -52,6 +55,18 @@ static const config_field fields[] = {
     INT_FIELD(connection_timeout_s, 1, 3600, "30", "idle connection timeout"),
     INT_FIELD(shutdown_grace_s, 0, 3600, "30", "time to finish accepted work after SIGTERM"),
     STR_FIELD(log_format, log_formats, "json", "access log lines: json|logfmt"),
+    INT_FIELD(max_header_bytes, 4096, 16LL << 20, "32768",
+              "memory per connection for the request line and headers; beyond it 431"),
+    INT_FIELD(max_connections, 1, 1000000, "1000",
+              "open connections at most, all clients together; beyond it new ones are closed"),
+    INT_FIELD(max_connections_per_ip, 0, 1000000, "0",
+              "open connections from one IP address at most (0: no limit)"),
+    STR_FIELD(auth_token, NULL, "", "bearer token required by POST /classify (empty: no auth)"),
+    STR_FIELD(auth_token_file, NULL, "", "file holding the bearer token (instead of auth_token)"),
+    BOOL_FIELD(auth_metrics, "false", "GET /metrics needs the bearer token too"),
+    BOOL_FIELD(auth_health, "false", "GET /healthz and /readyz need the bearer token too"),
+    STR_FIELD(tls_cert_file, NULL, "", "PEM certificate (chain): with tls_key_file, serve HTTPS only"),
+    STR_FIELD(tls_key_file, NULL, "", "PEM private key of tls_cert_file"),
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
@@ -71,6 +86,17 @@ static int set_field(vggserve_config *c, const config_field *f, const char *valu
         if (errno || end == value || *end || v < f->min || v > f->max) {
             snprintf(err, errlen, "%s: %s must be an integer in %lld..%lld, got '%s'", source,
                      f->key, f->min, f->max, value);
+            return -1;
+        }
+        memcpy(dst, &v, sizeof v);
+        return 0;
+    }
+    if (f->kind == KIND_BOOL) {
+        bool v;
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0) v = true;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0) v = false;
+        else {
+            snprintf(err, errlen, "%s: %s must be true or false, got '%s'", source, f->key, value);
             return -1;
         }
         memcpy(dst, &v, sizeof v);
@@ -114,13 +140,9 @@ int config_set(vggserve_config *c, const char *key, const char *value, const cha
     return set_field(c, f, value, source, err, errlen);
 }
 
-int config_load_file(vggserve_config *c, const char *path, char *err, size_t errlen) {
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        snprintf(err, errlen, "%s:%d: %s", path, jerr.line, jerr.text);
-        return -1;
-    }
+/* Applies every key of a parsed config (steals root). path names the source in errors. */
+static int load_json(vggserve_config *c, json_t *root, const char *path, char *err,
+                     size_t errlen) {
     if (!json_is_object(root)) {
         snprintf(err, errlen, "%s: the config must be a JSON object", path);
         json_decref(root);
@@ -140,11 +162,15 @@ int config_load_file(vggserve_config *c, const char *path, char *err, size_t err
         }
         if (f->kind == KIND_INT && json_is_integer(v)) {
             snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
+        } else if (f->kind == KIND_BOOL && json_is_boolean(v)) {
+            snprintf(text, sizeof text, "%s", json_is_true(v) ? "true" : "false");
         } else if (f->kind == KIND_STRING && json_is_string(v)) {
             snprintf(text, sizeof text, "%s", json_string_value(v));
         } else {
             snprintf(err, errlen, "%s: %s must be %s", path, key,
-                     f->kind == KIND_INT ? "an integer" : "a string");
+                     f->kind == KIND_INT    ? "an integer"
+                     : f->kind == KIND_BOOL ? "true or false"
+                                            : "a string");
             rc = -1;
             break;
         }
@@ -155,6 +181,27 @@ int config_load_file(vggserve_config *c, const char *path, char *err, size_t err
     }
     json_decref(root);
     return rc;
+}
+
+int config_load_file(vggserve_config *c, const char *path, char *err, size_t errlen) {
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, errlen, "%s:%d: %s", path, jerr.line, jerr.text);
+        return -1;
+    }
+    return load_json(c, root, path, err, errlen);
+}
+
+int config_load_buffer(vggserve_config *c, const char *text, size_t len, const char *source,
+                       char *err, size_t errlen) {
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, errlen, "%s:%d: %s", source, jerr.line, jerr.text);
+        return -1;
+    }
+    return load_json(c, root, source, err, errlen);
 }
 
 int config_load_env(vggserve_config *c, char *err, size_t errlen) {
@@ -190,6 +237,51 @@ int config_validate(const vggserve_config *c, char *err, size_t errlen) {
                  c->queue_capacity);
         return -1;
     }
+    if (c->http_threads > c->max_connections) {
+        snprintf(err, errlen, "http_threads (%lld) is larger than max_connections (%lld): every "
+                 "HTTP thread needs a share of the connections", c->http_threads,
+                 c->max_connections);
+        return -1;
+    }
+    if (c->auth_token[0] && c->auth_token_file[0]) {
+        snprintf(err, errlen, "auth_token and auth_token_file are both set: use one");
+        return -1;
+    }
+    if (c->auth_token[0] && !api_auth_token_valid(c->auth_token)) {
+        snprintf(err, errlen, "auth_token must be 1 to %d characters of A-Z a-z 0-9 - . _ ~ + / "
+                 "(then optional '=')", API_AUTH_TOKEN_MAX);
+        return -1;
+    }
+    if (!c->tls_cert_file[0] != !c->tls_key_file[0]) {
+        snprintf(err, errlen, "tls_cert_file and tls_key_file go together: set both for HTTPS, or "
+                 "neither");
+        return -1;
+    }
+    return 0;
+}
+
+int config_load_secrets(vggserve_config *c, char *err, size_t errlen) {
+    if (!c->auth_token_file[0]) return 0;
+    FILE *f = fopen(c->auth_token_file, "r");
+    if (!f) {
+        snprintf(err, errlen, "auth_token_file %s: %s", c->auth_token_file, strerror(errno));
+        return -1;
+    }
+    char buf[sizeof c->auth_token + 2];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    bool more = fgetc(f) != EOF;
+    fclose(f);
+    buf[n] = '\0';
+    if (n > 0 && buf[n - 1] == '\n') buf[--n] = '\0';
+    if (n > 0 && buf[n - 1] == '\r') buf[--n] = '\0';
+    if (more || strlen(buf) != n || !api_auth_token_valid(buf)) {
+        snprintf(err, errlen, "auth_token_file %s: must hold one token of 1 to %d characters of "
+                 "A-Z a-z 0-9 - . _ ~ + / (then optional '='), and at most a newline",
+                 c->auth_token_file, API_AUTH_TOKEN_MAX);
+        return -1;
+    }
+    snprintf(c->auth_token, sizeof c->auth_token, "%s", buf);
+    memset(buf, 0, sizeof buf);
     return 0;
 }
 
@@ -201,6 +293,12 @@ json_t *config_to_json(const vggserve_config *c) {
             long long v;
             memcpy(&v, p, sizeof v);
             json_object_set_new(o, fields[i].key, json_integer(v));
+        } else if (fields[i].kind == KIND_BOOL) {
+            bool v;
+            memcpy(&v, p, sizeof v);
+            json_object_set_new(o, fields[i].key, json_boolean(v));
+        } else if (strcmp(fields[i].key, "auth_token") == 0 && p[0]) {
+            json_object_set_new(o, fields[i].key, json_string("***")); /* never print secrets */
         } else {
             json_object_set_new(o, fields[i].key, json_string(p));
         }

@@ -10,6 +10,7 @@
 #define CONFIG_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct {
@@ -33,6 +34,15 @@ typedef struct {
     long long connection_timeout_s;
     long long shutdown_grace_s;
     char log_format[16];          /* json | logfmt */
+    long long max_header_bytes;   /* per-connection memory for request line + headers */
+    long long max_connections;    /* open connections, all clients together */
+    long long max_connections_per_ip; /* 0: no limit */
+    char auth_token[256];         /* empty: no auth; secret (redacted by config_to_json) */
+    char auth_token_file[4096];   /* read into auth_token by config_load_secrets */
+    bool auth_metrics;            /* GET /metrics needs the token too */
+    bool auth_health;             /* GET /healthz and /readyz need the token too */
+    char tls_cert_file[4096];     /* PEM; both set: HTTPS only */
+    char tls_key_file[4096];
 } vggserve_config;
 
 void config_defaults(vggserve_config *c);
@@ -51,7 +61,16 @@ const char *config_key_for_flag(const char *flag);
 /* Checks the combination (model name, algo, ...). */
 int config_validate(const vggserve_config *c, char *err, size_t errlen);
 
-/* The effective configuration as a JSON object (new reference). */
+/* Reads auth_token_file (when set) into auth_token, trimming one trailing newline, and
+ * checks the token's syntax. Call after config_validate; errors name the file. */
+int config_load_secrets(vggserve_config *c, char *err, size_t errlen);
+
+/* Like config_load_file, from a buffer (the fuzzer's entry); source names it in errors. */
+int config_load_buffer(vggserve_config *c, const char *text, size_t len, const char *source,
+                       char *err, size_t errlen);
+
+/* The effective configuration as a JSON object (new reference); auth_token is shown as
+ * "***" when set, so the printed config never carries the secret. */
 json_t *config_to_json(const vggserve_config *c);
 
 /* Prints "--flag VALUE   help (default ...)" lines for --help. */

@@ -4,6 +4,7 @@
 #include <dnnl.h>
 #include <dnnl_debug.h>
 #include <omp.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,12 +36,16 @@ int vgg_algo_parse(const char *s, vgg_algo *out) {
 
 int vgg_precision_parse(const char *s, vgg_precision *out) {
     if (strcmp(s, "f32") == 0) *out = VGG_PRECISION_F32;
+    else if (strcmp(s, "bf16") == 0) *out = VGG_PRECISION_BF16;
+    else if (strcmp(s, "int8") == 0) *out = VGG_PRECISION_INT8;
     else return -1;
     return 0;
 }
 
 const char *vgg_algo_name(vgg_algo a) { return a == VGG_ALGO_WINOGRAD ? "winograd" : "direct"; }
-const char *vgg_precision_name(vgg_precision p) { (void)p; return "f32"; }
+const char *vgg_precision_name(vgg_precision p) {
+    return p == VGG_PRECISION_BF16 ? "bf16" : p == VGG_PRECISION_INT8 ? "int8" : "f32";
+}
 
 /* ---------------------------------------------------------------- model */
 
@@ -62,6 +67,13 @@ struct vgg_model {
     pthread_mutex_t lock;   /* guards variants and src */
     weight_variant *variants[N_LAYERS];
     float *bias[N_LAYERS];  /* plain copies: tiny, and the source may be released */
+    /* int8 only (NULL otherwise), per output channel of layer l:
+     *   w_scale   127 / max|w[oc]|: weights are stored as round(w * w_scale)
+     *   out_scale s_out / (s_in * w_scale): what oneDNN multiplies the s32 accumulator by
+     *   bias_q    b * s_in * w_scale: oneDNN 2.x adds the bias before the output scale
+     * act_scale[l] = 255 / calibrated max of layer l's (post-ReLU) output: u8 = x * act_scale. */
+    float *w_scale[N_LAYERS], *out_scale[N_LAYERS], *bias_q[N_LAYERS];
+    float act_scale[N_LAYERS];
 };
 
 static void *alloc_aligned(size_t bytes) {
@@ -72,13 +84,14 @@ static void *alloc_aligned(size_t bytes) {
 
 /* Runs a one-off reorder src -> dst on the calling thread. */
 static int reorder_now(dnnl_engine_t eng, const dnnl_memory_desc_t *src_md, const void *src,
-                       const dnnl_memory_desc_t *dst_md, void *dst, char *err, size_t errlen) {
+                       const dnnl_memory_desc_t *dst_md, void *dst,
+                       const_dnnl_primitive_attr_t attr, char *err, size_t errlen) {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
     dnnl_memory_t sm = NULL, dm = NULL;
     dnnl_stream_t stream = NULL;
     int rc = -1;
-    CHECK(dnnl_reorder_primitive_desc_create(&pd, src_md, eng, dst_md, eng, NULL), "weight reorder");
+    CHECK(dnnl_reorder_primitive_desc_create(&pd, src_md, eng, dst_md, eng, attr), "weight reorder");
     CHECK(dnnl_primitive_create(&prim, pd), "weight reorder");
     CHECK(dnnl_memory_create(&sm, src_md, eng, (void *)src), "weight reorder");
     CHECK(dnnl_memory_create(&dm, dst_md, eng, dst), "weight reorder");
@@ -102,11 +115,22 @@ static bool md_equal_or_both_zero(const dnnl_memory_desc_t *a, const dnnl_memory
 }
 
 /* Makes the layer's weights in format `md` from the plain source (OIHW / OI). */
+/* Attributes quantising f32 weights to s8 with one scale per output channel (dim 0). */
+static dnnl_primitive_attr_t weight_quant_attr(const vgg_model *m, int layer, const dnnl_memory_desc_t *md) {
+    if (md->data_type != dnnl_s8) return NULL;
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_attr_create(&attr);
+    dnnl_primitive_attr_set_output_scales(attr, md->dims[0], 1 << 0, m->w_scale[layer]);
+    return attr;
+}
+
 static int make_variant(vgg_model *m, int layer, weight_variant *v, char *err, size_t errlen) {
     const vgg_config *c = &m->cfg;
     const vgg_weights *w = m->src;
     dnnl_memory_desc_t user;
     const float *data;
+    dnnl_primitive_attr_t quant = weight_quant_attr(m, layer, &v->md);
+    int rc;
     if (layer < VGG_MAX_CONV) {
         dnnl_dims_t d = {c->conv_out[layer], c->conv_in[layer], 3, 3};
         dnnl_memory_desc_init_by_tag(&user, 4, d, dnnl_f32, dnnl_oihw);
@@ -124,14 +148,16 @@ static int make_variant(vgg_model *m, int layer, weight_variant *v, char *err, s
         float *rows = alloc_aligned(bytes);
         if (!rows) {
             snprintf(err, errlen, "out of memory permuting fc1 weights");
+            if (quant) dnnl_primitive_attr_destroy(quant);
             return -1;
         }
         dnnl_memory_desc_t flat;
         dnnl_dims_t d2 = {c->fc_out[0], c->fc_in[0]};
         dnnl_memory_desc_init_by_tag(&flat, 2, d2, dnnl_f32, dnnl_ab);
-        int rc = reorder_now(m->eng, &user, w->fc_w[0], &v->row_layout, rows, err, errlen);
-        if (rc == 0) rc = reorder_now(m->eng, &flat, rows, &v->md, v->data, err, errlen);
+        rc = reorder_now(m->eng, &user, w->fc_w[0], &v->row_layout, rows, NULL, err, errlen);
+        if (rc == 0) rc = reorder_now(m->eng, &flat, rows, &v->md, v->data, quant, err, errlen);
         free(rows);
+        if (quant) dnnl_primitive_attr_destroy(quant);
         return rc;
     } else {
         int j = layer - VGG_MAX_CONV;
@@ -139,7 +165,9 @@ static int make_variant(vgg_model *m, int layer, weight_variant *v, char *err, s
         dnnl_memory_desc_init_by_tag(&user, 2, d, dnnl_f32, dnnl_ab);
         data = w->fc_w[j];
     }
-    return reorder_now(m->eng, &user, data, &v->md, v->data, err, errlen);
+    rc = reorder_now(m->eng, &user, data, &v->md, v->data, quant, err, errlen);
+    if (quant) dnnl_primitive_attr_destroy(quant);
+    return rc;
 }
 
 /* Returns the layer's weights in format md (made on first request), or NULL with err. */
@@ -179,6 +207,59 @@ static void *model_weights(vgg_model *m, int layer, const dnnl_memory_desc_t *md
     return v ? v->data : NULL;
 }
 
+/* The layer that feeds layer l (its input's scale is that layer's act_scale). */
+static int input_layer(const vgg_config *c, int l) {
+    if (l < VGG_MAX_CONV) return l - 1;
+    return l == FC_LAYER(0) ? c->n_conv - 1 : l - 1;
+}
+
+static bool layer_exists(const vgg_config *c, int l) {
+    return l < VGG_MAX_CONV ? l < c->n_conv : true;
+}
+
+/* int8 runs every layer in u8 x s8 except the first convolution (3 input channels: little
+ * to gain, and the normalised image is signed) and, when asked, the last inner product. */
+static bool layer_is_int8(const vgg_model *m, int l) {
+    return m->opt.precision == VGG_PRECISION_INT8 && l != 0 &&
+           !(l == FC_LAYER(2) && m->opt.int8_f32_logits);
+}
+
+/* Per-channel weight scales, activation scales from calibration, prescaled biases. */
+static int quant_init(vgg_model *m, const vgg_weights *w, char *err, size_t errlen) {
+    const vgg_config *c = &m->cfg;
+    if (!m->opt.act_max) {
+        snprintf(err, errlen, "int8 needs calibrated activation ranges (vggserve calibrate)");
+        return -1;
+    }
+    for (int l = 0; l < N_LAYERS; l++) {
+        if (!layer_exists(c, l)) continue;
+        float mx = m->opt.act_max[l];
+        m->act_scale[l] = mx > 0 ? 255.0f / mx : 1.0f;
+    }
+    for (int l = 0; l < N_LAYERS; l++) {
+        if (!layer_exists(c, l) || !layer_is_int8(m, l)) continue;
+        int out = l < VGG_MAX_CONV ? c->conv_out[l] : c->fc_out[l - VGG_MAX_CONV];
+        int64_t per = l < VGG_MAX_CONV ? (int64_t)c->conv_in[l] * 9 : c->fc_in[l - VGG_MAX_CONV];
+        const float *wt = l < VGG_MAX_CONV ? w->conv_w[l] : w->fc_w[l - VGG_MAX_CONV];
+        m->w_scale[l] = malloc(out * sizeof(float));
+        m->out_scale[l] = malloc(out * sizeof(float));
+        m->bias_q[l] = malloc(out * sizeof(float));
+        float s_in = m->act_scale[input_layer(c, l)];
+        /* The logits leave in f32: no output quantisation for the last layer. */
+        float s_out = l == FC_LAYER(2) ? 1.0f : m->act_scale[l];
+        for (int o = 0; o < out; o++) {
+            float mx = 0;
+            for (int64_t k = 0; k < per; k++) mx = fmaxf(mx, fabsf(wt[o * per + k]));
+            m->w_scale[l][o] = mx > 0 ? 127.0f / mx : 1.0f;
+            m->out_scale[l][o] = s_out / (s_in * m->w_scale[l][o]);
+            m->bias_q[l][o] = m->bias[l][o] * s_in * m->w_scale[l][o];
+        }
+    }
+    (void)err;
+    (void)errlen;
+    return 0;
+}
+
 vgg_model *vgg_model_create(const vgg_weights *weights, const vgg_model_options *opt, char *err,
                             size_t errlen) {
     vgg_model *m = calloc(1, sizeof *m);
@@ -200,6 +281,8 @@ vgg_model *vgg_model_create(const vgg_weights *weights, const vgg_model_options 
         m->bias[FC_LAYER(j)] = malloc(m->cfg.fc_out[j] * sizeof(float));
         memcpy(m->bias[FC_LAYER(j)], weights->fc_b[j], m->cfg.fc_out[j] * sizeof(float));
     }
+    if (m->opt.precision == VGG_PRECISION_INT8 && quant_init(m, weights, err, errlen) != 0)
+        goto fail;
     return m;
 fail:
     vgg_model_free(m);
@@ -233,6 +316,9 @@ void vgg_model_free(vgg_model *m) {
             free(v);
         }
         free(m->bias[l]);
+        free(m->w_scale[l]);
+        free(m->out_scale[l]);
+        free(m->bias_q[l]);
     }
     if (m->eng) dnnl_engine_destroy(m->eng);
     pthread_mutex_destroy(&m->lock);
@@ -256,6 +342,8 @@ typedef struct {
     int n_args;
     dnnl_exec_arg_t args[MAX_ARGS];
     int where[MAX_ARGS]; /* AT_*: which buffer the handle is pointed at before each run */
+    int layer;           /* conv/fc index, or -1 */
+    int dst;             /* index of the DST argument, or -1 */
     char desc[192];
 } plan_step;
 
@@ -321,6 +409,7 @@ typedef struct {
     dnnl_primitive_desc_t pd[MAX_STEPS];
     pending_arg args[MAX_STEPS][MAX_ARGS];
     int n_args[MAX_STEPS];
+    int layer[MAX_STEPS]; /* conv/fc index (VGG_N_LAYERS numbering) or -1 */
     char name[MAX_STEPS][24];
 } pending_plan;
 
@@ -334,6 +423,7 @@ static int push_step(pending_plan *pp, dnnl_primitive_desc_t pd, const char *nam
                      const pending_arg *args, int n) {
     int s = pp->n_steps++;
     pp->pd[s] = pd;
+    pp->layer[s] = -1;
     snprintf(pp->name[s], sizeof pp->name[s], "%s", name);
     memcpy(pp->args[s], args, n * sizeof *args);
     const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
@@ -362,6 +452,29 @@ static dnnl_primitive_attr_t make_attr(bool relu) {
     return attr;
 }
 
+/* A conv or inner product's attributes: ReLU, and for int8 the per-channel output scales. */
+static dnnl_primitive_attr_t layer_attr(const vgg_model *m, int l, bool relu, int out) {
+    dnnl_primitive_attr_t attr = make_attr(relu);
+    if (layer_is_int8(m, l)) dnnl_primitive_attr_set_output_scales(attr, out, 1 << 1, m->out_scale[l]);
+    return attr;
+}
+
+/* Data types of layer l: {src, weights, dst}. */
+static void layer_types(const vgg_model *m, int l, dnnl_data_type_t t[3]) {
+    const bool last = l == FC_LAYER(2);
+    if (layer_is_int8(m, l)) {
+        t[0] = dnnl_u8;
+        t[1] = dnnl_s8;
+        t[2] = last ? dnnl_f32 : dnnl_u8;
+    } else if (m->opt.precision == VGG_PRECISION_BF16) {
+        t[0] = t[1] = dnnl_bf16;
+        t[2] = last ? dnnl_f32 : dnnl_bf16;
+    } else {
+        t[0] = t[1] = t[2] = dnnl_f32;
+        /* int8 model, f32 layer: the next layer reads u8, which a scaled reorder makes. */
+    }
+}
+
 /* fc1 can read pool5's output as a flat (N, C*H*W) matrix when each image is one dense,
  * unpadded run of memory, which holds for plain and channel-blocked layouts. */
 static bool flat_compatible(const dnnl_memory_desc_t *md) {
@@ -380,11 +493,16 @@ static bool flat_compatible(const dnnl_memory_desc_t *md) {
 static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size_t errlen) {
     vgg_model *m = e->model;
     const vgg_config *c = &m->cfg;
-    dnnl_primitive_attr_t attr_relu = make_attr(true), attr_plain = make_attr(false);
+    dnnl_primitive_attr_t attr_plain = make_attr(false);
     dnnl_primitive_desc_t pd = NULL;
     int rc = -1;
     char what[64];
 
+    /* bf16: activations and weights in bf16 (f32 accumulation inside oneDNN); int8: u8
+     * activations and s8 weights (s32 accumulation). Biases, the caller's input, the logits
+     * and the probabilities stay f32. */
+    dnnl_data_type_t t[3];
+    dnnl_primitive_attr_t attr_layer = NULL;
     dnnl_memory_desc_t cur;
     dnnl_dims_t in_dims = {n, c->in_channels, c->input_hw, c->input_hw};
     dnnl_memory_desc_init_by_tag(&cur, 4, in_dims, dnnl_f32, dnnl_nchw);
@@ -396,10 +514,12 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
         dnnl_memory_desc_t src_any, w_any, bias, dst_any;
         dnnl_dims_t sd = {n, c->conv_in[i], hw, hw}, wd = {c->conv_out[i], c->conv_in[i], 3, 3},
                     bd = {c->conv_out[i]}, dd = {n, c->conv_out[i], hw, hw};
-        dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any);
-        dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
+        layer_types(m, i, t);
+        dnnl_memory_desc_init_by_tag(&src_any, 4, sd, t[0], dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&w_any, 4, wd, t[1], dnnl_format_tag_any);
         dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x);
-        dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, t[2], dnnl_format_tag_any);
+        attr_layer = layer_attr(m, i, true, c->conv_out[i]);
         dnnl_dims_t strides = {1, 1}, pad = {1, 1};
         dnnl_convolution_desc_t cd;
         snprintf(what, sizeof what, "conv%d", i + 1);
@@ -408,22 +528,29 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
             dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
                                                dnnl_convolution_winograd, &src_any, &w_any, &bias,
                                                &dst_any, strides, pad, pad);
-            st = dnnl_primitive_desc_create(&pd, &cd, attr_relu, m->eng, NULL);
+            st = dnnl_primitive_desc_create(&pd, &cd, attr_layer, m->eng, NULL);
         }
         if (st != dnnl_success) { /* direct, or Winograd has no kernel for this shape */
             CHECK(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
                                                      dnnl_convolution_direct, &src_any, &w_any,
                                                      &bias, &dst_any, strides, pad, pad),
                   what);
-            CHECK(dnnl_primitive_desc_create(&pd, &cd, attr_relu, m->eng, NULL), what);
+            CHECK(dnnl_primitive_desc_create(&pd, &cd, attr_layer, m->eng, NULL), what);
         }
+        dnnl_primitive_attr_destroy(attr_layer);
+        attr_layer = NULL;
         const dnnl_memory_desc_t *want_src = q(pd, dnnl_query_src_md);
         if (!dnnl_memory_desc_equal(want_src, &cur)) {
-            /* The input reorder (and any layout change the primitives insist on). */
+            /* The input reorder (and any layout change the primitives insist on). In int8 the
+             * f32 output of the first convolution is quantised to u8 here. */
             dnnl_primitive_desc_t rpd;
-            CHECK(dnnl_reorder_primitive_desc_create(&rpd, &cur, m->eng, want_src, m->eng,
-                                                     attr_plain),
-                  "reorder");
+            dnnl_primitive_attr_t rattr = make_attr(false);
+            if (cur.data_type == dnnl_f32 && want_src->data_type == dnnl_u8)
+                dnnl_primitive_attr_set_output_scales(rattr, 1, 0, &m->act_scale[i - 1]);
+            dnnl_status_t rs = dnnl_reorder_primitive_desc_create(&rpd, &cur, m->eng, want_src,
+                                                                 m->eng, rattr);
+            dnnl_primitive_attr_destroy(rattr);
+            CHECK(rs, "reorder");
             pending_arg ra[2] = {pa(DNNL_ARG_FROM, cur_at, &cur, NULL),
                                  pa(DNNL_ARG_TO, NEXT_BUF, want_src, NULL)};
             push_step(pp, rpd, i == 0 ? "reorder_input" : "reorder", ra, 2);
@@ -435,9 +562,10 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
         const dnnl_memory_desc_t *dst = q(pd, dnnl_query_dst_md);
         pending_arg ca[4] = {pa(DNNL_ARG_SRC, cur_at, &cur, NULL),
                              pa(DNNL_ARG_WEIGHTS, AT_EXTERNAL, q(pd, dnnl_query_weights_md), wp),
-                             pa(DNNL_ARG_BIAS, AT_EXTERNAL, &bias, m->bias[i]),
+                             pa(DNNL_ARG_BIAS, AT_EXTERNAL, &bias,
+                                m->bias_q[i] ? m->bias_q[i] : m->bias[i]),
                              pa(DNNL_ARG_DST, NEXT_BUF, dst, NULL)};
-        push_step(pp, pd, what, ca, 4);
+        pp->layer[push_step(pp, pd, what, ca, 4)] = i;
         pd = NULL;
         cur = pp->args[pp->n_steps - 1][3].md;
         cur_at = NEXT_BUF;
@@ -445,7 +573,7 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
         if (c->pool_after[i]) {
             dnnl_memory_desc_t pdst;
             dnnl_dims_t od = {n, c->conv_out[i], hw / 2, hw / 2};
-            dnnl_memory_desc_init_by_tag(&pdst, 4, od, dnnl_f32, dnnl_format_tag_any);
+            dnnl_memory_desc_init_by_tag(&pdst, 4, od, cur.data_type, dnnl_format_tag_any);
             dnnl_dims_t k2 = {2, 2}, dil = {0, 0}, zero = {0, 0};
             dnnl_pooling_v2_desc_t pld;
             snprintf(what, sizeof what, "pool_after_conv%d", i + 1);
@@ -464,6 +592,7 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
 
     for (int j = 0; j < VGG_N_FC; j++) {
         dnnl_memory_desc_t src = cur, w_any, bias, dst;
+        layer_types(m, FC_LAYER(j), t);
         dnnl_memory_desc_t row_layout;
         bool flat = false;
         memset(&row_layout, 0, sizeof row_layout);
@@ -471,31 +600,35 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
             flat = m->opt.fc1_layout == VGG_FC1_FLAT && flat_compatible(&cur);
             if (flat) {
                 dnnl_dims_t d2 = {n, c->fc_in[0]};
-                dnnl_memory_desc_init_by_tag(&src, 2, d2, dnnl_f32, dnnl_ab);
-                /* Weights rows laid out like one pool5 image: the same desc with N -> O. */
+                dnnl_memory_desc_init_by_tag(&src, 2, d2, cur.data_type, dnnl_ab);
+                /* Weights rows laid out like one pool5 image: the same desc with N -> O, in
+                 * f32 since it only holds the permuted plain weights on their way. */
                 row_layout = cur;
                 row_layout.dims[0] = row_layout.padded_dims[0] = c->fc_out[0];
+                row_layout.data_type = dnnl_f32;
                 dnnl_dims_t wd = {c->fc_out[0], c->fc_in[0]};
-                dnnl_memory_desc_init_by_tag(&w_any, 2, wd, dnnl_f32, dnnl_format_tag_any);
+                dnnl_memory_desc_init_by_tag(&w_any, 2, wd, t[1], dnnl_format_tag_any);
             } else {
                 dnnl_dims_t wd = {c->fc_out[0], c->final_channels, c->final_hw, c->final_hw};
-                dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
+                dnnl_memory_desc_init_by_tag(&w_any, 4, wd, t[1], dnnl_format_tag_any);
             }
         } else {
             dnnl_dims_t wd = {c->fc_out[j], c->fc_in[j]};
-            dnnl_memory_desc_init_by_tag(&w_any, 2, wd, dnnl_f32, dnnl_format_tag_any);
+            dnnl_memory_desc_init_by_tag(&w_any, 2, wd, t[1], dnnl_format_tag_any);
         }
         dnnl_dims_t bd = {c->fc_out[j]}, dd = {n, c->fc_out[j]};
         dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x);
         /* Logits come out plain so they can be read back; hidden layers choose freely. */
-        dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, j == 2 ? dnnl_ab : dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&dst, 2, dd, t[2], j == 2 ? dnnl_ab : dnnl_format_tag_any);
         dnnl_inner_product_desc_t ipd;
         snprintf(what, sizeof what, "fc%d", j + 1);
         CHECK(dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &src, &w_any,
                                                    &bias, &dst),
               what);
-        CHECK(dnnl_primitive_desc_create(&pd, &ipd, j < 2 ? attr_relu : attr_plain, m->eng, NULL),
-              what);
+        attr_layer = layer_attr(m, FC_LAYER(j), j < 2, c->fc_out[j]);
+        CHECK(dnnl_primitive_desc_create(&pd, &ipd, attr_layer, m->eng, NULL), what);
+        dnnl_primitive_attr_destroy(attr_layer);
+        attr_layer = NULL;
         if (!dnnl_memory_desc_equal(q(pd, dnnl_query_src_md), &src)) {
             snprintf(err, errlen, "%s: the inner product wants another source layout than "
                      "the previous layer produced", what);
@@ -507,9 +640,10 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
         int dst_at = j == 2 ? AT_LOGITS : NEXT_BUF;
         pending_arg fa[4] = {pa(DNNL_ARG_SRC, cur_at, &src, NULL),
                              pa(DNNL_ARG_WEIGHTS, AT_EXTERNAL, wmd, wp),
-                             pa(DNNL_ARG_BIAS, AT_EXTERNAL, &bias, m->bias[FC_LAYER(j)]),
+                             pa(DNNL_ARG_BIAS, AT_EXTERNAL, &bias,
+                                m->bias_q[FC_LAYER(j)] ? m->bias_q[FC_LAYER(j)] : m->bias[FC_LAYER(j)]),
                              pa(DNNL_ARG_DST, dst_at, q(pd, dnnl_query_dst_md), NULL)};
-        push_step(pp, pd, flat ? "fc1_flat" : what, fa, 4);
+        pp->layer[push_step(pp, pd, flat ? "fc1_flat" : what, fa, 4)] = FC_LAYER(j);
         pd = NULL;
         cur = pp->args[pp->n_steps - 1][3].md;
         cur_at = dst_at;
@@ -526,7 +660,7 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
 fail:
 #undef NEXT_BUF
     if (pd) dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_attr_destroy(attr_relu);
+    if (attr_layer) dnnl_primitive_attr_destroy(attr_layer);
     dnnl_primitive_attr_destroy(attr_plain);
     return rc;
 }
@@ -575,6 +709,8 @@ int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen) {
         plan_step *st = &p->steps[p->n_steps];
         CHECK(dnnl_primitive_create(&st->prim, pp->pd[s]), pp->name[s]);
         p->n_steps++;
+        st->layer = pp->layer[s];
+        st->dst = -1;
         const char *impl = "?";
         dnnl_primitive_desc_query(pp->pd[s], dnnl_query_impl_info_str, 0, &impl);
         char fmt[48] = "";
@@ -590,6 +726,7 @@ int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen) {
             void *h = x->where == AT_EXTERNAL ? x->ptr : DNNL_MEMORY_NONE;
             CHECK(dnnl_memory_create(&st->args[st->n_args].memory, &x->md, m->eng, h),
                   pp->name[s]);
+            if (x->arg == DNNL_ARG_DST) st->dst = st->n_args;
             st->n_args++;
         }
     }
@@ -642,8 +779,10 @@ void vgg_engine_free(vgg_engine *e) {
     free(e);
 }
 
-int vgg_engine_forward(vgg_engine *e, const float *input, int n, float *logits, float *probs,
-                       char *err, size_t errlen) {
+/* Runs the plan for n images. With act_max, also records the largest value each conv/fc
+ * layer wrote (f32 plans only; for calibration). */
+static int run_plan(vgg_engine *e, const float *input, int n, float *act_max, char *err,
+                    size_t errlen) {
     if (vgg_engine_prepare(e, n, err, errlen) != 0) return -1;
     plan *p = &e->plans[n];
     omp_set_num_threads(e->n_threads);
@@ -663,14 +802,40 @@ int vgg_engine_forward(vgg_engine *e, const float *input, int n, float *logits, 
             CHECK(dnnl_memory_set_data_handle(st->args[a].memory, h), st->desc);
         }
         CHECK(dnnl_primitive_execute(st->prim, e->stream, st->n_args, st->args), st->desc);
+        if (act_max && st->layer >= 0 && st->dst >= 0) {
+            CHECK(dnnl_stream_wait(e->stream), "forward");
+            const dnnl_memory_desc_t *md;
+            void *h;
+            dnnl_memory_get_memory_desc(st->args[st->dst].memory, &md);
+            dnnl_memory_get_data_handle(st->args[st->dst].memory, &h);
+            size_t count = dnnl_memory_desc_get_size(md) / sizeof(float);
+            float mx = act_max[st->layer];
+            for (size_t i = 0; i < count; i++) mx = fmaxf(mx, ((const float *)h)[i]);
+            act_max[st->layer] = mx;
+        }
     }
     CHECK(dnnl_stream_wait(e->stream), "forward");
+    return 0;
+fail:
+    return -1;
+}
+
+int vgg_engine_observe(vgg_engine *e, const float *input, int n, float *act_max, char *err,
+                       size_t errlen) {
+    if (e->model->opt.precision != VGG_PRECISION_F32) {
+        snprintf(err, errlen, "calibration runs the f32 model");
+        return -1;
+    }
+    return run_plan(e, input, n, act_max, err, errlen);
+}
+
+int vgg_engine_forward(vgg_engine *e, const float *input, int n, float *logits, float *probs,
+                       char *err, size_t errlen) {
+    if (run_plan(e, input, n, NULL, err, errlen) != 0) return -1;
     size_t out_bytes = (size_t)n * e->model->cfg.n_classes * sizeof(float);
     if (logits) memcpy(logits, e->logits, out_bytes);
     if (probs) memcpy(probs, e->probs, out_bytes);
     return 0;
-fail:
-    return -1;
 }
 
 char *vgg_engine_describe(vgg_engine *e, int n) {

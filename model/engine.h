@@ -25,13 +25,17 @@
 #ifndef ENGINE_H
 #define ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "vgg_config.h"
 #include "vgg_weights.h"
 
 typedef enum { VGG_ALGO_DIRECT, VGG_ALGO_WINOGRAD } vgg_algo;
-typedef enum { VGG_PRECISION_F32 } vgg_precision; /* bf16 and int8 are planned */
+typedef enum { VGG_PRECISION_F32, VGG_PRECISION_BF16, VGG_PRECISION_INT8 } vgg_precision;
+
+/* Layers in index order for per-layer data: conv i is i, fc j is VGG_MAX_CONV + j. */
+#define VGG_N_LAYERS (VGG_MAX_CONV + VGG_N_FC)
 typedef enum { VGG_FC1_FLAT, VGG_FC1_4D } vgg_fc1_layout;
 
 typedef struct {
@@ -39,6 +43,10 @@ typedef struct {
     vgg_precision precision;
     vgg_fc1_layout fc1_layout;
     int max_batch; /* largest batch a plan may be built for */
+    /* int8 only: the calibrated maximum of each layer's output (VGG_N_LAYERS values, read
+     * at creation; see calibrate.h), and whether the last layer stays f32. */
+    const float *act_max;
+    bool int8_f32_logits;
 } vgg_model_options;
 
 typedef struct vgg_model vgg_model;
@@ -75,6 +83,11 @@ int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen);
  * the outputs may be NULL. Returns 0, or -1 with err. */
 int vgg_engine_forward(vgg_engine *e, const float *input, int n, float *logits, float *probs,
                        char *err, size_t errlen);
+
+/* Runs an f32 model on n images like forward(), raising act_max[l] (VGG_N_LAYERS entries,
+ * caller-initialised, e.g. to 0) to the largest output value of each conv/fc layer l. */
+int vgg_engine_observe(vgg_engine *e, const float *input, int n, float *act_max, char *err,
+                       size_t errlen);
 
 /* Human-readable plan for batch n: one line per step with the oneDNN implementation chosen
  * and memory format (for `bench --verbose` and debugging). Caller frees. */

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "calibrate.h"
+
 
 static void print_usage(const char *usage, const cli_option *opts, int n_opts) {
     printf("%s\n\nOptions:\n", usage);
@@ -91,10 +93,42 @@ int cli_model_spec_parse(cli_model_spec *spec, const char *weights, const char *
         return -1;
     }
     if (precision && vgg_precision_parse(precision, &spec->precision) != 0) {
-        fprintf(stderr, "error: --precision must be f32 (bf16 and int8 are not built yet), "
+        fprintf(stderr, "error: --precision must be f32, bf16 or int8, "
                 "got '%s'\n", precision);
         return -1;
     }
+    return 0;
+}
+
+void cli_calibration_path(const char *weights, char *out, size_t cap) {
+    snprintf(out, cap, "%s.int8.json", weights);
+}
+
+int cli_int8_ranges(const cli_model_spec *spec, const vgg_weights *w,
+                    float act_max[VGG_N_LAYERS], bool quiet) {
+    char path[4200], err[1024];
+    if (spec->weights) {
+        cli_calibration_path(spec->weights, path, sizeof path);
+        int rc = vgg_calibration_load(path, w, act_max, err, sizeof err);
+        if (rc == 0) return 0;
+        if (rc < 0) fprintf(stderr, "warning: %s; calibrating again\n", err);
+    }
+    /* No stored ranges: measure them on generated images (`vggserve calibrate` can add
+     * photos), and keep them beside the weights so the next start skips this. */
+    const int n = CLI_CALIBRATION_IMAGES;
+    const int hw = w->cfg.input_hw;
+    float *images = malloc((size_t)n * 3 * hw * hw * sizeof(float));
+    if (!images) return -1;
+    vgg_calibration_images(images, n, hw, 1);
+    if (!quiet) fprintf(stderr, "info: calibrating int8 ranges on %d generated images\n", n);
+    int rc = vgg_calibrate(w, images, n, 0, act_max, err, sizeof err);
+    free(images);
+    if (rc != 0) {
+        fprintf(stderr, "error: calibration: %s\n", err);
+        return -1;
+    }
+    if (spec->weights && vgg_calibration_save(path, w, n, act_max, err, sizeof err) != 0)
+        fprintf(stderr, "warning: %s (ranges not kept; the next start calibrates again)\n", err);
     return 0;
 }
 
@@ -116,8 +150,17 @@ int cli_build_model(const cli_model_spec *spec, vgg_weights *w, vgg_model **m, b
             return -1;
         }
     }
-    vgg_model_options opt = {spec->algo, spec->precision, spec->fc1_layout,
-                             spec->max_batch > 0 ? spec->max_batch : 16};
+    vgg_model_options opt = {.algo = spec->algo, .precision = spec->precision,
+                             .fc1_layout = spec->fc1_layout,
+                             .max_batch = spec->max_batch > 0 ? spec->max_batch : 16};
+    float act_max[VGG_N_LAYERS];
+    if (spec->precision == VGG_PRECISION_INT8) {
+        if (cli_int8_ranges(spec, w, act_max, quiet) != 0) {
+            vgg_weights_free(w);
+            return -1;
+        }
+        opt.act_max = act_max;
+    }
     *m = vgg_model_create(w, &opt, err, sizeof err);
     if (!*m) {
         fprintf(stderr, "error: %s\n", err);

@@ -44,6 +44,13 @@ typedef struct {
 int cli_model_spec_parse(cli_model_spec *spec, const char *weights, const char *model,
                          const char *algo, const char *precision);
 
+/* int8 activation ranges: WEIGHTS.int8.json when it matches the weights, else measured on
+ * CLI_CALIBRATION_IMAGES generated images and saved there (best effort). */
+#define CLI_CALIBRATION_IMAGES 32
+void cli_calibration_path(const char *weights, char *out, size_t cap);
+int cli_int8_ranges(const cli_model_spec *spec, const vgg_weights *w,
+                    float act_max[VGG_N_LAYERS], bool quiet);
+
 /* Loads (or generates) weights and creates the shared model; the weights stay borrowed by
  * the model until the caller releases them. */
 int cli_build_model(const cli_model_spec *spec, vgg_weights *w, vgg_model **m, bool quiet);

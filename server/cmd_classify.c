@@ -56,7 +56,7 @@ int cmd_classify(int argc, char **argv) {
         {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &model, NULL},
         {"top-k", "K", "classes per image (default 5)", &topk_s, NULL},
         {"algo", "ALGO", "direct|winograd convolutions (default direct)", &algo, NULL},
-        {"precision", "P", "f32 (default)", &precision, NULL},
+        {"precision", "P", "f32|bf16|int8 (default f32)", &precision, NULL},
         {"threads", "T", "oneDNN threads (default: all cores)", &threads_s, NULL},
         {"batch", "B", "images per forward pass (default 8)", &batch_s, NULL},
         {"mode", "MODE", "preprocessing: torchvision|caffe (default torchvision)", &mode_s, NULL},

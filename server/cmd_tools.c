@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calibrate.h"
 #include "cli_common.h"
 #include "commands.h"
 #include "npy.h"
@@ -205,4 +206,82 @@ int cmd_summary(int argc, char **argv) {
     printf("Total params: %s\n", total);
     printf("FLOPs per image: %.2f G\n", vgg_config_flops(&c) / 1e9);
     return 0;
+}
+
+int cmd_calibrate(int argc, char **argv) {
+    const char *weights = NULL, *model = "vgg16", *out = NULL, *generated_s = "32", *seed_s = "1";
+    const cli_option opts[] = {
+        {"weights", "FILE", "safetensors weights (default: generated from --seed)", &weights, NULL},
+        {"seed", "N", "seed for generated weights (default 1)", &seed_s, NULL},
+        {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &model, NULL},
+        {"generated", "N", "generated images added to the photos (default 32)", &generated_s, NULL},
+        {"out", "FILE", "output (default WEIGHTS.int8.json, where int8 mode looks)", &out, NULL},
+    };
+    const char *images[256];
+    int n_images;
+    int rc = cli_parse(argc, argv, opts, 5,
+                       "usage: vggserve calibrate --weights FILE [--generated 32] [IMAGE...]\n"
+                       "Measures each layer's activation range for int8 on the photos given plus\n"
+                       "generated images, and stores it beside the weights.",
+                       images, 256, &n_images);
+    if (rc != 0) return rc < 0 ? 2 : 0;
+    long generated, seed;
+    if (cli_parse_int("generated", generated_s, 0, 10000, &generated) ||
+        cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed))
+        return 2;
+    if (!out && !weights) {
+        fprintf(stderr, "error: give --out when the weights are generated\n");
+        return 2;
+    }
+    cli_model_spec spec = {0};
+    spec.seed = (uint64_t)seed;
+    if (cli_model_spec_parse(&spec, weights, model, NULL, NULL) != 0) return 2;
+    vgg_config cfg;
+    vgg_config_init(&cfg, spec.model);
+    vgg_weights w;
+    char err[1024];
+    if (weights ? vgg_weights_load(&w, &cfg, weights, err, sizeof err) != 0
+                : vgg_weights_generate(&w, &cfg, spec.seed) != 0) {
+        fprintf(stderr, "error: %s\n", weights ? err : "out of memory");
+        return 1;
+    }
+    int n = n_images + (int)generated, hw = cfg.input_hw;
+    size_t per = (size_t)3 * hw * hw;
+    float *inputs = malloc(per * (n > 0 ? n : 1) * sizeof(float));
+    for (int i = 0; i < n_images; i++) {
+        FILE *fp = fopen(images[i], "rb");
+        if (!fp) {
+            fprintf(stderr, "error: %s: cannot open\n", images[i]);
+            return 1;
+        }
+        fseek(fp, 0, SEEK_END);
+        long len = ftell(fp);
+        fseek(fp, 0, SEEK_SET);
+        uint8_t *bytes = malloc(len > 0 ? (size_t)len : 1);
+        size_t got = fread(bytes, 1, (size_t)(len > 0 ? len : 0), fp);
+        fclose(fp);
+        preprocess_status st = preprocess_bytes(bytes, got, 0, PREPROCESS_TORCHVISION, hw,
+                                                inputs + i * per, err, sizeof err);
+        free(bytes);
+        if (st != PREPROCESS_OK) {
+            fprintf(stderr, "error: %s: %s\n", images[i], err);
+            return 1;
+        }
+    }
+    vgg_calibration_images(inputs + (size_t)n_images * per, (int)generated, hw, 1);
+    float act_max[VGG_N_LAYERS];
+    if (vgg_calibrate(&w, inputs, n, 0, act_max, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    char path[4200];
+    if (out) snprintf(path, sizeof path, "%s", out);
+    else cli_calibration_path(weights, path, sizeof path);
+    rc = vgg_calibration_save(path, &w, n, act_max, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "error: %s\n", err);
+    else fprintf(stderr, "wrote %s: ranges of %d layers from %d photos + %ld generated images\n",
+                 path, cfg.n_conv + VGG_N_FC, n_images, generated);
+    free(inputs);
+    vgg_weights_free(&w);
+    return rc ? 1 : 0;
 }

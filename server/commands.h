@@ -6,8 +6,10 @@
 int cmd_classify(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
 int cmd_gen_weights(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_accuracy(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_healthcheck(int argc, char **argv);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calibrate.h"
 #include "engine.h"
 #include "test_util.h"
 #include "vgg_weights.h"
@@ -85,7 +86,10 @@ static double max_rel_diff(const float *x, const float *ref, int n) {
     return worst / (scale > 0 ? scale : 1);
 }
 
-static void check_config(const char *name, vgg_algo algo, vgg_fc1_layout fc1) {
+static void check_config(const char *name, vgg_algo algo, vgg_fc1_layout fc1,
+                         vgg_precision precision) {
+    /* bf16 keeps 8 bits of mantissa: about 3 significant digits through 16 layers. */
+    const double tol = precision == VGG_PRECISION_BF16 ? 3e-2 : 1e-4;
     vgg_config cfg;
     EXPECT(vgg_config_init_reduced(&cfg, name, 16, 64, 32, 10));
     vgg_weights w;
@@ -101,7 +105,7 @@ static void check_config(const char *name, vgg_algo algo, vgg_fc1_layout fc1) {
     for (int i = 0; i < N_MAX; i++) naive_forward(&w, in + i * per, ref[i]);
 
     char err[512];
-    vgg_model_options opt = {algo, VGG_PRECISION_F32, fc1, N_MAX};
+    vgg_model_options opt = {.algo = algo, .precision = precision, .fc1_layout = fc1, .max_batch = N_MAX};
     vgg_model *m = vgg_model_create(&w, &opt, err, sizeof err);
     EXPECT(m != NULL);
     if (!m) return;
@@ -114,25 +118,28 @@ static void check_config(const char *name, vgg_algo algo, vgg_fc1_layout fc1) {
         EXPECT(vgg_engine_forward(e, in, n, logits, probs, err, sizeof err) == 0);
         for (int i = 0; i < n; i++) {
             double d = max_rel_diff(logits + i * 10, ref[i], 10);
-            if (d > 1e-4)
-                fprintf(stderr, "%s %s fc1=%s batch %d row %d: rel diff %.3g\n", name,
-                        vgg_algo_name(algo), fc1 == VGG_FC1_FLAT ? "flat" : "4d", n, i, d);
-            EXPECT(d <= 1e-4);
+            if (d > tol)
+                fprintf(stderr, "%s %s %s fc1=%s batch %d row %d: rel diff %.3g\n", name,
+                        vgg_algo_name(algo), vgg_precision_name(precision),
+                        fc1 == VGG_FC1_FLAT ? "flat" : "4d", n, i, d);
+            EXPECT(d <= tol);
             double sum = 0, mx = -1e30;
             for (int k = 0; k < 10; k++) mx = fmax(mx, ref[i][k]);
             for (int k = 0; k < 10; k++) sum += exp(ref[i][k] - mx);
             for (int k = 0; k < 10; k++)
-                EXPECT(fabs(probs[i * 10 + k] - exp(ref[i][k] - mx) / sum) < 1e-5);
+                EXPECT(fabs(probs[i * 10 + k] - exp(ref[i][k] - mx) / sum) <
+                       (precision == VGG_PRECISION_BF16 ? 2e-2 : 1e-5));
         }
     }
-    printf("%s %-8s fc1=%-4s ok: weights %zu bytes, activations %zu bytes\n", name,
-           vgg_algo_name(algo), fc1 == VGG_FC1_FLAT ? "flat" : "4d", vgg_model_weight_bytes(m),
+    printf("%s %-8s %s fc1=%-4s ok: weights %zu bytes, activations %zu bytes\n", name,
+           vgg_algo_name(algo), vgg_precision_name(precision), fc1 == VGG_FC1_FLAT ? "flat" : "4d",
+           vgg_model_weight_bytes(m),
            vgg_engine_activation_bytes(e));
     /* After releasing the source, prepared batch sizes keep working. */
     vgg_model_release_source(m);
     float logits[10];
     EXPECT(vgg_engine_forward(e, in, 1, logits, NULL, err, sizeof err) == 0);
-    EXPECT(max_rel_diff(logits, ref[0], 10) <= 1e-4);
+    EXPECT(max_rel_diff(logits, ref[0], 10) <= tol);
     /* A batch size over max_batch is refused, not crashed on. */
     EXPECT(vgg_engine_prepare(e, N_MAX + 1, err, sizeof err) != 0);
     vgg_engine_free(e);
@@ -181,7 +188,7 @@ static void check_concurrent_engines(void) {
     float ref[N_MAX][10];
     for (int i = 0; i < N_MAX; i++) naive_forward(&w, in + i * per, ref[i]);
     char err[256];
-    vgg_model_options opt = {VGG_ALGO_DIRECT, VGG_PRECISION_F32, VGG_FC1_FLAT, N_MAX};
+    vgg_model_options opt = {.algo = VGG_ALGO_DIRECT, .precision = VGG_PRECISION_F32, .fc1_layout = VGG_FC1_FLAT, .max_batch = N_MAX};
     vgg_model *m = vgg_model_create(&w, &opt, err, sizeof err);
     worker_arg args[2] = {{m, in, 2, 20, {0}, 0}, {m, in, N_MAX, 20, {0}, 0}};
     pthread_t t[2];
@@ -201,11 +208,53 @@ static void check_concurrent_engines(void) {
     free(in);
 }
 
+/* int8 against the naive f32 pass: calibrated on the test inputs themselves, with biases
+ * large enough that adding them on the wrong side of the output scale would show. */
+static void check_int8(void) {
+    vgg_config cfg;
+    vgg_config_init_reduced(&cfg, "vgg16", 16, 64, 32, 10);
+    vgg_weights w;
+    vgg_weights_generate(&w, &cfg, 3);
+    for (int j = 0; j < VGG_N_FC; j++) {
+        for (int64_t i = 0; i < (int64_t)cfg.fc_out[j] * cfg.fc_in[j]; i++) w.fc_w[j][i] *= 30;
+        for (int i = 0; i < cfg.fc_out[j]; i++) w.fc_b[j][i] *= 20;
+    }
+    for (int l = 0; l < cfg.n_conv; l++)
+        for (int i = 0; i < cfg.conv_out[l]; i++) w.conv_b[l][i] *= 20;
+    const size_t per = (size_t)3 * cfg.input_hw * cfg.input_hw;
+    float *in = malloc(per * N_MAX * sizeof(float));
+    vgg_calibration_images(in, N_MAX, cfg.input_hw, 9);
+    float ref[N_MAX][10], act_max[VGG_N_LAYERS];
+    for (int i = 0; i < N_MAX; i++) naive_forward(&w, in + i * per, ref[i]);
+    char err[512];
+    EXPECT(vgg_calibrate(&w, in, N_MAX, 1, act_max, err, sizeof err) == 0);
+    EXPECT(act_max[0] > 0 && act_max[VGG_MAX_CONV] > 0 && act_max[1] > 0);
+    vgg_model_options opt = {.precision = VGG_PRECISION_INT8, .max_batch = N_MAX, .act_max = act_max};
+    vgg_model *m = vgg_model_create(&w, &opt, err, sizeof err);
+    EXPECT(m != NULL);
+    vgg_engine *e = m ? vgg_engine_create(m, 2, err, sizeof err) : NULL;
+    float logits[N_MAX * 10];
+    EXPECT(e && vgg_engine_forward(e, in, N_MAX, logits, NULL, err, sizeof err) == 0);
+    double worst = 0;
+    for (int i = 0; i < N_MAX; i++) worst = fmax(worst, max_rel_diff(logits + i * 10, ref[i], 10));
+    printf("int8 vs naive f32: worst relative logit difference %.3g\n", worst);
+    EXPECT(worst < 0.05);
+    /* Without calibration int8 is refused, not guessed. */
+    vgg_model_options bare = {.precision = VGG_PRECISION_INT8, .max_batch = 1};
+    EXPECT(vgg_model_create(&w, &bare, err, sizeof err) == NULL);
+    vgg_engine_free(e);
+    vgg_model_free(m);
+    vgg_weights_free(&w);
+    free(in);
+}
+
 int main(void) {
     static const char *const names[] = {"vgg11", "vgg16", "vgg19"};
-    for (int i = 0; i < 3; i++) check_config(names[i], VGG_ALGO_DIRECT, VGG_FC1_FLAT);
-    check_config("vgg16", VGG_ALGO_DIRECT, VGG_FC1_4D);
-    check_config("vgg16", VGG_ALGO_WINOGRAD, VGG_FC1_FLAT);
+    for (int i = 0; i < 3; i++) check_config(names[i], VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_F32);
+    check_config("vgg16", VGG_ALGO_DIRECT, VGG_FC1_4D, VGG_PRECISION_F32);
+    check_config("vgg16", VGG_ALGO_WINOGRAD, VGG_FC1_FLAT, VGG_PRECISION_F32);
+    check_config("vgg16", VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_BF16);
     check_concurrent_engines();
+    check_int8();
     return test_summary();
 }

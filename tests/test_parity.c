@@ -40,7 +40,7 @@ static void run_algo(const char *weights_path, vgg_algo algo, const npy_array *i
     vgg_weights w;
     EXPECT(vgg_weights_load(&w, &cfg, weights_path, err, sizeof err) == 0);
     if (test_failed) return;
-    vgg_model_options opt = {algo, VGG_PRECISION_F32, VGG_FC1_FLAT, n};
+    vgg_model_options opt = {.algo = algo, .precision = VGG_PRECISION_F32, .max_batch = n};
     vgg_model *m = vgg_model_create(&w, &opt, err, sizeof err);
     EXPECT(m != NULL);
     vgg_engine *e = vgg_engine_create(m, 0, err, sizeof err);
