@@ -21,6 +21,7 @@
 #include "batcher.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ struct batcher {
     int running_batches;
     bool accepting, stopping;
     int warm_workers, failed_workers;
+    atomic_bool abort_warmup;
     char warm_error[600];
     uint64_t next_batch_id;
 
@@ -94,7 +96,13 @@ static void *worker_main(void *arg) {
     } else if (rc != 0) {
         snprintf(err, sizeof err, "out of memory");
     }
-    for (int n = 1; rc == 0 && n <= max_batch; n++) rc = vgg_engine_prepare(e, n, err, sizeof err);
+    /* A shutdown during warm-up stops it between plans (each takes well under a second). */
+    for (int n = 1; rc == 0 && n <= max_batch && !atomic_load(&b->abort_warmup); n++)
+        rc = vgg_engine_prepare(e, n, err, sizeof err);
+    if (rc == 0 && atomic_load(&b->abort_warmup)) {
+        rc = -1;
+        snprintf(err, sizeof err, "warm-up interrupted by shutdown");
+    }
     if (rc == 0) rc = vgg_engine_forward(e, in, max_batch, NULL, probs, err, sizeof err);
     if (rc == 0 && max_batch > 1) rc = vgg_engine_forward(e, in, 1, NULL, probs, err, sizeof err);
 
@@ -232,6 +240,15 @@ batcher *batcher_create(vgg_model *model, const batcher_options *opt, metrics *m
     }
     return b;
 }
+
+int batcher_is_warm(batcher *b) {
+    pthread_mutex_lock(&b->lock);
+    int done = b->warm_workers + b->failed_workers == b->opt.workers;
+    pthread_mutex_unlock(&b->lock);
+    return done;
+}
+
+void batcher_abort_warmup(batcher *b) { atomic_store(&b->abort_warmup, true); }
 
 int batcher_wait_warm(batcher *b, char *err, size_t errlen) {
     pthread_mutex_lock(&b->lock);

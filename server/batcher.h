@@ -60,6 +60,13 @@ typedef struct {
 batcher *batcher_create(vgg_model *model, const batcher_options *opt, metrics *m, char *err,
                         size_t errlen);
 
+/* Non-blocking: 1 once every worker has finished warming up (or failed). */
+int batcher_is_warm(batcher *b);
+
+/* Asks warming workers to stop early (shutdown during start-up); batcher_wait_warm then
+ * reports an error. */
+void batcher_abort_warmup(batcher *b);
+
 /* Blocks until every worker has warmed up. Returns 0, or -1 with the first worker's error. */
 int batcher_wait_warm(batcher *b, char *err, size_t errlen);
 

@@ -104,6 +104,7 @@ static int load_config(int argc, char **argv, vggserve_config *cfg) {
         json_decref(j);
         return 1;
     }
+    if (config_load_secrets(cfg, err, sizeof err) != 0) goto fail;
     return 0;
 fail:
     fprintf(stderr, "error: %s\n", err);
@@ -132,7 +133,12 @@ int cmd_serve(int argc, char **argv) {
         metrics_free(m);
         return 1;
     }
-    log_event("info", "listening on http://%s:%d (state loading)", cfg.host, http_server_port(http));
+    log_event("info", "listening on %s://%s:%d (state loading)", cfg.tls_cert_file[0] ? "https" : "http",
+              cfg.host, http_server_port(http));
+    if (cfg.auth_token[0])
+        log_event("info", "auth: bearer token required on POST /classify%s%s",
+                  cfg.auth_metrics ? ", GET /metrics" : "",
+                  cfg.auth_health ? ", GET /healthz, GET /readyz" : "");
 
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cfg.threads_per_worker ? (int)cfg.threads_per_worker
@@ -155,6 +161,15 @@ int cmd_serve(int argc, char **argv) {
         metrics_free(m);
         return 1;
     }
+    struct timespec no_wait = {0, 0};
+    if (sigtimedwait(&sigs, NULL, &no_wait) > 0) { /* a signal while the weights loaded */
+        log_event("info", "signal during loading: stopping");
+        http_server_stop(http);
+        vgg_model_free(model);
+        vgg_weights_free(&w);
+        metrics_free(m);
+        return 0;
+    }
     log_event("info", "weights loaded in %.1f s: %s %s %s", cli_now_s() - t_start, cfg.model,
               cfg.algo, cfg.precision);
 
@@ -162,7 +177,27 @@ int cmd_serve(int argc, char **argv) {
     batcher_options bo = {(int)cfg.workers, threads, (int)cfg.max_batch_size,
                           cfg.max_queue_delay_us, (int)cfg.queue_capacity};
     batcher *b = batcher_create(model, &bo, m, err, sizeof err);
-    if (!b || batcher_wait_warm(b, err, sizeof err) != 0) {
+    /* Warm-up takes seconds: keep answering SIGTERM meanwhile (stop early, exit 0). */
+    bool stop_early = false;
+    while (b && !batcher_is_warm(b)) {
+        struct timespec tick = {0, 100000000};
+        if (sigtimedwait(&sigs, NULL, &tick) > 0) {
+            stop_early = true;
+            http_server_set_state(http, SERVICE_DRAINING);
+            batcher_abort_warmup(b);
+            log_event("info", "signal during warm-up: stopping");
+        }
+    }
+    if (!b || batcher_wait_warm(b, err, sizeof err) != 0 || stop_early) {
+        if (stop_early) {
+            batcher_drain(b, 0);
+            batcher_free(b);
+            http_server_stop(http);
+            vgg_model_free(model);
+            vgg_weights_free(&w);
+            metrics_free(m);
+            return 0;
+        }
         fprintf(stderr, "error: warm-up: %s\n", err);
         if (b) {
             batcher_drain(b, 0);

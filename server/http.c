@@ -2,22 +2,29 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
+#include "classify_request.h"
 #include "errors.h"
-#include "multipart.h"
-#include "preprocess.h"
 #include "responses.h"
+
+/* The network's input side; preprocessing resizes every image to this square. */
+#define IMAGE_HW 224
 
 struct http_server {
     const vggserve_config *cfg;
@@ -31,6 +38,7 @@ struct http_server {
     atomic_ullong next_id;
     unsigned id_prefix;
     pthread_mutex_t log_lock;
+    char *tls_cert, *tls_key; /* PEM text, owned; the key is wiped before it is freed */
 };
 
 const char *service_state_name(service_state s) {
@@ -66,6 +74,7 @@ typedef struct {
     pthread_mutex_t lock; /* orders suspend (HTTP thread) before resume (worker) */
     bool suspended, done, queued;
     /* answer, for the access log */
+    const char *www_authenticate; /* static challenge for a 401 */
     int http_code;
     size_t response_bytes;
     char error[256];
@@ -85,6 +94,8 @@ static enum MHD_Result send_body(request *r, int code, const char *content_type,
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 r->route == ROUTE_CLASSIFY ? "POST" : "GET, HEAD");
     if (api_status_retry_after(st)) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (st == API_UNAUTHORIZED && r->www_authenticate)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)code, resp);
     MHD_destroy_response(resp);
     r->http_code = code;
@@ -120,25 +131,30 @@ static void access_log(request *r) {
     struct tm tm;
     gmtime_r(&now.tv_sec, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    /* Method, path and error may hold client bytes: keep log lines one line of valid UTF-8. */
+    char method[sizeof r->method], path[sizeof r->path], error[sizeof r->error];
+    api_utf8_sanitize(r->method, method, sizeof method);
+    api_utf8_sanitize(r->path, path, sizeof path);
+    api_utf8_sanitize(r->error, error, sizeof error);
     pthread_mutex_lock(&s->log_lock);
     if (strcmp(s->cfg->log_format, "logfmt") == 0) {
         printf("ts=%s.%03ldZ request_id=%s method=%s path=%s status=%d bytes=%zu images=%d "
                "queue_ms=%.2f inference_ms=%.2f total_ms=%.2f batch_id=%llu",
-               ts, now.tv_nsec / 1000000, r->id, r->method, r->path, r->http_code,
+               ts, now.tv_nsec / 1000000, r->id, method, path, r->http_code,
                r->response_bytes, r->n_images, queue_ms, infer_ms, total_ms, batch);
-        if (r->error[0]) {
+        if (error[0]) {
             printf(" error=\"");
-            for (const char *c = r->error; *c; c++) printf(*c == '"' ? "\\\"" : "%c", *c);
+            for (const char *c = error; *c; c++) printf(*c == '"' ? "\\\"" : "%c", *c);
             printf("\"");
         }
         printf("\n");
     } else {
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f, s:f, s:I}", "ts", ts,
-                              "request_id", r->id, "method", r->method, "path", r->path, "status",
+                              "request_id", r->id, "method", method, "path", path, "status",
                               r->http_code, "bytes", (json_int_t)r->response_bytes, "images",
                               r->n_images, "queue_ms", queue_ms, "inference_ms", infer_ms,
                               "total_ms", total_ms, "batch_id", (json_int_t)batch);
-        if (r->error[0]) json_object_set_new(o, "error", json_string(r->error));
+        if (error[0]) json_object_set_new(o, "error", json_string(error));
         char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
         puts(line);
         free(line);
@@ -195,112 +211,40 @@ static void on_inference_done(batch_request *br) {
     pthread_mutex_unlock(&r->lock);
 }
 
-static api_status preprocess_status_to_api(preprocess_status st) {
-    switch (st) {
-    case PREPROCESS_OK: return API_OK;
-    case PREPROCESS_UNSUPPORTED: return API_UNSUPPORTED_MEDIA;
-    case PREPROCESS_TOO_LARGE: return API_TOO_MANY_PIXELS;
-    case PREPROCESS_UNDECODABLE: return API_UNDECODABLE;
-    case PREPROCESS_NO_MEMORY: return API_INTERNAL;
-    }
-    return API_INTERNAL;
-}
-
-static int parse_top_k(request *r, char *msg, size_t msglen) {
-    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "top_k");
-    r->top_k = 5;
-    if (!v) return 0;
-    char *end;
-    long k = strtol(v, &end, 10);
-    if (end == v || *end || k < 1 || k > 1000) {
-        snprintf(msg, msglen, "top_k must be an integer from 1 to 1000, got '%s'", v);
-        return -1;
-    }
-    r->top_k = (int)k;
-    return 0;
+static classify_limits limits_of(const http_server *s) {
+    classify_limits lim = {s->cfg->max_body_bytes, s->cfg->max_pixels,
+                           (int)s->cfg->max_images_per_request, IMAGE_HW};
+    return lim;
 }
 
 /* The client may shorten the deadline, never lengthen it. */
 static int64_t deadline_of(request *r) {
-    long long ms = r->srv->cfg->request_timeout_ms;
     const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Timeout-Ms");
-    if (v) {
-        char *end;
-        long long asked = strtoll(v, &end, 10);
-        if (end != v && !*end && asked > 0 && asked < ms) ms = asked;
-    }
-    return r->start_ns + ms * 1000000;
+    return r->start_ns + classify_timeout_ms(v, r->srv->cfg->request_timeout_ms) * 1000000;
 }
 
 static enum MHD_Result classify_body_done(request *r) {
     http_server *s = r->srv;
     char msg[800];
-    if (r->body_too_large) {
-        snprintf(msg, sizeof msg, "request body is over the limit of %lld bytes",
-                 s->cfg->max_body_bytes);
-        return send_error(r, API_BODY_TOO_LARGE, msg);
-    }
-    if (parse_top_k(r, msg, sizeof msg) != 0) return send_error(r, API_BAD_REQUEST, msg);
-    const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_CONTENT_TYPE);
-    int max_images = (int)s->cfg->max_images_per_request;
-    multipart_part *parts = calloc((size_t)max_images, sizeof *parts);
-    int n = 0;
-    if (ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0) {
-        char boundary[80];
-        if (multipart_boundary(ctype, boundary, sizeof boundary, msg, sizeof msg) != 0) {
-            free(parts);
-            return send_error(r, API_BAD_REQUEST, msg);
-        }
-        n = multipart_parse(r->body, r->len, boundary, parts, max_images, msg, sizeof msg);
-        if (n == -2) {
-            free(parts);
-            snprintf(msg, sizeof msg, "more than %d images in one request", max_images);
-            return send_error(r, API_TOO_MANY_IMAGES, msg);
-        }
-        if (n < 0) {
-            free(parts);
-            return send_error(r, API_BAD_REQUEST, msg);
-        }
-        if (n == 0) {
-            free(parts);
-            return send_error(r, API_BAD_REQUEST, "multipart body has no parts");
-        }
-    } else {
-        if (r->len == 0) {
-            free(parts);
-            return send_error(r, API_BAD_REQUEST,
-                              "empty body: POST a JPEG or PNG image, or multipart/form-data");
-        }
-        parts[0].data = r->body;
-        parts[0].len = r->len;
-        n = 1;
-    }
-    r->n_images = n;
-    r->inputs = malloc((size_t)n * s->image_floats * sizeof(float));
+    classify_http_request in = {
+        .content_type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_CONTENT_TYPE),
+        .top_k = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "top_k"),
+        .body = r->body,
+        .body_len = r->len,
+        .body_over_limit = r->body_too_large,
+    };
+    classify_limits lim = limits_of(s);
+    classify_input ci;
+    api_status st = classify_request_parse(&in, &lim, &ci, msg, sizeof msg);
+    r->n_images = ci.n_images;
+    if (st != API_OK) return send_error(r, st, msg);
+    int n = ci.n_images;
+    r->top_k = ci.top_k;
+    r->inputs = ci.inputs; /* freed in on_completed */
+    r->decode_ms = ci.decode_ms;
     r->probs = malloc((size_t)n * s->n_classes * sizeof(float));
-    if (!r->inputs || !r->probs) {
-        free(parts);
-        return send_error(r, API_INTERNAL, "out of memory");
-    }
-    int64_t t0 = batcher_now_ns();
-    for (int i = 0; i < n; i++) {
-        char why[384];
-        preprocess_status st = preprocess_bytes(parts[i].data, parts[i].len, s->cfg->max_pixels,
-                                                PREPROCESS_TORCHVISION, 224,
-                                                r->inputs + (size_t)i * s->image_floats, why,
-                                                sizeof why);
-        if (st != PREPROCESS_OK) {
-            if (n > 1) snprintf(msg, sizeof msg, "image %d%s%s%s: %s", i + 1,
-                                parts[i].filename[0] ? " (" : "", parts[i].filename,
-                                parts[i].filename[0] ? ")" : "", why);
-            else snprintf(msg, sizeof msg, "%s", why);
-            free(parts);
-            return send_error(r, preprocess_status_to_api(st), msg);
-        }
-    }
-    free(parts);
-    r->decode_ms = ms_between(t0, batcher_now_ns());
+    if (!r->probs) return send_error(r, API_INTERNAL, "out of memory");
 
     batcher *b = atomic_load(&s->batcher);
     if (atomic_load(&s->state) != SERVICE_READY || !b) {
@@ -381,6 +325,18 @@ static void make_request_id(http_server *s, struct MHD_Connection *conn, char *o
              (unsigned long long)atomic_fetch_add(&s->next_id, 1) + 1);
 }
 
+/* Inference always needs the token when one is set; health and metrics only when asked. */
+static bool needs_auth(const vggserve_config *cfg, route rt) {
+    if (!cfg->auth_token[0]) return false;
+    switch (rt) {
+    case ROUTE_CLASSIFY: return true;
+    case ROUTE_METRICS: return cfg->auth_metrics;
+    case ROUTE_HEALTHZ:
+    case ROUTE_READYZ: return cfg->auth_health;
+    default: return false;
+    }
+}
+
 static enum MHD_Result answer_get(request *r) {
     http_server *s = r->srv;
     switch (r->route) {
@@ -435,8 +391,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (r->route == ROUTE_CLASSIFY ? strcmp(method, "POST") != 0 : !is_get) {
             char msg[200];
-            snprintf(msg, sizeof msg, "%s is not allowed on %s", method, url);
+            snprintf(msg, sizeof msg, "%.16s is not allowed on %.128s", method, url);
             return send_error(r, API_METHOD_NOT_ALLOWED, msg);
+        }
+        /* Before any body is read: an unauthenticated client cannot make us buffer it. */
+        if (needs_auth(s->cfg, r->route)) {
+            char msg[128];
+            const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                           MHD_HTTP_HEADER_AUTHORIZATION);
+            if (api_auth_check(auth, s->cfg->auth_token, msg, sizeof msg, &r->www_authenticate) !=
+                API_OK)
+                return send_error(r, API_UNAUTHORIZED, msg);
         }
         if (r->route != ROUTE_CLASSIFY) return answer_get(r);
         /* Refuse early what can be refused from the headers alone. */
@@ -448,12 +413,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->max_body_bytes) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "request body of %s bytes is over the limit of %lld bytes",
-                     cl, s->cfg->max_body_bytes);
+        classify_limits lim = limits_of(s);
+        char msg[160];
+        if (classify_check_content_length(cl, &lim, msg, sizeof msg) != API_OK)
             return send_error(r, API_BODY_TOO_LARGE, msg);
-        }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -490,6 +453,71 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* ---------------------------------------------------------------- lifecycle */
 
+/* libmicrohttpd's own complaints (bind failures, TLS handshakes, closed connections) as JSON
+ * lines on stderr, like the start-up events. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512], clean[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    json_t *o = json_pack("{s:s, s:s, s:s}", "level", "warning", "source", "libmicrohttpd", "msg",
+                          api_utf8_sanitize(msg, clean, sizeof clean));
+    char *line = json_dumps(o, JSON_COMPACT);
+    if (line) fprintf(stderr, "%s\n", line);
+    free(line);
+    json_decref(o);
+}
+
+/* Tries the address first, so that a port in use is reported as such (errno), not as a
+ * generic start failure. */
+static int check_bind(const struct sockaddr_in *addr, char *err, size_t errlen) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0; /* let MHD report it */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as MHD does */
+    int rc = bind(fd, (const struct sockaddr *)addr, sizeof *addr);
+    int e = errno;
+    close(fd);
+    if (rc == 0) return 0;
+    char host[INET_ADDRSTRLEN] = "?";
+    inet_ntop(AF_INET, &addr->sin_addr, host, sizeof host);
+    snprintf(err, errlen, "cannot listen on %s:%d: %s%s", host, ntohs(addr->sin_port),
+             strerror(e), e == EADDRINUSE ? " (another process has the port; pick another with "
+                                            "--port)" : "");
+    return -1;
+}
+
+/* Reads a PEM file for TLS (start-up: errors name the key and the file). */
+static int read_pem(const char *path, const char *key, char **out, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s %s: %s", key, path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 1 << 20, n;
+    char *buf = malloc(cap + 1);
+    n = buf ? fread(buf, 1, cap, f) : 0;
+    bool more = buf && fgetc(f) != EOF;
+    fclose(f);
+    if (!buf || more || n == 0 || !memmem(buf, n, "-----BEGIN ", 11)) {
+        snprintf(err, errlen, "%s %s: %s", key, path,
+                 !buf ? "out of memory" : more ? "larger than 1 MiB" : "not a PEM file");
+        free(buf);
+        return -1;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return 0;
+}
+
+static void free_tls(http_server *s) {
+    if (s->tls_key) memset(s->tls_key, 0, strlen(s->tls_key));
+    free(s->tls_key);
+    free(s->tls_cert);
+    s->tls_key = s->tls_cert = NULL;
+}
+
 http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err, size_t errlen) {
     http_server *s = calloc(1, sizeof *s);
     s->cfg = cfg;
@@ -509,18 +537,56 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
         free(s);
         return NULL;
     }
+    if (check_bind(&addr, err, errlen) != 0) {
+        free(s);
+        return NULL;
+    }
     long threads = cfg->http_threads ? cfg->http_threads : sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
+    if (threads > cfg->max_connections) threads = (long)cfg->max_connections;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_END);
+    bool tls = cfg->tls_cert_file[0] && cfg->tls_key_file[0];
+    if (tls) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, errlen, "tls_cert_file is set but this libmicrohttpd has no TLS support");
+            free(s);
+            return NULL;
+        }
+        if (read_pem(cfg->tls_cert_file, "tls_cert_file", &s->tls_cert, err, errlen) != 0 ||
+            read_pem(cfg->tls_key_file, "tls_key_file", &s->tls_key, err, errlen) != 0) {
+            free_tls(s);
+            free(s);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    /* Limits: header memory (431 beyond it), connections in all and per address (MHD closes
+     * the ones over the limit at once), and the idle timeout that ends slow clients. */
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, &addr},
+        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout_s, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->max_header_bytes, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)cfg->max_connections_per_ip, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+        {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
+        {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first */
+                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!s->daemon) {
-        snprintf(err, errlen, "cannot listen on %s:%lld (in use, or not allowed)", cfg->host,
-                 cfg->port);
+        if (tls)
+            snprintf(err, errlen, "cannot start HTTPS with tls_cert_file %s and tls_key_file %s: "
+                     "not a PEM certificate and key, or the key does not match (see the log "
+                     "line above)", cfg->tls_cert_file, cfg->tls_key_file);
+        else
+            snprintf(err, errlen, "cannot start the HTTP server on %s:%lld (see the log line "
+                     "above)", cfg->host, cfg->port);
+        free_tls(s);
         free(s);
         return NULL;
     }
@@ -550,5 +616,6 @@ void http_server_stop(http_server *s) {
     if (!s) return;
     MHD_stop_daemon(s->daemon);
     pthread_mutex_destroy(&s->log_lock);
+    free_tls(s);
     free(s);
 }

@@ -12,8 +12,9 @@
 
 static const char *const endpoint_names[METRICS_EP_COUNT] = {"classify", "healthz", "readyz",
                                                              "metrics", "other"};
-/* The status codes the service can send; anything else is counted under 500. */
-static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 422, 429, 500, 503, 504};
+/* The status codes the service can send, plus 499 (the client left before the answer, as
+ * nginx counts it); anything else is counted under 500. */
+static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 422, 429, 499, 500, 503, 504};
 #define N_CODES (sizeof codes / sizeof codes[0])
 static const char *const reasons[] = {"bad_request", "not_found", "method_not_allowed",
                                       "payload_too_large", "too_many_images",
