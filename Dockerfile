@@ -1,0 +1,58 @@
+# vggserve image: build on Debian 12 with the -dev packages, run on bookworm-slim with only the
+# runtime libraries. See docker/README.md.
+#
+#   docker build -t vggserve .
+#   docker run --rm -p 127.0.0.1:8080:8080 vggserve                        generated weights
+#   docker run --rm -p 127.0.0.1:8080:8080 -v "$PWD/models:/models:ro" vggserve   real weights
+#
+# Weights: /models/vgg16.safetensors when mounted (or VGGSERVE_WEIGHTS=PATH); without them the
+# service generates deterministic test weights and says so. Every setting is a VGGSERVE_*
+# environment variable (README "Configuration").
+
+# ---------------------------------------------------------------- build
+FROM debian:bookworm AS build
+
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+       build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libstb-dev libdnnl-dev \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+COPY CMakeLists.txt ./
+COPY model model
+COPY api api
+COPY config config
+COPY server server
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVGGSERVE_BUILD_TESTS=OFF \
+    && cmake --build build -j "$(nproc)" --target vggserve \
+    && strip build/vggserve
+
+# ---------------------------------------------------------------- runtime
+FROM debian:bookworm-slim
+
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+       libdnnl2 libmicrohttpd12 libjansson4 libgomp1 \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
+    && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin vggserve \
+    && mkdir /models
+
+COPY --from=build /src/build/vggserve /usr/local/bin/vggserve
+COPY docker/entrypoint.sh /usr/local/bin/vggserve-entrypoint
+
+# Listen on all interfaces inside the container; the rest are the service's defaults.
+ENV VGGSERVE_HOST=0.0.0.0 \
+    VGGSERVE_PORT=8080
+
+# Numeric, so Kubernetes' runAsNonRoot can check it.
+USER 10001:10001
+EXPOSE 8080
+
+# Loading and warming up VGG16 takes about 10 s on 2 cores; /readyz is 200 only when ready.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["vggserve", "healthcheck"]
+
+ENTRYPOINT ["vggserve-entrypoint"]
+CMD ["serve"]

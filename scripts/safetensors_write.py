@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""safetensors_write.py - write float32 tensors as a .safetensors file, without the package.
+
+Shared by convert_torchvision.py and convert_keras.py (Debian has no python3-safetensors).
+The format: 8-byte little-endian header length, a JSON header {name: {dtype, shape,
+data_offsets}, "__metadata__": {str: str}} padded with spaces to a multiple of 8, then the
+tensors' little-endian bytes back to back in header order.
+
+Also holds the VGG layer table both converters check shapes against: the torchvision names
+vggserve's loader reads (features.N.*, classifier.{0,3,6}.*).
+"""
+import json
+import os
+
+import numpy as np
+
+# Output channels per conv layer, "M" for max-pooling (torchvision's cfgs).
+VGG_CFGS = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+              512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512, "M"],
+}
+
+
+def vgg_layout(model):
+    """[(torchvision name, shape)] in network order, for `model` (vgg11..vgg19)."""
+    out, index, cin = [], 0, 3
+    for v in VGG_CFGS[model]:
+        if v == "M":
+            index += 1
+            continue
+        out.append((f"features.{index}.weight", (v, cin, 3, 3)))  # OIHW
+        out.append((f"features.{index}.bias", (v,)))
+        index += 2  # conv, relu
+        cin = v
+    for i, (o, n) in zip((0, 3, 6), ((4096, 512 * 7 * 7), (4096, 4096), (1000, 4096))):
+        out.append((f"classifier.{i}.weight", (o, n)))  # (out, in), in = C*H*W order
+        out.append((f"classifier.{i}.bias", (o,)))
+    return out
+
+
+def model_for_conv_count(n_convs):
+    for name, cfg in VGG_CFGS.items():
+        if sum(v != "M" for v in cfg) == n_convs:
+            return name
+    raise ValueError(f"{n_convs} conv layers: not VGG11/13/16/19")
+
+
+def check_layout(tensors, model):
+    """Raises ValueError naming the first missing, extra or misshapen tensor."""
+    want = dict(vgg_layout(model))
+    for name, shape in want.items():
+        if name not in tensors:
+            raise ValueError(f"missing tensor {name} {shape} for {model}")
+        if tuple(tensors[name].shape) != shape:
+            raise ValueError(f"{name}: shape {tuple(tensors[name].shape)}, {model} needs {shape}")
+    extra = sorted(set(tensors) - set(want))
+    if extra:
+        raise ValueError(f"unexpected tensors for {model}: {', '.join(extra[:5])}")
+
+
+def write_safetensors(path, tensors, metadata):
+    """tensors: [(name, array)] written as F32 in that order; metadata: {str: str}.
+
+    Writes PATH.part and renames it, so a failed run never leaves a truncated file."""
+    header, offset = {}, 0
+    arrays = []
+    for name, arr in tensors:
+        a = np.ascontiguousarray(arr, dtype="<f4")
+        if not np.isfinite(np.sum(a, dtype=np.float64)):  # any NaN/inf shows in the sum
+            raise ValueError(f"{name}: non-finite values")
+        header[name] = {"dtype": "F32", "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+        arrays.append(a)
+    header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    tmp = path + ".part"
+    with open(tmp, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little"))
+        f.write(raw)
+        for a in arrays:
+            f.write(memoryview(a).cast("B"))  # no copy of the (up to 400 MB) tensor
+    os.replace(tmp, path)
+    return 8 + len(raw) + offset

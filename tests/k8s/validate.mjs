@@ -1,0 +1,199 @@
+// validate.mjs - validate Kubernetes manifests offline with kubernetes-models.
+//
+//   node tests/k8s/validate.mjs FILE.yaml...     (- reads stdin, e.g. `kubectl kustomize`)
+//
+// Every YAML document is loaded with js-yaml and validated against the Kubernetes OpenAPI
+// schema of its apiVersion/kind (kubernetes-models); a kind it has no model for fails, except
+// KServe's InferenceService, whose predictor containers are validated as core/v1 Containers.
+// The schema check lets unknown fields through (a typo like `readinesProbe` would be silently
+// dropped by a lenient apply), so each document is also type-checked as an object literal of
+// kubernetes-models' TypeScript interface with tsc, which rejects unknown properties.
+// Then the documents are checked against each other: selectors match pod labels, references
+// (HPA target, ConfigMap volume, resourceFieldRef container, probe port names) exist, and
+// terminationGracePeriodSeconds covers preStop + shutdown_grace_s + 5 s of answer flushing.
+// Prints one line per check and exits 1 if any failed.
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import yaml from "js-yaml";
+import { Container } from "kubernetes-models/v1";
+
+let failures = 0;
+let passes = 0;
+const fail = (where, msg) => {
+  console.log(`FAIL ${where}: ${msg}`);
+  failures++;
+};
+const pass = (msg) => {
+  console.log(`ok   ${msg}`);
+  passes++;
+};
+
+// apiVersion "apps/v1" -> module "kubernetes-models/apps/v1", "v1" -> "kubernetes-models/v1".
+async function modelFor(apiVersion, kind) {
+  try {
+    const mod = await import(`kubernetes-models/${apiVersion}`);
+    return mod[kind];
+  } catch {
+    return undefined;
+  }
+}
+
+function validationErrors(obj, Model) {
+  try {
+    new Model(obj).validate();
+    return null;
+  } catch (e) {
+    return e.message;
+  }
+}
+
+function inferenceServiceErrors(doc) {
+  const containers = doc?.spec?.predictor?.containers;
+  if (!doc?.metadata?.name) return "metadata.name missing";
+  if (!Array.isArray(containers) || containers.length === 0)
+    return "spec.predictor.containers missing";
+  for (const c of containers) {
+    const err = validationErrors(c, Container);
+    if (err) return `container ${c.name}: ${err}`;
+  }
+  return null;
+}
+
+// Unknown fields: `const d3: IDeployment = {...};` per document, one per line, through tsc.
+// typed: [{where, type, module, value}]; returns nothing, records a pass or failure per entry.
+function strictFields(typed) {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const tsc = path.join(here, "node_modules", "typescript", "bin", "tsc");
+  if (!fs.existsSync(tsc)) {
+    console.log("skip unknown-field check: typescript is not installed (tests/k8s/run.sh installs it)");
+    return;
+  }
+  // Inside node_modules so that tsc resolves kubernetes-models from tests/k8s/node_modules.
+  const dir = path.join(here, "node_modules", ".vggserve-strict");
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, "manifests.ts");
+  const lines = typed.map(({ type, module, value }, i) =>
+    `import type { ${type} as T${i} } from "${module}"; export const d${i}: T${i} = ${JSON.stringify(value)};`);
+  fs.writeFileSync(file, lines.join("\n") + "\n");
+  const r = spawnSync(process.execPath, [tsc, "--noEmit", "--strict", "--skipLibCheck",
+    "--module", "esnext", "--moduleResolution", "bundler", "--target", "es2022", file],
+    { encoding: "utf8" });
+  const bad = new Map();
+  for (const m of (r.stdout + r.stderr).matchAll(/manifests\.ts\((\d+),\d+\): error (TS\d+: .*)/g)) {
+    const i = Number(m[1]) - 1;
+    if (!bad.has(i)) bad.set(i, m[2]);
+  }
+  if (r.status !== 0 && bad.size === 0) fail("tsc", (r.stdout + r.stderr).trim().slice(0, 500));
+  typed.forEach(({ where }, i) => {
+    if (bad.has(i)) fail(where, `unknown or mistyped field: ${bad.get(i)}`);
+    else pass(`${where}: no unknown fields`);
+  });
+}
+
+// ---------------------------------------------------------------- load and validate
+const files = process.argv.slice(2);
+if (files.length === 0) {
+  console.error("usage: node validate.mjs FILE.yaml... (- for stdin)");
+  process.exit(2);
+}
+const docs = [];
+for (const file of files) {
+  const text = fs.readFileSync(file === "-" ? 0 : file, "utf8");
+  let loaded;
+  try {
+    loaded = yaml.loadAll(text);
+  } catch (e) {
+    fail(file, `YAML: ${e.message}`);
+    continue;
+  }
+  loaded.forEach((doc, i) => {
+    if (doc == null) return; // an empty document between ---
+    const where = `${file === "-" ? "<stdin>" : file}#${i} ${doc.kind}/${doc.metadata?.name}`;
+    docs.push({ where, doc });
+  });
+}
+const typed = [];
+for (const { where, doc } of docs) {
+  if (!doc.apiVersion || !doc.kind) {
+    fail(where, "apiVersion and kind are required");
+    continue;
+  }
+  let err;
+  if (doc.apiVersion.startsWith("serving.kserve.io/") && doc.kind === "InferenceService") {
+    err = inferenceServiceErrors(doc);
+    for (const c of doc.spec?.predictor?.containers ?? [])
+      typed.push({ where: `${where} container ${c.name}`, type: "IContainer",
+                   module: "kubernetes-models/v1/Container", value: c });
+  } else {
+    const Model = await modelFor(doc.apiVersion, doc.kind);
+    err = Model ? validationErrors(doc, Model) : `no schema for ${doc.apiVersion} ${doc.kind}`;
+    if (Model)
+      typed.push({ where, type: `I${doc.kind}`, value: doc,
+                   module: `kubernetes-models/${doc.apiVersion}/${doc.kind}` });
+  }
+  if (err) fail(where, err);
+  else pass(`${where} (${doc.apiVersion})`);
+}
+if (typed.length) strictFields(typed);
+
+// ---------------------------------------------------------------- consistency
+const byKind = (kind) => docs.filter((d) => d.doc.kind === kind);
+const matches = (selector, labels) =>
+  Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
+
+for (const { where, doc } of byKind("Deployment")) {
+  const pod = doc.spec.template;
+  if (!matches(doc.spec.selector.matchLabels, pod.metadata?.labels))
+    fail(where, "spec.selector does not match the pod template's labels");
+  const names = new Set(pod.spec.containers.map((c) => c.name));
+  for (const c of pod.spec.containers) {
+    const ports = new Set((c.ports ?? []).map((p) => p.name).filter(Boolean));
+    for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
+      const port = c[probe]?.httpGet?.port;
+      if (typeof port === "string" && !ports.has(port))
+        fail(where, `${c.name}.${probe} uses port name ${port}, not declared`);
+    }
+    for (const e of c.env ?? []) {
+      const ref = e.valueFrom?.resourceFieldRef;
+      if (ref && ref.containerName && !names.has(ref.containerName))
+        fail(where, `env ${e.name}: resourceFieldRef names container ${ref.containerName}`);
+    }
+  }
+  for (const v of pod.spec.volumes ?? []) {
+    const cm = v.configMap?.name;
+    if (cm && byKind("ConfigMap").length && !byKind("ConfigMap").some((d) => d.doc.metadata.name === cm))
+      fail(where, `volume ${v.name} needs ConfigMap ${cm}, which is not among the documents`);
+  }
+  // Graceful shutdown fits: preStop sleep + shutdown_grace_s + 5 s of flushing answers.
+  for (const cmDoc of byKind("ConfigMap")) {
+    const json = cmDoc.doc.data?.["vggserve.json"];
+    if (!json) continue;
+    const grace = JSON.parse(json).shutdown_grace_s ?? 30;
+    const sleep = pod.spec.containers
+      .map((c) => Number(c.lifecycle?.preStop?.exec?.command?.[1] ?? 0))
+      .reduce((a, b) => Math.max(a, b), 0);
+    const need = sleep + grace + 5;
+    const have = pod.spec.terminationGracePeriodSeconds ?? 30;
+    if (have < need)
+      fail(where, `terminationGracePeriodSeconds ${have} < preStop ${sleep} + shutdown_grace_s ${grace} + 5`);
+    else pass(`${where}: terminationGracePeriodSeconds ${have} >= ${sleep} + ${grace} + 5`);
+  }
+}
+for (const { where, doc } of byKind("Service")) {
+  const pods = byKind("Deployment").filter((d) => matches(doc.spec.selector, d.doc.spec.template.metadata.labels));
+  if (byKind("Deployment").length && pods.length === 0) fail(where, "selector matches no Deployment's pods");
+}
+for (const { where, doc } of [...byKind("HorizontalPodAutoscaler"), ...byKind("PodDisruptionBudget")]) {
+  const ref = doc.spec.scaleTargetRef;
+  if (ref && byKind(ref.kind).length && !byKind(ref.kind).some((d) => d.doc.metadata.name === ref.name))
+    fail(where, `scaleTargetRef ${ref.kind}/${ref.name} is not among the documents`);
+  const sel = doc.spec.selector?.matchLabels;
+  if (sel && byKind("Deployment").length &&
+      !byKind("Deployment").some((d) => matches(sel, d.doc.spec.template.metadata.labels)))
+    fail(where, "selector matches no Deployment's pods");
+}
+
+console.log(`${passes} passed, ${failures} failed`);
+process.exit(failures ? 1 : 0);
