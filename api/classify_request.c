@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "image_check.h"
 #include "multipart.h"
 #include "preprocess.h"
 
@@ -131,9 +132,12 @@ api_status classify_request_parse(const classify_http_request *req, const classi
     double t0 = now_ms();
     for (int i = 0; i < n; i++) {
         char why[384];
-        preprocess_status ps = preprocess_bytes(parts[i].data, parts[i].len, lim->max_pixels,
-                                                PREPROCESS_TORCHVISION, lim->image_hw,
-                                                inputs + (size_t)i * image_floats, why, sizeof why);
+        preprocess_status ps =
+            image_check(parts[i].data, parts[i].len, why, sizeof why) != 0
+                ? PREPROCESS_UNDECODABLE
+                : preprocess_bytes(parts[i].data, parts[i].len, lim->max_pixels,
+                                   PREPROCESS_TORCHVISION, lim->image_hw,
+                                   inputs + (size_t)i * image_floats, why, sizeof why);
         if (ps != PREPROCESS_OK) {
             const char *fn = parts[i].filename;
             if (n > 1) snprintf(msg, msglen, "image %d%s%s%s: %s", i + 1, fn[0] ? " (" : "", fn,

@@ -8,7 +8,8 @@
  *
  * Checks, in order: body over max_body_bytes (413), top_k (400), an empty body (400), the
  * multipart framing (400) and its part count (413 too_many_images), then each image: not JPEG
- * or PNG (415), over max_pixels (422), undecodable (422). The first failure wins.
+ * or PNG (415), over max_pixels (422), undecodable (422, including the structural checks of
+ * image_check.h). The first failure wins.
  *
  * Messages never name files or internals of the server; they may quote what the client sent
  * (a query value, a part's file name), which api_error_json() makes valid UTF-8.

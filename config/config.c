@@ -52,7 +52,8 @@ static const config_field fields[] = {
     INT_FIELD(max_pixels, 1, 1LL << 32, "40000000", "largest image (width x height); then 422"),
     INT_FIELD(max_images_per_request, 1, 1024, "16", "images in one multipart request at most"),
     INT_FIELD(http_threads, 0, 256, "0", "HTTP threads, which also decode images (0: cores)"),
-    INT_FIELD(connection_timeout_s, 1, 3600, "30", "idle connection timeout"),
+    INT_FIELD(connection_timeout_s, 1, 3600, "30",
+              "idle connection timeout, and the longest a request body may take to arrive"),
     INT_FIELD(shutdown_grace_s, 0, 3600, "30", "time to finish accepted work after SIGTERM"),
     STR_FIELD(log_format, log_formats, "json", "access log lines: json|logfmt"),
     INT_FIELD(max_header_bytes, 4096, 16LL << 20, "32768",
@@ -67,6 +68,7 @@ static const config_field fields[] = {
     BOOL_FIELD(auth_health, "false", "GET /healthz and /readyz need the bearer token too"),
     STR_FIELD(tls_cert_file, NULL, "", "PEM certificate (chain): with tls_key_file, serve HTTPS only"),
     STR_FIELD(tls_key_file, NULL, "", "PEM private key of tls_cert_file"),
+    BOOL_FIELD(demo_page, "true", "GET / serves a demo page (upload an image, see the top 5)"),
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
@@ -280,7 +282,7 @@ int config_load_secrets(vggserve_config *c, char *err, size_t errlen) {
                  c->auth_token_file, API_AUTH_TOKEN_MAX);
         return -1;
     }
-    snprintf(c->auth_token, sizeof c->auth_token, "%s", buf);
+    memcpy(c->auth_token, buf, n + 1); /* n <= API_AUTH_TOKEN_MAX < sizeof c->auth_token */
     memset(buf, 0, sizeof buf);
     return 0;
 }

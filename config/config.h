@@ -43,6 +43,7 @@ typedef struct {
     bool auth_health;             /* GET /healthz and /readyz need the token too */
     char tls_cert_file[4096];     /* PEM; both set: HTTPS only */
     char tls_key_file[4096];
+    bool demo_page;               /* GET / serves the demo page */
 } vggserve_config;
 
 void config_defaults(vggserve_config *c);

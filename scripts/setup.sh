@@ -11,7 +11,8 @@ packages=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libs
 if [[ "${1:-}" == "--with-test-deps" ]]; then
   # python3-numpy for the black-box tests, prometheus for promtool, curl for examples,
   # torch/torchvision/h5py for the weight converters' tests.
-  packages+=(python3 python3-numpy prometheus curl python3-torch python3-torchvision python3-h5py)
+  packages+=(python3 python3-numpy prometheus curl python3-torch python3-torchvision python3-h5py
+             chromium)
 fi
 
 missing=()

@@ -90,7 +90,8 @@ static void *worker_main(void *arg) {
      * first real request pays no primitive creation or page faults. */
     float *in = e ? calloc((size_t)max_batch * b->image_floats, sizeof(float)) : NULL;
     float *probs = e ? malloc((size_t)max_batch * b->n_classes * sizeof(float)) : NULL;
-    int rc = e && in && probs ? 0 : -1;
+    float *logits = e ? malloc((size_t)max_batch * b->n_classes * sizeof(float)) : NULL;
+    int rc = e && in && probs && logits ? 0 : -1;
     if (!e) {
         /* err set by vgg_engine_create */
     } else if (rc != 0) {
@@ -169,15 +170,19 @@ static void *worker_main(void *arg) {
                    taken[i].req->inputs + (size_t)taken[i].index * b->image_floats,
                    b->image_floats * sizeof(float));
         int64_t t0 = batcher_now_ns();
-        int frc = vgg_engine_forward(e, in, n, NULL, probs, err, sizeof err);
+        int frc = vgg_engine_forward(e, in, n, logits, probs, err, sizeof err);
         int64_t took = batcher_now_ns() - t0;
         if (frc != 0) fprintf(stderr, "{\"level\":\"error\",\"msg\":\"forward failed\",\"batch_id\":%llu,\"error\":\"%s\"}\n",
                               (unsigned long long)batch_id, err);
         metrics_observe_batch(b->metrics, n, took / 1e9, frc == 0);
-        for (int i = 0; i < n; i++)
-            if (frc == 0)
-                memcpy(taken[i].req->probs + (size_t)taken[i].index * b->n_classes,
-                       probs + (size_t)i * b->n_classes, b->n_classes * sizeof(float));
+        for (int i = 0; i < n && frc == 0; i++) {
+            const size_t row = (size_t)taken[i].index * b->n_classes;
+            memcpy(taken[i].req->probs + row, probs + (size_t)i * b->n_classes,
+                   b->n_classes * sizeof(float));
+            if (taken[i].req->logits)
+                memcpy(taken[i].req->logits + row, logits + (size_t)i * b->n_classes,
+                       b->n_classes * sizeof(float));
+        }
 
         pthread_mutex_lock(&b->lock);
         for (int i = 0; i < n; i++) {
@@ -202,6 +207,7 @@ static void *worker_main(void *arg) {
     free(finished);
     free(in);
     free(probs);
+    free(logits);
     vgg_engine_free(e);
     return NULL;
 }

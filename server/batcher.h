@@ -29,6 +29,7 @@ struct batch_request {
     int n_images;
     const float *inputs;   /* n_images x (3, H, W), borrowed until on_complete */
     float *probs;          /* n_images x n_classes, written by the workers */
+    float *logits;         /* n_images x n_classes, written by the workers; NULL: not wanted */
     int64_t deadline_ns;   /* CLOCK_MONOTONIC */
     void (*on_complete)(batch_request *r); /* called once, on a worker (or draining) thread */
     void *user;

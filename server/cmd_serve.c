@@ -257,7 +257,8 @@ int cmd_healthcheck(int argc, char **argv) {
     int n_pos;
     int rc = cli_parse(argc, argv, opts, 4,
                        "usage: vggserve healthcheck [--host ADDR] [--port PORT] [--path /readyz]\n"
-                       "Exits 0 when the server answers 200, 1 otherwise (for Docker HEALTHCHECK).",
+                       "Exits 0 when the server answers 200, 1 otherwise (for Docker HEALTHCHECK).\n"
+                       "Plain HTTP only; sends VGGSERVE_AUTH_TOKEN as a bearer token when set.",
                        pos, 0, &n_pos);
     if (rc != 0) return rc < 0 ? 2 : 0;
     long port, timeout;
@@ -280,8 +281,17 @@ int cmd_healthcheck(int argc, char **argv) {
         close(fd);
         return 1;
     }
-    char req[512];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    /* With auth_health on, the probe needs the token; it is taken from the environment only
+     * (never from argv, which other users can read in ps). */
+    const char *token = getenv("VGGSERVE_AUTH_TOKEN");
+    char req[1024];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n%s%s%s\r\n", path, host,
+                     token && *token ? "Authorization: Bearer " : "", token && *token ? token : "",
+                     token && *token ? "\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof req) {
+        fprintf(stderr, "error: --path or VGGSERVE_AUTH_TOKEN too long\n");
+        return 2;
+    }
     char resp[256] = "";
     ssize_t got = -1;
     if (write(fd, req, (size_t)n) == n) got = read(fd, resp, sizeof resp - 1);

@@ -20,7 +20,10 @@
 
 #include "auth.h"
 #include "classify_request.h"
+#include "demo_page.h"
 #include "errors.h"
+#include "kserve_v2.h"
+#include "labels.h"
 #include "responses.h"
 
 /* The network's input side; preprocessing resizes every image to this square. */
@@ -51,7 +54,25 @@ const char *service_state_name(service_state s) {
     return "unknown";
 }
 
-typedef enum { ROUTE_NONE, ROUTE_CLASSIFY, ROUTE_HEALTHZ, ROUTE_READYZ, ROUTE_METRICS } route;
+typedef enum {
+    ROUTE_NONE,
+    ROUTE_CLASSIFY,
+    ROUTE_HEALTHZ,
+    ROUTE_READYZ,
+    ROUTE_METRICS,
+    ROUTE_DEMO,       /* GET /, when demo_page is on */
+    ROUTE_V2,         /* KServe v2 health and metadata (request.v2_route says which) */
+    ROUTE_V2_INFER,   /* POST /v2/models/M[/versions/1]/infer */
+    ROUTE_V2_MISSING, /* under /v2 but unknown: a v2-shaped 404 */
+} route;
+
+/* Routes answered to POST only; every other route answers GET and HEAD. */
+static bool route_is_post(route rt) { return rt == ROUTE_CLASSIFY || rt == ROUTE_V2_INFER; }
+
+/* KServe v2 routes answer errors in the protocol's shape, {"error": "message"}. */
+static bool route_is_v2(route rt) {
+    return rt == ROUTE_V2 || rt == ROUTE_V2_INFER || rt == ROUTE_V2_MISSING;
+}
 
 /* One HTTP request, from the first handler call to MHD's completion callback. */
 typedef struct {
@@ -71,6 +92,10 @@ typedef struct {
     float *inputs, *probs;
     double decode_ms;
     batch_request br;
+    float *logits; /* only for a v2 request that asks for them */
+    kserve_v2_route v2_route;
+    kserve_v2_infer v2; /* the parsed v2 request (its inputs moved to .inputs) */
+    char infer_header_len[24]; /* Inference-Header-Content-Length of a binary v2 answer */
     pthread_mutex_t lock; /* orders suspend (HTTP thread) before resume (worker) */
     bool suspended, done, queued;
     /* answer, for the access log */
@@ -92,7 +117,11 @@ static enum MHD_Result send_body(request *r, int code, const char *content_type,
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     if (st == API_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                r->route == ROUTE_CLASSIFY ? "POST" : "GET, HEAD");
+                                route_is_post(r->route) ? "POST" : "GET, HEAD");
+    if (r->infer_header_len[0])
+        MHD_add_response_header(resp, "Inference-Header-Content-Length", r->infer_header_len);
+    if (r->route == ROUTE_DEMO)
+        MHD_add_response_header(resp, "Content-Security-Policy", DEMO_PAGE_CSP);
     if (api_status_retry_after(st)) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (st == API_UNAUTHORIZED && r->www_authenticate)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
@@ -104,17 +133,28 @@ static enum MHD_Result send_body(request *r, int code, const char *content_type,
 }
 
 static enum MHD_Result send_json(request *r, int code, json_t *body, api_status st) {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(7));
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(7)) : NULL;
     json_decref(body);
+    if (!text) { /* a body jansson refused (never expected: messages are sanitised) */
+        text = strdup("{\"error\":{\"code\":500,\"type\":\"internal_error\","
+                      "\"message\":\"the answer could not be encoded\"}}");
+        if (!text) return MHD_NO;
+        code = 500;
+        st = API_INTERNAL;
+    }
     size_t len = strlen(text);
     /* json_dumps allocates with malloc, which MHD_RESPMEM_MUST_FREE frees. */
     return send_body(r, code, "application/json", text, len, st);
 }
 
 static enum MHD_Result send_error(request *r, api_status st, const char *message) {
-    snprintf(r->error, sizeof r->error, "%s", message);
+    size_t n = strnlen(message, sizeof r->error - 1); /* the log keeps the start */
+    memcpy(r->error, message, n);
+    r->error[n] = '\0';
     metrics_add_rejected(r->srv->metrics, api_status_type(st));
-    return send_json(r, api_status_http(st), api_error_json(st, message), st);
+    json_t *body = route_is_v2(r->route) ? kserve_v2_error_json(message)
+                                          : api_error_json(st, message);
+    return send_json(r, api_status_http(st), body, st);
 }
 
 /* ---------------------------------------------------------------- logging */
@@ -170,6 +210,10 @@ static metrics_endpoint endpoint_of(route rt) {
     case ROUTE_HEALTHZ: return METRICS_EP_HEALTHZ;
     case ROUTE_READYZ: return METRICS_EP_READYZ;
     case ROUTE_METRICS: return METRICS_EP_METRICS;
+    case ROUTE_V2_INFER: return METRICS_EP_V2_INFER;
+    case ROUTE_V2:
+    case ROUTE_V2_MISSING: return METRICS_EP_V2;
+    case ROUTE_DEMO: return METRICS_EP_DEMO;
     default: return METRICS_EP_OTHER;
     }
 }
@@ -193,6 +237,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     free(r->body);
     free(r->inputs);
     free(r->probs);
+    free(r->logits);
+    kserve_v2_infer_free(&r->v2);
     free(r);
     *req_cls = NULL;
 }
@@ -223,37 +269,26 @@ static int64_t deadline_of(request *r) {
     return r->start_ns + classify_timeout_ms(v, r->srv->cfg->request_timeout_ms) * 1000000;
 }
 
-static enum MHD_Result classify_body_done(request *r) {
+/* Queues r->inputs (r->n_images images) for the workers and suspends the connection; the
+ * worker that finishes the last image resumes it (on_inference_done). */
+static enum MHD_Result submit_inference(request *r) {
     http_server *s = r->srv;
-    char msg[800];
-    classify_http_request in = {
-        .content_type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_CONTENT_TYPE),
-        .top_k = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "top_k"),
-        .body = r->body,
-        .body_len = r->len,
-        .body_over_limit = r->body_too_large,
-    };
-    classify_limits lim = limits_of(s);
-    classify_input ci;
-    api_status st = classify_request_parse(&in, &lim, &ci, msg, sizeof msg);
-    r->n_images = ci.n_images;
-    if (st != API_OK) return send_error(r, st, msg);
-    int n = ci.n_images;
-    r->top_k = ci.top_k;
-    r->inputs = ci.inputs; /* freed in on_completed */
-    r->decode_ms = ci.decode_ms;
-    r->probs = malloc((size_t)n * s->n_classes * sizeof(float));
-    if (!r->probs) return send_error(r, API_INTERNAL, "out of memory");
-
+    char msg[160];
+    int n = r->n_images;
     batcher *b = atomic_load(&s->batcher);
     if (atomic_load(&s->state) != SERVICE_READY || !b) {
         snprintf(msg, sizeof msg, "service is %s", service_state_name(atomic_load(&s->state)));
         return send_error(r, API_NOT_READY, msg);
     }
+    r->probs = malloc((size_t)n * s->n_classes * sizeof(float));
+    if (r->route == ROUTE_V2_INFER && r->v2.want_logits)
+        r->logits = malloc((size_t)n * s->n_classes * sizeof(float));
+    if (!r->probs || (r->route == ROUTE_V2_INFER && r->v2.want_logits && !r->logits))
+        return send_error(r, API_INTERNAL, "out of memory");
     r->br.n_images = n;
     r->br.inputs = r->inputs;
     r->br.probs = r->probs;
+    r->br.logits = r->logits;
     r->br.deadline_ns = deadline_of(r);
     r->br.on_complete = on_inference_done;
     r->br.user = r;
@@ -275,6 +310,31 @@ static enum MHD_Result classify_body_done(request *r) {
     return MHD_YES;
 }
 
+static enum MHD_Result classify_body_done(request *r) {
+    http_server *s = r->srv;
+    char msg[800];
+    classify_http_request in = {
+        .content_type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_CONTENT_TYPE),
+        .top_k = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "top_k"),
+        .body = r->body,
+        .body_len = r->len,
+        .body_over_limit = r->body_too_large,
+    };
+    classify_limits lim = limits_of(s);
+    classify_input ci;
+    api_status st = classify_request_parse(&in, &lim, &ci, msg, sizeof msg);
+    r->n_images = ci.n_images;
+    if (st != API_OK) return send_error(r, st, msg);
+    r->top_k = ci.top_k;
+    r->inputs = ci.inputs; /* freed in on_completed */
+    r->decode_ms = ci.decode_ms;
+    return submit_inference(r);
+}
+
+static enum MHD_Result v2_infer_answer(request *r);
+
+/* Answers a request the workers finished: its errors, or its body (classify or v2 infer). */
 static enum MHD_Result classify_answer(request *r) {
     http_server *s = r->srv;
     switch (r->br.status) {
@@ -290,6 +350,7 @@ static enum MHD_Result classify_answer(request *r) {
     case BATCH_IMAGE_FAILED:
         return send_error(r, API_INTERNAL, "inference failed; see the server log");
     }
+    if (r->route == ROUTE_V2_INFER) return v2_infer_answer(r);
     api_timings t = {r->decode_ms, r->br.max_queue_ns / 1e6, r->br.inference_ns / 1e6,
                      ms_between(r->start_ns, batcher_now_ns())};
     json_t *body = api_classify_json(s->cfg->model, r->id, r->probs, r->n_images, s->n_classes,
@@ -297,14 +358,92 @@ static enum MHD_Result classify_answer(request *r) {
     return send_json(r, 200, body, API_OK);
 }
 
+/* ---------------------------------------------------------------- KServe v2, demo page */
+
+/* The bodies come from api/kserve_v2.c; only headers, state and the queue are handled here. */
+static enum MHD_Result v2_answer_get(request *r) {
+    http_server *s = r->srv;
+    bool ready = atomic_load(&s->state) == SERVICE_READY;
+    if (!ready &&
+        (r->v2_route == KSERVE_V2_ROUTE_READY || r->v2_route == KSERVE_V2_ROUTE_MODEL_READY))
+        snprintf(r->error, sizeof r->error, "service is %s",
+                 service_state_name(atomic_load(&s->state)));
+    switch (r->v2_route) {
+    case KSERVE_V2_ROUTE_SERVER_METADATA:
+        return send_json(r, 200, kserve_v2_server_metadata_json(), API_OK);
+    case KSERVE_V2_ROUTE_LIVE:
+        return send_json(r, 200, json_pack("{s:b}", "live", 1), API_OK);
+    case KSERVE_V2_ROUTE_READY:
+        return send_json(r, ready ? 200 : 503, json_pack("{s:b}", "ready", ready),
+                         ready ? API_OK : API_NOT_READY);
+    case KSERVE_V2_ROUTE_MODEL_READY:
+        return send_json(r, ready ? 200 : 503,
+                         json_pack("{s:s, s:b}", "name", s->cfg->model, "ready", ready),
+                         ready ? API_OK : API_NOT_READY);
+    case KSERVE_V2_ROUTE_MODEL_METADATA:
+        return send_json(r, 200, kserve_v2_model_metadata_json(s->cfg->model, IMAGE_HW,
+                                                               s->n_classes ? s->n_classes
+                                                                            : LABELS_COUNT),
+                         API_OK);
+    default:
+        return send_error(r, API_INTERNAL, "unroutable");
+    }
+}
+
+static enum MHD_Result v2_infer_body_done(request *r) {
+    char msg[800];
+    kserve_v2_http_request in = {
+        .header_length = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                     "Inference-Header-Content-Length"),
+        .body = r->body,
+        .body_len = r->len,
+        .body_over_limit = r->body_too_large,
+    };
+    classify_limits lim = limits_of(r->srv);
+    api_status st = kserve_v2_infer_parse(&in, &lim, &r->v2, msg, sizeof msg);
+    r->n_images = r->v2.n_images;
+    if (st != API_OK) return send_error(r, st, msg);
+    r->inputs = r->v2.inputs; /* freed in on_completed */
+    r->v2.inputs = NULL;
+    r->decode_ms = r->v2.decode_ms;
+    return submit_inference(r);
+}
+
+static enum MHD_Result v2_infer_answer(request *r) {
+    http_server *s = r->srv;
+    kserve_v2_body b;
+    char msg[200];
+    if (kserve_v2_infer_response(&r->v2, s->cfg->model, r->probs, r->logits, s->n_classes, &b,
+                                 msg, sizeof msg) != 0)
+        return send_error(r, API_INTERNAL, msg);
+    if (b.binary) snprintf(r->infer_header_len, sizeof r->infer_header_len, "%zu", b.json_len);
+    return send_body(r, 200, b.binary ? "application/octet-stream" : "application/json", b.data,
+                     b.len, API_OK);
+}
+
+static enum MHD_Result demo_answer(request *r) {
+    size_t len;
+    const char *page = demo_page_html(&len);
+    char *copy = malloc(len); /* send_body hands MHD a buffer to free */
+    if (!copy) return send_error(r, API_INTERNAL, "out of memory");
+    memcpy(copy, page, len);
+    return send_body(r, 200, "text/html; charset=utf-8", copy, len, API_OK);
+}
+
 /* ---------------------------------------------------------------- routing */
 
-static route route_of(const char *url) {
+static route route_of(const http_server *s, const char *url, kserve_v2_route *v2) {
     if (strcmp(url, "/classify") == 0) return ROUTE_CLASSIFY;
     if (strcmp(url, "/healthz") == 0) return ROUTE_HEALTHZ;
     if (strcmp(url, "/readyz") == 0) return ROUTE_READYZ;
     if (strcmp(url, "/metrics") == 0) return ROUTE_METRICS;
-    return ROUTE_NONE;
+    if (strcmp(url, "/") == 0 && s->cfg->demo_page) return ROUTE_DEMO;
+    switch (*v2 = kserve_v2_route_parse(url, s->cfg->model, NULL, 0)) {
+    case KSERVE_V2_ROUTE_NONE: return ROUTE_NONE;
+    case KSERVE_V2_ROUTE_NOT_FOUND: return ROUTE_V2_MISSING;
+    case KSERVE_V2_ROUTE_INFER: return ROUTE_V2_INFER;
+    default: return ROUTE_V2;
+    }
 }
 
 static void make_request_id(http_server *s, struct MHD_Connection *conn, char *out, size_t cap) {
@@ -329,7 +468,9 @@ static void make_request_id(http_server *s, struct MHD_Connection *conn, char *o
 static bool needs_auth(const vggserve_config *cfg, route rt) {
     if (!cfg->auth_token[0]) return false;
     switch (rt) {
-    case ROUTE_CLASSIFY: return true;
+    case ROUTE_CLASSIFY:
+    case ROUTE_V2_INFER: return true;
+    case ROUTE_V2: return cfg->auth_health; /* v2 health and metadata */
     case ROUTE_METRICS: return cfg->auth_metrics;
     case ROUTE_HEALTHZ:
     case ROUTE_READYZ: return cfg->auth_health;
@@ -357,6 +498,8 @@ static enum MHD_Result answer_get(request *r) {
         char *text = metrics_render(s->metrics, &len);
         return send_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, API_OK);
     }
+    case ROUTE_V2: return v2_answer_get(r);
+    case ROUTE_DEMO: return demo_answer(r);
     default:
         return send_error(r, API_INTERNAL, "unroutable");
     }
@@ -375,7 +518,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->srv = s;
         r->conn = conn;
         r->start_ns = batcher_now_ns();
-        r->route = route_of(url);
+        r->route = route_of(s, url, &r->v2_route);
         pthread_mutex_init(&r->lock, NULL);
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->path, sizeof r->path, "%s", url);
@@ -384,12 +527,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         metrics_add_in_flight(s->metrics, 1);
 
         bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-        if (r->route == ROUTE_NONE) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "no route %.128s; try POST /classify", url);
+        if (r->route == ROUTE_NONE || r->route == ROUTE_V2_MISSING) {
+            char msg[300];
+            if (r->route == ROUTE_NONE)
+                snprintf(msg, sizeof msg, "no route %.128s; try POST /classify", url);
+            else kserve_v2_route_parse(url, s->cfg->model, msg, sizeof msg);
             return send_error(r, API_NOT_FOUND, msg);
         }
-        if (r->route == ROUTE_CLASSIFY ? strcmp(method, "POST") != 0 : !is_get) {
+        if (route_is_post(r->route) ? strcmp(method, "POST") != 0 : !is_get) {
             char msg[200];
             snprintf(msg, sizeof msg, "%.16s is not allowed on %.128s", method, url);
             return send_error(r, API_METHOD_NOT_ALLOWED, msg);
@@ -403,7 +548,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 API_OK)
                 return send_error(r, API_UNAUTHORIZED, msg);
         }
-        if (r->route != ROUTE_CLASSIFY) return answer_get(r);
+        if (!route_is_post(r->route)) return answer_get(r);
         /* Refuse early what can be refused from the headers alone. */
         service_state st = atomic_load(&s->state);
         if (st != SERVICE_READY) {
@@ -424,6 +569,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * storing; a client that goes far past it is cut off. */
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        /* Slow clients: MHD's timeout is an idle timeout, which a body sent a byte at a time
+         * never trips; the whole upload gets connection_timeout_s too. */
+        if (batcher_now_ns() - r->start_ns > s->cfg->connection_timeout_s * 1000000000LL) {
+            snprintf(r->error, sizeof r->error, "body took longer than connection_timeout_s "
+                     "(%lld s) to arrive: connection closed", s->cfg->connection_timeout_s);
+            return MHD_NO;
+        }
         if (r->body_too_large || r->len + n > (size_t)s->cfg->max_body_bytes) {
             r->body_too_large = true;
             r->len += n;
@@ -448,7 +600,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_unlock(&r->lock);
         return done ? classify_answer(r) : MHD_YES;
     }
-    return classify_body_done(r);
+    return r->route == ROUTE_V2_INFER ? v2_infer_body_done(r) : classify_body_done(r);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -561,11 +713,13 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
         }
         flags |= MHD_USE_TLS;
     }
-    /* Limits: header memory (431 beyond it), connections in all and per address (MHD closes
-     * the ones over the limit at once), and the idle timeout that ends slow clients. */
+    /* Limits: header memory (431 beyond it); connections in all (beyond it MHD stops
+     * accepting: new ones wait in the listen backlog) and per address (closed at once); the
+     * idle timeout, which ends silent clients (on_request ends slow uploads). */
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, &addr},
-        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
+        /* (a pool of one is no pool: libmicrohttpd's own thread serves) */
+        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)(threads > 1 ? threads : 0), NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout_s, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->max_header_bytes, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},

@@ -1,8 +1,10 @@
 /* http.h - the HTTP front end: libmicrohttpd routes, request bodies, suspended waits.
  *
- * Routes: POST /classify, GET /healthz, GET /readyz, GET /metrics. Image decoding and
- * preprocessing run on the HTTP threads; a request waiting for inference does not hold one:
- * its connection is suspended and resumed by the worker that finished it (batcher.h).
+ * Routes: POST /classify, GET /healthz, GET /readyz, GET /metrics, GET / (the demo page,
+ * server/demo_page.h) and the KServe v2 routes under /v2 (api/kserve_v2.h; v2 infer goes
+ * through the same batcher as /classify); every route is in api/openapi.yaml. Image decoding
+ * and preprocessing run on the HTTP threads; a request waiting for inference does not hold
+ * one: its connection is suspended and resumed by the worker that finished it (batcher.h).
  *
  * The server starts before the model exists so /healthz and /readyz answer during loading;
  * http_server_set_batcher() hands it the batcher and http_server_set_state() moves the one

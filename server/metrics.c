@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const endpoint_names[METRICS_EP_COUNT] = {"classify", "healthz", "readyz",
-                                                             "metrics", "other"};
+static const char *const endpoint_names[METRICS_EP_COUNT] = {
+    "classify", "healthz", "readyz", "metrics", "v2_infer", "v2", "demo", "other"};
 /* The status codes the service can send, plus 499 (the client left before the answer, as
  * nginx counts it); anything else is counted under 500. */
 static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 422, 429, 499, 500, 503, 504};

@@ -16,6 +16,9 @@ typedef enum {
     METRICS_EP_HEALTHZ,
     METRICS_EP_READYZ,
     METRICS_EP_METRICS,
+    METRICS_EP_V2_INFER, /* POST /v2/models/M/infer */
+    METRICS_EP_V2,       /* the other /v2 routes: health and metadata */
+    METRICS_EP_DEMO,     /* GET / */
     METRICS_EP_OTHER,
     METRICS_EP_COUNT
 } metrics_endpoint;

@@ -1,0 +1,645 @@
+/* kserve_v2.c - KServe v2 routes, infer requests to tensors, tensors to infer responses. */
+#include "kserve_v2.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "image_check.h"
+#include "labels.h"
+#include "preprocess.h"
+#include "topk.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "binary tensor data is little-endian; this file copies floats as they are in memory"
+#endif
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* ---------------------------------------------------------------- routes */
+
+/* Copies the next path segment of *p (up to '/' or the end) into seg; advances past it. */
+static void next_segment(const char **p, char *seg, size_t cap) {
+    const char *s = *p;
+    if (*s == '/') s++;
+    size_t n = strcspn(s, "/");
+    snprintf(seg, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+    *p = s + n;
+}
+
+static kserve_v2_route not_found(char *msg, size_t msglen, const char *fmt, const char *a,
+                                 const char *b) {
+    if (msg) snprintf(msg, msglen, fmt, a, b);
+    return KSERVE_V2_ROUTE_NOT_FOUND;
+}
+
+kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, char *msg,
+                                      size_t msglen) {
+    if (strncmp(path, "/v2", 3) != 0 || (path[3] != '\0' && path[3] != '/'))
+        return KSERVE_V2_ROUTE_NONE;
+    const char *p = path + 3;
+    if (strcmp(p, "") == 0 || strcmp(p, "/") == 0) return KSERVE_V2_ROUTE_SERVER_METADATA;
+    if (strcmp(p, "/health/live") == 0) return KSERVE_V2_ROUTE_LIVE;
+    if (strcmp(p, "/health/ready") == 0) return KSERVE_V2_ROUTE_READY;
+    char seg[128], name[128];
+    next_segment(&p, seg, sizeof seg);
+    if (strcmp(seg, "models") != 0 || *p == '\0')
+        return not_found(msg, msglen, "no route %.128s%s", path, "");
+    next_segment(&p, name, sizeof name);
+    if (strcmp(name, model) != 0)
+        return not_found(msg, msglen, "unknown model '%.100s'; this server serves '%s'", name,
+                         model);
+    if (strncmp(p, "/versions/", 10) == 0) {
+        p += 9;
+        next_segment(&p, seg, sizeof seg);
+        if (strcmp(seg, KSERVE_V2_MODEL_VERSION) != 0)
+            return not_found(msg, msglen, "unknown version '%.100s' of model '%s'; the one "
+                             "version is " KSERVE_V2_MODEL_VERSION, seg, model);
+    }
+    if (*p == '\0') return KSERVE_V2_ROUTE_MODEL_METADATA;
+    if (strcmp(p, "/ready") == 0) return KSERVE_V2_ROUTE_MODEL_READY;
+    if (strcmp(p, "/infer") == 0) return KSERVE_V2_ROUTE_INFER;
+    return not_found(msg, msglen, "no route %.128s%s", path, "");
+}
+
+/* ---------------------------------------------------------------- request parsing */
+
+/* Everything one parse needs, so helpers stay short. */
+typedef struct {
+    const classify_limits *lim;
+    char *msg;
+    size_t msglen;
+} parse_ctx;
+
+static api_status fail(parse_ctx *c, api_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static api_status fail(parse_ctx *c, api_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->msg, c->msglen, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* Base64 (standard or URL-safe alphabet, padding optional, whitespace ignored) into a new
+ * buffer. Returns its length, or -1. */
+static long long base64_decode(const char *s, size_t len, unsigned char **out) {
+    unsigned char *buf = malloc(len / 4 * 3 + 3);
+    if (!buf) return -1;
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0, pad = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        int v;
+        if (ch >= 'A' && ch <= 'Z') v = ch - 'A';
+        else if (ch >= 'a' && ch <= 'z') v = ch - 'a' + 26;
+        else if (ch >= '0' && ch <= '9') v = ch - '0' + 52;
+        else if (ch == '+' || ch == '-') v = 62;
+        else if (ch == '/' || ch == '_') v = 63;
+        else if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t') continue;
+        else if (ch == '=') {
+            pad++;
+            continue;
+        } else v = -1;
+        if (v < 0 || pad) { /* a foreign byte, or data after padding */
+            free(buf);
+            return -1;
+        }
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[n++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (bits >= 6 || pad > 2) { /* one leftover sextet cannot end a valid encoding */
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    return (long long)n;
+}
+
+/* The input's shape as integers. Returns the number of dimensions, or -1. */
+static int read_shape(json_t *shape, long long *dims, int max_dims) {
+    if (!json_is_array(shape) || json_array_size(shape) == 0 ||
+        json_array_size(shape) > (size_t)max_dims)
+        return -1;
+    size_t i;
+    json_t *d;
+    json_array_foreach(shape, i, d) {
+        if (!json_is_integer(d)) return -1;
+        dims[i] = json_integer_value(d);
+    }
+    return (int)json_array_size(shape);
+}
+
+/* Copies the FP32 "data" (flat, or nested exactly by the shape) into out. Returns the number
+ * of values written, or -1 for a value that is not a number or a wrong nesting. */
+static long long read_fp32_json(json_t *a, const long long *dims, int ndim, int depth,
+                                float *out, size_t total, size_t *pos) {
+    if (!json_is_array(a)) return -1;
+    size_t n = json_array_size(a);
+    bool flat = depth == 0 && n == total && n > 0 && json_is_number(json_array_get(a, 0));
+    if (!flat && (long long)n != dims[depth]) return -1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(a, i);
+        if (flat || depth + 1 == ndim) {
+            if (!json_is_number(v) || *pos >= total) return -1;
+            out[(*pos)++] = (float)json_number_value(v);
+        } else if (read_fp32_json(v, dims, ndim, depth + 1, out, total, pos) < 0) {
+            return -1;
+        }
+    }
+    return (long long)*pos;
+}
+
+static api_status preprocess_status_to_api(preprocess_status st) {
+    switch (st) {
+    case PREPROCESS_OK: return API_OK;
+    case PREPROCESS_UNSUPPORTED: return API_UNSUPPORTED_MEDIA;
+    case PREPROCESS_TOO_LARGE: return API_TOO_MANY_PIXELS;
+    case PREPROCESS_UNDECODABLE: return API_UNDECODABLE;
+    case PREPROCESS_NO_MEMORY: return API_INTERNAL;
+    }
+    return API_INTERNAL;
+}
+
+static api_status decode_image(parse_ctx *c, int i, int n, const unsigned char *bytes,
+                               size_t len, float *out) {
+    char why[384];
+    /* image_check first, as POST /classify does: it refuses what would overrun stb_image. */
+    preprocess_status ps =
+        image_check(bytes, len, why, sizeof why) != 0
+            ? PREPROCESS_UNDECODABLE
+            : preprocess_bytes(bytes, len, c->lim->max_pixels, PREPROCESS_TORCHVISION,
+                               c->lim->image_hw, out, why, sizeof why);
+    if (ps == PREPROCESS_OK) return API_OK;
+    if (n > 1) return fail(c, preprocess_status_to_api(ps), "image element %d: %s", i, why);
+    return fail(c, preprocess_status_to_api(ps), "%s", why);
+}
+
+/* "image" BYTES elements, from base64 JSON strings or length-prefixed binary data. */
+static api_status read_images(parse_ctx *c, json_t *data, const unsigned char *bin,
+                              size_t bin_len, int n, float *out) {
+    const size_t image_floats = (size_t)3 * c->lim->image_hw * c->lim->image_hw;
+    if (data) {
+        if (!json_is_array(data) || json_array_size(data) != (size_t)n)
+            return fail(c, API_BAD_REQUEST, "input 'image': \"data\" must be an array of %d "
+                        "base64 strings (the shape's first dimension)", n);
+        for (int i = 0; i < n; i++) {
+            json_t *el = json_array_get(data, i);
+            if (!json_is_string(el))
+                return fail(c, API_BAD_REQUEST, "input 'image': element %d is not a string of "
+                            "base64", i);
+            unsigned char *bytes;
+            long long len = base64_decode(json_string_value(el), json_string_length(el), &bytes);
+            if (len < 0)
+                return fail(c, API_BAD_REQUEST, "input 'image': element %d is not valid base64", i);
+            api_status st =
+                decode_image(c, i, n, bytes, (size_t)len, out + (size_t)i * image_floats);
+            free(bytes);
+            if (st != API_OK) return st;
+        }
+        return API_OK;
+    }
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        if (bin_len - at < 4)
+            return fail(c, API_BAD_REQUEST, "input 'image': binary data ends before element %d's "
+                        "4-byte length (shape says %d elements)", i, n);
+        uint32_t len = (uint32_t)bin[at] | (uint32_t)bin[at + 1] << 8 |
+                       (uint32_t)bin[at + 2] << 16 | (uint32_t)bin[at + 3] << 24;
+        at += 4;
+        if (len > bin_len - at)
+            return fail(c, API_BAD_REQUEST, "input 'image': element %d claims %u bytes, %zu are "
+                        "left in binary_data_size", i, len, bin_len - at);
+        api_status st = decode_image(c, i, n, bin + at, len, out + (size_t)i * image_floats);
+        if (st != API_OK) return st;
+        at += len;
+    }
+    if (at != bin_len)
+        return fail(c, API_BAD_REQUEST, "input 'image': %zu bytes of binary data after the %d "
+                    "elements of the shape", bin_len - at, n);
+    return API_OK;
+}
+
+/* "input" FP32 values, from JSON "data" or binary data; each finite and within bounds. */
+static api_status read_tensor(parse_ctx *c, json_t *data, const unsigned char *bin,
+                              size_t bin_len, const long long *dims, int ndim, float *out) {
+    size_t total = 1;
+    for (int d = 0; d < ndim; d++) total *= (size_t)dims[d];
+    if (data) {
+        size_t pos = 0;
+        if (read_fp32_json(data, dims, ndim, 0, out, total, &pos) != (long long)total)
+            return fail(c, API_BAD_REQUEST, "input 'input': \"data\" must hold %zu numbers, flat "
+                        "or nested as the shape [%lld,%lld,%lld,%lld]", total, dims[0], dims[1],
+                        dims[2], dims[3]);
+    } else {
+        if (bin_len != total * sizeof(float))
+            return fail(c, API_BAD_REQUEST, "input 'input': binary_data_size is %zu bytes; shape "
+                        "[%lld,%lld,%lld,%lld] of FP32 needs %zu", bin_len, dims[0], dims[1],
+                        dims[2], dims[3], total * sizeof(float));
+        memcpy(out, bin, bin_len);
+    }
+    for (size_t i = 0; i < total; i++)
+        if (!(fabsf(out[i]) <= KSERVE_V2_MAX_ABS_INPUT))
+            return fail(c, API_BAD_REQUEST, "input 'input': value %zu is %g; values must be "
+                        "finite and within +-%g (preprocessed pixels)", i, (double)out[i],
+                        KSERVE_V2_MAX_ABS_INPUT);
+    return API_OK;
+}
+
+static api_status read_outputs(parse_ctx *c, json_t *root, kserve_v2_infer *out) {
+    bool binary_default = false;
+    json_t *params = json_object_get(root, "parameters");
+    if (params) {
+        if (!json_is_object(params))
+            return fail(c, API_BAD_REQUEST, "\"parameters\" must be an object");
+        json_t *b = json_object_get(params, "binary_data_output");
+        if (b && !json_is_boolean(b))
+            return fail(c, API_BAD_REQUEST, "parameter binary_data_output must be true or false");
+        binary_default = json_is_true(b);
+    }
+    json_t *outputs = json_object_get(root, "outputs");
+    if (!outputs || (json_is_array(outputs) && json_array_size(outputs) == 0)) {
+        out->n_outputs = 1;
+        out->outputs[0] = (kserve_v2_output){KSERVE_V2_OUT_PROBABILITIES, binary_default, 0};
+        return API_OK;
+    }
+    if (!json_is_array(outputs) || json_array_size(outputs) > KSERVE_V2_MAX_OUTPUTS)
+        return fail(c, API_BAD_REQUEST, "\"outputs\" must be an array of at most %d outputs "
+                    "(probabilities, logits)", KSERVE_V2_MAX_OUTPUTS);
+    size_t i;
+    json_t *o;
+    json_array_foreach(outputs, i, o) {
+        json_t *name = json_object_get(o, "name");
+        if (!json_is_object(o) || !json_is_string(name))
+            return fail(c, API_BAD_REQUEST, "output %zu: needs a \"name\" string", i);
+        kserve_v2_output spec = {KSERVE_V2_OUT_PROBABILITIES, binary_default, 0};
+        if (strcmp(json_string_value(name), "logits") == 0) spec.kind = KSERVE_V2_OUT_LOGITS;
+        else if (strcmp(json_string_value(name), "probabilities") != 0)
+            return fail(c, API_BAD_REQUEST, "unknown output '%.64s'; the outputs are "
+                        "probabilities and logits", json_string_value(name));
+        for (size_t j = 0; j < i; j++)
+            if (out->outputs[j].kind == spec.kind)
+                return fail(c, API_BAD_REQUEST, "output '%s' is asked for twice",
+                            json_string_value(name));
+        json_t *p = json_object_get(o, "parameters");
+        if (p && !json_is_object(p))
+            return fail(c, API_BAD_REQUEST, "output '%s': \"parameters\" must be an object",
+                        json_string_value(name));
+        json_t *b = json_object_get(p, "binary_data");
+        if (b && !json_is_boolean(b))
+            return fail(c, API_BAD_REQUEST, "output '%s': binary_data must be true or false",
+                        json_string_value(name));
+        if (b) spec.binary = json_is_true(b);
+        json_t *k = json_object_get(p, "classification");
+        if (k) {
+            if (!json_is_integer(k) || json_integer_value(k) < 1 ||
+                json_integer_value(k) > CLASSIFY_MAX_TOP_K)
+                return fail(c, API_BAD_REQUEST, "output '%s': classification must be an integer "
+                            "from 1 to %d", json_string_value(name), CLASSIFY_MAX_TOP_K);
+            spec.classification = (int)json_integer_value(k);
+        }
+        out->outputs[out->n_outputs++] = spec;
+        if (spec.kind == KSERVE_V2_OUT_LOGITS) out->want_logits = true;
+    }
+    return API_OK;
+}
+
+/* The header length, the JSON header and the binary tail; the one input and its shape. */
+static api_status parse_root(parse_ctx *c, const kserve_v2_http_request *req, json_t **root_out,
+                             const unsigned char **bin, size_t *bin_len) {
+    size_t json_len = req->body_len;
+    if (req->header_length) {
+        char *end;
+        errno = 0;
+        unsigned long long h = strtoull(req->header_length, &end, 10);
+        if (errno || end == req->header_length || *end || req->header_length[0] == '-' ||
+            h > req->body_len)
+            return fail(c, API_BAD_REQUEST, "Inference-Header-Content-Length '%.40s' must be the "
+                        "length of the JSON header, at most the body's %zu bytes",
+                        req->header_length, req->body_len);
+        json_len = (size_t)h;
+    }
+    *bin = req->body ? req->body + json_len : NULL;
+    *bin_len = req->body_len - json_len;
+    if (json_len == 0)
+        return fail(c, API_BAD_REQUEST, "empty request: POST a JSON inference request");
+    /* Without the header the body is JSON alone; parsing only the first value tells a client
+     * that sent binary data without the header what it missed. */
+    json_error_t jerr;
+    size_t flags = JSON_REJECT_DUPLICATES | (req->header_length ? 0 : JSON_DISABLE_EOF_CHECK);
+    json_t *root = json_loadb((const char *)req->body, json_len, flags, &jerr);
+    if (!root)
+        return fail(c, API_BAD_REQUEST, "the inference request is not JSON: %s (line %d, column "
+                    "%d)", jerr.text, jerr.line, jerr.column);
+    *root_out = root;
+    if (!req->header_length) {
+        size_t end = (size_t)jerr.position;
+        while (end < json_len && strchr(" \t\r\n", req->body[end])) end++;
+        if (end < json_len)
+            return fail(c, API_BAD_REQUEST, "%zu bytes follow the JSON request; binary data needs "
+                        "the Inference-Header-Content-Length header (the JSON's length)",
+                        json_len - end);
+    }
+    if (!json_is_object(root))
+        return fail(c, API_BAD_REQUEST, "the inference request must be a JSON object");
+    return API_OK;
+}
+
+api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classify_limits *lim,
+                                 kserve_v2_infer *out, char *msg, size_t msglen) {
+    memset(out, 0, sizeof *out);
+    parse_ctx c = {lim, msg, msglen};
+    if (req->body_over_limit)
+        return fail(&c, API_BODY_TOO_LARGE, "request body is over the limit of %lld bytes",
+                    lim->max_body_bytes);
+    if (lim->max_images < 1 || lim->image_hw < 1)
+        return fail(&c, API_INTERNAL, "server limits are misconfigured");
+    json_t *root = NULL;
+    const unsigned char *bin = NULL;
+    size_t bin_len = 0;
+    api_status st = parse_root(&c, req, &root, &bin, &bin_len);
+    float *inputs = NULL;
+    if (st != API_OK) goto done;
+
+    json_t *id = json_object_get(root, "id");
+    if (id && (!json_is_string(id) || json_string_length(id) > KSERVE_V2_MAX_ID ||
+               strlen(json_string_value(id)) != json_string_length(id))) {
+        st = fail(&c, API_BAD_REQUEST, "\"id\" must be a string of at most %d bytes",
+                  KSERVE_V2_MAX_ID);
+        goto done;
+    }
+    if (id) snprintf(out->id, sizeof out->id, "%s", json_string_value(id));
+    if ((st = read_outputs(&c, root, out)) != API_OK) goto done;
+
+    json_t *inputs_j = json_object_get(root, "inputs");
+    if (!json_is_array(inputs_j) || json_array_size(inputs_j) != 1) {
+        st = fail(&c, API_BAD_REQUEST, "\"inputs\" must be an array of one input: \"image\" "
+                  "(BYTES [N]) or \"input\" (FP32 [N,3,%d,%d])", lim->image_hw, lim->image_hw);
+        goto done;
+    }
+    json_t *in = json_array_get(inputs_j, 0);
+    json_t *name = json_object_get(in, "name"), *dtype = json_object_get(in, "datatype");
+    if (!json_is_string(name) || !json_is_string(dtype)) {
+        st = fail(&c, API_BAD_REQUEST, "the input needs \"name\", \"datatype\" and \"shape\"");
+        goto done;
+    }
+    out->tensor_input = strcmp(json_string_value(name), "input") == 0;
+    if (!out->tensor_input && strcmp(json_string_value(name), "image") != 0) {
+        st = fail(&c, API_BAD_REQUEST, "unknown input '%.64s'; the inputs are image (BYTES) and "
+                  "input (FP32)", json_string_value(name));
+        goto done;
+    }
+    const char *want_type = out->tensor_input ? "FP32" : "BYTES";
+    if (strcmp(json_string_value(dtype), want_type) != 0) {
+        st = fail(&c, API_BAD_REQUEST, "input '%s' has datatype %s, not %.32s",
+                  json_string_value(name), want_type, json_string_value(dtype));
+        goto done;
+    }
+    long long dims[4];
+    int ndim = read_shape(json_object_get(in, "shape"), dims, 4);
+    bool shape_ok = ndim >= 1 && dims[0] >= 1;
+    if (out->tensor_input)
+        shape_ok = shape_ok && ndim == 4 && dims[1] == 3 && dims[2] == lim->image_hw &&
+                   dims[3] == lim->image_hw;
+    else shape_ok = shape_ok && (ndim == 1 || (ndim == 2 && dims[1] == 1));
+    if (!shape_ok) {
+        if (out->tensor_input)
+            st = fail(&c, API_BAD_REQUEST, "input 'input' needs shape [N,3,%d,%d] with N >= 1",
+                      lim->image_hw, lim->image_hw);
+        else st = fail(&c, API_BAD_REQUEST, "input 'image' needs shape [N] with N >= 1");
+        goto done;
+    }
+    if (dims[0] > lim->max_images) {
+        st = fail(&c, API_TOO_MANY_IMAGES, "%lld images in one request; the limit is %d",
+                  dims[0], lim->max_images);
+        goto done;
+    }
+    int n = (int)dims[0];
+    out->n_images = n;
+
+    json_t *data = json_object_get(in, "data");
+    json_t *params = json_object_get(in, "parameters");
+    json_t *bsize = json_is_object(params) ? json_object_get(params, "binary_data_size") : NULL;
+    if (params && !json_is_object(params)) {
+        st = fail(&c, API_BAD_REQUEST, "the input's \"parameters\" must be an object");
+        goto done;
+    }
+    if (!data == !bsize) {
+        st = fail(&c, API_BAD_REQUEST, "the input needs either \"data\" or the parameter "
+                  "binary_data_size (binary data after the JSON header), not %s",
+                  data ? "both" : "neither");
+        goto done;
+    }
+    if (bsize) {
+        if (!json_is_integer(bsize) || json_integer_value(bsize) < 0) {
+            st = fail(&c, API_BAD_REQUEST, "binary_data_size must be a non-negative integer");
+            goto done;
+        }
+        if (!req->header_length) {
+            st = fail(&c, API_BAD_REQUEST, "binary_data_size needs the "
+                      "Inference-Header-Content-Length header (the JSON header's length)");
+            goto done;
+        }
+        if ((unsigned long long)json_integer_value(bsize) != bin_len) {
+            st = fail(&c, API_BAD_REQUEST, "binary_data_size is %lld but %zu bytes follow the "
+                      "JSON header", (long long)json_integer_value(bsize), bin_len);
+            goto done;
+        }
+    } else if (bin_len > 0) {
+        st = fail(&c, API_BAD_REQUEST, "%zu bytes follow the JSON header but no input has "
+                  "binary_data_size", bin_len);
+        goto done;
+    }
+
+    const size_t image_floats = (size_t)3 * lim->image_hw * lim->image_hw;
+    inputs = malloc((size_t)n * image_floats * sizeof(float));
+    if (!inputs) {
+        st = fail(&c, API_INTERNAL, "out of memory");
+        goto done;
+    }
+    double t0 = now_ms();
+    st = out->tensor_input ? read_tensor(&c, data, bin, bin_len, dims, ndim, inputs)
+                           : read_images(&c, data, bin, bin_len, n, inputs);
+    out->decode_ms = now_ms() - t0;
+    if (st == API_OK) {
+        out->inputs = inputs;
+        inputs = NULL;
+    }
+done:
+    free(inputs);
+    json_decref(root);
+    if (st != API_OK) {
+        int n_images = out->n_images;
+        memset(out, 0, sizeof *out);
+        out->n_images = n_images; /* for the access log */
+    }
+    return st;
+}
+
+void kserve_v2_infer_free(kserve_v2_infer *in) {
+    free(in->inputs);
+    memset(in, 0, sizeof *in);
+}
+
+/* ---------------------------------------------------------------- answers */
+
+/* A growing byte buffer for the binary outputs. */
+typedef struct {
+    unsigned char *p;
+    size_t len, cap;
+    bool failed;
+} bytes;
+
+static void bytes_put(bytes *b, const void *src, size_t n) {
+    if (b->failed) return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) cap *= 2;
+        unsigned char *grown = realloc(b->p, cap);
+        if (!grown) {
+            b->failed = true;
+            return;
+        }
+        b->p = grown;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+/* One output tensor: the JSON object, and its bytes into bin when binary. Returns NULL for
+ * a non-finite value (JSON has no NaN) or no memory. */
+static json_t *output_json(const kserve_v2_output *o, const float *values, int n, int n_classes,
+                           bytes *bin) {
+    const char *name = o->kind == KSERVE_V2_OUT_LOGITS ? "logits" : "probabilities";
+    size_t count = (size_t)n * n_classes;
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(values[i])) return NULL;
+    json_t *data = o->binary ? NULL : json_array();
+    size_t start = bin->len;
+    int k = o->classification;
+    if (k > n_classes) k = n_classes;
+    if (k > 0) {
+        int idx[LABELS_COUNT];
+        for (int i = 0; i < n; i++) {
+            const float *row = values + (size_t)i * n_classes;
+            int got = topk_indices(row, n_classes < LABELS_COUNT ? n_classes : LABELS_COUNT, k,
+                                   idx);
+            for (int j = 0; j < got; j++) {
+                char s[160];
+                const char *label = labels_name(idx[j]);
+                int len = snprintf(s, sizeof s, "%.9g:%d:%s", (double)row[idx[j]], idx[j],
+                                   label ? label : "");
+                if (len < 0) len = 0;
+                if ((size_t)len >= sizeof s) len = (int)sizeof s - 1;
+                if (data) {
+                    json_array_append_new(data, json_stringn(s, (size_t)len));
+                } else {
+                    unsigned char le[4] = {(unsigned char)len, (unsigned char)(len >> 8), 0, 0};
+                    bytes_put(bin, le, 4);
+                    bytes_put(bin, s, (size_t)len);
+                }
+            }
+        }
+    } else if (data) {
+        for (size_t i = 0; i < count; i++) json_array_append_new(data, json_real(values[i]));
+    } else {
+        bytes_put(bin, values, count * sizeof(float));
+    }
+    json_t *o_json = json_pack("{s:s, s:s, s:[i, i]}", "name", name, "datatype",
+                               k > 0 ? "BYTES" : "FP32", "shape", n, k > 0 ? k : n_classes);
+    if (!o_json || bin->failed) {
+        json_decref(o_json);
+        json_decref(data);
+        return NULL;
+    }
+    if (data) json_object_set_new(o_json, "data", data);
+    else json_object_set_new(o_json, "parameters", json_pack("{s:I}", "binary_data_size",
+                                                             (json_int_t)(bin->len - start)));
+    return o_json;
+}
+
+int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model, const float *probs,
+                             const float *logits, int n_classes, kserve_v2_body *out, char *msg,
+                             size_t msglen) {
+    memset(out, 0, sizeof *out);
+    bytes bin = {0};
+    json_t *outputs = json_array();
+    bool binary = false;
+    for (int i = 0; i < in->n_outputs; i++) {
+        const kserve_v2_output *o = &in->outputs[i];
+        const float *values = o->kind == KSERVE_V2_OUT_LOGITS ? logits : probs;
+        json_t *t = values ? output_json(o, values, in->n_images, n_classes, &bin) : NULL;
+        if (!t) {
+            snprintf(msg, msglen, "cannot encode output %d: %s", i,
+                     bin.failed ? "out of memory" : "non-finite values or no data");
+            json_decref(outputs);
+            free(bin.p);
+            return -1;
+        }
+        binary |= o->binary;
+        json_array_append_new(outputs, t);
+    }
+    json_t *root = json_pack("{s:s, s:s}", "model_name", model, "model_version",
+                             KSERVE_V2_MODEL_VERSION);
+    if (root && in->id[0]) json_object_set_new(root, "id", json_string(in->id));
+    if (root) json_object_set_new(root, "outputs", outputs);
+    else json_decref(outputs);
+    /* Nine significant digits: every float32 survives the trip through decimal. */
+    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(root);
+    size_t json_len = text ? strlen(text) : 0;
+    char *body = text ? malloc(json_len + bin.len + 1) : NULL;
+    if (!body) {
+        snprintf(msg, msglen, "out of memory");
+        free(text);
+        free(bin.p);
+        return -1;
+    }
+    memcpy(body, text, json_len);
+    if (bin.len) memcpy(body + json_len, bin.p, bin.len);
+    body[json_len + bin.len] = '\0';
+    free(text);
+    free(bin.p);
+    out->data = body;
+    out->len = json_len + bin.len;
+    out->json_len = json_len;
+    out->binary = binary;
+    return 0;
+}
+
+json_t *kserve_v2_server_metadata_json(void) {
+    return json_pack("{s:s, s:s, s:[s, s]}", "name", "vggserve", "version", VGGSERVE_VERSION,
+                     "extensions", "binary_tensor_data", "classification");
+}
+
+json_t *kserve_v2_model_metadata_json(const char *model, int image_hw, int n_classes) {
+    return json_pack("{s:s, s:[s], s:s, s:[{s:s, s:s, s:[i]}, {s:s, s:s, s:[i, i, i, i]}], "
+                     "s:[{s:s, s:s, s:[i, i]}, {s:s, s:s, s:[i, i]}]}",
+                     "name", model, "versions", KSERVE_V2_MODEL_VERSION, "platform",
+                     KSERVE_V2_PLATFORM, "inputs", "name", "image", "datatype", "BYTES", "shape",
+                     -1, "name", "input", "datatype", "FP32", "shape", -1, 3, image_hw, image_hw,
+                     "outputs", "name", "probabilities", "datatype", "FP32", "shape", -1,
+                     n_classes, "name", "logits", "datatype", "FP32", "shape", -1, n_classes);
+}
+
+json_t *kserve_v2_error_json(const char *message) {
+    char clean[1024];
+    api_utf8_sanitize(message, clean, sizeof clean);
+    return json_pack("{s:s}", "error", clean);
+}

@@ -1,0 +1,132 @@
+/* kserve_v2.h - the KServe v2 / Open Inference Protocol (HTTP/REST) without sockets.
+ *
+ * Routes (kserve_v2_route_parse): GET /v2 (server metadata), /v2/health/live,
+ * /v2/health/ready, /v2/models/M[/versions/1] (model metadata), .../ready, and
+ * POST /v2/models/M[/versions/1]/infer, where M is the served model's name (vgg16). Anything
+ * else under /v2, another model or another version, is 404.
+ *
+ * An infer request names one input:
+ *   "image": BYTES, shape [N] (or [N, 1]), each element an encoded JPEG or PNG: base64
+ *            strings in JSON "data", or binary data (each element a 4-byte little-endian
+ *            length, then the bytes);
+ *   "input": FP32, shape [N, 3, 224, 224], preprocessed as `vggserve preprocess` writes it:
+ *            JSON "data" flat (row-major) or nested by the shape, or binary data (N*3*224*224
+ *            little-endian floats).
+ * Binary data (the binary tensor data extension): the body is the JSON header, whose length
+ * is the Inference-Header-Content-Length header, followed by the input's bytes; the input's
+ * "parameters": {"binary_data_size": BYTES} says how many.
+ *
+ * Outputs: "probabilities" (FP32 [N, 1000], the default) and "logits" (FP32 [N, 1000], only
+ * when asked for in "outputs"). An output is sent as binary data when its "parameters" say
+ * "binary_data": true, or the request's "parameters" say "binary_data_output": true. The
+ * classification extension ("parameters": {"classification": k} on an output) sends the top
+ * k of that output instead: BYTES [N, k], each "score:index:label".
+ *
+ * Errors are the protocol's {"error": "message"} (kserve_v2_error_json) with the service's
+ * status codes (api/errors.h): 400 malformed request, 404 unknown model or version, 413 body
+ * or image count over the limits, 415/422 for images as POST /classify answers them.
+ *
+ * Ownership: request strings and bodies are borrowed; kserve_v2_infer.inputs is owned after
+ * success (kserve_v2_infer_free); JSON results are new references; response bodies are
+ * malloc'd and owned by the caller. Reentrant, no globals: fuzzed and unit-tested directly. */
+#ifndef API_KSERVE_V2_H
+#define API_KSERVE_V2_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "classify_request.h"
+#include "errors.h"
+
+#ifndef VGGSERVE_VERSION
+#define VGGSERVE_VERSION "0.1.0"
+#endif
+#define KSERVE_V2_MODEL_VERSION "1" /* the one version of the one model */
+#define KSERVE_V2_PLATFORM "vggserve_onednn"
+#define KSERVE_V2_MAX_ID 256         /* longest request "id" echoed back */
+#define KSERVE_V2_MAX_ABS_INPUT 1e6  /* FP32 inputs are about -2.2..2.7; far beyond is refused */
+#define KSERVE_V2_MAX_OUTPUTS 2
+
+/* ---------------------------------------------------------------- routes */
+
+typedef enum {
+    KSERVE_V2_ROUTE_NONE = 0,        /* not under /v2 */
+    KSERVE_V2_ROUTE_NOT_FOUND,       /* under /v2, but no such route, model or version: 404 */
+    KSERVE_V2_ROUTE_SERVER_METADATA, /* GET /v2 */
+    KSERVE_V2_ROUTE_LIVE,            /* GET /v2/health/live */
+    KSERVE_V2_ROUTE_READY,           /* GET /v2/health/ready */
+    KSERVE_V2_ROUTE_MODEL_METADATA,  /* GET /v2/models/M[/versions/1] */
+    KSERVE_V2_ROUTE_MODEL_READY,     /* GET /v2/models/M[/versions/1]/ready */
+    KSERVE_V2_ROUTE_INFER,           /* POST /v2/models/M[/versions/1]/infer */
+} kserve_v2_route;
+
+/* Which v2 route path is (without the query), for the model named model. For
+ * KSERVE_V2_ROUTE_NOT_FOUND, msg (may be NULL) says what was not found. */
+kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, char *msg,
+                                      size_t msglen);
+
+/* ---------------------------------------------------------------- infer requests */
+
+typedef enum { KSERVE_V2_OUT_PROBABILITIES = 0, KSERVE_V2_OUT_LOGITS } kserve_v2_output_kind;
+
+typedef struct {
+    kserve_v2_output_kind kind;
+    bool binary;        /* send as binary data after the JSON header */
+    int classification; /* 0: the FP32 tensor; k > 0: the top k as BYTES "score:index:label" */
+} kserve_v2_output;
+
+typedef struct {
+    char id[KSERVE_V2_MAX_ID + 1]; /* the request's "id", echoed back; empty when absent */
+    bool tensor_input;             /* "input" FP32 (true) or "image" BYTES (false) */
+    int n_images;
+    float *inputs;    /* n_images x (3, image_hw, image_hw), owned */
+    double decode_ms; /* decoding and preprocessing ("image"), or reading the floats */
+    int n_outputs;
+    kserve_v2_output outputs[KSERVE_V2_MAX_OUTPUTS]; /* in the order asked for */
+    bool want_logits;                                /* some output needs the logits */
+} kserve_v2_infer;
+
+typedef struct {
+    const char *header_length; /* Inference-Header-Content-Length value, or NULL */
+    const unsigned char *body; /* borrowed; may be NULL when body_len is 0 */
+    size_t body_len;           /* bytes stored in body */
+    bool body_over_limit;      /* more than max_body_bytes arrived (counted, not stored) */
+} kserve_v2_http_request;
+
+/* Judges an infer request; the limits are POST /classify's (max_images bounds N for both
+ * inputs). On API_OK *out holds the tensors (free with kserve_v2_infer_free); otherwise msg
+ * says why and *out owns nothing (n_images may count the images found, for the access log). */
+api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classify_limits *lim,
+                                 kserve_v2_infer *out, char *msg, size_t msglen);
+
+void kserve_v2_infer_free(kserve_v2_infer *in);
+
+/* ---------------------------------------------------------------- answers */
+
+typedef struct {
+    char *data;      /* JSON header, then binary outputs; malloc'd, caller frees */
+    size_t len;      /* whole body */
+    size_t json_len; /* the JSON header: Inference-Header-Content-Length when binary */
+    bool binary;     /* some output is binary: send application/octet-stream and the header */
+} kserve_v2_body;
+
+/* The infer response for in's outputs: {"model_name", "model_version", "id"?, "outputs":
+ * [{"name", "datatype", "shape", "data" | "parameters": {"binary_data_size"}}]}. probs and
+ * logits (NULL unless in->want_logits) hold n_images rows of n_classes. Returns 0, or -1
+ * with msg (out of memory, or a non-finite value that JSON cannot carry). */
+int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model, const float *probs,
+                             const float *logits, int n_classes, kserve_v2_body *out, char *msg,
+                             size_t msglen);
+
+/* {"name": "vggserve", "version", "extensions": ["binary_tensor_data", "classification"]} */
+json_t *kserve_v2_server_metadata_json(void);
+
+/* {"name", "versions": ["1"], "platform", "inputs": [image, input], "outputs":
+ * [probabilities, logits]}, with -1 for the batch dimension. */
+json_t *kserve_v2_model_metadata_json(const char *model, int image_hw, int n_classes);
+
+/* {"error": message}, message made valid UTF-8 (it may quote what the client sent). */
+json_t *kserve_v2_error_json(const char *message);
+
+#endif

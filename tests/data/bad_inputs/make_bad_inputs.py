@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Writes the bad-input suite: one file per case, plus manifest.json with the answer each
+must get from POST /classify (tests/test_bad_inputs.py replays them).
+
+Run with /usr/bin/python3 (Debian python3-pil, python3-numpy). Deterministic: rerunning it
+rewrites the same bytes. Files stay small on disk even when they describe huge images (the
+20000x20000 PNG is 1-bit and zlib-compressed)."""
+import io
+import json
+import os
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def photo(w=96, h=64):
+    """A smooth synthetic RGB picture (no external files)."""
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([x * 255 // (w - 1), y * 255 // (h - 1), (x * y) % 256], axis=-1)
+    return Image.fromarray(rgb.astype(np.uint8), "RGB")
+
+
+def save(img, fmt, **kw):
+    b = io.BytesIO()
+    img.save(b, fmt, **kw)
+    return b.getvalue()
+
+
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+PNG_SIG = b"\x89PNG\r\n\x1a\n"
+
+
+def png_header_only(w, h):
+    """Signature and IHDR claiming w x h, then an empty IDAT and IEND."""
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return PNG_SIG + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def png_1bit_black(w, h):
+    """A valid 1-bit grayscale PNG of w x h black pixels: every row is a filter byte and zeros,
+    so it compresses about a thousandfold."""
+    row = b"\0" * (1 + (w + 7) // 8)
+    z = zlib.compressobj(9)
+    data = b"".join(z.compress(row) for _ in range(h)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0)
+    return PNG_SIG + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def jpeg_with_sof(jpeg, w, h):
+    """jpeg with its SOF0 frame header rewritten to claim w x h."""
+    i = jpeg.index(b"\xff\xc0")
+    return jpeg[:i + 5] + struct.pack(">HH", h, w) + jpeg[i + 9:]
+
+
+def jpeg_dht_overflow(jpeg):
+    """jpeg with a second DHT whose 16 code counts add up to 16 * 255 (stb v2.27 overflow)."""
+    i = jpeg.index(b"\xff\xda")
+    counts = bytes([255] * 16)
+    seg = b"\x11" + counts + bytes(16 * 255)
+    return jpeg[:i] + b"\xff\xc4" + struct.pack(">H", 2 + len(seg)) + seg + jpeg[i:]
+
+
+def psd_header():
+    """A minimal Photoshop header: 8BPS, version 1, 3 channels, 64x64, 8 bits, RGB."""
+    return b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, 64, 64, 8, 3) + bytes(64)
+
+
+def cases():
+    pic = photo()
+    jpg = save(pic, "JPEG", quality=85)
+    png = save(pic, "PNG")
+    ok = (200, None)
+    c = []
+
+    def add(name, data, status, etype, why, content_type="application/octet-stream",
+            part_name=None):
+        c.append(dict(file=name, data=data, status=status, type=etype, why=why,
+                      content_type=content_type, multipart_filename=part_name))
+
+    add("empty.bin", b"", 400, "bad_request", "empty body")
+    add("text.txt", b"hello, this is not an image\n", 415, "unsupported_media_type", "plain text",
+        "text/plain")
+    add("data.json", json.dumps({"image": "base64..."}).encode(), 415, "unsupported_media_type",
+        "a JSON document", "application/json")
+    add("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+        b'<rect width="10" height="10"/></svg>\n', 415, "unsupported_media_type",
+        "SVG is not decoded", "image/svg+xml")
+    add("truncated.jpg", jpg[:len(jpg) // 2], 422, "undecodable_image", "JPEG cut in half",
+        "image/jpeg")
+    add("truncated.png", png[:len(png) // 2], 422, "undecodable_image", "PNG cut in half",
+        "image/png")
+    add("png_header_100000x100000.png", png_header_only(100000, 100000), 422, "image_too_large",
+        "IHDR claims 10^10 pixels: refused from the header, nothing decoded", "image/png")
+    add("png_20000x20000.png", png_1bit_black(20000, 20000), 422, "image_too_large",
+        "a valid 400-megapixel PNG, over max_pixels (40,000,000)", "image/png")
+    add("jpeg_sof_65500x65500.jpg", jpeg_with_sof(jpg, 65500, 65500), 422, "image_too_large",
+        "SOF claims 65500x65500: refused from the header", "image/jpeg")
+    add("jpeg_dht_overflow.jpg", jpeg_dht_overflow(jpg), 422, "undecodable_image",
+        "Huffman table with 4080 codes (stb v2.27 would overflow; api/image_check.c)",
+        "image/jpeg")
+    small = photo(32, 24)
+    add("image.gif", save(small.convert("P"), "GIF"), 415, "unsupported_media_type", "GIF",
+        "image/gif")
+    add("image.bmp", save(small, "BMP"), 415, "unsupported_media_type", "BMP", "image/bmp")
+    add("image.webp", save(small, "WEBP", quality=80), 415, "unsupported_media_type", "WebP",
+        "image/webp")
+    add("image.psd", psd_header(), 415, "unsupported_media_type", "Photoshop PSD",
+        "image/vnd.adobe.photoshop")
+    gray16 = Image.fromarray((np.asarray(pic.convert("L")).astype(np.uint16) * 257), "I;16")
+    add("png_16bit.png", save(gray16, "PNG"), *ok, "16-bit grayscale PNG: decoded to 8 bits",
+        "image/png")
+    add("cmyk.jpg", save(pic.convert("CMYK"), "JPEG", quality=85), *ok,
+        "CMYK JPEG (Adobe APP14): stb converts it to RGB", "image/jpeg")
+    add("progressive.jpg", save(pic, "JPEG", quality=85, progressive=True), *ok,
+        "progressive JPEG", "image/jpeg")
+    add("one_pixel.png", save(Image.new("RGB", (1, 1), (120, 40, 200)), "PNG"), *ok,
+        "1x1: upscaled to 256 then cropped", "image/png")
+    add("wide_5000x1.png", save(photo(5000, 2).crop((0, 0, 5000, 1)), "PNG"), *ok,
+        "5000x1: the short side becomes 256", "image/png")
+    add("trailing_garbage.jpg", jpg + b"\x00garbage after EOI" * 50, *ok,
+        "bytes after the JPEG's end are ignored", "image/jpeg")
+    add("jpeg_sent_as_png.jpg", jpg, *ok, "wrong Content-Type: the format is sniffed from the bytes",
+        "image/png")
+    add("png_named_jpg_in_multipart.png", png, *ok,
+        "multipart part whose file name and type say JPEG: sniffed, decoded as PNG", "image/jpeg",
+        part_name="photo.jpg")
+    add("text_named_jpg_in_multipart.txt", b"MZ\x90\x00 not a picture", 415,
+        "unsupported_media_type", "multipart part named .jpg holding other bytes", "image/jpeg",
+        part_name="evil.jpg")
+    add("png_header_4294967295_wide.png", png_header_only(0xFFFFFFFF, 1), 422, "undecodable_image",
+        "IHDR width over PNG's 2^31 - 1 (api/image_check.c)", "image/png")
+    add("zero_width.png", png_header_only(0, 10), 422, "undecodable_image",
+        "IHDR with width 0", "image/png")
+    return c
+
+
+def main():
+    manifest = []
+    for case in cases():
+        with open(os.path.join(HERE, case["file"]), "wb") as f:
+            f.write(case.pop("data"))
+        manifest.append(case)
+    with open(os.path.join(HERE, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz harnesses into tests/fuzz/corpus/<harness>/.
+
+Deterministic (fixed pixels, fixed PIL settings), so rerunning it changes nothing. Needs
+/usr/bin/python3 with python3-pil and python3-numpy (Debian). The seeds are small valid
+inputs of every shape a harness knows; libFuzzer mutates from there."""
+import io
+import json
+import os
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "corpus")
+
+
+def put(harness, name, data):
+    d = os.path.join(OUT, harness)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def pixels(w, h, channels=3):
+    y, x = np.mgrid[0:h, 0:w]
+    planes = [(x * 255 // max(w - 1, 1)), (y * 255 // max(h - 1, 1)), ((x + y) * 7) % 256, (x * y) % 256]
+    return np.stack(planes[:channels], axis=-1).astype(np.uint8)
+
+
+def encode(img, fmt, **kw):
+    b = io.BytesIO()
+    img.save(b, fmt, **kw)
+    return b.getvalue()
+
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_adam7(rgb):
+    """An interlaced 8-bit RGB PNG (PIL cannot write Adam7)."""
+    h, w, _ = rgb.shape
+    raw = b""
+    for x0, y0, dx, dy in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+                           (1, 0, 2, 2), (0, 1, 1, 2)]:
+        sub = rgb[y0::dy, x0::dx]
+        if sub.size:
+            raw += b"".join(b"\0" + row.tobytes() for row in sub)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(raw))
+            + png_chunk(b"IEND", b""))
+
+
+def images():
+    rgb = Image.fromarray(pixels(16, 12))
+    out = {
+        "rgb.png": encode(rgb, "PNG"),
+        "gray.png": encode(rgb.convert("L"), "PNG"),
+        "rgba.png": encode(Image.fromarray(pixels(9, 7, 4), "RGBA"), "PNG"),
+        "palette.png": encode(rgb.convert("P"), "PNG"),
+        "interlaced.png": png_adam7(pixels(9, 7)),
+        "gray16.png": encode(Image.fromarray((pixels(8, 8, 1)[..., 0].astype(np.uint16) * 257), "I;16"), "PNG"),
+        "one.png": encode(Image.new("RGB", (1, 1), (200, 10, 10)), "PNG"),
+        "baseline.jpg": encode(rgb, "JPEG", quality=80),
+        "progressive.jpg": encode(rgb, "JPEG", quality=80, progressive=True),
+        "gray.jpg": encode(rgb.convert("L"), "JPEG", quality=80),
+        "cmyk.jpg": encode(rgb.convert("CMYK"), "JPEG", quality=80),
+        "444.jpg": encode(rgb, "JPEG", quality=90, subsampling=0),
+        "wide.jpg": encode(Image.fromarray(pixels(64, 2)), "JPEG", quality=70),
+    }
+    return out
+
+
+def safetensors(tensors, metadata=None):
+    """tensors: list of (name, dtype, shape, bytes)."""
+    header, off, blobs = {}, 0, []
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, dtype, shape, data in tensors:
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [off, off + len(data)]}
+        off += len(data)
+        blobs.append(data)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+def reduced_vgg11(dtype="F32", timm=False):
+    """Weights for vgg_config_init_reduced("vgg11", 64, 32, 4, 3): channels 1,2,4,4,8,8,8,8."""
+    chans, feats = [1, 2, 4, 4, 8, 8, 8, 8], [0, 3, 6, 8, 11, 13, 16, 18]
+    rng = np.random.default_rng(7)
+    npdt = {"F32": np.float32, "F16": np.float16}.get(dtype)
+
+    def blob(shape):
+        a = (rng.standard_normal(int(np.prod(shape))) * 0.1).astype(np.float32)
+        if dtype == "BF16":
+            return (a.view(np.uint32) >> 16).astype(np.uint16).tobytes()
+        return a.astype(npdt).tobytes()
+
+    t, cin = [], 3
+    for c, f in zip(chans, feats):
+        t.append((f"features.{f}.weight", dtype, (c, cin, 3, 3), None))
+        t.append((f"features.{f}.bias", dtype, (c,), None))
+        cin = c
+    fc = [(4, 8), (4, 4), (3, 4)]
+    for i, (o, n) in enumerate(fc):
+        if timm:
+            wname = ["pre_logits.fc1", "pre_logits.fc2", "head.fc"][i]
+            shape = [(o, 8, 1, 1), (o, n, 1, 1), (o, n)][i]
+            t.append((wname + ".weight", dtype, shape, None))
+            t.append((wname + ".bias", dtype, (o,), None))
+        else:
+            t.append((f"classifier.{3 * i}.weight", dtype, (o, n), None))
+            t.append((f"classifier.{3 * i}.bias", dtype, (o,), None))
+    return safetensors([(n, d, s, blob(s)) for n, d, s, _ in t], {"format": "pt"})
+
+
+def multipart(boundary, parts, preamble=b""):
+    out = preamble
+    for headers, data in parts:
+        out += b"--" + boundary + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + data + b"\r\n"
+    return out + b"--" + boundary + b"--\r\n"
+
+
+def main():
+    imgs = images()
+    for name, data in imgs.items():
+        put("preprocess", name, data)
+
+    put("safetensors", "vgg11_reduced_f32.safetensors", reduced_vgg11("F32"))
+    put("safetensors", "vgg11_reduced_f16.safetensors", reduced_vgg11("F16"))
+    put("safetensors", "vgg11_reduced_bf16_timm.safetensors", reduced_vgg11("BF16", timm=True))
+    put("safetensors", "one_tensor.safetensors",
+        safetensors([("x", "F32", (2, 2), struct.pack("<4f", 1, 2, 3, 4))]))
+    put("safetensors", "empty.safetensors", safetensors([]))
+
+    jpg, png = imgs["baseline.jpg"], imgs["rgb.png"]
+    disp = b'Content-Disposition: form-data; name="image"; filename="cat.jpg"'
+    put("multipart", "one_part", b"multipart/form-data; boundary=XyZ\n" +
+        multipart(b"XyZ", [([disp, b"Content-Type: image/jpeg"], b"JPEGDATA")]))
+    put("multipart", "two_parts_quoted", b'multipart/form-data; boundary="a b"\n' +
+        multipart(b"a b", [([disp], b"one"), ([b"Content-Disposition: form-data; name=b"], b"two")],
+                  preamble=b"preamble\r\n"))
+    put("multipart", "no_headers", b"multipart/form-data; charset=x; boundary=q\n" +
+        multipart(b"q", [([], b"bare")]))
+    put("multipart", "empty", b"multipart/form-data; boundary=E\n--E--\r\n")
+
+    defaults = json.load(open(os.path.join(HERE, "..", "..", "config", "vggserve.json")))
+    put("config", "defaults.json", json.dumps(defaults, indent=2).encode())
+    put("config", "small.json", json.dumps({"port": 0, "model": "vgg11", "auth_metrics": True,
+                                            "tls_cert_file": "c.pem", "tls_key_file": "k.pem"}).encode())
+    put("config", "token.json", json.dumps({"auth_token": "abc.DEF-123_~+/=", "max_connections": 4,
+                                            "max_connections_per_ip": 2, "http_threads": 2}).encode())
+    put("config", "wrong_type.json", b'{"port": "80", "auth_health": 1}')
+
+    put("classify_request", "jpeg", b"content-type: image/jpeg\ntop_k: 3\n\n" + jpg)
+    put("classify_request", "png_auth", b"authorization: Bearer fuzz-token\ncontent-length: 10\n"
+        b"x-request-timeout-ms: 50\n\n" + png)
+    mp = multipart(b"B0", [([disp, b"Content-Type: image/jpeg"], jpg),
+                           ([b'Content-Disposition: form-data; name="b"; filename="b.png"'], png)])
+    put("classify_request", "multipart", b"content-type: multipart/form-data; boundary=B0\ntop_k: 1000\n\n" + mp)
+    put("classify_request", "bad_top_k", b"top_k: 0x10\n\n" + png)
+    put("classify_request", "empty", b"content-type: application/octet-stream\n\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+/* test_api.c - unit tests of the request path's pure modules (api/, config/).
+ *
+ * classify_request (every status a request can get without a model, multipart order, the
+ * Content-Length and timeout headers), image_check (the stb v2.27 DHT guard, PNG sides),
+ * auth (header parsing, constant-time comparison, token syntax), the UTF-8 sanitizer behind
+ * every error body, and the config's new keys (booleans, secrets file, TLS pair, limits,
+ * redaction, buffer loading).
+ *
+ * Usage: test_api <tests dir>  (reads data/bad_inputs/ and data/images/ under it). */
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "classify_request.h"
+#include "config.h"
+#include "errors.h"
+#include "image_check.h"
+#include "test_util.h"
+
+static const char *tests_dir;
+
+static unsigned char *read_file(const char *rel, size_t *len) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", tests_dir, rel);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+    *len = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    return buf;
+}
+
+/* ---------------------------------------------------------------- classify_request */
+
+static const classify_limits lim = {1 << 20, 40000000, 3, 224};
+
+static api_status parse(const char *ctype, const char *top_k, const void *body, size_t len,
+                        classify_input *in, char *msg) {
+    classify_http_request req = {ctype, top_k, body, len, len > (size_t)lim.max_body_bytes};
+    return classify_request_parse(&req, &lim, in, msg, 800);
+}
+
+static void test_classify_request(void) {
+    char msg[800];
+    classify_input in;
+    int k;
+    EXPECT(classify_parse_top_k(NULL, &k, msg, sizeof msg) == API_OK && k == 5);
+    EXPECT(classify_parse_top_k("1000", &k, msg, sizeof msg) == API_OK && k == 1000);
+    EXPECT(classify_parse_top_k("0", &k, msg, sizeof msg) == API_BAD_REQUEST);
+    EXPECT(classify_parse_top_k("1001", &k, msg, sizeof msg) == API_BAD_REQUEST);
+    EXPECT(classify_parse_top_k("3x", &k, msg, sizeof msg) == API_BAD_REQUEST);
+    EXPECT(classify_parse_top_k("", &k, msg, sizeof msg) == API_BAD_REQUEST);
+    EXPECT(classify_check_content_length(NULL, &lim, msg, sizeof msg) == API_OK);
+    EXPECT(classify_check_content_length("1048576", &lim, msg, sizeof msg) == API_OK);
+    EXPECT(classify_check_content_length("1048577", &lim, msg, sizeof msg) == API_BODY_TOO_LARGE);
+    EXPECT(strstr(msg, "1048577") && strstr(msg, "1048576"));
+    EXPECT(classify_timeout_ms(NULL, 3000) == 3000);
+    EXPECT(classify_timeout_ms("250", 3000) == 250);
+    EXPECT(classify_timeout_ms("5000", 3000) == 3000); /* never lengthened */
+    EXPECT(classify_timeout_ms("-1", 3000) == 3000 && classify_timeout_ms("9ms", 3000) == 3000);
+
+    /* Errors, each before any decoding. */
+    classify_http_request big = {"image/jpeg", NULL, (const unsigned char *)"x", 1, true};
+    EXPECT(classify_request_parse(&big, &lim, &in, msg, sizeof msg) == API_BODY_TOO_LARGE);
+    EXPECT(parse("image/jpeg", "abc", "x", 1, &in, msg) == API_BAD_REQUEST && strstr(msg, "top_k"));
+    EXPECT(parse("image/jpeg", NULL, NULL, 0, &in, msg) == API_BAD_REQUEST && strstr(msg, "empty"));
+    EXPECT(parse("text/plain", NULL, "hello", 5, &in, msg) == API_UNSUPPORTED_MEDIA);
+    EXPECT(in.inputs == NULL);
+    EXPECT(parse("multipart/form-data", NULL, "x", 1, &in, msg) == API_BAD_REQUEST &&
+           strstr(msg, "boundary"));
+    EXPECT(parse("multipart/form-data; boundary=b", NULL, "--b--\r\n", 7, &in, msg) ==
+           API_BAD_REQUEST && strstr(msg, "no parts"));
+    const char *four = "--b\r\n\r\n1\r\n--b\r\n\r\n2\r\n--b\r\n\r\n3\r\n--b\r\n\r\n4\r\n--b--\r\n";
+    EXPECT(parse("multipart/form-data; boundary=b", NULL, four, strlen(four), &in, msg) ==
+           API_TOO_MANY_IMAGES && strstr(msg, "more than 3"));
+    /* A part that fails names its position and file name. */
+    const char *named = "--b\r\nContent-Disposition: form-data; name=\"a\"; filename=\"x.jpg\"\r\n\r\n"
+                        "hello\r\n--b\r\n\r\nworld\r\n--b--\r\n";
+    EXPECT(parse("multipart/form-data; boundary=b", NULL, named, strlen(named), &in, msg) ==
+           API_UNSUPPORTED_MEDIA && strstr(msg, "image 1 (x.jpg)"));
+    EXPECT(in.n_images == 2 && in.inputs == NULL);
+
+    /* Success: two images in upload order, tensors finite and distinct. */
+    size_t png_len, jpg_len;
+    unsigned char *png = read_file("data/bad_inputs/one_pixel.png", &png_len);
+    unsigned char *jpg = read_file("data/bad_inputs/progressive.jpg", &jpg_len);
+    EXPECT(parse("application/octet-stream", "7", png, png_len, &in, msg) == API_OK);
+    EXPECT(in.n_images == 1 && in.top_k == 7 && in.inputs && in.decode_ms >= 0);
+    classify_input_free(&in);
+    size_t body_len = 0;
+    unsigned char *body = malloc(png_len + jpg_len + 200);
+    body_len += (size_t)sprintf((char *)body, "--B\r\n\r\n");
+    memcpy(body + body_len, jpg, jpg_len);
+    body_len += jpg_len;
+    body_len += (size_t)sprintf((char *)body + body_len, "\r\n--B\r\n\r\n");
+    memcpy(body + body_len, png, png_len);
+    body_len += png_len;
+    body_len += (size_t)sprintf((char *)body + body_len, "\r\n--B--\r\n");
+    EXPECT(parse("Multipart/Form-Data; boundary=B", NULL, body, body_len, &in, msg) == API_OK);
+    EXPECT(in.n_images == 2 && in.top_k == 5);
+    if (in.n_images == 2) {
+        const size_t plane = 3 * 224 * 224;
+        int finite = 1;
+        for (size_t i = 0; i < 2 * plane; i++) finite &= isfinite(in.inputs[i]) != 0;
+        EXPECT(finite);
+        /* The 1x1 PNG is one colour: its tensor is constant per channel; the JPEG's is not. */
+        EXPECT(in.inputs[plane] == in.inputs[plane + 224 * 224 - 1]);
+        EXPECT(in.inputs[0] != in.inputs[224 * 224 - 1]);
+    }
+    classify_input_free(&in);
+    free(body);
+    free(png);
+    free(jpg);
+
+    /* The guard runs on the request path: the DHT overflow JPEG is 422, not a decode. */
+    size_t bad_len;
+    unsigned char *bad = read_file("data/bad_inputs/jpeg_dht_overflow.jpg", &bad_len);
+    EXPECT(parse("image/jpeg", NULL, bad, bad_len, &in, msg) == API_UNDECODABLE &&
+           strstr(msg, "DHT"));
+    free(bad);
+}
+
+/* ---------------------------------------------------------------- image_check */
+
+static void test_image_check(void) {
+    char err[256];
+    size_t len;
+    unsigned char *b = read_file("data/bad_inputs/jpeg_dht_overflow.jpg", &len);
+    EXPECT(image_check(b, len, err, sizeof err) == -1 && strstr(err, "4080 codes"));
+    free(b);
+    static const char *const good[] = {"data/bad_inputs/progressive.jpg", "data/bad_inputs/cmyk.jpg",
+                                       "data/bad_inputs/trailing_garbage.jpg",
+                                       "data/images/chelsea.jpg", "data/images/chelsea.png"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        b = read_file(good[i], &len);
+        int ok = image_check(b, len, err, sizeof err) == 0;
+        EXPECT(ok);
+        if (!ok) fprintf(stderr, "  %s: %s\n", good[i], err);
+        /* Every prefix passes or fails cleanly (ASan watches the reads). */
+        for (size_t n = 0; n < len && n < 4096; n += 7) image_check(b, n, err, sizeof err);
+        free(b);
+    }
+    b = read_file("data/bad_inputs/png_header_4294967295_wide.png", &len);
+    EXPECT(image_check(b, len, err, sizeof err) == -1 && strstr(err, "2^31"));
+    free(b);
+    b = read_file("data/bad_inputs/png_header_100000x100000.png", &len);
+    EXPECT(image_check(b, len, err, sizeof err) == 0); /* big but legal: the pixel limit says no */
+    free(b);
+    EXPECT(image_check((const uint8_t *)"", 0, err, sizeof err) == 0);
+    EXPECT(image_check((const uint8_t *)"\xff\xd8\xff", 3, err, sizeof err) == 0);
+}
+
+/* ---------------------------------------------------------------- auth */
+
+static void test_auth(void) {
+    char msg[128];
+    const char *www;
+    const char *tok = "s3cret-Token_1";
+    EXPECT(api_auth_check(NULL, "", msg, sizeof msg, &www) == API_OK); /* auth off */
+    EXPECT(api_auth_check(NULL, tok, msg, sizeof msg, &www) == API_UNAUTHORIZED);
+    EXPECT(www && strcmp(www, "Bearer realm=\"vggserve\"") == 0);
+    EXPECT(api_auth_check("Basic s3cret-Token_1", tok, msg, sizeof msg, &www) == API_UNAUTHORIZED);
+    EXPECT(api_auth_check("Bearers3cret-Token_1", tok, msg, sizeof msg, &www) == API_UNAUTHORIZED);
+    EXPECT(api_auth_check("Bearer s3cret-Token_", tok, msg, sizeof msg, &www) == API_UNAUTHORIZED);
+    EXPECT(www && strstr(www, "invalid_token"));
+    EXPECT(strstr(msg, tok) == NULL);
+    EXPECT(api_auth_check("Bearer s3cret-Token_12", tok, msg, sizeof msg, &www) == API_UNAUTHORIZED);
+    EXPECT(api_auth_check("Bearer ", tok, msg, sizeof msg, &www) == API_UNAUTHORIZED);
+    EXPECT(api_auth_check("Bearer s3cret-Token_1", tok, msg, sizeof msg, &www) == API_OK);
+    EXPECT(api_auth_check("  bEARER \t s3cret-Token_1 ", tok, msg, sizeof msg, &www) == API_OK);
+    EXPECT(api_auth_token_equal("abc", 3, "abc", 3));
+    EXPECT(!api_auth_token_equal("abc", 3, "abd", 3));
+    EXPECT(!api_auth_token_equal("ab", 2, "abc", 3) && !api_auth_token_equal("abcd", 4, "abc", 3));
+    EXPECT(!api_auth_token_equal("", 0, "", 0)); /* an empty secret matches nothing */
+    EXPECT(!api_auth_token_equal("a\0c", 3, "abc", 3));
+    EXPECT(api_auth_token_valid("abc") && api_auth_token_valid("a-b.c_d~e+f/g==") &&
+           api_auth_token_valid("Zz09"));
+    EXPECT(!api_auth_token_valid("") && !api_auth_token_valid("a b") &&
+           !api_auth_token_valid("=abc") && !api_auth_token_valid("ab=c") &&
+           !api_auth_token_valid("***") && !api_auth_token_valid("tok\n"));
+    char longtok[300];
+    memset(longtok, 'a', sizeof longtok);
+    longtok[API_AUTH_TOKEN_MAX] = '\0';
+    EXPECT(api_auth_token_valid(longtok));
+    longtok[API_AUTH_TOKEN_MAX] = 'a';
+    longtok[API_AUTH_TOKEN_MAX + 1] = '\0';
+    EXPECT(!api_auth_token_valid(longtok));
+    EXPECT(api_status_http(API_UNAUTHORIZED) == 401 &&
+           strcmp(api_status_type(API_UNAUTHORIZED), "unauthorized") == 0);
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static void test_utf8_sanitize(void) {
+    char out[64];
+    EXPECT(strcmp(api_utf8_sanitize("plain ascii", out, sizeof out), "plain ascii") == 0);
+    EXPECT(strcmp(api_utf8_sanitize("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", out, sizeof out),
+                  "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") == 0);
+    EXPECT(strcmp(api_utf8_sanitize("a\xff" "b", out, sizeof out), "a?b") == 0);
+    EXPECT(strcmp(api_utf8_sanitize("\xc0\xaf", out, sizeof out), "??") == 0);     /* overlong */
+    EXPECT(strcmp(api_utf8_sanitize("\xed\xa0\x80", out, sizeof out), "???") == 0); /* surrogate */
+    EXPECT(strcmp(api_utf8_sanitize("\xf4\x90\x80\x80", out, sizeof out), "????") == 0);
+    EXPECT(strcmp(api_utf8_sanitize("\xe2\x82", out, sizeof out), "??") == 0);      /* cut short */
+    EXPECT(strcmp(api_utf8_sanitize("line\nbreak\ttab\x7f", out, sizeof out), "line?break\ttab?") == 0);
+    EXPECT(strcmp(api_utf8_sanitize(NULL, out, sizeof out), "") == 0);
+    /* Never cuts a sequence: 3 bytes of room, a 2-byte character after one ASCII. */
+    EXPECT(strcmp(api_utf8_sanitize("ab\xc3\xa9", out, 4), "ab") == 0);
+    /* Every error body serialises, whatever the message holds. */
+    json_t *j = api_error_json(API_BAD_REQUEST, "top_k must be 1..1000, got '\xff\xfe'");
+    char *text = json_dumps(j, JSON_COMPACT);
+    EXPECT(text && strstr(text, "got '?" "?'")); /* (split: ??' is a trigraph) */
+    free(text);
+    json_decref(j);
+}
+
+/* ---------------------------------------------------------------- config */
+
+static void test_config_keys(void) {
+    vggserve_config c;
+    char err[1024];
+    config_defaults(&c);
+    EXPECT(c.max_header_bytes == 32768 && c.max_connections == 1000 &&
+           c.max_connections_per_ip == 0 && !c.auth_metrics && !c.auth_health &&
+           !c.auth_token[0] && !c.tls_cert_file[0]);
+    EXPECT(config_validate(&c, err, sizeof err) == 0);
+    EXPECT(config_set(&c, "auth_metrics", "true", "test", err, sizeof err) == 0 && c.auth_metrics);
+    EXPECT(config_set(&c, "auth_metrics", "0", "test", err, sizeof err) == 0 && !c.auth_metrics);
+    EXPECT(config_set(&c, "auth_health", "yes", "flag --auth-health", err, sizeof err) != 0 &&
+           strstr(err, "flag --auth-health"));
+    EXPECT(config_set(&c, "max_header_bytes", "1024", "test", err, sizeof err) != 0);
+    const char *json = "{\"auth_health\": true, \"max_connections_per_ip\": 8, \"tls_cert_file\": \"c\"}";
+    EXPECT(config_load_buffer(&c, json, strlen(json), "inline", err, sizeof err) == 0);
+    EXPECT(c.auth_health && c.max_connections_per_ip == 8);
+    EXPECT(config_validate(&c, err, sizeof err) != 0 && strstr(err, "go together"));
+    EXPECT(config_load_buffer(&c, "{\"auth_health\": 1}", 18, "inline", err, sizeof err) != 0 &&
+           strstr(err, "true or false"));
+    EXPECT(config_load_buffer(&c, "{\"port\": ", 9, "inline", err, sizeof err) != 0 &&
+           strstr(err, "inline:1"));
+    EXPECT(config_load_buffer(&c, "[1]", 3, "inline", err, sizeof err) != 0);
+
+    config_defaults(&c);
+    EXPECT(config_set(&c, "auth_token", "bad token", "test", err, sizeof err) == 0);
+    EXPECT(config_validate(&c, err, sizeof err) != 0 && strstr(err, "auth_token must be"));
+    EXPECT(strstr(err, "bad token") == NULL); /* the secret is not echoed */
+    config_set(&c, "auth_token", "good.token", "test", err, sizeof err);
+    EXPECT(config_validate(&c, err, sizeof err) == 0);
+    json_t *j = config_to_json(&c);
+    EXPECT(strcmp(json_string_value(json_object_get(j, "auth_token")), "***") == 0);
+    EXPECT(json_is_false(json_object_get(j, "auth_metrics")));
+    json_decref(j);
+    config_set(&c, "http_threads", "8", "test", err, sizeof err);
+    config_set(&c, "max_connections", "4", "test", err, sizeof err);
+    EXPECT(config_validate(&c, err, sizeof err) != 0 && strstr(err, "max_connections"));
+
+    /* Token file: one line, trailing newline dropped; errors name the file. */
+    char path[] = "/tmp/test_api_token.XXXXXX";
+    int fd = mkstemp(path);
+    EXPECT(fd >= 0 && write(fd, "tok-123\n", 8) == 8);
+    close(fd);
+    config_defaults(&c);
+    config_set(&c, "auth_token_file", path, "test", err, sizeof err);
+    EXPECT(config_validate(&c, err, sizeof err) == 0);
+    EXPECT(config_load_secrets(&c, err, sizeof err) == 0 && strcmp(c.auth_token, "tok-123") == 0);
+    config_set(&c, "auth_token", "x", "test", err, sizeof err);
+    EXPECT(config_validate(&c, err, sizeof err) != 0 && strstr(err, "both set"));
+    FILE *f = fopen(path, "w");
+    fputs("tok\nsecond line\n", f);
+    fclose(f);
+    config_defaults(&c);
+    config_set(&c, "auth_token_file", path, "test", err, sizeof err);
+    EXPECT(config_load_secrets(&c, err, sizeof err) != 0 && strstr(err, path));
+    unlink(path);
+    EXPECT(config_load_secrets(&c, err, sizeof err) != 0 && strstr(err, path));
+}
+
+int main(int argc, char **argv) {
+    tests_dir = argc > 1 ? argv[1] : "tests";
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } tests[] = {
+        {"classify request", test_classify_request},
+        {"image check", test_image_check},
+        {"auth", test_auth},
+        {"utf8 sanitize", test_utf8_sanitize},
+        {"config keys", test_config_keys},
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        int failed_before = test_failed;
+        printf("%s\n", tests[i].name);
+        fflush(stdout);
+        tests[i].fn();
+        if (test_failed != failed_before) printf("  -> %d failure(s)\n", test_failed - failed_before);
+        fflush(stdout);
+    }
+    return test_summary();
+}

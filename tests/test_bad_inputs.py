@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The data-driven bad-input suite: every file in tests/data/bad_inputs/ is POSTed to
+/classify as its manifest.json entry says (raw body with a Content-Type, or one multipart
+part with a file name), and must get the manifest's status; errors must carry the JSON error
+shape with the manifest's type. Never a 5xx, no error message that names a server path, and
+the service keeps serving: a good image afterwards is classified and /metrics counts no 5xx.
+
+Usage: /usr/bin/python3 tests/test_bad_inputs.py PATH/TO/vggserve
+(The files come from tests/data/bad_inputs/make_bad_inputs.py; commit both.)"""
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+import service_util as su
+
+BIN = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else os.path.join(su.ROOT, "build", "vggserve")
+CASES = os.path.join(su.TESTS, "data", "bad_inputs")
+
+
+class BadInputs(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="vggserve-bad-inputs-")
+        with open(os.path.join(CASES, "manifest.json")) as f:
+            cls.manifest = json.load(f)
+        cls.server = su.Server(BIN, cls.tmp.name, "bad_inputs").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.server.stop()
+        cls.tmp.cleanup()
+        assert code == 0, f"exit code {code}"
+
+    def send(self, case):
+        with open(os.path.join(CASES, case["file"]), "rb") as f:
+            data = f.read()
+        if case.get("multipart_filename"):
+            body, ctype = su.multipart([(case["multipart_filename"], case["content_type"], data)])
+            return self.server.classify(body, ctype)
+        return self.server.classify(data, case["content_type"])
+
+    def test_manifest_lists_every_file(self):
+        listed = {c["file"] for c in self.manifest}
+        present = {f for f in os.listdir(CASES) if f not in ("manifest.json", "make_bad_inputs.py")}
+        self.assertEqual(listed, present)
+
+    def test_every_case_gets_its_documented_answer(self):
+        for case in self.manifest:
+            with self.subTest(case=case["file"]):
+                r = self.send(case)
+                self.assertLess(r.status, 500, f"{case['file']}: {r}")
+                self.assertEqual(r.status, case["status"], f"{case['file']} ({case['why']}): {r}")
+                body = r.json()
+                if case["status"] == 200:
+                    self.assertEqual(len(body["predictions"]), 1)
+                    self.assertEqual(len(body["predictions"][0]["top_k"]), 5)
+                    continue
+                self.assertEqual(r.headers.get("Content-Type"), "application/json")
+                err = body["error"]
+                self.assertEqual(err["code"], case["status"])
+                self.assertEqual(err["type"], case["type"], err)
+                self.assertTrue(err["message"])
+                # Never a server path or an internal detail in what the client reads.
+                for secret in (su.ROOT, self.tmp.name, "/usr/include", ".c:", "stbi"):
+                    self.assertNotIn(secret, err["message"])
+                # The service keeps serving after each case.
+                self.assertEqual(self.server.request("GET", "/healthz", timeout=10).status, 200)
+
+    def test_service_still_classifies_and_counted_no_5xx(self):
+        for case in self.manifest:
+            self.send(case)
+        r = self.server.classify(su.image("chelsea.jpg"))
+        self.assertEqual(r.status, 200, r)
+        samples = self.server.metrics()
+        fives = {k: v for k, v in samples.items()
+                 if k[0] == "vggserve_requests_total" and dict(k[1]).get("endpoint") == "classify"
+                 and dict(k[1]).get("code", "").startswith("5") and v > 0}
+        self.assertEqual(fives, {})
+        self.assertTrue(self.server.alive())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
