@@ -8,9 +8,17 @@
  * a file first. Found by tests/fuzz/fuzz_preprocess (regression inputs in
  * tests/fuzz/regress/).
  *
+ * The same walk refuses a scan that uses a Huffman table no DHT segment defined: stb 2.27
+ * does not check, and decodes with uninitialised heap memory as the table (an assertion
+ * failure in builds with assertions, reads at garbage indices without them; 2.28 bounds the
+ * index). Found by tests/fuzz/fuzz_classify_request.
+ *
  * PNG: the header's width and height are 32-bit fields, but the format allows at most
  * 2^31 - 1; larger values are refused here, so that model/preprocess.c's pixel count
- * (width x height in int64_t) cannot overflow (UBSan finding of the same fuzzer).
+ * (width x height in int64_t) cannot overflow (UBSan finding of the same fuzzer). And every
+ * chunk before IEND must lie inside the data: stb grows its IDAT buffer to a chunk's claimed
+ * length before reading it, so a 100-byte file could make it allocate 2 GiB (a fuzzer
+ * timeout under ASan; a 500 where memory is not overcommitted).
  *
  * Used by every request path that decodes images (api/classify_request.c, api/kserve_v2.c)
  * and by tests/fuzz/fuzz_preprocess.c.
@@ -22,9 +30,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 0 when the bytes pass (JPEG: every Huffman table stb would build is within bounds; PNG:
- * IHDR sides within 2^31 - 1; anything else passes, for the decoder to judge), -1 with err
- * (a message for the client: 422 undecodable_image) otherwise. */
+/* 0 when the bytes pass (JPEG: every Huffman table stb would build is within bounds and
+ * every table a scan uses is defined; PNG: IHDR sides within 2^31 - 1 and every chunk
+ * inside the data; anything else passes, for the decoder to judge), -1 with err (a message
+ * for the client: 422 undecodable_image) otherwise. */
 int image_check(const uint8_t *bytes, size_t len, char *err, size_t errlen);
 
 #endif

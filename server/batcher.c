@@ -120,23 +120,33 @@ static void *worker_main(void *arg) {
     while (rc == 0) {
         while (b->count == 0 && !b->stopping) pthread_cond_wait(&b->work_ready, &b->lock);
         if (b->count == 0 && b->stopping) break;
-        /* Dynamic batching: give more images until the oldest has waited max_queue_delay_us. */
+        /* Dynamic batching: a partial batch waits while more images are on their way (the
+         * HTTP layer is receiving or decoding them), at most max_queue_delay_us after its
+         * oldest image; with nothing on its way it leaves after a short settle. Closed-loop
+         * clients answered together re-send together, and this is what lets their requests
+         * meet in full batches again. */
         if (b->count < max_batch && b->opt.max_queue_delay_us > 0 && !b->stopping) {
             int64_t oldest = b->ring[b->head].req->enqueued_ns;
-            int64_t until = oldest + b->opt.max_queue_delay_us * 1000;
-            struct timespec abs;
-            clock_gettime(CLOCK_MONOTONIC, &abs);
-            int64_t wait_ns = until - batcher_now_ns();
-            if (wait_ns > 0) {
+            int64_t cap = oldest + b->opt.max_queue_delay_us * 1000;
+            int64_t settle_us = b->opt.max_queue_delay_us < BATCHER_SETTLE_US ? b->opt.max_queue_delay_us
+                                                                             : BATCHER_SETTLE_US;
+            int64_t settle = oldest + settle_us * 1000;
+            for (;;) {
+                bool more_coming = b->opt.arriving && atomic_load(b->opt.arriving) > 0;
+                int64_t now_ns = batcher_now_ns(), until = more_coming ? cap : settle;
+                if (now_ns >= until || b->count == 0 || b->count >= max_batch || b->stopping) break;
+                /* Poll at least every millisecond: arrivals that end in an error don't signal. */
+                int64_t wake = until < now_ns + 1000000 ? until : now_ns + 1000000;
+                struct timespec abs;
+                clock_gettime(CLOCK_MONOTONIC, &abs);
+                int64_t wait_ns = wake - now_ns;
                 abs.tv_sec += wait_ns / 1000000000;
                 abs.tv_nsec += wait_ns % 1000000000;
                 if (abs.tv_nsec >= 1000000000) {
                     abs.tv_sec++;
                     abs.tv_nsec -= 1000000000;
                 }
-                while (b->count > 0 && b->count < max_batch && !b->stopping &&
-                       pthread_cond_timedwait(&b->work_ready, &b->lock, &abs) == 0) {
-                }
+                pthread_cond_timedwait(&b->work_ready, &b->lock, &abs);
             }
             if (b->count == 0) continue; /* another worker took them */
         }

@@ -11,6 +11,7 @@
 #ifndef BATCHER_H
 #define BATCHER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "engine.h"
@@ -54,7 +55,13 @@ typedef struct {
     int max_batch;
     int64_t max_queue_delay_us;
     int queue_capacity; /* images */
+    /* Requests the HTTP layer is still receiving or decoding (may be NULL). While it is
+     * non-zero a partial batch waits for them, up to max_queue_delay_us; when nothing is on
+     * its way the batch leaves after BATCHER_SETTLE_US, so an idle request does not wait. */
+    atomic_int *arriving;
 } batcher_options;
+
+#define BATCHER_SETTLE_US 500
 
 /* Starts the workers; each creates its engine and warms up every batch size 1..max_batch.
  * Returns NULL with err if a worker cannot start. */

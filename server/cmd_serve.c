@@ -175,7 +175,8 @@ int cmd_serve(int argc, char **argv) {
 
     http_server_set_state(http, SERVICE_WARMING);
     batcher_options bo = {(int)cfg.workers, threads, (int)cfg.max_batch_size,
-                          cfg.max_queue_delay_us, (int)cfg.queue_capacity};
+                          cfg.max_queue_delay_us, (int)cfg.queue_capacity,
+                          http_server_arrivals(http)};
     batcher *b = batcher_create(model, &bo, m, err, sizeof err);
     /* Warm-up takes seconds: keep answering SIGTERM meanwhile (stop early, exit 0). */
     bool stop_early = false;
@@ -228,9 +229,10 @@ int cmd_serve(int argc, char **argv) {
     http_server_set_state(http, SERVICE_DRAINING);
     double t_drain = cli_now_s();
     batcher_drain(b, cfg.shutdown_grace_s * 1000);
-    /* Every accepted request is resumed now; give MHD a moment to send the answers. */
-    while (http_server_pending(http) > 0 && cli_now_s() - t_drain < cfg.shutdown_grace_s + 5)
-        usleep(10000);
+    /* Every accepted request is resumed now; give MHD a moment to send the answers (counted
+     * from here: a batch already running when the grace ran out is waited for). */
+    double t_flush = cli_now_s();
+    while (http_server_pending(http) > 0 && cli_now_s() - t_flush < 5) usleep(10000);
     int left = http_server_pending(http);
     http_server_stop(http);
     batcher_free(b);

@@ -38,6 +38,7 @@ struct http_server {
     batcher *_Atomic batcher;
     int n_classes, image_floats;
     atomic_int pending; /* accepted classify requests not yet completed */
+    atomic_int arriving; /* inference requests between their headers and the queue */
     atomic_ullong next_id;
     unsigned id_prefix;
     pthread_mutex_t log_lock;
@@ -98,12 +99,15 @@ typedef struct {
     char infer_header_len[24]; /* Inference-Header-Content-Length of a binary v2 answer */
     pthread_mutex_t lock; /* orders suspend (HTTP thread) before resume (worker) */
     bool suspended, done, queued;
+    bool arriving; /* counted in srv->arriving */
     /* answer, for the access log */
     const char *www_authenticate; /* static challenge for a 401 */
     int http_code;
     size_t response_bytes;
     char error[256];
 } request;
+
+static void arrived(request *r);
 
 static double ms_between(int64_t a_ns, int64_t b_ns) { return (b_ns - a_ns) / 1e6; }
 
@@ -148,6 +152,7 @@ static enum MHD_Result send_json(request *r, int code, json_t *body, api_status 
 }
 
 static enum MHD_Result send_error(request *r, api_status st, const char *message) {
+    arrived(r);
     size_t n = strnlen(message, sizeof r->error - 1); /* the log keeps the start */
     memcpy(r->error, message, n);
     r->error[n] = '\0';
@@ -218,6 +223,13 @@ static metrics_endpoint endpoint_of(route rt) {
     }
 }
 
+/* The request is queued, refused or gone: no longer on its way to the batcher. */
+static void arrived(request *r) {
+    if (!r->arriving) return;
+    r->arriving = false;
+    atomic_fetch_sub(&r->srv->arriving, 1);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe) {
     (void)cls;
@@ -231,6 +243,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     metrics_observe_request(r->srv->metrics, endpoint_of(r->route), r->http_code,
                             ms_between(r->start_ns, batcher_now_ns()) / 1e3);
     metrics_add_in_flight(r->srv->metrics, -1);
+    arrived(r);
     access_log(r);
     if (r->queued) atomic_fetch_sub(&r->srv->pending, 1);
     pthread_mutex_destroy(&r->lock);
@@ -300,6 +313,7 @@ static enum MHD_Result submit_inference(request *r) {
         r->suspended = true;
         MHD_suspend_connection(r->conn);
     }
+    arrived(r); /* after the images are in the queue, so the batcher never sees a gap */
     pthread_mutex_unlock(&r->lock);
     if (sr == BATCHER_FULL) {
         snprintf(msg, sizeof msg, "queue is full (%lld images); retry later",
@@ -562,6 +576,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         char msg[160];
         if (classify_check_content_length(cl, &lim, msg, sizeof msg) != API_OK)
             return send_error(r, API_BODY_TOO_LARGE, msg);
+        r->arriving = true;
+        atomic_fetch_add(&s->arriving, 1);
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -716,19 +732,23 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
     /* Limits: header memory (431 beyond it); connections in all (beyond it MHD stops
      * accepting: new ones wait in the listen backlog) and per address (closed at once); the
      * idle timeout, which ends silent clients (on_request ends slow uploads). */
-    struct MHD_OptionItem opts[] = {
-        {MHD_OPTION_SOCK_ADDR, 0, &addr},
-        /* (a pool of one is no pool: libmicrohttpd's own thread serves) */
-        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)(threads > 1 ? threads : 0), NULL},
-        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout_s, NULL},
-        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->max_header_bytes, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
-        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)cfg->max_connections_per_ip, NULL},
-        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
-        {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
-        {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls_key},
-        {MHD_OPTION_END, 0, NULL},
-    };
+    struct MHD_OptionItem opts[12];
+    int n_opts = 0;
+#define ADD_OPTION(o, v, p) opts[n_opts++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)}
+    ADD_OPTION(MHD_OPTION_SOCK_ADDR, 0, &addr);
+    ADD_OPTION(MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s, NULL);
+    ADD_OPTION(MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->max_header_bytes, NULL);
+    ADD_OPTION(MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL);
+    ADD_OPTION(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip, NULL);
+    ADD_OPTION(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
+    /* a pool of one is no pool: libmicrohttpd's own thread serves */
+    if (threads > 1) ADD_OPTION(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
+    if (tls) {
+        ADD_OPTION(MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert);
+        ADD_OPTION(MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key);
+    }
+    ADD_OPTION(MHD_OPTION_END, 0, NULL);
+#undef ADD_OPTION
     s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first */
                                  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
@@ -765,6 +785,8 @@ void http_server_set_state(http_server *s, service_state st) {
 service_state http_server_state(const http_server *s) { return atomic_load(&s->state); }
 
 int http_server_pending(http_server *s) { return atomic_load(&s->pending); }
+
+atomic_int *http_server_arrivals(http_server *s) { return &s->arriving; }
 
 void http_server_stop(http_server *s) {
     if (!s) return;

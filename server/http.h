@@ -37,6 +37,9 @@ void http_server_set_batcher(http_server *s, batcher *b, int n_classes, int imag
 void http_server_set_state(http_server *s, service_state st);
 service_state http_server_state(const http_server *s);
 
+/* The count of inference requests being received or decoded, for the batcher's waits. */
+atomic_int *http_server_arrivals(http_server *s);
+
 /* Requests accepted and not yet answered (for shutdown). */
 int http_server_pending(http_server *s);
 

@@ -1,7 +1,8 @@
 /* test_api.c - unit tests of the request path's pure modules (api/, config/).
  *
  * classify_request (every status a request can get without a model, multipart order, the
- * Content-Length and timeout headers), image_check (the stb v2.27 DHT guard, PNG sides),
+ * Content-Length and timeout headers), image_check (the stb 2.27 guards: DHT code counts,
+ * undefined Huffman tables, PNG sides and chunk lengths),
  * auth (header parsing, constant-time comparison, token syntax), the UTF-8 sanitizer behind
  * every error body, and the config's new keys (booleans, secrets file, TLS pair, limits,
  * redaction, buffer loading).
@@ -153,6 +154,15 @@ static void test_image_check(void) {
     }
     b = read_file("data/bad_inputs/png_header_4294967295_wide.png", &len);
     EXPECT(image_check(b, len, err, sizeof err) == -1 && strstr(err, "2^31"));
+    free(b);
+    b = read_file("data/bad_inputs/jpeg_undefined_huffman_table.jpg", &len);
+    EXPECT(image_check(b, len, err, sizeof err) == -1 && strstr(err, "AC Huffman table 0"));
+    free(b);
+    b = read_file("data/bad_inputs/png_chunk_claims_2GiB.png", &len);
+    EXPECT(image_check(b, len, err, sizeof err) == -1 && strstr(err, "chunk claims"));
+    free(b);
+    b = read_file("data/bad_inputs/truncated.png", &len);
+    EXPECT(image_check(b, len, err, sizeof err) == -1);
     free(b);
     b = read_file("data/bad_inputs/png_header_100000x100000.png", &len);
     EXPECT(image_check(b, len, err, sizeof err) == 0); /* big but legal: the pixel limit says no */

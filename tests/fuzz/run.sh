@@ -30,6 +30,9 @@ harnesses=("$@")
 
 work=$build/work
 mkdir -p "$work/crashes"
+# Any UBSan report stops a harness (a crash), except the benign ones inside stb_image listed
+# in tests/ubsan.supp; without these options UBSan would only print.
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$root/tests/ubsan.supp
 failed=0
 summary=()
 for h in "${harnesses[@]}"; do
@@ -43,7 +46,7 @@ for h in "${harnesses[@]}"; do
   fi
   mkdir -p "$work/corpus/$h"
   log=$work/$h.log
-  "$bin" -max_total_time="$seconds" -runs="$runs" -timeout=10 -rss_limit_mb=2048 \
+  "$bin" -max_total_time="$seconds" -runs="$runs" -timeout=25 -rss_limit_mb=2048 \
          -print_final_stats=1 -artifact_prefix="$work/crashes/$h-" \
          "$work/corpus/$h" "$root/tests/fuzz/corpus/$h" >"$log" 2>&1
   rc=$?

@@ -67,6 +67,21 @@ def jpeg_dht_overflow(jpeg):
     return jpeg[:i] + b"\xff\xc4" + struct.pack(">H", 2 + len(seg)) + seg + jpeg[i:]
 
 
+def jpeg_undefined_table(jpeg):
+    """jpeg whose second DHT is renumbered AC table 2, so the scan's AC table 0 is never
+    defined (stb 2.27 would decode with uninitialised memory as the table)."""
+    i = jpeg.index(b"\xff\xc4")
+    j = jpeg.index(b"\xff\xc4", i + 2)
+    assert jpeg[j + 4] == 0x10, "expected the AC table 0 second"
+    return jpeg[:j + 4] + b"\x12" + jpeg[j + 5:]
+
+
+def png_chunk_claiming(png, n):
+    """png with its IDAT chunk's length field set to n (far more than follows)."""
+    i = png.index(b"IDAT") - 4
+    return png[:i] + struct.pack(">I", n) + png[i + 4:]
+
+
 def psd_header():
     """A minimal Photoshop header: 8BPS, version 1, 3 channels, 64x64, 8 bits, RGB."""
     return b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, 64, 64, 8, 3) + bytes(64)
@@ -105,6 +120,11 @@ def cases():
     add("jpeg_dht_overflow.jpg", jpeg_dht_overflow(jpg), 422, "undecodable_image",
         "Huffman table with 4080 codes (stb v2.27 would overflow; api/image_check.c)",
         "image/jpeg")
+    add("jpeg_undefined_huffman_table.jpg", jpeg_undefined_table(jpg), 422, "undecodable_image",
+        "the scan uses a Huffman table no DHT defines (api/image_check.c)", "image/jpeg")
+    add("png_chunk_claims_2GiB.png", png_chunk_claiming(png, 0x7FFFFFF0), 422, "undecodable_image",
+        "IDAT length field of 2 GiB in a small file: refused before stb allocates it",
+        "image/png")
     small = photo(32, 24)
     add("image.gif", save(small.convert("P"), "GIF"), 415, "unsupported_media_type", "GIF",
         "image/gif")
