@@ -12,7 +12,7 @@ if [[ "${1:-}" == "--with-test-deps" ]]; then
   # python3-numpy for the black-box tests, prometheus for promtool, curl for examples,
   # torch/torchvision/h5py for the weight converters' tests.
   packages+=(python3 python3-numpy prometheus curl python3-torch python3-torchvision python3-h5py
-             chromium)
+             chromium openssl)
 fi
 
 missing=()
