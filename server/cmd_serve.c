@@ -136,9 +136,9 @@ int cmd_serve(int argc, char **argv) {
     log_event("info", "listening on %s://%s:%d (state loading)", cfg.tls_cert_file[0] ? "https" : "http",
               cfg.host, http_server_port(http));
     if (cfg.auth_token[0])
-        log_event("info", "auth: bearer token required on POST /classify%s%s",
+        log_event("info", "auth: bearer token required on POST /classify, v2 infer%s%s",
                   cfg.auth_metrics ? ", GET /metrics" : "",
-                  cfg.auth_health ? ", GET /healthz, GET /readyz" : "");
+                  cfg.auth_health ? ", health, readiness, v2 metadata" : "");
 
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cfg.threads_per_worker ? (int)cfg.threads_per_worker

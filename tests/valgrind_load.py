@@ -56,7 +56,7 @@ def main():
     note("no token", s.classify(jpeg, auth=False, timeout=600), 401)
     note("wrong token", s.classify(jpeg, headers={"Authorization": "Bearer nope"}, timeout=600), 401)
     note("basic", s.classify(jpeg, headers={"Authorization": "Basic eDp5"}, timeout=600), 401)
-    note("404", s.request("GET", "/nope/\xe9", timeout=600), 404)
+    note("404", s.request("GET", "/nope/%ff%0a", timeout=600), 404)  # invalid UTF-8, newline
     note("405", s.request("GET", "/classify", timeout=600), 405)
     note("bad top_k", s.classify(jpeg, query="?top_k=0", timeout=600), 400)
     conn = su.raw_connect(s.port, timeout=600)
