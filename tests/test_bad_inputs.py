@@ -4,6 +4,8 @@
 part with a file name), and must get the manifest's status; errors must carry the JSON error
 shape with the manifest's type. Never a 5xx, no error message that names a server path, and
 the service keeps serving: a good image afterwards is classified and /metrics counts no 5xx.
+Bytes a client sends that errors quote (query values, paths) come back as valid UTF-8 with
+no control characters, in the answer and in the access log.
 
 Usage: /usr/bin/python3 tests/test_bad_inputs.py PATH/TO/vggserve
 (The files come from tests/data/bad_inputs/make_bad_inputs.py; commit both.)"""
@@ -67,6 +69,21 @@ class BadInputs(unittest.TestCase):
                     self.assertNotIn(secret, err["message"])
                 # The service keeps serving after each case.
                 self.assertEqual(self.server.request("GET", "/healthz", timeout=10).status, 200)
+
+    def test_client_bytes_quoted_in_errors_are_made_valid_utf8(self):
+        # Once a crash: jansson refused the message (invalid UTF-8) and the NULL body was
+        # dereferenced. Query values and paths arrive percent-decoded, so any byte can appear.
+        r = self.server.classify(su.image("chelsea.jpg"), query="?top_k=%ff%fe%0a")
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("top_k", r.json()["error"]["message"])
+        r = self.server.request("GET", "/%c3%28%ff%0a%1b[31m")
+        self.assertEqual(r.status, 404, r)
+        msg = r.json()["error"]["message"]
+        self.assertNotIn("\n", msg)
+        self.assertNotIn("\x1b", msg)
+        self.assertTrue(self.server.healthy())
+        log = self.server.stdout()
+        self.assertTrue(all(line.startswith("{") for line in log.splitlines()), "a log line broke")
 
     def test_service_still_classifies_and_counted_no_5xx(self):
         for case in self.manifest:
