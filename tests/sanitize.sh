@@ -14,4 +14,4 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tests/ubsan.supp
 ctest --test-dir "$build" --output-on-failure \
-  -R '^(units|engine_naive|kserve_v2_units|fuzz_replay_.*|server|bad_inputs|faults)$' "$@"
+  -R '^(units|api|engine_naive|kserve_v2_units|fuzz_replay_.*|server|bad_inputs|faults)$' "$@"
