@@ -591,7 +591,7 @@ class V2Test(V2TestCase):
 
     def test_v2_and_classify_share_the_batching_queue(self):
         photo = ts.image("camera.jpg")
-        before = self.server.metrics()
+        before = ts.settled_metrics(self.server)
         ids = ["share-%d" % i for i in range(4)]
         calls = [lambda i=i: self.infer({"inputs": [image_input_json([photo])]},
                                         headers={"X-Request-Id": ids[i]}) for i in range(3)]

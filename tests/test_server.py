@@ -392,6 +392,17 @@ def wait_for_metrics(server, condition, timeout=5.0):
     return wait_for(lambda: (lambda s: s if condition(s) else None)(server.metrics()), timeout)
 
 
+def settled_metrics(server, timeout=5.0):
+    """/metrics once every earlier request has been counted: requests are counted when their
+    connection completes, just after the answer reaches the client, so a scrape straight after
+    an answer may not include it yet. Settled means the scrape itself is the only request in
+    flight."""
+    s = wait_for_metrics(server, lambda s: metric(s, "vggserve_in_flight_requests") == 1, timeout)
+    if s is None:
+        raise AssertionError("requests still in flight after %.0f s" % timeout)
+    return s
+
+
 def wait_for(predicate, timeout=5.0, interval=0.05):
     """Polls predicate() until it is truthy; returns its last value. (The access log line and
     the request counter are written just after the answer is sent.)"""
@@ -583,7 +594,7 @@ class ServiceTest(ServerTestCase):
         self.assertIn("image 2", err["message"])
 
     def test_504_deadline_passed_while_queued(self):
-        before = self.server.metrics()
+        before = settled_metrics(self.server)
         ok_images = 0
         for attempt in range(4):
             # Keep the worker busy with four requests, then send one with a 1 ms deadline.
@@ -654,7 +665,7 @@ class ServiceTest(ServerTestCase):
                 pb = np.array([t["probability"] for t in single[b]])
                 self.assertTrue([t["class_id"] for t in single[a]] != [t["class_id"] for t in single[b]]
                                 or np.abs(pa - pb).max() > 1e-5, (a, b))
-        before = self.server.metrics()
+        before = settled_metrics(self.server)
         clients = [photos[i % len(photos)] for i in range(16)]
         results = run_parallel([lambda p=p: self.classify(p) for p in clients])
         batch_sizes = []
@@ -718,7 +729,7 @@ class ServiceTest(ServerTestCase):
         self.assertEqual(buckets[-1][1], metric(samples, "vggserve_batch_size_count"))
 
         key = dict(endpoint="classify", code="200")
-        n0 = metric(samples, "vggserve_requests_total", **key)
+        n0 = metric(settled_metrics(self.server), "vggserve_requests_total", **key)
         self.assertGreaterEqual(n0, 1)
         self.assertClassification(self.classify("coffee.jpg"))
         self.assertClassification(self.classify("camera.jpg"))
@@ -727,7 +738,7 @@ class ServiceTest(ServerTestCase):
         self.assertIsNotNone(s, "classify 200s not counted")
         self.assertEqual(metric(s, "vggserve_requests_total", **key), n0 + 2)
         # Errors are counted by code and by reason.
-        s0 = self.server.metrics()
+        s0 = settled_metrics(self.server)
         self.assertError(http_request(self.port, "GET", "/nope"), 404)
         key = dict(endpoint="other", code="404")
         s1 = wait_for_metrics(self.server, lambda s: metric(s, "vggserve_requests_total", 0.0, **key)
@@ -792,7 +803,7 @@ class ServiceTest(ServerTestCase):
                 self.assertEqual((l["images"], l["batch_id"]), (0, 0))
         # One line per request, no more: the log matches the request counter (the /metrics
         # request itself is logged after its answer is rendered).
-        samples = self.server.metrics()
+        samples = settled_metrics(self.server)
         counted = sum(v for n, _, v in samples if n == "vggserve_requests_total")
         n_lines = wait_for(lambda: len(self.server.access_log()) == counted + 1
                            and len(self.server.access_log()))
