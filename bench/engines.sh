@@ -3,15 +3,19 @@
 # same weights: ONNX Runtime (npm onnxruntime-node, CPU), PyTorch eager (Debian python3-torch),
 # and vggserve in each mode (f32 direct, f32 winograd, bf16, int8). All runs are sequential.
 #
-#   bench/engines.sh [--seconds 10] [--batches "1 8 16"] [--threads 2] [--skip-torch]
+#   bench/engines.sh [--rounds 3] [--seconds 5] [--batches "1 8 16"] [--threads 2] [--skip-torch]
 #                    [--torch-tuned] [--modes "f32:direct f32:winograd bf16:direct int8:direct"]
 #                    [--out DIR] [--workdir DIR] [--quick]
 #
-#   --seconds S     timed seconds per engine and batch size (each engine also makes at least
-#                   --min-runs passes, default 3, after its warm-up)
+#   --rounds R      run every engine R times, interleaved (ORT, each mode, ORT, each mode, ...)
+#                   so that a slow spell of this shared machine hits every engine alike; the
+#                   table gives the median of the per-round ratios and their range (default 3)
+#   --seconds S     timed seconds per engine, batch size and round (each engine also makes at
+#                   least --min-runs passes, default 3, after its warm-up)
 #   --batches LIST  batch sizes (default "1 8 16")
 #   --threads T     threads for every engine (default 2: ORT intra-op, torch, oneDNN)
-#   --skip-torch    leave PyTorch out (it is the slowest part of the run)
+#   --skip-torch    leave PyTorch out (it is the slowest part of the run; it runs in round 1
+#                   only, as it is 5-20x behind and its ratio does not hinge on noise)
 #   --torch-tuned   also run PyTorch under GLIBC_TUNABLES=glibc.malloc.mmap_max=0:
 #                   glibc.malloc.trim_threshold=68719476736 (no page faults per forward)
 #   --workdir DIR   keep weights, calibration and the ONNX export in DIR and reuse them on the
@@ -28,12 +32,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-seconds=10 batches="1 8 16" threads=2 min_runs=3 skip_torch=0 torch_tuned=0 quick=0
+rounds=3 seconds=5 batches="1 8 16" threads=2 min_runs=3 skip_torch=0 torch_tuned=0 quick=0
 modes="f32:direct f32:winograd bf16:direct int8:direct" out= workdir= calib_generated=32
 ort_version=${ORT_VERSION:-1.30.0}
 args_given="$*"
 while (($#)); do
   case $1 in
+    --rounds) rounds=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --batches) batches=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
@@ -43,7 +48,7 @@ while (($#)); do
     --modes) modes=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --workdir) workdir=$2; shift 2 ;;
-    --quick) quick=1; seconds=1 batches="1 2" min_runs=2 calib_generated=4; shift ;;
+    --quick) quick=1; rounds=1 seconds=1 batches="1 2" min_runs=2 calib_generated=4; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "engines.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -87,14 +92,15 @@ phase() {  # phase NAME CMD... : run, time it, keep stderr in the log
   return $rc
 }
 failed=()
-record() {  # record LABEL [ENGINE]: JSON lines on stdin -> raw.jsonl (+ "label") and the terminal
-  local label=$1 add="\"label\": \"$1\", "
+record() {  # record LABEL [ENGINE]: JSON lines on stdin -> raw.jsonl (+ label, round) and the terminal
+  local label=$1 add="\"label\": \"$1\", \"round\": $round, "
   [[ -n ${2:-} ]] && add+="\"engine\": \"$2\", "
   grep '^{' | sed "s/^{/{$add/" | tee -a "$raw"
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-say "output $out; work dir $work; seconds=$seconds batches=$batch_csv threads=$threads min_runs=$min_runs"
+round=0
+say "output $out; work dir $work; rounds=$rounds seconds=$seconds batches=$batch_csv threads=$threads min_runs=$min_runs"
 
 # 1. weights and int8 calibration ----------------------------------------------------------
 W=$work/vgg16-seed1.safetensors
@@ -124,23 +130,25 @@ fi
 export NODE_PATH=$ortdir/node_modules
 
 # 4. measurements, one engine at a time --------------------------------------------------------
-if ! phase "ONNX Runtime $ort_version ($threads intra-op threads)" \
-    node bench/ort_bench.js --model "$onnx" --check "$work/check" --batch "$batch_csv" \
-      --seconds "$seconds" --min-runs "$min_runs" --threads "$threads" > >(record onnxruntime); then
-  failed+=("onnxruntime")
-fi
-wait  # let the process substitution flush before the next engine starts
-
-for m in $modes; do
-  prec=${m%%:*} algo=${m#*:}
-  label="vggserve $prec $algo"
-  if ! phase "$label" "$bin" bench --weights "$W" --precision "$prec" --algo "$algo" \
-      --threads "$threads" --batch "$batch_csv" --seconds "$seconds" --min-runs "$min_runs" \
-      --json > >(record "$label" vggserve); then
-    failed+=("$label")
+for ((round = 1; round <= rounds; round++)); do
+  if ! phase "round $round/$rounds: ONNX Runtime $ort_version ($threads intra-op threads)" \
+      node bench/ort_bench.js --model "$onnx" --check "$work/check" --batch "$batch_csv" \
+        --seconds "$seconds" --min-runs "$min_runs" --threads "$threads" > >(record onnxruntime); then
+    failed+=("onnxruntime (round $round)")
   fi
-  wait
+  wait  # let the process substitution flush before the next engine starts
+  for m in $modes; do
+    prec=${m%%:*} algo=${m#*:}
+    label="vggserve $prec $algo"
+    if ! phase "round $round/$rounds: $label" "$bin" bench --weights "$W" --precision "$prec" --algo "$algo" \
+        --threads "$threads" --batch "$batch_csv" --seconds "$seconds" --min-runs "$min_runs" \
+        --json > >(record "$label" vggserve); then
+      failed+=("$label (round $round)")
+    fi
+    wait
+  done
 done
+round=1
 
 if ((!skip_torch)); then
   if ! phase "PyTorch eager f32 (default malloc)" $py bench/torch_bench.py --weights "$W" \
@@ -176,7 +184,7 @@ total=$(( $(date +%s) - t_start ))
        "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores;"\
        "load average at start $load_start, at end $load_end."
   echo
-  echo "Settings: $seconds s per measurement (at least $min_runs passes after warm-up), batches $batch_csv,"\
+  echo "Settings: $rounds rounds (every engine once per round, interleaved), $seconds s per measurement (at least $min_runs passes after warm-up), batches $batch_csv,"\
        "$threads threads for every engine; ONNX Runtime $ort_version (onnxruntime-node, CPU EP, graph"\
        "optimization all); PyTorch $($py -c 'import torch; print(torch.__version__)') eager float32"\
        "(Debian, reference BLAS for the linear layers); weights: gen-weights --seed 1, exported to ONNX"\

@@ -4,8 +4,11 @@
     /usr/bin/python3 bench/report.py --raw DIR/raw.jsonl --out DIR [--title T] [--command C]
 
 Every raw line is one measurement (`vggserve bench --json` shape) with a "label" naming the
-engine/mode. The ratio column is img/s median / ONNX Runtime img/s median at the same batch
-size, both from this run. The plot (img/s median against batch size, one line per label, the
+engine/mode and a "round" (engines.sh runs every engine once per round, so a slow spell of this
+shared machine hits all of them alike). Per label and batch the table gives the slowest pass
+of any round, the median of the round medians, and the ratio: in each round, img/s median /
+ONNX Runtime img/s median at the same batch size, then the median (and range) of those
+per-round ratios. The plot (img/s median against batch size, one line per label, the
 bar from the slowest to the fastest pass) is drawn with gnuplot when it is installed, else with
 matplotlib; with neither, the table is still written and the plot is skipped with a message.
 Only the standard library is used.
@@ -31,30 +34,63 @@ def load(path):
     return rows
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def merge_rounds(rows):
+    """One row per (label, batch) from the rounds: min of mins, median of medians, max of
+    maxes, passes summed, and the per-round ratios to ONNX Runtime."""
+    ref = {(r.get("round", 1), r["batch"]): r["img_per_s_median"]
+           for r in rows if r["label"] == REFERENCE}
+    merged = {}
+    for r in rows:
+        merged.setdefault((r["label"], r["batch"]), []).append(r)
+    out = []
+    for (label, b), rs in merged.items():
+        m = dict(rs[0])
+        m["rounds"] = len(rs)
+        m["runs"] = sum(r["runs"] for r in rs)
+        m["img_per_s_min"] = min(r["img_per_s_min"] for r in rs)
+        m["img_per_s_median"] = median([r["img_per_s_median"] for r in rs])
+        m["img_per_s_max"] = max(r.get("img_per_s_max", r["img_per_s_median"]) for r in rs)
+        m["ratios"] = [r["img_per_s_median"] / ref[(r.get("round", 1), b)]
+                       for r in rs if ref.get((r.get("round", 1), b))]
+        out.append(m)
+    return out
+
+
 def table(rows):
-    ref = {r["batch"]: r["img_per_s_median"] for r in rows if r["label"] == REFERENCE}
     labels = list(dict.fromkeys(r["label"] for r in rows))
     out = []
     for label in labels:
         for r in sorted((r for r in rows if r["label"] == label), key=lambda r: r["batch"]):
-            b = r["batch"]
-            ratio = f"{r['img_per_s_median'] / ref[b]:.2f}x" if ref.get(b) else "-"
-            out.append((label, b, r["runs"], r["img_per_s_min"], r["img_per_s_median"], ratio))
+            rs = r["ratios"]
+            if not rs:
+                ratio = "-"
+            elif len(rs) == 1:
+                ratio = f"{rs[0]:.2f}x"
+            else:
+                ratio = f"{median(rs):.2f}x ({min(rs):.2f}-{max(rs):.2f})"
+            out.append((label, r["batch"], r["runs"], r["img_per_s_min"], r["img_per_s_median"],
+                        ratio))
     return labels, out
 
 
 def text_table(out):
     w = max([len("engine/mode")] + [len(o[0]) for o in out])
     lines = [f"{'engine/mode':<{w}} {'batch':>5} {'runs':>5} {'img/s min':>10} "
-             f"{'img/s median':>12} {'vs ORT':>7}"]
+             f"{'img/s median':>12} {'vs ORT (rounds)':>20}"]
     lines.append("-" * len(lines[0]))
     for label, b, runs, mn, med, ratio in out:
-        lines.append(f"{label:<{w}} {b:>5} {runs:>5} {mn:>10.2f} {med:>12.2f} {ratio:>7}")
+        lines.append(f"{label:<{w}} {b:>5} {runs:>5} {mn:>10.2f} {med:>12.2f} {ratio:>20}")
     return "\n".join(lines)
 
 
 def md_table(out):
-    lines = ["| engine/mode | batch | runs | img/s min | img/s median | vs ONNX Runtime (median) |",
+    lines = ["| engine/mode | batch | passes | img/s min | img/s median | vs ONNX Runtime: median (range) of rounds |",
              "|---|---:|---:|---:|---:|---:|"]
     for label, b, runs, mn, med, ratio in out:
         lines.append(f"| {label} | {b} | {runs} | {mn:.2f} | {med:.2f} | {ratio} |")
@@ -132,6 +168,7 @@ def main():
     rows = load(args.raw)
     if not rows:
         sys.exit(f"report.py: no measurements in {args.raw}")
+    rows = merge_rounds(rows)
     labels, out = table(rows)
     txt = text_table(out)
     print(txt)
@@ -156,8 +193,10 @@ def main():
         f.write(f"Command: `{args.command}`\n\n")
         if notes:
             f.write(notes + "\n\n")
-        f.write("Ratio: img/s median divided by ONNX Runtime's img/s median at the same batch "
-                "size, measured in this run.\n\n")
+        f.write("Ratio: in each round, img/s median divided by ONNX Runtime's img/s median at "
+                "the same batch size in that round; the table gives the median of the rounds "
+                "and their range. img/s median is the median of the round medians; img/s min "
+                "is the slowest pass of any round.\n\n")
         f.write(md_table(out) + "\n")
         if plotted:
             f.write(f"\nPlot: engines.png (drawn with {plotted}).\n")
