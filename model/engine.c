@@ -779,10 +779,10 @@ void vgg_engine_free(vgg_engine *e) {
     free(e);
 }
 
-/* Runs the plan for n images. With act_max, also records the largest value each conv/fc
- * layer wrote (f32 plans only; for calibration). */
-static int run_plan(vgg_engine *e, const float *input, int n, float *act_max, char *err,
-                    size_t errlen) {
+/* Runs the plan for n images. With observe, also shows it what each conv/fc layer wrote
+ * (f32 plans only; for calibration). */
+static int run_plan(vgg_engine *e, const float *input, int n, vgg_layer_observer observe,
+                    void *ctx, char *err, size_t errlen) {
     if (vgg_engine_prepare(e, n, err, errlen) != 0) return -1;
     plan *p = &e->plans[n];
     omp_set_num_threads(e->n_threads);
@@ -802,16 +802,13 @@ static int run_plan(vgg_engine *e, const float *input, int n, float *act_max, ch
             CHECK(dnnl_memory_set_data_handle(st->args[a].memory, h), st->desc);
         }
         CHECK(dnnl_primitive_execute(st->prim, e->stream, st->n_args, st->args), st->desc);
-        if (act_max && st->layer >= 0 && st->dst >= 0) {
+        if (observe && st->layer >= 0 && st->dst >= 0) {
             CHECK(dnnl_stream_wait(e->stream), "forward");
             const dnnl_memory_desc_t *md;
             void *h;
             dnnl_memory_get_memory_desc(st->args[st->dst].memory, &md);
             dnnl_memory_get_data_handle(st->args[st->dst].memory, &h);
-            size_t count = dnnl_memory_desc_get_size(md) / sizeof(float);
-            float mx = act_max[st->layer];
-            for (size_t i = 0; i < count; i++) mx = fmaxf(mx, ((const float *)h)[i]);
-            act_max[st->layer] = mx;
+            observe(ctx, st->layer, h, dnnl_memory_desc_get_size(md) / sizeof(float));
         }
     }
     CHECK(dnnl_stream_wait(e->stream), "forward");
@@ -820,18 +817,18 @@ fail:
     return -1;
 }
 
-int vgg_engine_observe(vgg_engine *e, const float *input, int n, float *act_max, char *err,
-                       size_t errlen) {
+int vgg_engine_observe(vgg_engine *e, const float *input, int n, vgg_layer_observer observe,
+                       void *ctx, char *err, size_t errlen) {
     if (e->model->opt.precision != VGG_PRECISION_F32) {
         snprintf(err, errlen, "calibration runs the f32 model");
         return -1;
     }
-    return run_plan(e, input, n, act_max, err, errlen);
+    return run_plan(e, input, n, observe, ctx, err, errlen);
 }
 
 int vgg_engine_forward(vgg_engine *e, const float *input, int n, float *logits, float *probs,
                        char *err, size_t errlen) {
-    if (run_plan(e, input, n, NULL, err, errlen) != 0) return -1;
+    if (run_plan(e, input, n, NULL, NULL, err, errlen) != 0) return -1;
     size_t out_bytes = (size_t)n * e->model->cfg.n_classes * sizeof(float);
     if (logits) memcpy(logits, e->logits, out_bytes);
     if (probs) memcpy(probs, e->probs, out_bytes);

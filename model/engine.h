@@ -84,10 +84,14 @@ int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen);
 int vgg_engine_forward(vgg_engine *e, const float *input, int n, float *logits, float *probs,
                        char *err, size_t errlen);
 
-/* Runs an f32 model on n images like forward(), raising act_max[l] (VGG_N_LAYERS entries,
- * caller-initialised, e.g. to 0) to the largest output value of each conv/fc layer l. */
-int vgg_engine_observe(vgg_engine *e, const float *input, int n, float *act_max, char *err,
-                       size_t errlen);
+/* Called with every value a conv/fc layer wrote (count floats, in the layer's own memory
+ * format, padding included, which holds zeros), after its ReLU; for calibration. */
+typedef void (*vgg_layer_observer)(void *ctx, int layer, const float *values, size_t count);
+
+/* Runs an f32 model on n images like forward(), calling observe(ctx, layer, ...) once per
+ * conv/fc layer as soon as that layer has run. */
+int vgg_engine_observe(vgg_engine *e, const float *input, int n, vgg_layer_observer observe,
+                       void *ctx, char *err, size_t errlen);
 
 /* Human-readable plan for batch n: one line per step with the oneDNN implementation chosen
  * and memory format (for `bench --verbose` and debugging). Caller frees. */

@@ -121,13 +121,13 @@ int cli_int8_ranges(const cli_model_spec *spec, const vgg_weights *w,
     if (!images) return -1;
     vgg_calibration_images(images, n, hw, 1);
     if (!quiet) fprintf(stderr, "info: calibrating int8 ranges on %d generated images\n", n);
-    int rc = vgg_calibrate(w, images, n, 0, act_max, err, sizeof err);
+    int rc = vgg_calibrate(w, images, n, 0, NULL, act_max, err, sizeof err);
     free(images);
     if (rc != 0) {
         fprintf(stderr, "error: calibration: %s\n", err);
         return -1;
     }
-    if (spec->weights && vgg_calibration_save(path, w, n, act_max, err, sizeof err) != 0)
+    if (spec->weights && vgg_calibration_save(path, w, n, VGG_CALIB_DEFAULT, act_max, err, sizeof err) != 0)
         fprintf(stderr, "warning: %s (ranges not kept; the next start calibrates again)\n", err);
     return 0;
 }

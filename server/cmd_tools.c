@@ -209,18 +209,21 @@ int cmd_summary(int argc, char **argv) {
 }
 
 int cmd_calibrate(int argc, char **argv) {
-    const char *weights = NULL, *model = "vgg16", *out = NULL, *generated_s = "32", *seed_s = "1";
+    const char *weights = NULL, *model = "vgg16", *out = NULL, *generated_s = "32", *seed_s = "1",
+               *method_s = "mse";
     const cli_option opts[] = {
         {"weights", "FILE", "safetensors weights (default: generated from --seed)", &weights, NULL},
         {"seed", "N", "seed for generated weights (default 1)", &seed_s, NULL},
         {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &model, NULL},
         {"generated", "N", "generated images added to the photos (default 32)", &generated_s, NULL},
         {"out", "FILE", "output (default WEIGHTS.int8.json, where int8 mode looks)", &out, NULL},
+        {"method", "M", "mse|max|pNN.N: clip of least squared error (default), max, percentile",
+         &method_s, NULL},
     };
     const char *images[256];
     int n_images;
-    int rc = cli_parse(argc, argv, opts, 5,
-                       "usage: vggserve calibrate --weights FILE [--generated 32] [IMAGE...]\n"
+    int rc = cli_parse(argc, argv, opts, 6,
+                       "usage: vggserve calibrate --weights FILE [--generated 32] [--method mse] [IMAGE...]\n"
                        "Measures each layer's activation range for int8 on the photos given plus\n"
                        "generated images, and stores it beside the weights.",
                        images, 256, &n_images);
@@ -229,6 +232,12 @@ int cmd_calibrate(int argc, char **argv) {
     if (cli_parse_int("generated", generated_s, 0, 10000, &generated) ||
         cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed))
         return 2;
+    vgg_calib_method method;
+    if (vgg_calib_method_parse(method_s, &method) != 0) {
+        fprintf(stderr, "error: --method: expected mse, max or pNN.N (a percentile), got '%s'\n",
+                method_s);
+        return 2;
+    }
     if (!out && !weights) {
         fprintf(stderr, "error: give --out when the weights are generated\n");
         return 2;
@@ -270,14 +279,14 @@ int cmd_calibrate(int argc, char **argv) {
     }
     vgg_calibration_images(inputs + (size_t)n_images * per, (int)generated, hw, 1);
     float act_max[VGG_N_LAYERS];
-    if (vgg_calibrate(&w, inputs, n, 0, act_max, err, sizeof err) != 0) {
+    if (vgg_calibrate(&w, inputs, n, 0, &method, act_max, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }
     char path[4200];
     if (out) snprintf(path, sizeof path, "%s", out);
     else cli_calibration_path(weights, path, sizeof path);
-    rc = vgg_calibration_save(path, &w, n, act_max, err, sizeof err);
+    rc = vgg_calibration_save(path, &w, n, method, act_max, err, sizeof err);
     if (rc != 0) fprintf(stderr, "error: %s\n", err);
     else fprintf(stderr, "wrote %s: ranges of %d layers from %d photos + %ld generated images\n",
                  path, cfg.n_conv + VGG_N_FC, n_images, generated);

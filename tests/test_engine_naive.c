@@ -227,7 +227,7 @@ static void check_int8(void) {
     float ref[N_MAX][10], act_max[VGG_N_LAYERS];
     for (int i = 0; i < N_MAX; i++) naive_forward(&w, in + i * per, ref[i]);
     char err[512];
-    EXPECT(vgg_calibrate(&w, in, N_MAX, 1, act_max, err, sizeof err) == 0);
+    EXPECT(vgg_calibrate(&w, in, N_MAX, 1, NULL, act_max, err, sizeof err) == 0);
     EXPECT(act_max[0] > 0 && act_max[VGG_MAX_CONV] > 0 && act_max[1] > 0);
     vgg_model_options opt = {.precision = VGG_PRECISION_INT8, .max_batch = N_MAX, .act_max = act_max};
     vgg_model *m = vgg_model_create(&w, &opt, err, sizeof err);
@@ -239,6 +239,28 @@ static void check_int8(void) {
     for (int i = 0; i < N_MAX; i++) worst = fmax(worst, max_rel_diff(logits + i * 10, ref[i], 10));
     printf("int8 vs naive f32: worst relative logit difference %.3g\n", worst);
     EXPECT(worst < 0.05);
+    /* Clips: the largest value, a percentile, and the least-squared-error clip, which never
+     * exceeds the largest value and below it trades clipped outliers for a finer step. */
+    vgg_calib_method how;
+    float clip_max[VGG_N_LAYERS], clip_p[VGG_N_LAYERS];
+    EXPECT(vgg_calib_method_parse("max", &how) == 0 && how.kind == VGG_CALIB_MAX);
+    EXPECT(vgg_calibrate(&w, in, N_MAX, 1, &how, clip_max, err, sizeof err) == 0);
+    EXPECT(vgg_calib_method_parse("p99.5", &how) == 0 && how.kind == VGG_CALIB_PERCENTILE &&
+           how.percentile == 99.5);
+    EXPECT(vgg_calibrate(&w, in, N_MAX, 1, &how, clip_p, err, sizeof err) == 0);
+    EXPECT(vgg_calib_method_parse("p0", &how) != 0 && vgg_calib_method_parse("p101", &how) != 0 &&
+           vgg_calib_method_parse("mean", &how) != 0 && vgg_calib_method_parse("p", &how) != 0);
+    int below = 0;
+    for (int l = 0; l < VGG_N_LAYERS; l++) {
+        if (clip_max[l] == 0) {
+            EXPECT(act_max[l] == 0 && clip_p[l] == 0); /* a layer the model lacks */
+            continue;
+        }
+        EXPECT(act_max[l] > 0 && act_max[l] <= clip_max[l]);
+        EXPECT(clip_p[l] > 0 && clip_p[l] <= clip_max[l]);
+        below += act_max[l] < clip_max[l];
+    }
+    EXPECT(below > 0);
     /* Without calibration int8 is refused, not guessed. */
     vgg_model_options bare = {.precision = VGG_PRECISION_INT8, .max_batch = 1};
     EXPECT(vgg_model_create(&w, &bare, err, sizeof err) == NULL);
