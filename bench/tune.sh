@@ -56,7 +56,10 @@ row() { printf '%-44s %8s %8s %8s %8s\n' "$@"; }
 
 echo "vggserve tuning: $precision $algo, $clients clients, ${seconds}s per point, $ncores cores, $(date -u +%FT%TZ)"
 row configuration img/s p50_ms p99_ms rss_mb
-for wt in "1 $ncores" "2 $((ncores / 2 > 0 ? ncores / 2 : 1))" "$ncores 1"; do
+shapes=("1 $ncores")  # workers x threads: one pool, two halves, one thread each (no repeats)
+((ncores >= 2)) && shapes+=("2 $((ncores / 2))")
+((ncores > 2)) && shapes+=("$ncores 1")
+for wt in "${shapes[@]}"; do
   set -- $wt
   for bind in none close; do
     envs=(OMP_PROC_BIND=false)

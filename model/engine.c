@@ -42,6 +42,32 @@ int vgg_precision_parse(const char *s, vgg_precision *out) {
     return 0;
 }
 
+int vgg_layer_set_parse(const char *s, uint32_t *out) {
+    uint32_t set = 0;
+    if (strcmp(s, "none") != 0) {
+        while (*s) {
+            size_t len = strcspn(s, ",");
+            char name[16];
+            int k, used = 0;
+            if (len == 0 || len >= sizeof name) return -1;
+            memcpy(name, s, len);
+            name[len] = '\0';
+            if (sscanf(name, "conv%d%n", &k, &used) == 1 && used == (int)len && k >= 1 &&
+                k <= VGG_MAX_CONV)
+                set |= 1u << (k - 1);
+            else if (sscanf(name, "fc%d%n", &k, &used) == 1 && used == (int)len && k >= 1 &&
+                     k <= VGG_N_FC)
+                set |= 1u << (VGG_MAX_CONV + k - 1);
+            else
+                return -1;
+            s += len;
+            if (*s == ',' && *++s == '\0') return -1;
+        }
+    }
+    *out = set;
+    return 0;
+}
+
 const char *vgg_algo_name(vgg_algo a) { return a == VGG_ALGO_WINOGRAD ? "winograd" : "direct"; }
 const char *vgg_precision_name(vgg_precision p) {
     return p == VGG_PRECISION_BF16 ? "bf16" : p == VGG_PRECISION_INT8 ? "int8" : "f32";
@@ -218,10 +244,10 @@ static bool layer_exists(const vgg_config *c, int l) {
 }
 
 /* int8 runs every layer in u8 x s8 except the first convolution (3 input channels: little
- * to gain, and the normalised image is signed) and, when asked, the last inner product. */
+ * to gain, and the normalised image is signed) and the layers the options keep in f32. */
 static bool layer_is_int8(const vgg_model *m, int l) {
     return m->opt.precision == VGG_PRECISION_INT8 && l != 0 &&
-           !(l == FC_LAYER(2) && m->opt.int8_f32_logits);
+           !(m->opt.int8_float_layers >> l & 1u);
 }
 
 /* Per-channel weight scales, activation scales from calibration, prescaled biases. */
@@ -459,6 +485,18 @@ static dnnl_primitive_attr_t layer_attr(const vgg_model *m, int l, bool relu, in
     return attr;
 }
 
+/* The reorder attribute that moves an activation between u8 and f32 at a precision
+ * boundary of an int8 model: u8 = x * scale going in, x = u8 / scale coming out. */
+static dnnl_primitive_attr_t boundary_attr(dnnl_data_type_t from, dnnl_data_type_t to,
+                                           float scale, float *keep) {
+    dnnl_primitive_attr_t attr = make_attr(false);
+    if (from != dnnl_u8 && to == dnnl_u8) *keep = scale;
+    else if (from == dnnl_u8 && to != dnnl_u8) *keep = 1.0f / scale;
+    else return attr;
+    dnnl_primitive_attr_set_output_scales(attr, 1, 0, keep);
+    return attr;
+}
+
 /* Data types of layer l: {src, weights, dst}. */
 static void layer_types(const vgg_model *m, int l, dnnl_data_type_t t[3]) {
     const bool last = l == FC_LAYER(2);
@@ -544,9 +582,9 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
             /* The input reorder (and any layout change the primitives insist on). In int8 the
              * f32 output of the first convolution is quantised to u8 here. */
             dnnl_primitive_desc_t rpd;
-            dnnl_primitive_attr_t rattr = make_attr(false);
-            if (cur.data_type == dnnl_f32 && want_src->data_type == dnnl_u8)
-                dnnl_primitive_attr_set_output_scales(rattr, 1, 0, &m->act_scale[i - 1]);
+            float keep;
+            dnnl_primitive_attr_t rattr = boundary_attr(
+                cur.data_type, want_src->data_type, i ? m->act_scale[i - 1] : 1.0f, &keep);
             dnnl_status_t rs = dnnl_reorder_primitive_desc_create(&rpd, &cur, m->eng, want_src,
                                                                  m->eng, rattr);
             dnnl_primitive_attr_destroy(rattr);
@@ -591,8 +629,26 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
     }
 
     for (int j = 0; j < VGG_N_FC; j++) {
-        dnnl_memory_desc_t src = cur, w_any, bias, dst;
         layer_types(m, FC_LAYER(j), t);
+        if (cur.data_type != t[0]) {
+            /* A precision boundary of an int8 model: same layout, the other data type. */
+            dnnl_memory_desc_t to = cur;
+            to.data_type = t[0];
+            dnnl_primitive_desc_t rpd;
+            float keep;
+            dnnl_primitive_attr_t rattr = boundary_attr(
+                cur.data_type, t[0], m->act_scale[input_layer(c, FC_LAYER(j))], &keep);
+            dnnl_status_t rs = dnnl_reorder_primitive_desc_create(&rpd, &cur, m->eng, &to,
+                                                                 m->eng, rattr);
+            dnnl_primitive_attr_destroy(rattr);
+            CHECK(rs, "reorder");
+            pending_arg ra[2] = {pa(DNNL_ARG_FROM, cur_at, &cur, NULL),
+                                 pa(DNNL_ARG_TO, NEXT_BUF, &to, NULL)};
+            push_step(pp, rpd, "reorder", ra, 2);
+            cur = to;
+            cur_at = NEXT_BUF;
+        }
+        dnnl_memory_desc_t src = cur, w_any, bias, dst;
         dnnl_memory_desc_t row_layout;
         bool flat = false;
         memset(&row_layout, 0, sizeof row_layout);

@@ -43,10 +43,11 @@ typedef struct {
     vgg_precision precision;
     vgg_fc1_layout fc1_layout;
     int max_batch; /* largest batch a plan may be built for */
-    /* int8 only: the calibrated maximum of each layer's output (VGG_N_LAYERS values, read
-     * at creation; see calibrate.h), and whether the last layer stays f32. */
+    /* int8 only: the calibrated clip of each layer's output (VGG_N_LAYERS values, read at
+     * creation; see calibrate.h), and the layers that stay f32 (bit l for layer l; the first
+     * convolution always does). */
     const float *act_max;
-    bool int8_f32_logits;
+    uint32_t int8_float_layers;
 } vgg_model_options;
 
 typedef struct vgg_model vgg_model;
@@ -55,6 +56,9 @@ typedef struct vgg_engine vgg_engine;
 /* Parsers for CLI and config values; return -1 for an unknown name. */
 int vgg_algo_parse(const char *s, vgg_algo *out);
 int vgg_precision_parse(const char *s, vgg_precision *out);
+/* A set of layers by name, "conv1".."conv16" and "fc1".."fc3", comma-separated ("" or "none":
+ * empty), as a bit mask over the VGG_N_LAYERS index order. */
+int vgg_layer_set_parse(const char *s, uint32_t *out);
 const char *vgg_algo_name(vgg_algo a);
 const char *vgg_precision_name(vgg_precision p);
 

@@ -78,6 +78,16 @@ int cli_parse_int(const char *name, const char *s, long min, long max, long *out
     return 0;
 }
 
+int cli_int8_float_layers_parse(cli_model_spec *spec, const char *list) {
+    if (!list) return 0;
+    if (vgg_layer_set_parse(list, &spec->int8_float_layers) != 0) {
+        fprintf(stderr, "error: --int8-float-layers: expected layer names like conv2,fc3 "
+                "(or none), got '%s'\n", list);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_model_spec_parse(cli_model_spec *spec, const char *weights, const char *model,
                          const char *algo, const char *precision) {
     vgg_config probe;
@@ -160,6 +170,7 @@ int cli_build_model(const cli_model_spec *spec, vgg_weights *w, vgg_model **m, b
             return -1;
         }
         opt.act_max = act_max;
+        opt.int8_float_layers = spec->int8_float_layers;
     }
     *m = vgg_model_create(w, &opt, err, sizeof err);
     if (!*m) {

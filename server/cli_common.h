@@ -38,7 +38,11 @@ typedef struct {
     vgg_precision precision;
     vgg_fc1_layout fc1_layout;
     int max_batch;
+    uint32_t int8_float_layers; /* int8: layers kept in f32 (vgg_layer_set_parse) */
 } cli_model_spec;
+
+/* --int8-float-layers LIST into spec. Returns -1 after printing. */
+int cli_int8_float_layers_parse(cli_model_spec *spec, const char *list);
 
 /* Reads --weights/--model/--algo/--precision strings into spec. Returns -1 after printing. */
 int cli_model_spec_parse(cli_model_spec *spec, const char *weights, const char *model,

@@ -21,7 +21,7 @@ static int cmp_double(const void *a, const void *b) {
 int cmd_bench(int argc, char **argv) {
     const char *weights = NULL, *model = NULL, *algo = NULL, *precision = NULL, *threads_s = "0",
                *batches_s = "1,8,16", *seconds_s = "5", *runs_s = "3", *seed_s = "1",
-               *fc1_s = "flat";
+               *fc1_s = "flat", *float_layers = NULL;
     bool json = false, verbose = false;
     const cli_option opts[] = {
         {"weights", "FILE", "safetensors weights (default: generated)", &weights, NULL},
@@ -34,6 +34,8 @@ int cmd_bench(int argc, char **argv) {
         {"seconds", "S", "timed seconds per batch size (default 5)", &seconds_s, NULL},
         {"min-runs", "N", "at least this many timed passes (default 3)", &runs_s, NULL},
         {"fc1", "LAYOUT", "flat|4d: how fc1 reads pool5 (default flat)", &fc1_s, NULL},
+        {"int8-float-layers", "LIST", "int8: layers kept in f32, e.g. conv2,fc3 (default none)",
+         &float_layers, NULL},
         {"json", NULL, "one JSON line per batch size", NULL, &json},
         {"verbose", NULL, "print each plan's primitives and formats", NULL, &verbose},
     };
@@ -67,7 +69,9 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "error: --fc1 must be flat or 4d\n");
         return 2;
     }
-    if (cli_model_spec_parse(&spec, weights, model, algo, precision) != 0) return 2;
+    if (cli_model_spec_parse(&spec, weights, model, algo, precision) != 0 ||
+        cli_int8_float_layers_parse(&spec, float_layers) != 0)
+        return 2;
     vgg_weights w;
     vgg_model *m;
     if (cli_build_model(&spec, &w, &m, true) != 0) return 1;
@@ -152,7 +156,7 @@ int cmd_bench(int argc, char **argv) {
  * off-distribution activations alike. */
 int cmd_accuracy(int argc, char **argv) {
     const char *weights = NULL, *model = NULL, *algo = NULL, *precision = "bf16",
-               *random_s = "200", *seed_s = "1", *threads_s = "0";
+               *random_s = "200", *seed_s = "1", *threads_s = "0", *float_layers = NULL;
     bool json = false;
     const cli_option opts[] = {
         {"weights", "FILE", "safetensors weights (default: generated)", &weights, NULL},
@@ -162,6 +166,8 @@ int cmd_accuracy(int argc, char **argv) {
         {"precision", "P", "candidate's precision (default bf16)", &precision, NULL},
         {"random", "N", "deterministic variations of the photos to add (default 200)", &random_s, NULL},
         {"threads", "T", "oneDNN threads (default: all cores)", &threads_s, NULL},
+        {"int8-float-layers", "LIST", "int8: layers kept in f32, e.g. conv2,fc3 (default none)",
+         &float_layers, NULL},
         {"json", NULL, "one JSON line", NULL, &json},
     };
     const char *images[64];
@@ -186,7 +192,8 @@ int cmd_accuracy(int argc, char **argv) {
     ref_spec.seed = cand_spec.seed = (uint64_t)seed;
     ref_spec.max_batch = cand_spec.max_batch = 8;
     if (cli_model_spec_parse(&ref_spec, weights, model, "direct", "f32") != 0 ||
-        cli_model_spec_parse(&cand_spec, weights, model, algo, precision) != 0)
+        cli_model_spec_parse(&cand_spec, weights, model, algo, precision) != 0 ||
+        cli_int8_float_layers_parse(&cand_spec, float_layers) != 0)
         return 2;
     vgg_weights w;
     vgg_model *ref_m;
@@ -197,6 +204,7 @@ int cmd_accuracy(int argc, char **argv) {
     if (cand_spec.precision == VGG_PRECISION_INT8) {
         if (cli_int8_ranges(&cand_spec, &w, act_max, false) != 0) return 1;
         copt.act_max = act_max;
+        copt.int8_float_layers = cand_spec.int8_float_layers;
     }
     vgg_model *cand_m = vgg_model_create(&w, &copt, err, sizeof err);
     vgg_engine *ref_e = vgg_engine_create(ref_m, (int)threads, err, sizeof err);

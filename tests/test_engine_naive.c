@@ -239,6 +239,28 @@ static void check_int8(void) {
     for (int i = 0; i < N_MAX; i++) worst = fmax(worst, max_rel_diff(logits + i * 10, ref[i], 10));
     printf("int8 vs naive f32: worst relative logit difference %.3g\n", worst);
     EXPECT(worst < 0.05);
+    /* Mixed: layers kept in f32 inside an int8 model, so activations cross u8 <-> f32 both
+     * between convolutions and between inner products (scaled reorders at each boundary). */
+    uint32_t mixed;
+    EXPECT(vgg_layer_set_parse("conv2,conv5,fc1,fc3", &mixed) == 0);
+    EXPECT(mixed == (1u << 1 | 1u << 4 | 1u << VGG_MAX_CONV | 1u << (VGG_MAX_CONV + 2)));
+    uint32_t none = 1;
+    EXPECT(vgg_layer_set_parse("none", &none) == 0 && none == 0);
+    EXPECT(vgg_layer_set_parse("conv0", &none) != 0 && vgg_layer_set_parse("fc4", &none) != 0 &&
+           vgg_layer_set_parse("conv2,", &none) != 0 && vgg_layer_set_parse("conv2x", &none) != 0);
+    vgg_model_options mopt = opt;
+    mopt.int8_float_layers = mixed;
+    vgg_model *mm = vgg_model_create(&w, &mopt, err, sizeof err);
+    vgg_engine *me = mm ? vgg_engine_create(mm, 2, err, sizeof err) : NULL;
+    EXPECT(me && vgg_engine_forward(me, in, N_MAX, logits, NULL, err, sizeof err) == 0);
+    double worst_mixed = 0;
+    for (int i = 0; i < N_MAX; i++)
+        worst_mixed = fmax(worst_mixed, max_rel_diff(logits + i * 10, ref[i], 10));
+    printf("int8 with conv2,conv5,fc1,fc3 in f32 vs naive f32: worst relative logit difference "
+           "%.3g\n", worst_mixed);
+    EXPECT(worst_mixed < 0.05);
+    vgg_engine_free(me);
+    vgg_model_free(mm);
     /* Clips: the largest value, a percentile, and the least-squared-error clip, which never
      * exceeds the largest value and below it trades clipped outliers for a finer step. */
     vgg_calib_method how;

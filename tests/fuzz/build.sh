@@ -23,6 +23,7 @@ cmake -DLABELS="$root/model/data/imagenet_classes.txt" -DWNIDS="$root/model/data
       -DOUT="$out/labels_data.c" -P "$root/model/embed_labels.cmake"
 
 sources=(api/errors.c api/multipart.c api/responses.c api/classify_request.c api/auth.c api/image_check.c
+         api/kserve_v2.c
          config/config.c model/preprocess.c model/image_decode.c model/safetensors.c
          model/vgg_weights.c model/vgg_config.c model/labels.c model/topk.c)
 objs=()
@@ -37,7 +38,7 @@ rm -f "$out/libfuzztarget.a"
 ar rcs "$out/libfuzztarget.a" "${objs[@]}"
 
 libs=$(pkg-config --libs jansson)
-for h in multipart safetensors preprocess config classify_request; do
+for h in multipart safetensors preprocess config classify_request kserve_v2; do
   "$cc" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_$h.c" "$out/libfuzztarget.a" \
         $libs -lm -o "$out/fuzz_$h"
   echo "built $out/fuzz_$h"

@@ -4,7 +4,7 @@
 #   tests/fuzz/run.sh [-t SECONDS_EACH] [-n RUNS_EACH] [HARNESS...]
 #
 # Defaults: 60 s each, every harness (multipart safetensors preprocess config
-# classify_request), built by tests/fuzz/build.sh into $FUZZ_BUILD (default build-fuzz; built
+# classify_request kserve_v2), built by tests/fuzz/build.sh into $FUZZ_BUILD (default build-fuzz; built
 # first when missing). The regression inputs (tests/fuzz/regress/<harness>/) are replayed
 # first; then libFuzzer starts from the committed seeds (tests/fuzz/corpus/<harness>/) and
 # writes what it finds under $FUZZ_BUILD/work/, never into the tree. A crash stops that
@@ -25,7 +25,7 @@ while getopts "t:n:" o; do
 done
 shift $((OPTIND - 1))
 harnesses=("$@")
-((${#harnesses[@]})) || harnesses=(multipart safetensors preprocess config classify_request)
+((${#harnesses[@]})) || harnesses=(multipart safetensors preprocess config classify_request kserve_v2)
 [[ -x $build/fuzz_${harnesses[0]} ]] || "$root/tests/fuzz/build.sh" "$build"
 
 work=$build/work
