@@ -92,10 +92,12 @@ class AuthTest(unittest.TestCase):
 
     def test_401_counted_in_metrics(self):
         self.server.classify(self.jpeg, auth=False)
-        m = self.server.metrics()
+        # Requests are counted when their connection completes, just after the answer.
+        m = su.wait_for(lambda: (lambda m: m if su.metric(m, "vggserve_requests_total",
+                                                          endpoint="classify", code="401") >= 1
+                                 else None)(self.server.metrics()), 5)
+        self.assertIsNotNone(m, "the 401 was not counted in vggserve_requests_total")
         self.assertGreaterEqual(su.metric(m, "vggserve_rejected_total", reason="unauthorized"), 1)
-        self.assertGreaterEqual(su.metric(m, "vggserve_requests_total", endpoint="classify",
-                                          code="401"), 1)
 
 
 class AuthFileTest(unittest.TestCase):
