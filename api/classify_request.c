@@ -136,7 +136,7 @@ api_status classify_request_parse(const classify_http_request *req, const classi
             image_check(parts[i].data, parts[i].len, why, sizeof why) != 0
                 ? PREPROCESS_UNDECODABLE
                 : preprocess_bytes(parts[i].data, parts[i].len, lim->max_pixels,
-                                   PREPROCESS_TORCHVISION, lim->image_hw,
+                                   lim->preprocess, lim->image_hw,
                                    inputs + (size_t)i * image_floats, why, sizeof why);
         if (ps != PREPROCESS_OK) {
             const char *fn = parts[i].filename;

@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "errors.h"
+#include "preprocess.h"
 
 #define CLASSIFY_DEFAULT_TOP_K 5
 #define CLASSIFY_MAX_TOP_K 1000
@@ -32,6 +33,7 @@ typedef struct {
     long long max_pixels;     /* per image, width x height; 422 above this */
     int max_images;           /* parts of one multipart body; 413 above this */
     int image_hw;             /* side of the network's input (224) */
+    preprocess_mode preprocess; /* what the weights were trained with (0: torchvision) */
 } classify_limits;
 
 typedef struct {

@@ -183,7 +183,7 @@ static api_status decode_image(parse_ctx *c, int i, int n, const unsigned char *
     preprocess_status ps =
         image_check(bytes, len, why, sizeof why) != 0
             ? PREPROCESS_UNDECODABLE
-            : preprocess_bytes(bytes, len, c->lim->max_pixels, PREPROCESS_TORCHVISION,
+            : preprocess_bytes(bytes, len, c->lim->max_pixels, c->lim->preprocess,
                                c->lim->image_hw, out, why, sizeof why);
     if (ps == PREPROCESS_OK) return API_OK;
     if (n > 1) return fail(c, preprocess_status_to_api(ps), "image element %d: %s", i, why);

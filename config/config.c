@@ -26,6 +26,7 @@ static const char *const models[] = {"vgg11", "vgg13", "vgg16", "vgg19", NULL};
 static const char *const algos[] = {"direct", "winograd", NULL};
 static const char *const precisions[] = {"f32", "bf16", "int8", NULL};
 static const char *const log_formats[] = {"json", "logfmt", NULL};
+static const char *const preprocess_modes[] = {"auto", "torchvision", "caffe", NULL};
 
 #define INT_FIELD(k, lo, hi, d, h) {#k, KIND_INT, offsetof(vggserve_config, k), 0, lo, hi, NULL, d, h}
 #define BOOL_FIELD(k, d, h) {#k, KIND_BOOL, offsetof(vggserve_config, k), 0, 0, 1, NULL, d, h}
@@ -39,6 +40,9 @@ static const config_field fields[] = {
     STR_FIELD(model, models, "vgg16", "vgg11|vgg13|vgg16|vgg19"),
     STR_FIELD(algo, algos, "direct", "convolution algorithm: direct|winograd"),
     STR_FIELD(precision, precisions, "f32", "compute precision: f32|bf16|int8"),
+    STR_FIELD(preprocess, preprocess_modes, "auto",
+              "image preprocessing: auto (what the weights file says, else torchvision)|"
+              "torchvision|caffe"),
     INT_FIELD(seed, 0, 0x7fffffffffffffffLL, "1", "seed of generated weights"),
     INT_FIELD(workers, 1, 64, "1", "inference workers (each its own oneDNN stream)"),
     INT_FIELD(threads_per_worker, 0, 1024, "0", "oneDNN threads per worker (0: cores / workers)"),

@@ -20,6 +20,7 @@ typedef struct {
     char model[16];
     char algo[16];
     char precision[16];
+    char preprocess[16];  /* auto|torchvision|caffe */
     long long seed;
     long long workers;
     long long threads_per_worker; /* 0: the machine's cores divided among workers */

@@ -22,6 +22,10 @@ static safetensors_dtype dtype_from_name(const char *s) {
 
 void safetensors_close(safetensors_file *f) {
     for (int i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
+    for (int i = 0; i < f->n_meta; i++) {
+        free(f->meta_keys[i]);
+        free(f->meta_values[i]);
+    }
     free(f->tensors);
     if (f->map) munmap(f->map, f->map_size);
     memset(f, 0, sizeof *f);
@@ -137,7 +141,17 @@ int safetensors_parse(safetensors_file *f, const uint8_t *buf, size_t size, char
     json_t *v;
     int rc = 0;
     json_object_foreach(root, name, v) {
-        if (strcmp(name, "__metadata__") == 0) continue;
+        if (strcmp(name, "__metadata__") == 0) {
+            const char *key; /* not an object, or not strings: nothing we use, ignored */
+            json_t *value;
+            json_object_foreach(v, key, value) {
+                if (!json_is_string(value) || f->n_meta == SAFETENSORS_MAX_METADATA) continue;
+                f->meta_keys[f->n_meta] = strdup(key);
+                f->meta_values[f->n_meta] = strdup(json_string_value(value));
+                f->n_meta++;
+            }
+            continue;
+        }
         safetensors_tensor *t = &f->tensors[f->n_tensors++];
         if (parse_entry(t, name, v, data, data_size, err, errlen) != 0) {
             rc = -1;
@@ -298,4 +312,10 @@ int safetensors_write_f32(const char *path, int n, const char *const *names,
         return -1;
     }
     return 0;
+}
+
+const char *safetensors_metadata(const safetensors_file *f, const char *key) {
+    for (int i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta_keys[i], key) == 0) return f->meta_values[i];
+    return NULL;
 }

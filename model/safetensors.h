@@ -35,9 +35,15 @@ typedef struct {
     size_t nbytes;
 } safetensors_tensor;
 
+#define SAFETENSORS_MAX_METADATA 32
+
 typedef struct {
     safetensors_tensor *tensors;
     int n_tensors;
+    /* "__metadata__" string entries (the format allows only strings), in file order; the
+     * first SAFETENSORS_MAX_METADATA are kept. */
+    char *meta_keys[SAFETENSORS_MAX_METADATA], *meta_values[SAFETENSORS_MAX_METADATA];
+    int n_meta;
     void *map;       /* mmap of the file, or NULL when parsed from a caller's buffer */
     size_t map_size;
 } safetensors_file;
@@ -54,6 +60,9 @@ void safetensors_close(safetensors_file *f);
 
 /* Finds a tensor by name (borrowed), or NULL. */
 const safetensors_tensor *safetensors_find(const safetensors_file *f, const char *name);
+
+/* The "__metadata__" value of key, or NULL. */
+const char *safetensors_metadata(const safetensors_file *f, const char *key);
 
 /* Converts tensor data to float32 into out (numel floats). F32, F16 and BF16 only. */
 int safetensors_to_f32(const safetensors_tensor *t, float *out);

@@ -164,6 +164,9 @@ int vgg_weights_load(vgg_weights *w, const vgg_config *cfg, const char *path, ch
         if (!used[i]) add_problem(err, errlen, &n_problems, "unexpected %s%s%s", f.tensors[i].name,
                                   "", "");
     free(used);
+    const char *pre = safetensors_metadata(&f, "preprocess");
+    w->preprocess[0] = '\0';
+    if (pre && strlen(pre) < sizeof w->preprocess) strcpy(w->preprocess, pre);
     safetensors_close(&f);
     if (n_problems) {
         (void)prefix_len;

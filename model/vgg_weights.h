@@ -32,6 +32,10 @@ typedef struct {
     float *fc_b[VGG_N_FC];
     float *storage; /* owns every tensor above */
     int64_t n_params;
+    /* The input preprocessing the weights were trained with, from the file's metadata
+     * ("preprocess": "torchvision" or "caffe", as our converters write it); "" when the file
+     * does not say (and for generated weights, which follow torchvision). */
+    char preprocess[16];
 } vgg_weights;
 
 /* Loads path into *w for the architecture cfg. Returns 0, or -1 with every problem named in

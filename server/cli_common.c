@@ -78,6 +78,18 @@ int cli_parse_int(const char *name, const char *s, long min, long max, long *out
     return 0;
 }
 
+int cli_preprocess_mode(const char *setting, const vgg_weights *w, preprocess_mode *out) {
+    const char *mode = setting;
+    *out = PREPROCESS_TORCHVISION;
+    if (strcmp(setting, "auto") == 0) {
+        mode = w->preprocess[0] ? w->preprocess : "torchvision";
+        if (strcmp(mode, "torchvision") != 0 && strcmp(mode, "caffe") != 0) return 1;
+    }
+    if (strcmp(mode, "caffe") == 0) *out = PREPROCESS_CAFFE;
+    else if (strcmp(mode, "torchvision") != 0) return -1;
+    return 0;
+}
+
 int cli_int8_float_layers_parse(cli_model_spec *spec, const char *list) {
     if (!list) return 0;
     if (vgg_layer_set_parse(list, &spec->int8_float_layers) != 0) {

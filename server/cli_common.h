@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "preprocess.h"
 #include "vgg_weights.h"
 
 /* One option of a subcommand: --name VALUE (or --name=VALUE), or a --name flag. */
@@ -40,6 +41,12 @@ typedef struct {
     int max_batch;
     uint32_t int8_float_layers; /* int8: layers kept in f32 (vgg_layer_set_parse) */
 } cli_model_spec;
+
+/* The preprocessing for weights w: setting "torchvision" or "caffe" as given, or "auto": what
+ * the weights file's metadata says ("preprocess"), torchvision when it says nothing. Returns
+ * 0; 1 when auto met a value it does not know (torchvision is used; the caller warns); -1 for
+ * an unknown setting. */
+int cli_preprocess_mode(const char *setting, const vgg_weights *w, preprocess_mode *out);
 
 /* --int8-float-layers LIST into spec. Returns -1 after printing. */
 int cli_int8_float_layers_parse(cli_model_spec *spec, const char *list);

@@ -47,7 +47,7 @@ static void print_result(const char *file, const float *probs, const float *logi
 
 int cmd_classify(int argc, char **argv) {
     const char *weights = NULL, *model = NULL, *topk_s = "5", *algo = NULL, *threads_s = "0",
-               *precision = NULL, *tensor = NULL, *batch_s = "8", *mode_s = "torchvision",
+               *precision = NULL, *tensor = NULL, *batch_s = "8", *mode_s = "auto",
                *seed_s = "1";
     bool all = false;
     const cli_option opts[] = {
@@ -59,7 +59,8 @@ int cmd_classify(int argc, char **argv) {
         {"precision", "P", "f32|bf16|int8 (default f32)", &precision, NULL},
         {"threads", "T", "oneDNN threads (default: all cores)", &threads_s, NULL},
         {"batch", "B", "images per forward pass (default 8)", &batch_s, NULL},
-        {"mode", "MODE", "preprocessing: torchvision|caffe (default torchvision)", &mode_s, NULL},
+        {"mode", "MODE", "preprocessing: auto|torchvision|caffe (default auto: what the weights "
+                         "file says, else torchvision)", &mode_s, NULL},
         {"tensor", "FILE.npy", "classify a preprocessed float32 (N,3,224,224) array", &tensor, NULL},
         {"all", NULL, "also print all probabilities and logits", NULL, &all},
     };
@@ -77,11 +78,9 @@ int cmd_classify(int argc, char **argv) {
         cli_parse_int("batch", batch_s, 1, 256, &batch) ||
         cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed))
         return 2;
-    preprocess_mode mode;
-    if (strcmp(mode_s, "torchvision") == 0) mode = PREPROCESS_TORCHVISION;
-    else if (strcmp(mode_s, "caffe") == 0) mode = PREPROCESS_CAFFE;
-    else {
-        fprintf(stderr, "error: --mode must be torchvision or caffe, got '%s'\n", mode_s);
+    if (strcmp(mode_s, "auto") != 0 && strcmp(mode_s, "torchvision") != 0 &&
+        strcmp(mode_s, "caffe") != 0) {
+        fprintf(stderr, "error: --mode must be auto, torchvision or caffe, got '%s'\n", mode_s);
         return 2;
     }
     if (!tensor && n_inputs == 0) {
@@ -128,6 +127,10 @@ int cmd_classify(int argc, char **argv) {
         return 1;
     }
     cfg = vgg_model_config(m);
+    preprocess_mode mode;
+    if (cli_preprocess_mode(mode_s, &w, &mode) == 1)
+        fprintf(stderr, "warning: the weights file asks for preprocessing '%s', which vggserve "
+                "does not know; using torchvision's\n", w.preprocess);
     vgg_engine *e = vgg_engine_create(m, (int)threads, err, sizeof err);
     if (!e) {
         fprintf(stderr, "error: %s\n", err);

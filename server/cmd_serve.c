@@ -170,8 +170,14 @@ int cmd_serve(int argc, char **argv) {
         metrics_free(m);
         return 0;
     }
-    log_event("info", "weights loaded in %.1f s: %s %s %s", cli_now_s() - t_start, cfg.model,
-              cfg.algo, cfg.precision);
+    preprocess_mode pre;
+    if (cli_preprocess_mode(cfg.preprocess, &w, &pre) == 1)
+        log_event("warning", "the weights file asks for preprocessing '%s', which vggserve does "
+                  "not know; using torchvision's", w.preprocess);
+    http_server_set_preprocess(http, pre);
+    log_event("info", "weights loaded in %.1f s: %s %s %s, %s preprocessing", cli_now_s() - t_start,
+              cfg.model, cfg.algo, cfg.precision,
+              pre == PREPROCESS_CAFFE ? "caffe" : "torchvision");
 
     http_server_set_state(http, SERVICE_WARMING);
     batcher_options bo = {(int)cfg.workers, threads, (int)cfg.max_batch_size,

@@ -35,6 +35,7 @@ struct http_server {
     struct MHD_Daemon *daemon;
     int port;
     _Atomic int state;
+    _Atomic int preprocess; /* preprocess_mode, set once the weights are known */
     batcher *_Atomic batcher;
     int n_classes, image_floats;
     atomic_int pending; /* accepted classify requests not yet completed */
@@ -272,7 +273,8 @@ static void on_inference_done(batch_request *br) {
 
 static classify_limits limits_of(const http_server *s) {
     classify_limits lim = {s->cfg->max_body_bytes, s->cfg->max_pixels,
-                           (int)s->cfg->max_images_per_request, IMAGE_HW};
+                           (int)s->cfg->max_images_per_request, IMAGE_HW,
+                           (preprocess_mode)atomic_load(&s->preprocess)};
     return lim;
 }
 
@@ -775,6 +777,10 @@ void http_server_set_batcher(http_server *s, batcher *b, int n_classes, int imag
     s->n_classes = n_classes;
     s->image_floats = image_floats;
     atomic_store(&s->batcher, b);
+}
+
+void http_server_set_preprocess(http_server *s, preprocess_mode mode) {
+    atomic_store(&s->preprocess, (int)mode);
 }
 
 void http_server_set_state(http_server *s, service_state st) {

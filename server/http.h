@@ -15,6 +15,7 @@
 #include "batcher.h"
 #include "config.h"
 #include "metrics.h"
+#include "preprocess.h"
 
 typedef enum {
     SERVICE_LOADING,
@@ -35,6 +36,8 @@ int http_server_port(const http_server *s);
 
 void http_server_set_batcher(http_server *s, batcher *b, int n_classes, int image_floats);
 void http_server_set_state(http_server *s, service_state st);
+/* How uploads are preprocessed (default torchvision); set before the state turns ready. */
+void http_server_set_preprocess(http_server *s, preprocess_mode mode);
 service_state http_server_state(const http_server *s);
 
 /* The count of inference requests being received or decoded, for the batcher's waits. */

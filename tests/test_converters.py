@@ -193,6 +193,34 @@ class ConvertersTest(unittest.TestCase):
                         os.path.join(TESTS, "data", "images", "chelsea.jpg"), "--out", xc],
                        check=True, capture_output=True, timeout=60)
         self.assert_matches_torchvision(out, xc)
+        # The file says "preprocess": "caffe", so classify and the service use it unasked.
+        photo = os.path.join(TESTS, "data", "images", "chelsea.jpg")
+        want, _ = classify_logits(out, xc)
+
+        def photo_result(*flags):
+            p = subprocess.run([BIN, "classify", "--weights", out, "--all", *flags, photo],
+                               capture_output=True, text=True, timeout=300)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return json.loads(p.stdout.splitlines()[0])
+        auto = photo_result()
+        np.testing.assert_allclose(auto["logits"], want[0], rtol=0, atol=1e-6 * np.abs(want[0]).max())
+        tv = np.array(photo_result("--mode", "torchvision")["logits"])
+        self.assertGreater(np.abs(tv - want[0]).max(), 1e-3 * np.abs(want[0]).max(),
+                           "torchvision preprocessing gave caffe's logits: the check is blind")
+        import service_util as su
+        server = su.Server(BIN, self.tmp.name, "keras", flags=["--weights", out, "--model", "vgg16"])
+        try:
+            server.start()
+            with open(photo, "rb") as f:
+                r = server.classify(f.read(), query="?top_k=5")
+            self.assertEqual(r.status, 200, r.body)
+            top5 = json.loads(r.body)["predictions"][0]["top_k"]
+            self.assertEqual([t["class_id"] for t in top5], [t["class_id"] for t in auto["top_k"]])
+            np.testing.assert_allclose([t["probability"] for t in top5],
+                                       [t["probability"] for t in auto["top_k"]], rtol=1e-5)
+            self.assertIn("caffe preprocessing", server.stderr())
+        finally:
+            server.kill()
 
     def test_keras2_names_read_like_keras1(self):
         # Keras 2 nests kernel:0/bias:0 under a group named after the layer; the converter

@@ -21,7 +21,7 @@
 #define HW 8 /* a small network side keeps the FP32 cases short; the code takes it from lim */
 #define N_CLASSES 1000
 
-static const classify_limits lim = {1 << 20, 40000000, 4, HW};
+static const classify_limits lim = {1 << 20, 40000000, 4, HW, PREPROCESS_TORCHVISION};
 
 static void *xmalloc(size_t n) {
     void *p = malloc(n);

@@ -145,6 +145,10 @@ static void test_safetensors_round_trip(void) {
     const safetensors_tensor *tb = safetensors_find(&f, "layer.bias");
     EXPECT(safetensors_find(&f, "layer") == NULL);
     EXPECT(safetensors_find(&f, "__metadata__") == NULL);
+    EXPECT(f.n_meta == 2 && safetensors_metadata(&f, "note") &&
+           strcmp(safetensors_metadata(&f, "note"), "unit test") == 0 &&
+           strcmp(safetensors_metadata(&f, "format"), "pt") == 0 &&
+           safetensors_metadata(&f, "preprocess") == NULL);
     EXPECT(ta && tb);
     if (ta && tb) {
         EXPECT(ta->dtype == ST_F32 && strcmp(ta->dtype_name, "F32") == 0);
@@ -183,6 +187,8 @@ static void test_safetensors_round_trip(void) {
     const char *valid[] = {
         "{}",
         "{\"__metadata__\":{\"a\":\"b\"}}",
+        "{\"__metadata__\":{\"n\":1,\"o\":{}}}", /* not strings: ignored */
+        "{\"__metadata__\":[1]}",
         "{\"empty\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[0,0]}}",
         "{\"scalar\":{\"dtype\":\"BF16\",\"shape\":[],\"data_offsets\":[0,2]}}",
     };
@@ -194,7 +200,7 @@ static void test_safetensors_round_trip(void) {
         safetensors_close(&f);
         free(img);
     }
-    uint8_t *img = st_image(UINT64_MAX, valid[2], 0, &len);
+    uint8_t *img = st_image(UINT64_MAX, valid[4], 0, &len);
     EXPECT(safetensors_parse(&f, img, len, err, sizeof err) == 0);
     EXPECT(f.n_tensors == 1 && f.tensors[0].numel == 0 && f.tensors[0].nbytes == 0);
     safetensors_close(&f);
