@@ -229,7 +229,9 @@ int cmd_accuracy(int argc, char **argv) {
         uint8_t *bytes = malloc((size_t)len);
         size_t got = fread(bytes, 1, (size_t)len, fp);
         fclose(fp);
-        if (preprocess_bytes(bytes, got, 0, PREPROCESS_TORCHVISION, cfg->input_hw,
+        preprocess_mode mode;
+        cli_preprocess_mode("auto", &w, &mode); /* what the weights were trained with */
+        if (preprocess_bytes(bytes, got, 0, mode, cfg->input_hw,
                              photos + i * per, err, sizeof err) != PREPROCESS_OK) {
             fprintf(stderr, "error: %s: %s\n", images[i], err);
             return 1;

@@ -269,7 +269,9 @@ int cmd_calibrate(int argc, char **argv) {
         uint8_t *bytes = malloc(len > 0 ? (size_t)len : 1);
         size_t got = fread(bytes, 1, (size_t)(len > 0 ? len : 0), fp);
         fclose(fp);
-        preprocess_status st = preprocess_bytes(bytes, got, 0, PREPROCESS_TORCHVISION, hw,
+        preprocess_mode mode;
+        cli_preprocess_mode("auto", &w, &mode); /* what the weights were trained with */
+        preprocess_status st = preprocess_bytes(bytes, got, 0, mode, hw,
                                                 inputs + i * per, err, sizeof err);
         free(bytes);
         if (st != PREPROCESS_OK) {
