@@ -15,7 +15,8 @@
  * Graph per image:  {N,3,224,224} -reorder-> conv3x3+ReLU ... maxpool ... (13 convs, 5 pools)
  *   -> fc1+ReLU -> fc2+ReLU -> fc3 (logits) -> softmax (probabilities)
  * Convolutions and pools use format `any`, so activations stay in oneDNN's blocked layout;
- * the only activation reorder is the input's. fc1 reads pool5's output as it is: either as a
+ * the only activation reorder is the input's (in int8, also each boundary between an f32
+ * layer and a u8 one, which the reorder scales). fc1 reads pool5's output as it is: either as a
  * flat (N, 25088) matrix with fc1's weights permuted once to pool5's layout (fast: brgemm), or
  * as a 4-D (N, 512, 7, 7) tensor with weights described as (4096, 512, 7, 7).
  *
