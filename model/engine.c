@@ -562,7 +562,30 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
         dnnl_convolution_desc_t cd;
         snprintf(what, sizeof what, "conv%d", i + 1);
         dnnl_status_t st = dnnl_unimplemented;
-        if (m->opt.algo == VGG_ALGO_WINOGRAD) {
+        /* Winograd saves multiplications along input channels; with 3 of them its transforms
+         * cost more than they save (batch 8: 18.5 ms against 7.9 ms direct). The direct
+         * convolution then writes straight into the layout the next (Winograd) one reads. */
+        const bool wino_first = m->opt.algo == VGG_ALGO_WINOGRAD && c->conv_in[i] == 3 &&
+                                i + 1 < c->n_conv && !c->pool_after[i];
+        if (wino_first) {
+            dnnl_memory_desc_t nsrc, nw, nb, ndst;
+            dnnl_dims_t nwd = {c->conv_out[i + 1], c->conv_in[i + 1], 3, 3},
+                        nbd = {c->conv_out[i + 1]}, ndd = {n, c->conv_out[i + 1], hw, hw};
+            dnnl_memory_desc_init_by_tag(&nsrc, 4, dd, dnnl_f32, dnnl_format_tag_any);
+            dnnl_memory_desc_init_by_tag(&nw, 4, nwd, dnnl_f32, dnnl_format_tag_any);
+            dnnl_memory_desc_init_by_tag(&nb, 1, nbd, dnnl_f32, dnnl_x);
+            dnnl_memory_desc_init_by_tag(&ndst, 4, ndd, dnnl_f32, dnnl_format_tag_any);
+            dnnl_convolution_desc_t ncd;
+            dnnl_primitive_desc_t npd = NULL;
+            dnnl_convolution_forward_desc_init(&ncd, dnnl_forward_inference,
+                                               dnnl_convolution_winograd, &nsrc, &nw, &nb, &ndst,
+                                               strides, pad, pad);
+            if (dnnl_primitive_desc_create(&npd, &ncd, attr_plain, m->eng, NULL) == dnnl_success) {
+                dst_any = *q(npd, dnnl_query_src_md);
+                dnnl_primitive_desc_destroy(npd);
+            }
+        }
+        if (m->opt.algo == VGG_ALGO_WINOGRAD && !wino_first) {
             dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
                                                dnnl_convolution_winograd, &src_any, &w_any, &bias,
                                                &dst_any, strides, pad, pad);
