@@ -478,22 +478,33 @@ static dnnl_primitive_attr_t make_attr(bool relu) {
     return attr;
 }
 
+/* Appends a reorder of the activation *cur (at *cur_at) into `to`, and makes it current. At a
+ * precision boundary of an int8 model the reorder also scales: u8 = x * scale going in,
+ * x = u8 / scale coming out (oneDNN copies the scale). */
+static dnnl_status_t push_reorder(pending_plan *pp, dnnl_engine_t eng, dnnl_memory_desc_t *cur,
+                                  int *cur_at, const dnnl_memory_desc_t *to, float scale,
+                                  const char *name) {
+    dnnl_primitive_attr_t attr = make_attr(false);
+    float s = to->data_type == dnnl_u8 && cur->data_type != dnnl_u8   ? scale
+              : cur->data_type == dnnl_u8 && to->data_type != dnnl_u8 ? 1.0f / scale
+                                                                      : 1.0f;
+    if (s != 1.0f) dnnl_primitive_attr_set_output_scales(attr, 1, 0, &s);
+    dnnl_primitive_desc_t rpd;
+    dnnl_status_t rs = dnnl_reorder_primitive_desc_create(&rpd, cur, eng, to, eng, attr);
+    dnnl_primitive_attr_destroy(attr);
+    if (rs != dnnl_success) return rs;
+    int next = *cur_at == AT_BUF0 ? AT_BUF1 : AT_BUF0;
+    pending_arg ra[2] = {pa(DNNL_ARG_FROM, *cur_at, cur, NULL), pa(DNNL_ARG_TO, next, to, NULL)};
+    push_step(pp, rpd, name, ra, 2);
+    *cur = *to;
+    *cur_at = next;
+    return dnnl_success;
+}
+
 /* A conv or inner product's attributes: ReLU, and for int8 the per-channel output scales. */
 static dnnl_primitive_attr_t layer_attr(const vgg_model *m, int l, bool relu, int out) {
     dnnl_primitive_attr_t attr = make_attr(relu);
     if (layer_is_int8(m, l)) dnnl_primitive_attr_set_output_scales(attr, out, 1 << 1, m->out_scale[l]);
-    return attr;
-}
-
-/* The reorder attribute that moves an activation between u8 and f32 at a precision
- * boundary of an int8 model: u8 = x * scale going in, x = u8 / scale coming out. */
-static dnnl_primitive_attr_t boundary_attr(dnnl_data_type_t from, dnnl_data_type_t to,
-                                           float scale, float *keep) {
-    dnnl_primitive_attr_t attr = make_attr(false);
-    if (from != dnnl_u8 && to == dnnl_u8) *keep = scale;
-    else if (from == dnnl_u8 && to != dnnl_u8) *keep = 1.0f / scale;
-    else return attr;
-    dnnl_primitive_attr_set_output_scales(attr, 1, 0, keep);
     return attr;
 }
 
@@ -604,19 +615,9 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
         if (!dnnl_memory_desc_equal(want_src, &cur)) {
             /* The input reorder (and any layout change the primitives insist on). In int8 the
              * f32 output of the first convolution is quantised to u8 here. */
-            dnnl_primitive_desc_t rpd;
-            float keep;
-            dnnl_primitive_attr_t rattr = boundary_attr(
-                cur.data_type, want_src->data_type, i ? m->act_scale[i - 1] : 1.0f, &keep);
-            dnnl_status_t rs = dnnl_reorder_primitive_desc_create(&rpd, &cur, m->eng, want_src,
-                                                                 m->eng, rattr);
-            dnnl_primitive_attr_destroy(rattr);
-            CHECK(rs, "reorder");
-            pending_arg ra[2] = {pa(DNNL_ARG_FROM, cur_at, &cur, NULL),
-                                 pa(DNNL_ARG_TO, NEXT_BUF, want_src, NULL)};
-            push_step(pp, rpd, i == 0 ? "reorder_input" : "reorder", ra, 2);
-            cur = *want_src;
-            cur_at = NEXT_BUF;
+            CHECK(push_reorder(pp, m->eng, &cur, &cur_at, want_src,
+                               i ? m->act_scale[i - 1] : 1.0f, i ? "reorder" : "reorder_input"),
+                  "reorder");
         }
         void *wp = model_weights(m, i, q(pd, dnnl_query_weights_md), NULL, err, errlen);
         if (!wp) goto fail;
@@ -657,19 +658,9 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
             /* A precision boundary of an int8 model: same layout, the other data type. */
             dnnl_memory_desc_t to = cur;
             to.data_type = t[0];
-            dnnl_primitive_desc_t rpd;
-            float keep;
-            dnnl_primitive_attr_t rattr = boundary_attr(
-                cur.data_type, t[0], m->act_scale[input_layer(c, FC_LAYER(j))], &keep);
-            dnnl_status_t rs = dnnl_reorder_primitive_desc_create(&rpd, &cur, m->eng, &to,
-                                                                 m->eng, rattr);
-            dnnl_primitive_attr_destroy(rattr);
-            CHECK(rs, "reorder");
-            pending_arg ra[2] = {pa(DNNL_ARG_FROM, cur_at, &cur, NULL),
-                                 pa(DNNL_ARG_TO, NEXT_BUF, &to, NULL)};
-            push_step(pp, rpd, "reorder", ra, 2);
-            cur = to;
-            cur_at = NEXT_BUF;
+            CHECK(push_reorder(pp, m->eng, &cur, &cur_at, &to,
+                               m->act_scale[input_layer(c, FC_LAYER(j))], "reorder"),
+                  "reorder");
         }
         dnnl_memory_desc_t src = cur, w_any, bias, dst;
         dnnl_memory_desc_t row_layout;
