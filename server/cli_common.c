@@ -154,6 +154,18 @@ int cli_int8_ranges(const cli_model_spec *spec, const vgg_weights *w,
     return 0;
 }
 
+int cli_model_options(const cli_model_spec *spec, const vgg_weights *w,
+                      float act_max[VGG_N_LAYERS], vgg_model_options *opt, bool quiet) {
+    *opt = (vgg_model_options){.algo = spec->algo, .precision = spec->precision,
+                               .fc1_layout = spec->fc1_layout,
+                               .max_batch = spec->max_batch > 0 ? spec->max_batch : 16};
+    if (spec->precision != VGG_PRECISION_INT8) return 0;
+    if (cli_int8_ranges(spec, w, act_max, quiet) != 0) return -1;
+    opt->act_max = act_max;
+    opt->int8_float_layers = spec->int8_float_layers;
+    return 0;
+}
+
 int cli_build_model(const cli_model_spec *spec, vgg_weights *w, vgg_model **m, bool quiet) {
     vgg_config cfg;
     vgg_config_init(&cfg, spec->model);
@@ -172,17 +184,11 @@ int cli_build_model(const cli_model_spec *spec, vgg_weights *w, vgg_model **m, b
             return -1;
         }
     }
-    vgg_model_options opt = {.algo = spec->algo, .precision = spec->precision,
-                             .fc1_layout = spec->fc1_layout,
-                             .max_batch = spec->max_batch > 0 ? spec->max_batch : 16};
+    vgg_model_options opt;
     float act_max[VGG_N_LAYERS];
-    if (spec->precision == VGG_PRECISION_INT8) {
-        if (cli_int8_ranges(spec, w, act_max, quiet) != 0) {
-            vgg_weights_free(w);
-            return -1;
-        }
-        opt.act_max = act_max;
-        opt.int8_float_layers = spec->int8_float_layers;
+    if (cli_model_options(spec, w, act_max, &opt, quiet) != 0) {
+        vgg_weights_free(w);
+        return -1;
     }
     *m = vgg_model_create(w, &opt, err, sizeof err);
     if (!*m) {

@@ -48,6 +48,11 @@ typedef struct {
  * an unknown setting. */
 int cli_preprocess_mode(const char *setting, const vgg_weights *w, preprocess_mode *out);
 
+/* The model options spec asks for on weights w; for int8 the ranges go into act_max (which
+ * must outlive the model's creation). Returns -1 after printing. */
+int cli_model_options(const cli_model_spec *spec, const vgg_weights *w,
+                      float act_max[VGG_N_LAYERS], vgg_model_options *opt, bool quiet);
+
 /* --int8-float-layers LIST into spec. Returns -1 after printing. */
 int cli_int8_float_layers_parse(cli_model_spec *spec, const char *list);
 

@@ -199,13 +199,9 @@ int cmd_accuracy(int argc, char **argv) {
     vgg_model *ref_m;
     if (cli_build_model(&ref_spec, &w, &ref_m, true) != 0) return 1;
     char err[512];
-    vgg_model_options copt = {.algo = cand_spec.algo, .precision = cand_spec.precision, .max_batch = 8};
+    vgg_model_options copt;
     float act_max[VGG_N_LAYERS];
-    if (cand_spec.precision == VGG_PRECISION_INT8) {
-        if (cli_int8_ranges(&cand_spec, &w, act_max, false) != 0) return 1;
-        copt.act_max = act_max;
-        copt.int8_float_layers = cand_spec.int8_float_layers;
-    }
+    if (cli_model_options(&cand_spec, &w, act_max, &copt, false) != 0) return 1;
     vgg_model *cand_m = vgg_model_create(&w, &copt, err, sizeof err);
     vgg_engine *ref_e = vgg_engine_create(ref_m, (int)threads, err, sizeof err);
     vgg_engine *cand_e = cand_m ? vgg_engine_create(cand_m, (int)threads, err, sizeof err) : NULL;
@@ -217,6 +213,8 @@ int cmd_accuracy(int argc, char **argv) {
     const size_t per = (size_t)3 * cfg->input_hw * cfg->input_hw;
     const int total = n_images + (int)n_random, nc = cfg->n_classes;
     float *photos = malloc(per * n_images * sizeof(float));
+    preprocess_mode mode; /* what the weights were trained with */
+    cli_preprocess_mode("auto", &w, &mode);
     for (int i = 0; i < n_images; i++) {
         FILE *fp = fopen(images[i], "rb");
         if (!fp) {
@@ -229,8 +227,6 @@ int cmd_accuracy(int argc, char **argv) {
         uint8_t *bytes = malloc((size_t)len);
         size_t got = fread(bytes, 1, (size_t)len, fp);
         fclose(fp);
-        preprocess_mode mode;
-        cli_preprocess_mode("auto", &w, &mode); /* what the weights were trained with */
         if (preprocess_bytes(bytes, got, 0, mode, cfg->input_hw,
                              photos + i * per, err, sizeof err) != PREPROCESS_OK) {
             fprintf(stderr, "error: %s: %s\n", images[i], err);

@@ -78,8 +78,9 @@ int cmd_classify(int argc, char **argv) {
         cli_parse_int("batch", batch_s, 1, 256, &batch) ||
         cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed))
         return 2;
-    if (strcmp(mode_s, "auto") != 0 && strcmp(mode_s, "torchvision") != 0 &&
-        strcmp(mode_s, "caffe") != 0) {
+    const vgg_weights no_weights = {0}; /* only the setting's spelling is checked here */
+    preprocess_mode mode;
+    if (cli_preprocess_mode(mode_s, &no_weights, &mode) < 0) {
         fprintf(stderr, "error: --mode must be auto, torchvision or caffe, got '%s'\n", mode_s);
         return 2;
     }
@@ -127,7 +128,6 @@ int cmd_classify(int argc, char **argv) {
         return 1;
     }
     cfg = vgg_model_config(m);
-    preprocess_mode mode;
     if (cli_preprocess_mode(mode_s, &w, &mode) == 1)
         fprintf(stderr, "warning: the weights file asks for preprocessing '%s', which vggserve "
                 "does not know; using torchvision's\n", w.preprocess);

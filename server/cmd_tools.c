@@ -257,6 +257,8 @@ int cmd_calibrate(int argc, char **argv) {
     int n = n_images + (int)generated, hw = cfg.input_hw;
     size_t per = (size_t)3 * hw * hw;
     float *inputs = malloc(per * (n > 0 ? n : 1) * sizeof(float));
+    preprocess_mode mode; /* what the weights were trained with */
+    cli_preprocess_mode("auto", &w, &mode);
     for (int i = 0; i < n_images; i++) {
         FILE *fp = fopen(images[i], "rb");
         if (!fp) {
@@ -269,8 +271,6 @@ int cmd_calibrate(int argc, char **argv) {
         uint8_t *bytes = malloc(len > 0 ? (size_t)len : 1);
         size_t got = fread(bytes, 1, (size_t)(len > 0 ? len : 0), fp);
         fclose(fp);
-        preprocess_mode mode;
-        cli_preprocess_mode("auto", &w, &mode); /* what the weights were trained with */
         preprocess_status st = preprocess_bytes(bytes, got, 0, mode, hw,
                                                 inputs + i * per, err, sizeof err);
         free(bytes);
