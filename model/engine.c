@@ -524,6 +524,25 @@ static void layer_types(const vgg_model *m, int l, dnnl_data_type_t t[3]) {
     }
 }
 
+/* Layer i's 3x3, pad 1 convolution for n images with data types t: every memory format
+ * `any` (oneDNN picks), except the destination when dst is given. */
+static dnnl_status_t conv_desc(const vgg_config *c, int i, int n, const dnnl_data_type_t t[3],
+                               dnnl_alg_kind_t alg, const dnnl_memory_desc_t *dst,
+                               dnnl_convolution_desc_t *cd) {
+    int hw = c->conv_hw[i];
+    dnnl_memory_desc_t src_any, w_any, bias, dst_any;
+    dnnl_dims_t sd = {n, c->conv_in[i], hw, hw}, wd = {c->conv_out[i], c->conv_in[i], 3, 3},
+                bd = {c->conv_out[i]}, dd = {n, c->conv_out[i], hw, hw};
+    dnnl_memory_desc_init_by_tag(&src_any, 4, sd, t[0], dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&w_any, 4, wd, t[1], dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x);
+    if (dst) dst_any = *dst;
+    else dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, t[2], dnnl_format_tag_any);
+    dnnl_dims_t strides = {1, 1}, pad = {1, 1};
+    return dnnl_convolution_forward_desc_init(cd, dnnl_forward_inference, alg, &src_any, &w_any,
+                                              &bias, &dst_any, strides, pad, pad);
+}
+
 /* fc1 can read pool5's output as a flat (N, C*H*W) matrix when each image is one dense,
  * unpadded run of memory, which holds for plain and channel-blocked layouts. */
 static bool flat_compatible(const dnnl_memory_desc_t *md) {
@@ -559,17 +578,11 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
 #define NEXT_BUF (cur_at == AT_BUF0 ? AT_BUF1 : AT_BUF0)
 
     for (int i = 0; i < c->n_conv; i++) {
-        int hw = c->conv_hw[i];
-        dnnl_memory_desc_t src_any, w_any, bias, dst_any;
-        dnnl_dims_t sd = {n, c->conv_in[i], hw, hw}, wd = {c->conv_out[i], c->conv_in[i], 3, 3},
-                    bd = {c->conv_out[i]}, dd = {n, c->conv_out[i], hw, hw};
         layer_types(m, i, t);
-        dnnl_memory_desc_init_by_tag(&src_any, 4, sd, t[0], dnnl_format_tag_any);
-        dnnl_memory_desc_init_by_tag(&w_any, 4, wd, t[1], dnnl_format_tag_any);
+        dnnl_memory_desc_t bias;
+        dnnl_dims_t bd = {c->conv_out[i]};
         dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x);
-        dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, t[2], dnnl_format_tag_any);
         attr_layer = layer_attr(m, i, true, c->conv_out[i]);
-        dnnl_dims_t strides = {1, 1}, pad = {1, 1};
         dnnl_convolution_desc_t cd;
         snprintf(what, sizeof what, "conv%d", i + 1);
         dnnl_status_t st = dnnl_unimplemented;
@@ -578,35 +591,25 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
          * convolution then writes straight into the layout the next (Winograd) one reads. */
         const bool wino_first = m->opt.algo == VGG_ALGO_WINOGRAD && c->conv_in[i] == 3 &&
                                 i + 1 < c->n_conv && !c->pool_after[i];
+        dnnl_memory_desc_t next_src;
+        const dnnl_memory_desc_t *dst_fixed = NULL;
         if (wino_first) {
-            dnnl_memory_desc_t nsrc, nw, nb, ndst;
-            dnnl_dims_t nwd = {c->conv_out[i + 1], c->conv_in[i + 1], 3, 3},
-                        nbd = {c->conv_out[i + 1]}, ndd = {n, c->conv_out[i + 1], hw, hw};
-            dnnl_memory_desc_init_by_tag(&nsrc, 4, dd, dnnl_f32, dnnl_format_tag_any);
-            dnnl_memory_desc_init_by_tag(&nw, 4, nwd, dnnl_f32, dnnl_format_tag_any);
-            dnnl_memory_desc_init_by_tag(&nb, 1, nbd, dnnl_f32, dnnl_x);
-            dnnl_memory_desc_init_by_tag(&ndst, 4, ndd, dnnl_f32, dnnl_format_tag_any);
+            static const dnnl_data_type_t f32[3] = {dnnl_f32, dnnl_f32, dnnl_f32};
             dnnl_convolution_desc_t ncd;
             dnnl_primitive_desc_t npd = NULL;
-            dnnl_convolution_forward_desc_init(&ncd, dnnl_forward_inference,
-                                               dnnl_convolution_winograd, &nsrc, &nw, &nb, &ndst,
-                                               strides, pad, pad);
+            conv_desc(c, i + 1, n, f32, dnnl_convolution_winograd, NULL, &ncd);
             if (dnnl_primitive_desc_create(&npd, &ncd, attr_plain, m->eng, NULL) == dnnl_success) {
-                dst_any = *q(npd, dnnl_query_src_md);
+                next_src = *q(npd, dnnl_query_src_md);
+                dst_fixed = &next_src;
                 dnnl_primitive_desc_destroy(npd);
             }
         }
         if (m->opt.algo == VGG_ALGO_WINOGRAD && !wino_first) {
-            dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
-                                               dnnl_convolution_winograd, &src_any, &w_any, &bias,
-                                               &dst_any, strides, pad, pad);
+            conv_desc(c, i, n, t, dnnl_convolution_winograd, NULL, &cd);
             st = dnnl_primitive_desc_create(&pd, &cd, attr_layer, m->eng, NULL);
         }
         if (st != dnnl_success) { /* direct, or Winograd has no kernel for this shape */
-            CHECK(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
-                                                     dnnl_convolution_direct, &src_any, &w_any,
-                                                     &bias, &dst_any, strides, pad, pad),
-                  what);
+            CHECK(conv_desc(c, i, n, t, dnnl_convolution_direct, dst_fixed, &cd), what);
             CHECK(dnnl_primitive_desc_create(&pd, &cd, attr_layer, m->eng, NULL), what);
         }
         dnnl_primitive_attr_destroy(attr_layer);
@@ -634,7 +637,7 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
 
         if (c->pool_after[i]) {
             dnnl_memory_desc_t pdst;
-            dnnl_dims_t od = {n, c->conv_out[i], hw / 2, hw / 2};
+            dnnl_dims_t od = {n, c->conv_out[i], c->conv_hw[i] / 2, c->conv_hw[i] / 2};
             dnnl_memory_desc_init_by_tag(&pdst, 4, od, cur.data_type, dnnl_format_tag_any);
             dnnl_dims_t k2 = {2, 2}, dil = {0, 0}, zero = {0, 0};
             dnnl_pooling_v2_desc_t pld;
