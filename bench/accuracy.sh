@@ -6,7 +6,8 @@
 #
 # Modes: f32 winograd, bf16 direct, int8 direct. Without --weights it generates seed-1 weights
 # in a temp dir; int8 needs W.int8.json, made with `vggserve calibrate` when missing.
-# Prints one table (top-1 agreement, top-5 overlap, max abs probability difference); with
+# Prints one table (top-1 agreement, top-5 overlap, max abs probability difference, logit error
+# relative to the logits' spread between classes); with
 # --out DIR also writes DIR/accuracy.jsonl and DIR/accuracy.txt. --quick: --random 8.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,11 +47,12 @@ table=$tmp/accuracy.txt
 /usr/bin/python3 - "$jsonl" >"$table" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-print(f"{'mode (vs f32 direct)':<22} {'inputs':>6} {'top-1 agree':>11} {'top-5 overlap':>13} {'max |dp|':>9}")
-print("-" * 65)
+print(f"{'mode (vs f32 direct)':<22} {'inputs':>6} {'top-1 agree':>11} {'top-5 overlap':>13} {'max |dp|':>9}"
+      f" {'rel logit err':>13}")
+print("-" * 79)
 for r in rows:
     print(f"{r['precision'] + ' ' + r['algo']:<22} {r['inputs']:>6} {100 * r['top1_agreement']:>10.2f}%"
-          f" {100 * r['top5_overlap']:>12.2f}% {r['max_abs_prob_diff']:>9.3g}")
+          f" {100 * r['top5_overlap']:>12.2f}% {r['max_abs_prob_diff']:>9.3g} {r['rel_logit_err']:>13.3g}")
 EOF
 cat "$table"
 if [[ -n $out ]]; then

@@ -144,6 +144,22 @@ class CliTest(unittest.TestCase):
         for key in ("img_per_s_min", "ms_per_batch_median"):
             self.assertIn(key, row)
 
+    def test_accuracy_measures_each_mode_against_f32_direct(self):
+        def accuracy(precision, algo):
+            p = run("accuracy", "--weights", self.weights, "--precision", precision, "--algo", algo,
+                    "--random", "3", "--json", os.path.join(IMAGES, "coffee.jpg"))
+            return json.loads(p.stdout.splitlines()[-1])
+        same = accuracy("f32", "direct")  # the reference against itself: no error at all
+        self.assertEqual((same["inputs"], same["top1_agreement"], same["top5_overlap"]), (4, 1.0, 1.0))
+        self.assertEqual((same["max_abs_prob_diff"], same["rel_logit_err"]), (0, 0))
+        wino, bf16 = accuracy("f32", "winograd"), accuracy("bf16", "direct")
+        # Winograd reorders f32 arithmetic (error near f32 rounding); bf16 keeps 8 mantissa bits
+        # (error near 2^-9 per operation), so it is measurably, but boundedly, further off.
+        self.assertGreater(wino["rel_logit_err"], 0)
+        self.assertLess(wino["rel_logit_err"], 1e-4)
+        self.assertGreater(bf16["rel_logit_err"], 10 * wino["rel_logit_err"])
+        self.assertLess(bf16["rel_logit_err"], 0.05)
+
     def test_precision_not_built_yet_is_refused(self):
         p = run("classify", "--precision", "int4", os.path.join(IMAGES, "coffee.jpg"), check=False)
         self.assertEqual(p.returncode, 2)
