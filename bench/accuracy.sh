@@ -4,8 +4,9 @@
 #
 #   bench/accuracy.sh [--weights W.safetensors] [--random 200] [--threads T (0: all cores)] [--out DIR] [--quick]
 #
-# Modes: f32 winograd, bf16 direct, int8 direct. Without --weights it generates seed-1 weights
-# in a temp dir; int8 needs W.int8.json, made with `vggserve calibrate` when missing.
+# Modes: f32 winograd, bf16 direct, bf16 winograd (f32 Winograd where it beats bf16), int8
+# direct. Without --weights it generates seed-1 weights in a temp dir; int8 needs
+# W.int8.json, made with `vggserve calibrate` when missing.
 # Prints one table (top-1 agreement, top-5 overlap, max abs probability difference, logit error
 # relative to the logits' spread between classes); with
 # --out DIR also writes DIR/accuracy.jsonl and DIR/accuracy.txt. --quick: --random 8.
@@ -36,7 +37,7 @@ fi
 images=(tests/data/images/*.jpg tests/data/images/*.png)
 jsonl=$tmp/accuracy.jsonl
 : >"$jsonl"
-for m in "f32 winograd" "bf16 direct" "int8 direct"; do
+for m in "f32 winograd" "bf16 direct" "bf16 winograd" "int8 direct"; do
   set -- $m
   echo "== $1 $2 vs f32 direct ($(( ${#images[@]} + random )) inputs)" >&2
   $bin accuracy --weights "$weights" --precision "$1" --algo "$2" --random "$random" \

@@ -4,7 +4,7 @@
 # and vggserve in each mode (f32 direct, f32 winograd, bf16, int8). All runs are sequential.
 #
 #   bench/engines.sh [--rounds 3] [--seconds 5] [--batches "1 8 16"] [--threads 2] [--skip-torch]
-#                    [--torch-tuned] [--modes "f32:direct f32:winograd bf16:direct int8:direct"]
+#                    [--torch-tuned] [--modes "f32:direct f32:winograd bf16:direct bf16:winograd int8:direct"]
 #                    [--out DIR] [--workdir DIR] [--quick]
 #
 #   --rounds R      run every engine R times, interleaved (ORT, each mode, ORT, each mode, ...)
@@ -33,7 +33,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 rounds=3 seconds=5 batches="1 8 16" threads=2 min_runs=3 skip_torch=0 torch_tuned=0 quick=0
-modes="f32:direct f32:winograd bf16:direct int8:direct" out= workdir= calib_generated=32
+modes="f32:direct f32:winograd bf16:direct bf16:winograd int8:direct" out= workdir= calib_generated=32
 ort_version=${ORT_VERSION:-1.30.0}
 args_given="$*"
 while (($#)); do

@@ -508,10 +508,32 @@ static dnnl_primitive_attr_t layer_attr(const vgg_model *m, int l, bool relu, in
     return attr;
 }
 
+/* Whether conv layer l runs Winograd. oneDNN 2.6 has Winograd for f32 only, and it pays
+ * where there are input channels to save multiplications on: never for the 3-channel first
+ * convolution (direct: batch 8 7.9 ms against 18.5). In bf16 mode a Winograd layer is an f32
+ * layer, so it must also beat bf16's doubled arithmetic rate: measured per layer at batch 8
+ * (oneDNN alone, interleaved), f32 Winograd against bf16 direct took 16.6/28.8/13.7/30.4 ms
+ * against 18.9/37.2/17.7/35.3 for 128->256 and 256->256 at 56x56 and 256->512 and 512->512 at
+ * 28x28, tied at 14x14 (8.4 against 8.5), and lost where channels are few and images large
+ * (45.6/22.5/38.6 against 38.1/18.8/36.7 for conv1_2 to conv2_2). So bf16 + Winograd runs
+ * layers with at least 128 input channels at 56x56 or less in f32 Winograd, the rest in bf16.
+ * int8 has no Winograd. */
+static bool layer_runs_winograd(const vgg_model *m, int l) {
+    const vgg_config *c = &m->cfg;
+    if (m->opt.algo != VGG_ALGO_WINOGRAD || l >= c->n_conv || c->conv_in[l] <= 3) return false;
+    switch (m->opt.precision) {
+    case VGG_PRECISION_F32: return true;
+    case VGG_PRECISION_BF16: return c->conv_in[l] >= 128 && c->conv_hw[l] <= 56;
+    default: return false;
+    }
+}
+
 /* Data types of layer l: {src, weights, dst}. */
 static void layer_types(const vgg_model *m, int l, dnnl_data_type_t t[3]) {
     const bool last = l == FC_LAYER(2);
-    if (layer_is_int8(m, l)) {
+    if (l < VGG_MAX_CONV && layer_runs_winograd(m, l)) {
+        t[0] = t[1] = t[2] = dnnl_f32;
+    } else if (layer_is_int8(m, l)) {
         t[0] = dnnl_u8;
         t[1] = dnnl_s8;
         t[2] = last ? dnnl_f32 : dnnl_u8;
@@ -586,11 +608,10 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
         dnnl_convolution_desc_t cd;
         snprintf(what, sizeof what, "conv%d", i + 1);
         dnnl_status_t st = dnnl_unimplemented;
-        /* Winograd saves multiplications along input channels; with 3 of them its transforms
-         * cost more than they save (batch 8: 18.5 ms against 7.9 ms direct). The direct
-         * convolution then writes straight into the layout the next (Winograd) one reads. */
-        const bool wino_first = m->opt.algo == VGG_ALGO_WINOGRAD && c->conv_in[i] == 3 &&
-                                i + 1 < c->n_conv && !c->pool_after[i];
+        /* A direct f32 convolution followed by a Winograd one (the first convolution of
+         * f32 Winograd) writes straight into the layout the Winograd one reads. */
+        const bool wino_first = !layer_runs_winograd(m, i) && layer_runs_winograd(m, i + 1) &&
+                                t[2] == dnnl_f32 && !c->pool_after[i];
         dnnl_memory_desc_t next_src;
         const dnnl_memory_desc_t *dst_fixed = NULL;
         if (wino_first) {
@@ -604,7 +625,7 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
                 dnnl_primitive_desc_destroy(npd);
             }
         }
-        if (m->opt.algo == VGG_ALGO_WINOGRAD && !wino_first) {
+        if (layer_runs_winograd(m, i)) {
             conv_desc(c, i, n, t, dnnl_convolution_winograd, NULL, &cd);
             st = dnnl_primitive_desc_create(&pd, &cd, attr_layer, m->eng, NULL);
         }

@@ -16,7 +16,8 @@
  *   -> fc1+ReLU -> fc2+ReLU -> fc3 (logits) -> softmax (probabilities)
  * Convolutions and pools use format `any`, so activations stay in oneDNN's blocked layout;
  * the only activation reorder is the input's (in int8, also each boundary between an f32
- * layer and a u8 one, which the reorder scales). fc1 reads pool5's output as it is: either as a
+ * layer and a u8 one, which the reorder scales; in bf16 + Winograd, each boundary between bf16
+ * layers and the f32 Winograd ones). fc1 reads pool5's output as it is: either as a
  * flat (N, 25088) matrix with fc1's weights permuted once to pool5's layout (fast: brgemm), or
  * as a 4-D (N, 512, 7, 7) tensor with weights described as (4096, 512, 7, 7).
  *
@@ -40,6 +41,9 @@ typedef enum { VGG_PRECISION_F32, VGG_PRECISION_BF16, VGG_PRECISION_INT8 } vgg_p
 typedef enum { VGG_FC1_FLAT, VGG_FC1_4D } vgg_fc1_layout;
 
 typedef struct {
+    /* WINOGRAD: f32 runs every convolution but the 3-channel first one in Winograd; bf16 runs
+     * the convolutions where f32 Winograd beats bf16 direct (>= 128 input channels at 56x56 or
+     * less) in f32 Winograd and the rest in bf16; int8 has no Winograd (direct). */
     vgg_algo algo;
     vgg_precision precision;
     vgg_fc1_layout fc1_layout;
