@@ -8,7 +8,8 @@
 # direct. Without --weights it generates seed-1 weights in a temp dir; int8 needs
 # W.int8.json, made with `vggserve calibrate` when missing.
 # Prints one table (top-1 agreement, top-5 overlap, max abs probability difference, logit error
-# relative to the logits' spread between classes); with
+# relative to the logits' spread between classes, and the largest margin (p1 - p2) / p1 of f32's
+# first class over the candidate's among the flipped inputs: how near a tie the flips were); with
 # --out DIR also writes DIR/accuracy.jsonl and DIR/accuracy.txt. --quick: --random 8.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,11 +50,15 @@ table=$tmp/accuracy.txt
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 print(f"{'mode (vs f32 direct)':<22} {'inputs':>6} {'top-1 agree':>11} {'top-5 overlap':>13} {'max |dp|':>9}"
-      f" {'rel logit err':>13}")
-print("-" * 79)
+      f" {'rel logit err':>13} {'largest flipped f32 margin':>26}")
+print("-" * 106)
 for r in rows:
     print(f"{r['precision'] + ' ' + r['algo']:<22} {r['inputs']:>6} {100 * r['top1_agreement']:>10.2f}%"
-          f" {100 * r['top5_overlap']:>12.2f}% {r['max_abs_prob_diff']:>9.3g} {r['rel_logit_err']:>13.3g}")
+          f" {100 * r['top5_overlap']:>12.2f}% {r['max_abs_prob_diff']:>9.3g} {r['rel_logit_err']:>13.3g}"
+          f" {r['max_flipped_margin']:>26.3g}")
+if rows:
+    print(f"f32's own margin between its first two classes, (p1 - p2) / p1, median over the inputs:"
+          f" {rows[0]['median_f32_margin']:.3g}")
 EOF
 cat "$table"
 if [[ -n $out ]]; then

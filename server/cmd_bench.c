@@ -238,7 +238,10 @@ int cmd_accuracy(int argc, char **argv) {
     float *p_ref = malloc((size_t)8 * nc * sizeof(float)), *p_cand = malloc((size_t)8 * nc * sizeof(float));
     float *l_ref = malloc((size_t)8 * nc * sizeof(float)), *l_cand = malloc((size_t)8 * nc * sizeof(float));
     int top1_agree = 0, top5_overlap = 0;
-    double max_prob_diff = 0, err_sq = 0, spread_sq = 0;
+    double max_prob_diff = 0, err_sq = 0, spread_sq = 0, max_flip_margin = 0;
+    /* f32's margin per input: (p1 - p2) / p1 of its first two classes. A flip inside a small
+     * margin is a near-tie that any rounding may break; a flip across a large one is an error. */
+    double *margins = malloc((size_t)total * sizeof(double));
     uint64_t state = 0x5eed;
     for (int start = 0; start < total; start += 8) {
         int n = total - start < 8 ? total - start : 8;
@@ -262,6 +265,10 @@ int cmd_accuracy(int argc, char **argv) {
             topk_indices(p_ref + k * nc, nc, 5, tr);
             topk_indices(p_cand + k * nc, nc, 5, tc);
             top1_agree += tr[0] == tc[0];
+            const float *pr = p_ref + k * nc;
+            margins[start + k] = (pr[tr[0]] - pr[tr[1]]) / pr[tr[0]];
+            if (tr[0] != tc[0] && (pr[tr[0]] - pr[tc[0]]) / pr[tr[0]] > max_flip_margin)
+                max_flip_margin = (pr[tr[0]] - pr[tc[0]]) / pr[tr[0]];
             for (int a = 0; a < 5; a++)
                 for (int b = 0; b < 5; b++) top5_overlap += tr[a] == tc[b];
             for (int c = 0; c < nc; c++) {
@@ -288,22 +295,28 @@ int cmd_accuracy(int argc, char **argv) {
     }
     double agree = (double)top1_agree / total, overlap = top5_overlap / (5.0 * total);
     double rel_logit_err = spread_sq > 0 ? sqrt(err_sq / spread_sq) : 0;
+    qsort(margins, (size_t)total, sizeof *margins, cmp_double);
+    const double median_margin = margins[total / 2];
     if (json)
         printf("{\"algo\": \"%s\", \"precision\": \"%s\", \"inputs\": %d, \"top1_agreement\": %.4f, "
-               "\"top5_overlap\": %.4f, \"max_abs_prob_diff\": %.3g, \"rel_logit_err\": %.3g}\n",
+               "\"top5_overlap\": %.4f, \"max_abs_prob_diff\": %.3g, \"rel_logit_err\": %.3g, "
+               "\"median_f32_margin\": %.3g, \"max_flipped_margin\": %.3g}\n",
                vgg_algo_name(cand_spec.algo), vgg_precision_name(cand_spec.precision), total, agree,
-               overlap, max_prob_diff, rel_logit_err);
+               overlap, max_prob_diff, rel_logit_err, median_margin, max_flip_margin);
     else
         printf("%s %s vs f32 direct on %d inputs: top-1 agreement %.2f%%, top-5 overlap %.2f%%, "
-               "max |prob diff| %.3g, relative logit error %.3g\n",
+               "max |prob diff| %.3g, relative logit error %.3g; f32's top-2 margin: median %.3g, "
+               "largest flipped %.3g\n",
                vgg_algo_name(cand_spec.algo), vgg_precision_name(cand_spec.precision), total,
-               100 * agree, 100 * overlap, max_prob_diff, rel_logit_err);
+               100 * agree, 100 * overlap, max_prob_diff, rel_logit_err, median_margin,
+               max_flip_margin);
     free(photos);
     free(batch);
     free(p_ref);
     free(p_cand);
     free(l_ref);
     free(l_cand);
+    free(margins);
     vgg_engine_free(ref_e);
     vgg_engine_free(cand_e);
     vgg_model_free(ref_m);

@@ -152,6 +152,8 @@ class CliTest(unittest.TestCase):
         same = accuracy("f32", "direct")  # the reference against itself: no error at all
         self.assertEqual((same["inputs"], same["top1_agreement"], same["top5_overlap"]), (4, 1.0, 1.0))
         self.assertEqual((same["max_abs_prob_diff"], same["rel_logit_err"]), (0, 0))
+        self.assertEqual(same["max_flipped_margin"], 0)
+        self.assertGreater(same["median_f32_margin"], 0)
         wino, bf16 = accuracy("f32", "winograd"), accuracy("bf16", "direct")
         # Winograd reorders f32 arithmetic (error near f32 rounding); bf16 keeps 8 mantissa bits
         # (error near 2^-9 per operation), so it is measurably, but boundedly, further off.
