@@ -56,6 +56,7 @@ def merge_rounds(rows):
         m["img_per_s_min"] = min(r["img_per_s_min"] for r in rs)
         m["img_per_s_median"] = median([r["img_per_s_median"] for r in rs])
         m["img_per_s_max"] = max(r.get("img_per_s_max", r["img_per_s_median"]) for r in rs)
+        m["round_medians"] = [r["img_per_s_median"] for r in rs]
         m["ratios"] = [r["img_per_s_median"] / ref[(r.get("round", 1), b)]
                        for r in rs if ref.get((r.get("round", 1), b))]
         out.append(m)
@@ -94,6 +95,17 @@ def md_table(out):
              "|---|---:|---:|---:|---:|---:|"]
     for label, b, runs, mn, med, ratio in out:
         lines.append(f"| {label} | {b} | {runs} | {mn:.2f} | {med:.2f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def per_round_md(rows):
+    """Each engine's ratio in every round, in round order, so one slow spell (of an engine or
+    of the reference) can be seen rather than inferred from a range."""
+    lines = []
+    for r in rows:
+        if len(r["ratios"]) > 1 and r["label"] != REFERENCE:
+            lines.append(f"- {r['label']}, batch {r['batch']}: "
+                         + " / ".join(f"{x:.2f}x" for x in r["ratios"]))
     return "\n".join(lines)
 
 
@@ -198,6 +210,13 @@ def main():
                 "and their range. img/s median is the median of the round medians; img/s min "
                 "is the slowest pass of any round.\n\n")
         f.write(md_table(out) + "\n")
+        rounds = per_round_md(rows)
+        if rounds:
+            ref = [r for r in rows if r["label"] == REFERENCE]
+            f.write("\nRatio in each round, rounds in order (ONNX Runtime img/s median per round: "
+                    + "; ".join(f"batch {r['batch']} " + " / ".join(f"{x:.2f}" for x in r["round_medians"])
+                                for r in ref)
+                    + "):\n\n" + rounds + "\n")
         if plotted:
             f.write(f"\nPlot: engines.png (drawn with {plotted}).\n")
     if plotted:
