@@ -3,7 +3,8 @@
 # measured in the same run as the engine alone (`vggserve bench`), so the ratios compare like
 # with like on this noisy machine.
 #
-#   bench/http_load.sh [--algo direct|winograd] [--seconds 15] [--concurrency "1 2 4 8 16"]
+#   bench/http_load.sh [--algo direct|winograd] [--precision f32|bf16|int8] [--seconds 15]
+#                      [--concurrency "1 2 4 8 16"] [--bin PATH (default build/vggserve; for A/B runs)]
 #
 # Prints: engine img/s at batch 1 and max_batch; an idle single-request latency (median of
 # sequential requests) against the engine's batch-1 time; then per concurrency the served
@@ -11,34 +12,37 @@
 # Needs: wrk (Debian package), curl. Talks only to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-algo=direct seconds=15 conc="1 2 4 8 16" max_batch=8 image=tests/data/images/chelsea.jpg
+bin=./build/vggserve algo=direct precision=f32 seconds=15 conc="1 2 4 8 16" max_batch=8 image=tests/data/images/chelsea.jpg
 while (($#)); do
   case $1 in
     --algo) algo=$2; shift 2 ;;
+    --precision) precision=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --concurrency) conc=$2; shift 2 ;;
     --max-batch-size) max_batch=$2; shift 2 ;;
     --image) image=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-bin=./build/vggserve
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 weights=$(mktemp --suffix=.safetensors)
 log=$(mktemp)
 server=
-cleanup() { [[ -n $server ]] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -f "$weights" "$log"; }
+cleanup() { [[ -n $server ]] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -f "$weights" "$weights.int8.json" "$log"; }
 trap cleanup EXIT
 $bin gen-weights --seed 1 --out "$weights" 2>/dev/null
+# int8 reads its activation clips from beside the weights
+[[ $precision == int8 ]] && $bin calibrate --weights "$weights" tests/data/images/*.jpg >/dev/null 2>&1
 
-echo "== engine only ($algo, batch 1 and $max_batch)"
-engine=$($bin bench --weights "$weights" --algo "$algo" --batch "1,$max_batch" --seconds "$seconds" --json)
+echo "== engine only ($precision $algo, batch 1 and $max_batch)"
+engine=$($bin bench --weights "$weights" --algo "$algo" --precision "$precision" --batch "1,$max_batch" --seconds "$seconds" --json)
 echo "$engine"
 e1_ms=$(echo "$engine" | sed -n 1p | sed 's/.*"ms_per_batch_median": \([0-9.]*\).*/\1/')
 eB_ips=$(echo "$engine" | sed -n 2p | sed 's/.*"img_per_s_median": \([0-9.]*\).*/\1/')
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-$bin serve --weights "$weights" --algo "$algo" --port "$port" --max-batch-size "$max_batch" \
+$bin serve --weights "$weights" --algo "$algo" --precision "$precision" --port "$port" --max-batch-size "$max_batch" \
   --queue-capacity 256 >/dev/null 2>"$log" &
 server=$!
 for _ in $(seq 1 240); do

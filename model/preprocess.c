@@ -1,6 +1,7 @@
 /* preprocess.c - decode with stb_image, resample the crop window, normalise. */
 #include "preprocess.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -260,6 +261,11 @@ preprocess_status preprocess_rgb(const preprocess_image *img, preprocess_mode mo
         for (size_t i = 0; i < plane; i++)
             out[c * plane + i] = (out[c * plane + i] / 255.0f - mean[c]) / std[c];
     return PREPROCESS_OK;
+}
+
+void preprocess_tune_malloc(void) {
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }
 
 preprocess_status preprocess_bytes(const uint8_t *bytes, size_t len, int64_t max_pixels,

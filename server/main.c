@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "preprocess.h"
 
 static const struct {
     const char *name;
@@ -28,6 +29,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    preprocess_tune_malloc(); /* before any thread: decoding churns multi-MB buffers */
     if (argc < 2) {
         usage(stderr);
         return 2;
