@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "cli_common.h"
 #include "preprocess.h"
 
 typedef struct {
@@ -59,17 +60,12 @@ int main(int argc, char **argv) {
     printf("malloc: %s; %d thread(s) x %d images each\n",
            defaults ? "glibc defaults" : "preprocess_tune_malloc()", threads, iterations);
     for (int a = first; a < argc; a++) {
-        FILE *f = fopen(argv[a], "rb");
-        if (!f) {
+        uint8_t *bytes;
+        size_t got;
+        if (cli_read_file(argv[a], &bytes, &got) != 0) {
             fprintf(stderr, "%s: cannot open\n", argv[a]);
             return 1;
         }
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        uint8_t *bytes = malloc((size_t)n);
-        size_t got = fread(bytes, 1, (size_t)n, f);
-        fclose(f);
         job j = {bytes, got, iterations, 0};
         decode_loop(&(job){bytes, got, 3, 0}); /* warm up */
         pthread_t t[64];

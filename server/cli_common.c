@@ -154,6 +154,41 @@ int cli_int8_ranges(const cli_model_spec *spec, const vgg_weights *w,
     return 0;
 }
 
+int cli_read_file(const char *path, uint8_t **out, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return -1;
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = malloc(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - n, fp)) > 0;) {
+        n += got;
+        if (n == cap) buf = realloc(buf, cap *= 2);
+    }
+    fclose(fp);
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int cli_load_photos(const char *const *paths, int n, preprocess_mode mode, int hw, float *out) {
+    const size_t per = (size_t)3 * hw * hw;
+    for (int i = 0; i < n; i++) {
+        uint8_t *bytes;
+        size_t len;
+        char err[256];
+        if (cli_read_file(paths[i], &bytes, &len) != 0) {
+            fprintf(stderr, "error: %s: cannot open\n", paths[i]);
+            return -1;
+        }
+        preprocess_status st = preprocess_bytes(bytes, len, 0, mode, hw, out + i * per, err, sizeof err);
+        free(bytes);
+        if (st != PREPROCESS_OK) {
+            fprintf(stderr, "error: %s: %s\n", paths[i], err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int cli_model_options(const cli_model_spec *spec, const vgg_weights *w,
                       float act_max[VGG_N_LAYERS], vgg_model_options *opt, bool quiet) {
     *opt = (vgg_model_options){.algo = spec->algo, .precision = spec->precision,

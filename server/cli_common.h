@@ -53,6 +53,14 @@ int cli_preprocess_mode(const char *setting, const vgg_weights *w, preprocess_mo
 int cli_model_options(const cli_model_spec *spec, const vgg_weights *w,
                       float act_max[VGG_N_LAYERS], vgg_model_options *opt, bool quiet);
 
+/* Reads the whole file at path into a malloc'd buffer (*out, *len; free it). Returns -1 when
+ * it cannot be opened. */
+int cli_read_file(const char *path, uint8_t **out, size_t *len);
+
+/* Decodes and preprocesses n image files into out, (3, hw, hw) floats each. Returns -1 after
+ * printing which file failed and why. */
+int cli_load_photos(const char *const *paths, int n, preprocess_mode mode, int hw, float *out);
+
 /* --int8-float-layers LIST into spec. Returns -1 after printing. */
 int cli_int8_float_layers_parse(cli_model_spec *spec, const char *list);
 

@@ -215,25 +215,7 @@ int cmd_accuracy(int argc, char **argv) {
     float *photos = malloc(per * n_images * sizeof(float));
     preprocess_mode mode; /* what the weights were trained with */
     cli_preprocess_mode("auto", &w, &mode);
-    for (int i = 0; i < n_images; i++) {
-        FILE *fp = fopen(images[i], "rb");
-        if (!fp) {
-            fprintf(stderr, "error: %s: cannot open\n", images[i]);
-            return 1;
-        }
-        fseek(fp, 0, SEEK_END);
-        long len = ftell(fp);
-        fseek(fp, 0, SEEK_SET);
-        uint8_t *bytes = malloc((size_t)len);
-        size_t got = fread(bytes, 1, (size_t)len, fp);
-        fclose(fp);
-        if (preprocess_bytes(bytes, got, 0, mode, cfg->input_hw,
-                             photos + i * per, err, sizeof err) != PREPROCESS_OK) {
-            fprintf(stderr, "error: %s: %s\n", images[i], err);
-            return 1;
-        }
-        free(bytes);
-    }
+    if (cli_load_photos(images, n_images, mode, cfg->input_hw, photos) != 0) return 1;
     float *batch = malloc(per * 8 * sizeof(float));
     float *p_ref = malloc((size_t)8 * nc * sizeof(float)), *p_cand = malloc((size_t)8 * nc * sizeof(float));
     float *l_ref = malloc((size_t)8 * nc * sizeof(float)), *l_cand = malloc((size_t)8 * nc * sizeof(float));

@@ -11,21 +11,6 @@
 
 #define MAX_INPUTS 4096
 
-static int read_file(const char *path, uint8_t **out, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return -1;
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    for (size_t got; (got = fread(buf + n, 1, cap - n, fp)) > 0;) {
-        n += got;
-        if (n == cap) buf = realloc(buf, cap *= 2);
-    }
-    fclose(fp);
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 /* Prints one JSON line for row i of the batch results. */
 static void print_result(const char *file, const float *probs, const float *logits,
                          int n_classes, int k, bool all) {
@@ -153,7 +138,7 @@ int cmd_classify(int argc, char **argv) {
             }
             uint8_t *bytes;
             size_t len;
-            if (read_file(inputs[start], &bytes, &len) != 0) {
+            if (cli_read_file(inputs[start], &bytes, &len) != 0) {
                 fprintf(stderr, "error: %s: cannot read\n", inputs[start]);
                 status = 1;
                 continue;

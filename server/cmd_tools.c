@@ -76,17 +76,12 @@ int cmd_preprocess(int argc, char **argv) {
         fprintf(stderr, "error: --mode must be torchvision or caffe, got '%s'\n", mode_s);
         return 2;
     }
-    FILE *fp = fopen(pos[0], "rb");
-    if (!fp) {
+    uint8_t *bytes;
+    size_t got;
+    if (cli_read_file(pos[0], &bytes, &got) != 0) {
         fprintf(stderr, "error: %s: cannot open\n", pos[0]);
         return 1;
     }
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *bytes = malloc(len > 0 ? (size_t)len : 1);
-    size_t got = fread(bytes, 1, (size_t)(len > 0 ? len : 0), fp);
-    fclose(fp);
     float *tensor = malloc(3 * 224 * 224 * sizeof(float));
     char err[512];
     preprocess_image img;
@@ -259,26 +254,7 @@ int cmd_calibrate(int argc, char **argv) {
     float *inputs = malloc(per * (n > 0 ? n : 1) * sizeof(float));
     preprocess_mode mode; /* what the weights were trained with */
     cli_preprocess_mode("auto", &w, &mode);
-    for (int i = 0; i < n_images; i++) {
-        FILE *fp = fopen(images[i], "rb");
-        if (!fp) {
-            fprintf(stderr, "error: %s: cannot open\n", images[i]);
-            return 1;
-        }
-        fseek(fp, 0, SEEK_END);
-        long len = ftell(fp);
-        fseek(fp, 0, SEEK_SET);
-        uint8_t *bytes = malloc(len > 0 ? (size_t)len : 1);
-        size_t got = fread(bytes, 1, (size_t)(len > 0 ? len : 0), fp);
-        fclose(fp);
-        preprocess_status st = preprocess_bytes(bytes, got, 0, mode, hw,
-                                                inputs + i * per, err, sizeof err);
-        free(bytes);
-        if (st != PREPROCESS_OK) {
-            fprintf(stderr, "error: %s: %s\n", images[i], err);
-            return 1;
-        }
-    }
+    if (cli_load_photos(images, n_images, mode, hw, inputs) != 0) return 1;
     vgg_calibration_images(inputs + (size_t)n_images * per, (int)generated, hw, 1);
     float act_max[VGG_N_LAYERS];
     if (vgg_calibrate(&w, inputs, n, 0, &method, act_max, err, sizeof err) != 0) {
