@@ -20,10 +20,11 @@ static double now_s(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* Times one convolution; returns 0, or -1 when oneDNN has no kernel for it. */
+/* Times one convolution and names oneDNN's implementation in impl; returns 0, or -1 when
+ * oneDNN has no kernel for it. */
 static int time_conv(dnnl_engine_t eng, dnnl_stream_t stream, int n, int ic, int oc, int hw,
-                     dnnl_alg_kind_t alg, dnnl_data_type_t dt, int repeats, const char **impl,
-                     double *min_ms, double *mean_ms) {
+                     dnnl_alg_kind_t alg, dnnl_data_type_t dt, int repeats, char *impl,
+                     size_t impl_len, double *min_ms, double *mean_ms) {
     dnnl_memory_desc_t src, wei, bias, dst;
     dnnl_dims_t sd = {n, ic, hw, hw}, wd = {oc, ic, 3, 3}, bd = {oc}, dd = {n, oc, hw, hw};
     dnnl_dims_t strides = {1, 1}, pad = {1, 1};
@@ -46,7 +47,9 @@ static int time_conv(dnnl_engine_t eng, dnnl_stream_t stream, int n, int ic, int
     dnnl_status_t st = dnnl_primitive_desc_create(&pd, &cd, attr, eng, NULL);
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) return -1;
-    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, impl);
+    const char *name;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
+    snprintf(impl, impl_len, "%s", name); /* name lives in pd */
     static const dnnl_query_t what[4] = {dnnl_query_src_md, dnnl_query_weights_md,
                                          dnnl_query_weights_md, dnnl_query_dst_md};
     static const int index[4] = {0, 0, 1, 0}, arg[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS,
@@ -75,12 +78,6 @@ static int time_conv(dnnl_engine_t eng, dnnl_stream_t stream, int n, int ic, int
     }
     *min_ms = best;
     *mean_ms = total / repeats;
-    /* impl points into pd: copy before destroying it */
-    static char name[4][64];
-    static int slot;
-    slot = (slot + 1) % 4;
-    snprintf(name[slot], sizeof name[slot], "%s", *impl);
-    *impl = name[slot];
     dnnl_primitive_destroy(prim);
     for (int k = 0; k < 4; k++) dnnl_memory_destroy(args[k].memory);
     dnnl_primitive_desc_destroy(pd);
@@ -125,10 +122,10 @@ int main(int argc, char **argv) {
         char shape[32];
         snprintf(shape, sizeof shape, "%d->%d @%d", shapes[s][0], shapes[s][1], shapes[s][2]);
         for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-            const char *impl;
+            char impl[64];
             double mn, mean;
             if (time_conv(eng, stream, batch, shapes[s][0], shapes[s][1], shapes[s][2],
-                          kinds[k].alg, kinds[k].dt, repeats, &impl, &mn, &mean) != 0)
+                          kinds[k].alg, kinds[k].dt, repeats, impl, sizeof impl, &mn, &mean) != 0)
                 printf("%-16s %-13s %-34s\n", shape, kinds[k].name, "(no kernel)");
             else
                 printf("%-16s %-13s %-34s %8.2f %8.2f\n", shape, kinds[k].name, impl, mn, mean);

@@ -512,8 +512,8 @@ static dnnl_primitive_attr_t layer_attr(const vgg_model *m, int l, bool relu, in
  * where there are input channels to save multiplications on: never for the 3-channel first
  * convolution (direct: batch 8 7.9 ms against 18.5). In bf16 mode a Winograd layer is an f32
  * layer, so it must also beat bf16's doubled arithmetic rate: measured per layer at batch 8
- * (oneDNN alone, interleaved: build/bench_conv_layers), f32 Winograd against bf16 direct took 16.6/28.8/13.7/30.4 ms
- * against 18.9/37.2/17.7/35.3 for 128->256 and 256->256 at 56x56 and 256->512 and 512->512 at
+ * (oneDNN alone, interleaved: build/bench_conv_layers), f32 Winograd against bf16 direct took
+ * 16.6/28.8/13.7/30.4 ms against 18.9/37.2/17.7/35.3 for 128->256 and 256->256 at 56x56 and 256->512 and 512->512 at
  * 28x28, tied at 14x14 (8.4 against 8.5), and lost where channels are few and images large
  * (45.6/22.5/38.6 against 38.1/18.8/36.7 for conv1_2 to conv2_2). So bf16 + Winograd runs
  * layers with at least 128 input channels at 56x56 or less in f32 Winograd, the rest in bf16.
@@ -531,7 +531,7 @@ static bool layer_runs_winograd(const vgg_model *m, int l) {
 /* Data types of layer l: {src, weights, dst}. */
 static void layer_types(const vgg_model *m, int l, dnnl_data_type_t t[3]) {
     const bool last = l == FC_LAYER(2);
-    if (l < VGG_MAX_CONV && layer_runs_winograd(m, l)) {
+    if (layer_runs_winograd(m, l)) { /* false for fc layers: l >= n_conv */
         t[0] = t[1] = t[2] = dnnl_f32;
     } else if (layer_is_int8(m, l)) {
         t[0] = dnnl_u8;

@@ -249,8 +249,8 @@ int cmd_accuracy(int argc, char **argv) {
             top1_agree += tr[0] == tc[0];
             const float *pr = p_ref + k * nc;
             margins[start + k] = (pr[tr[0]] - pr[tr[1]]) / pr[tr[0]];
-            if (tr[0] != tc[0] && (pr[tr[0]] - pr[tc[0]]) / pr[tr[0]] > max_flip_margin)
-                max_flip_margin = (pr[tr[0]] - pr[tc[0]]) / pr[tr[0]];
+            const double crossed = (pr[tr[0]] - pr[tc[0]]) / pr[tr[0]]; /* 0 when they agree */
+            if (crossed > max_flip_margin) max_flip_margin = crossed;
             for (int a = 0; a < 5; a++)
                 for (int b = 0; b < 5; b++) top5_overlap += tr[a] == tc[b];
             for (int c = 0; c < nc; c++) {
