@@ -23,6 +23,7 @@ COPY model model
 COPY api api
 COPY config config
 COPY server server
+COPY cli cli
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVGGSERVE_BUILD_TESTS=OFF -DVGGSERVE_BUILD_BENCH=OFF \
     && cmake --build build -j "$(nproc)" --target vggserve \
     && strip build/vggserve

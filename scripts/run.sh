@@ -3,7 +3,9 @@
 #
 #   scripts/run.sh                                  generated weights, http://127.0.0.1:8080
 #   scripts/run.sh --weights vgg16.safetensors      real weights; any `vggserve serve` flag works
+#
+# Builds without the tests (no python3 or node needed); BUILD_DIR overrides ./build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec ./build/vggserve serve "$@"
+exec "${BUILD_DIR:-build}/vggserve" serve "$@"

@@ -1,18 +1,38 @@
 #!/usr/bin/env bash
-# setup.sh - install the Debian packages vggserve needs (only those missing) and build it.
+# setup.sh - the one list of Debian packages vggserve needs: installs those missing, then builds.
 #
-#   scripts/setup.sh [--with-test-deps]     -> ./build/vggserve
+#   scripts/setup.sh                    build the service only             -> ./build/vggserve
+#   scripts/setup.sh --with-test-deps   also what the ctest suite needs (tests/run.sh)
+#   scripts/setup.sh --with-ci-deps     also what .ci/run adds: sanitizers and fuzzers (clang),
+#                                       the Docker and Swarm checks (docker.io, mmdebstrap)
 #
-# Needs root (or sudo) only when a package is missing. BUILD_DIR overrides ./build.
+# Needs root (or sudo) only when a package is missing. BUILD_DIR overrides ./build. The plain
+# build configures no tests, so a newcomer needs neither python3 nor node to run the service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+level=build
+case "${1:-}" in
+  "") ;;
+  --with-test-deps) level=test ;;
+  --with-ci-deps) level=ci ;;
+  *) echo "usage: scripts/setup.sh [--with-test-deps | --with-ci-deps]" >&2; exit 2 ;;
+esac
+
+# Build: compiler, CMake, the HTTP server, JSON, image decoders, oneDNN.
 packages=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libstb-dev libdnnl-dev)
-if [[ "${1:-}" == "--with-test-deps" ]]; then
-  # python3-numpy for the black-box tests, prometheus for promtool, curl for examples,
-  # torch/torchvision/h5py for the weight converters' tests.
-  packages+=(python3 python3-numpy prometheus curl python3-torch python3-torchvision python3-h5py
-             chromium openssl)
+if [[ $level != build ]]; then
+  # python3-numpy for the black-box suites, python3-torch/torchvision for the reference model
+  # (parity) and h5py for the weight converters' tests, prometheus for promtool, chromium for
+  # the demo page test, openssl for the TLS test, curl for the README examples.
+  packages+=(python3 python3-numpy python3-torch python3-torchvision python3-h5py prometheus
+             chromium openssl curl)
+  # Node.js and npm for the OpenAPI, browser and manifest checks; a Node.js installed some other
+  # way (it brings its own npm, which Debian's npm package conflicts with) is used as it is.
+  command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+fi
+if [[ $level == ci ]]; then
+  packages+=(clang libclang-rt-14-dev docker.io mmdebstrap)
 fi
 
 missing=()
@@ -28,5 +48,7 @@ if ((${#missing[@]})); then
 fi
 
 build_dir=${BUILD_DIR:-build}
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+tests=ON
+[[ $level == build ]] && tests=OFF
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DVGGSERVE_BUILD_TESTS=$tests >/dev/null
 cmake --build "$build_dir" -j "$(nproc)"

@@ -11,6 +11,7 @@
 #   2. run without weights on a loopback port: /readyz 200, HEALTHCHECK healthy, classify the
 #      shipped cat photo with curl and check the JSON, `docker stop` drains and exits 0
 #   3. weights made by the image's own `gen-weights` mounted at /models: served from the file
+#   4. README's first command (scripts/run.sh) alone in a bare debian:bookworm container
 # Cleans up what it made: containers, images, and the daemon with its data if it started one.
 #
 # Environment: DOCKER (client, default /usr/bin/docker when present), DOCKER_CHECK_KEEP_IMAGES=1
@@ -226,4 +227,24 @@ wait_ready vggserve-ci-file-$$
 classify_check vggserve-ci-file-$$ file
 "$DOCKER" stop -t 40 vggserve-ci-file-$$ >/dev/null
 
-say "PASSED in $((SECONDS - t0)) s: image $tag $((size / 1048576)) MiB built, ran ready, classified"
+# 3. A newcomer: README's first command alone in a bare debian:bookworm (the base imported
+# above, nothing installed), the clone mounted, so that command can never again depend on what
+# this machine happens to have. It installs its packages, builds outside the clone, and serves.
+newcomer=vggserve-ci-newcomer-$$
+port=$(free_port)
+containers+=("$newcomer")
+t_new=$SECONDS
+"$DOCKER" run -d --name "$newcomer" --network host -v "$PWD:/src:ro" -e BUILD_DIR=/tmp/build \
+    debian:bookworm bash -c "cd /src && exec scripts/run.sh --host 127.0.0.1 --port $port" >/dev/null
+say "$newcomer: scripts/run.sh in a bare debian:bookworm (installs, builds, serves on $port)"
+while ! curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null; do
+    state=$("$DOCKER" inspect -f '{{.State.Status}}' "$newcomer")
+    [[ "$state" == running ]] || { "$DOCKER" logs "$newcomer" 2>&1 | tail -30; die "$newcomer: $state"; }
+    ((SECONDS - t_new < 900)) || { "$DOCKER" logs "$newcomer" 2>&1 | tail -30; die "$newcomer: not ready in 900 s"; }
+    sleep 2
+done
+say "$newcomer: /readyz 200 after $((SECONDS - t_new)) s"
+classify_check "$newcomer" generated
+"$DOCKER" stop -t 40 "$newcomer" >/dev/null
+
+say "PASSED in $((SECONDS - t0)) s: image $tag $((size / 1048576)) MiB built, ran ready, classified; scripts/run.sh works in a bare bookworm"

@@ -3,8 +3,8 @@
 #
 #   tests/fuzz/run.sh [-t SECONDS_EACH] [-n RUNS_EACH] [HARNESS...]
 #
-# Defaults: 60 s each, every harness (multipart safetensors preprocess config
-# classify_request kserve_v2), built by tests/fuzz/build.sh into $FUZZ_BUILD (default build-fuzz; built
+# Defaults: 60 s each, every harness (one per tests/fuzz/corpus/<harness>/; the list itself is
+# FUZZ_HARNESSES in tests/CMakeLists.txt), built by tests/fuzz/build.sh into $FUZZ_BUILD (default build-fuzz; built
 # first when missing). The regression inputs (tests/fuzz/regress/<harness>/) are replayed
 # first; then libFuzzer starts from the committed seeds (tests/fuzz/corpus/<harness>/) and
 # writes what it finds under $FUZZ_BUILD/work/, never into the tree. A crash stops that
@@ -25,7 +25,9 @@ while getopts "t:n:" o; do
 done
 shift $((OPTIND - 1))
 harnesses=("$@")
-((${#harnesses[@]})) || harnesses=(multipart safetensors preprocess config classify_request kserve_v2)
+if ((${#harnesses[@]} == 0)); then
+  for d in "$root"/tests/fuzz/corpus/*/; do harnesses+=("$(basename "$d")"); done
+fi
 [[ -x $build/fuzz_${harnesses[0]} ]] || "$root/tests/fuzz/build.sh" "$build"
 
 work=$build/work

@@ -1,4 +1,4 @@
-/* cmd_classify.c - `vggserve classify`: images (or a preprocessed .npy) to JSON lines. */
+/* classify.c - `vggserve classify`: images (or a preprocessed .npy) to JSON lines. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

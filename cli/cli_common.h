@@ -82,6 +82,10 @@ int cli_build_model(const cli_model_spec *spec, vgg_weights *w, vgg_model **m, b
 /* Resident set size of this process in bytes (from /proc/self/status), 0 if unknown. */
 int64_t cli_rss_bytes(void);
 
+/* Monotonic clock in seconds. */
 double cli_now_s(void);
+
+/* qsort comparator for doubles, ascending (medians of timings and margins). */
+int cli_cmp_double(const void *a, const void *b);
 
 #endif

@@ -1,0 +1,142 @@
+/* bench.c - `vggserve bench`: engine-only throughput per batch size, no HTTP.
+ *
+ * For each batch size: one warm-up pass (builds the plan), then timed passes until --seconds
+ * have passed and at least --min-runs were made. Reports img/s of the slowest and the median
+ * pass: on a noisy machine the median is the figure to quote, the min shows the spread. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "commands.h"
+
+int cmd_bench(int argc, char **argv) {
+    const char *weights = NULL, *model = NULL, *algo = NULL, *precision = NULL, *threads_s = "0",
+               *batches_s = "1,8,16", *seconds_s = "5", *runs_s = "3", *seed_s = "1",
+               *fc1_s = "flat", *float_layers = NULL;
+    bool json = false, verbose = false;
+    const cli_option opts[] = {
+        {"weights", "FILE", "safetensors weights (default: generated)", &weights, NULL},
+        {"seed", "N", "seed for generated weights (default 1)", &seed_s, NULL},
+        {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &model, NULL},
+        {"algo", "ALGO", "direct|winograd (default direct)", &algo, NULL},
+        {"precision", "P", "f32|bf16|int8 (default f32)", &precision, NULL},
+        {"threads", "T", "oneDNN threads (default: all cores)", &threads_s, NULL},
+        {"batch", "LIST", "comma-separated batch sizes (default 1,8,16)", &batches_s, NULL},
+        {"seconds", "S", "timed seconds per batch size (default 5)", &seconds_s, NULL},
+        {"min-runs", "N", "at least this many timed passes (default 3)", &runs_s, NULL},
+        {"fc1", "LAYOUT", "flat|4d: how fc1 reads pool5 (default flat)", &fc1_s, NULL},
+        {"int8-float-layers", "LIST", "int8: layers kept in f32, e.g. conv2,fc3 (default none)",
+         &float_layers, NULL},
+        {"json", NULL, "one JSON line per batch size", NULL, &json},
+        {"verbose", NULL, "print each plan's primitives and formats", NULL, &verbose},
+    };
+    const char *pos[1];
+    int n_pos;
+    int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0],
+                       "usage: vggserve bench [--weights FILE] [--algo direct|winograd] "
+                       "[--batch 1,8,16] [--seconds S] [--json]",
+                       pos, 0, &n_pos);
+    if (rc != 0) return rc < 0 ? 2 : 0;
+    long threads, seconds, min_runs, seed;
+    if (cli_parse_int("threads", threads_s, 0, 1024, &threads) ||
+        cli_parse_int("seconds", seconds_s, 0, 3600, &seconds) ||
+        cli_parse_int("min-runs", runs_s, 1, 1000000, &min_runs) ||
+        cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed))
+        return 2;
+    int batches[32], n_batches = 0, max_batch = 1;
+    char list[256];
+    snprintf(list, sizeof list, "%s", batches_s);
+    for (char *save, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long b;
+        if (n_batches == 32 || cli_parse_int("batch", tok, 1, 256, &b)) return 2;
+        batches[n_batches++] = (int)b;
+        if (b > max_batch) max_batch = (int)b;
+    }
+    cli_model_spec spec = {0};
+    spec.seed = (uint64_t)seed;
+    spec.max_batch = max_batch;
+    if (strcmp(fc1_s, "4d") == 0) spec.fc1_layout = VGG_FC1_4D;
+    else if (strcmp(fc1_s, "flat") != 0) {
+        fprintf(stderr, "error: --fc1 must be flat or 4d\n");
+        return 2;
+    }
+    if (cli_model_spec_parse(&spec, weights, model, algo, precision) != 0 ||
+        cli_int8_float_layers_parse(&spec, float_layers) != 0)
+        return 2;
+    vgg_weights w;
+    vgg_model *m;
+    if (cli_build_model(&spec, &w, &m, true) != 0) return 1;
+    char err[512];
+    vgg_engine *e = vgg_engine_create(m, (int)threads, err, sizeof err);
+    if (!e) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    const vgg_config *cfg = vgg_model_config(m);
+    for (int b = 0; b < n_batches; b++)
+        if (vgg_engine_prepare(e, batches[b], err, sizeof err) != 0) {
+            fprintf(stderr, "error: %s\n", err);
+            return 1;
+        }
+    /* Everything is in primitive formats now: drop the plain copy, as the server does. */
+    vgg_model_release_source(m);
+    vgg_weights_free(&w);
+    size_t per_image = (size_t)3 * cfg->input_hw * cfg->input_hw;
+    float *in = malloc(per_image * max_batch * sizeof(float));
+    uint64_t state = 42;
+    for (size_t i = 0; i < per_image * max_batch; i++)
+        in[i] = (float)vgg_normal_from_u64(vgg_splitmix64(&state));
+    if (!json)
+        printf("%s %s %s, %ld thread(s); weights %.0f MiB in primitive formats, RSS %.0f MiB\n"
+               "%6s %6s %12s %12s %12s %14s\n",
+               cfg->name, vgg_algo_name(spec.algo), vgg_precision_name(spec.precision),
+               threads ? threads : (long)0, vgg_model_weight_bytes(m) / 1048576.0,
+               cli_rss_bytes() / 1048576.0, "batch", "runs", "img/s min", "img/s median",
+               "img/s max", "ms/batch med");
+    int status = 0;
+    for (int b = 0; b < n_batches && status == 0; b++) {
+        int n = batches[b];
+        if (verbose) {
+            char *d = vgg_engine_describe(e, n);
+            fprintf(stderr, "plan for batch %d:\n%s", n, d);
+            free(d);
+        }
+        if (vgg_engine_forward(e, in, n, NULL, NULL, err, sizeof err) != 0) { /* warm-up */
+            fprintf(stderr, "error: %s\n", err);
+            status = 1;
+            break;
+        }
+        int cap = 1024, runs = 0;
+        double *t = malloc(cap * sizeof *t), start = cli_now_s();
+        while (runs < min_runs || cli_now_s() - start < seconds) {
+            double t0 = cli_now_s();
+            if (vgg_engine_forward(e, in, n, NULL, NULL, err, sizeof err) != 0) {
+                fprintf(stderr, "error: %s\n", err);
+                status = 1;
+                break;
+            }
+            if (runs == cap) t = realloc(t, (cap *= 2) * sizeof *t);
+            t[runs++] = cli_now_s() - t0;
+        }
+        qsort(t, runs, sizeof *t, cli_cmp_double);
+        double med = runs % 2 ? t[runs / 2] : (t[runs / 2 - 1] + t[runs / 2]) / 2;
+        double ips_min = n / t[runs - 1], ips_med = n / med, ips_max = n / t[0];
+        if (json)
+            printf("{\"model\": \"%s\", \"algo\": \"%s\", \"precision\": \"%s\", \"batch\": %d, "
+                   "\"runs\": %d, \"img_per_s_min\": %.3f, \"img_per_s_median\": %.3f, "
+                   "\"img_per_s_max\": %.3f, \"ms_per_batch_median\": %.3f, \"rss_mb\": %.1f}\n",
+                   cfg->name, vgg_algo_name(spec.algo), vgg_precision_name(spec.precision), n,
+                   runs, ips_min, ips_med, ips_max, med * 1e3, cli_rss_bytes() / 1048576.0);
+        else
+            printf("%6d %6d %12.2f %12.2f %12.2f %14.1f\n", n, runs, ips_min, ips_med, ips_max,
+                   med * 1e3);
+        fflush(stdout);
+        free(t);
+    }
+    free(in);
+    vgg_engine_free(e);
+    vgg_model_free(m);
+    return status;
+}

@@ -1,0 +1,80 @@
+/* calibrate.c - `vggserve calibrate`: int8 activation ranges, stored beside the weights. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calibrate.h"
+#include "cli_common.h"
+#include "commands.h"
+#include "preprocess.h"
+
+
+int cmd_calibrate(int argc, char **argv) {
+    const char *weights = NULL, *model = "vgg16", *out = NULL, *generated_s = "32", *seed_s = "1",
+               *method_s = "mse";
+    const cli_option opts[] = {
+        {"weights", "FILE", "safetensors weights (default: generated from --seed)", &weights, NULL},
+        {"seed", "N", "seed for generated weights (default 1)", &seed_s, NULL},
+        {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &model, NULL},
+        {"generated", "N", "generated images added to the photos (default 32)", &generated_s, NULL},
+        {"out", "FILE", "output (default WEIGHTS.int8.json, where int8 mode looks)", &out, NULL},
+        {"method", "M", "mse|max|pNN.N: clip of least squared error (default), max, percentile",
+         &method_s, NULL},
+    };
+    const char *images[256];
+    int n_images;
+    int rc = cli_parse(argc, argv, opts, 6,
+                       "usage: vggserve calibrate --weights FILE [--generated 32] [--method mse] [IMAGE...]\n"
+                       "Measures each layer's activation range for int8 on the photos given plus\n"
+                       "generated images, and stores it beside the weights.",
+                       images, 256, &n_images);
+    if (rc != 0) return rc < 0 ? 2 : 0;
+    long generated, seed;
+    if (cli_parse_int("generated", generated_s, 0, 10000, &generated) ||
+        cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed))
+        return 2;
+    vgg_calib_method method;
+    if (vgg_calib_method_parse(method_s, &method) != 0) {
+        fprintf(stderr, "error: --method: expected mse, max or pNN.N (a percentile), got '%s'\n",
+                method_s);
+        return 2;
+    }
+    if (!out && !weights) {
+        fprintf(stderr, "error: give --out when the weights are generated\n");
+        return 2;
+    }
+    cli_model_spec spec = {0};
+    spec.seed = (uint64_t)seed;
+    if (cli_model_spec_parse(&spec, weights, model, NULL, NULL) != 0) return 2;
+    vgg_config cfg;
+    vgg_config_init(&cfg, spec.model);
+    vgg_weights w;
+    char err[1024];
+    if (weights ? vgg_weights_load(&w, &cfg, weights, err, sizeof err) != 0
+                : vgg_weights_generate(&w, &cfg, spec.seed) != 0) {
+        fprintf(stderr, "error: %s\n", weights ? err : "out of memory");
+        return 1;
+    }
+    int n = n_images + (int)generated, hw = cfg.input_hw;
+    size_t per = (size_t)3 * hw * hw;
+    float *inputs = malloc(per * (n > 0 ? n : 1) * sizeof(float));
+    preprocess_mode mode; /* what the weights were trained with */
+    cli_preprocess_mode("auto", &w, &mode);
+    if (cli_load_photos(images, n_images, mode, hw, inputs) != 0) return 1;
+    vgg_calibration_images(inputs + (size_t)n_images * per, (int)generated, hw, 1);
+    float act_max[VGG_N_LAYERS];
+    if (vgg_calibrate(&w, inputs, n, 0, &method, act_max, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    char path[4200];
+    if (out) snprintf(path, sizeof path, "%s", out);
+    else cli_calibration_path(weights, path, sizeof path);
+    rc = vgg_calibration_save(path, &w, n, method, act_max, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "error: %s\n", err);
+    else fprintf(stderr, "wrote %s: ranges of %d layers from %d photos + %ld generated images\n",
+                 path, cfg.n_conv + VGG_N_FC, n_images, generated);
+    free(inputs);
+    vgg_weights_free(&w);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,64 @@
+/* preprocess.c - `vggserve preprocess`: the tensor the network sees for an image, as .npy. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "npy.h"
+#include "preprocess.h"
+
+
+int cmd_preprocess(int argc, char **argv) {
+    const char *mode_s = "torchvision", *out = NULL;
+    bool unit = false;
+    const cli_option opts[] = {
+        {"mode", "MODE", "torchvision|caffe (default torchvision)", &mode_s, NULL},
+        {"out", "FILE.npy", "output (1,3,224,224) float32 array (required)", &out, NULL},
+        {"unnormalized", NULL, "torchvision geometry, RGB in [0,1] before mean/std", NULL, &unit},
+    };
+    const char *pos[1];
+    int n_pos;
+    int rc = cli_parse(argc, argv, opts, 3,
+                       "usage: vggserve preprocess [--mode torchvision|caffe] IMAGE --out FILE.npy",
+                       pos, 1, &n_pos);
+    if (rc != 0) return rc < 0 ? 2 : 0;
+    if (n_pos != 1 || !out) {
+        fprintf(stderr, "error: give one IMAGE and --out FILE.npy\n");
+        return 2;
+    }
+    preprocess_mode mode;
+    if (strcmp(mode_s, "torchvision") == 0) mode = PREPROCESS_TORCHVISION;
+    else if (strcmp(mode_s, "caffe") == 0) mode = PREPROCESS_CAFFE;
+    else {
+        fprintf(stderr, "error: --mode must be torchvision or caffe, got '%s'\n", mode_s);
+        return 2;
+    }
+    uint8_t *bytes;
+    size_t got;
+    if (cli_read_file(pos[0], &bytes, &got) != 0) {
+        fprintf(stderr, "error: %s: cannot open\n", pos[0]);
+        return 1;
+    }
+    float *tensor = malloc(3 * 224 * 224 * sizeof(float));
+    char err[512];
+    preprocess_image img;
+    preprocess_status st = preprocess_decode(bytes, got, 0, &img, err, sizeof err);
+    if (st == PREPROCESS_OK) {
+        st = unit ? preprocess_rgb_unit(&img, 256, 224, tensor)
+                  : preprocess_rgb(&img, mode, 256, 224, tensor);
+        if (st != PREPROCESS_OK) snprintf(err, sizeof err, "cannot resize the image");
+        preprocess_image_free(&img);
+    }
+    free(bytes);
+    if (st != PREPROCESS_OK) {
+        fprintf(stderr, "error: %s: %s\n", pos[0], err);
+        free(tensor);
+        return 1;
+    }
+    const int64_t shape[4] = {1, 3, 224, 224};
+    rc = npy_write_f32(out, tensor, shape, 4, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "error: %s\n", err);
+    free(tensor);
+    return rc ? 1 : 0;
+}
