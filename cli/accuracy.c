@@ -13,6 +13,109 @@
 #include "preprocess.h"
 #include "topk.h"
 
+/* What the comparison accumulates over every input. */
+typedef struct {
+    int inputs, top1_agree, top5_overlap;
+    double max_prob_diff, err_sq, spread_sq, max_flip_margin;
+    /* f32's margin per input: (p1 - p2) / p1 of its first two classes. A flip inside a small
+     * margin is a near-tie that any rounding may break; a flip across a large one is an error. */
+    double *margins;
+} accuracy_tally;
+
+/* Inputs start..start+n-1 into batch: the photos first, then variations of them (contrast in
+ * [0.5, 1.5), Gaussian noise of sigma 0.3) drawn from *state. */
+static void make_inputs(float *batch, const float *photos, int n_photos, int start, int n,
+                        size_t per, uint64_t *state) {
+    for (int k = 0; k < n; k++) {
+        int idx = start + k;
+        float *x = batch + k * per;
+        memcpy(x, photos + (idx % n_photos) * per, per * sizeof(float));
+        if (idx < n_photos) continue;
+        double contrast = 0.5 + (vgg_splitmix64(state) >> 11) * (1.0 / 9007199254740992.0);
+        for (size_t i = 0; i < per; i++)
+            x[i] = (float)(x[i] * contrast + 0.3 * vgg_normal_from_u64(vgg_splitmix64(state)));
+    }
+}
+
+/* One input's reference and candidate probabilities (pr, pc) and logits (lr, lc). */
+static void tally_input(accuracy_tally *t, const float *pr, const float *pc, const float *lr,
+                        const float *lc, int nc) {
+    int tr[5], tc[5];
+    topk_indices(pr, nc, 5, tr);
+    topk_indices(pc, nc, 5, tc);
+    t->top1_agree += tr[0] == tc[0];
+    t->margins[t->inputs++] = (pr[tr[0]] - pr[tr[1]]) / pr[tr[0]];
+    const double crossed = (pr[tr[0]] - pr[tc[0]]) / pr[tr[0]]; /* 0 when they agree */
+    if (crossed > t->max_flip_margin) t->max_flip_margin = crossed;
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 5; b++) t->top5_overlap += tr[a] == tc[b];
+    for (int c = 0; c < nc; c++) {
+        double d = fabs((double)pr[c] - pc[c]);
+        if (d > t->max_prob_diff) t->max_prob_diff = d;
+    }
+    /* Logit error relative to how much the logits differ between classes, both taken about
+     * the input's mean logit (softmax ignores a shift): a numerics measure that, unlike top-1
+     * agreement, does not depend on how close the classes happen to be. */
+    double mean_ref = 0, mean_err = 0;
+    for (int c = 0; c < nc; c++) {
+        mean_ref += lr[c];
+        mean_err += (double)lc[c] - lr[c];
+    }
+    mean_ref /= nc;
+    mean_err /= nc;
+    for (int c = 0; c < nc; c++) {
+        double r = lr[c] - mean_ref, d = (double)lc[c] - lr[c] - mean_err;
+        t->spread_sq += r * r;
+        t->err_sq += d * d;
+    }
+}
+
+/* Runs total inputs (made by make_inputs, 8 at a time) through both engines into t. */
+static int compare(vgg_engine *ref_e, vgg_engine *cand_e, const float *photos, int n_photos,
+                   int total, size_t per, int nc, accuracy_tally *t, char *err, size_t errlen) {
+    float *batch = malloc(per * 8 * sizeof(float));
+    float *p_ref = malloc((size_t)8 * nc * sizeof(float)), *p_cand = malloc((size_t)8 * nc * sizeof(float));
+    float *l_ref = malloc((size_t)8 * nc * sizeof(float)), *l_cand = malloc((size_t)8 * nc * sizeof(float));
+    uint64_t state = 0x5eed;
+    int rc = batch && p_ref && p_cand && l_ref && l_cand && t->margins ? 0 : -1;
+    if (rc) snprintf(err, errlen, "out of memory");
+    for (int start = 0; rc == 0 && start < total; start += 8) {
+        int n = total - start < 8 ? total - start : 8;
+        make_inputs(batch, photos, n_photos, start, n, per, &state);
+        rc = vgg_engine_forward(ref_e, batch, n, l_ref, p_ref, err, errlen);
+        if (rc == 0) rc = vgg_engine_forward(cand_e, batch, n, l_cand, p_cand, err, errlen);
+        for (int k = 0; rc == 0 && k < n; k++)
+            tally_input(t, p_ref + k * nc, p_cand + k * nc, l_ref + k * nc, l_cand + k * nc, nc);
+    }
+    free(batch);
+    free(p_ref);
+    free(p_cand);
+    free(l_ref);
+    free(l_cand);
+    return rc;
+}
+
+static void print_report(accuracy_tally *t, const cli_model_spec *cand, bool json) {
+    const int total = t->inputs;
+    double agree = (double)t->top1_agree / total, overlap = t->top5_overlap / (5.0 * total);
+    double rel_logit_err = t->spread_sq > 0 ? sqrt(t->err_sq / t->spread_sq) : 0;
+    qsort(t->margins, (size_t)total, sizeof *t->margins, cli_cmp_double);
+    const double median_margin = t->margins[total / 2];
+    const char *algo = vgg_algo_name(cand->algo), *precision = vgg_precision_name(cand->precision);
+    if (json)
+        printf("{\"algo\": \"%s\", \"precision\": \"%s\", \"inputs\": %d, \"top1_agreement\": %.4f, "
+               "\"top5_overlap\": %.4f, \"max_abs_prob_diff\": %.3g, \"rel_logit_err\": %.3g, "
+               "\"median_f32_margin\": %.3g, \"max_flipped_margin\": %.3g}\n",
+               algo, precision, total, agree, overlap, t->max_prob_diff, rel_logit_err,
+               median_margin, t->max_flip_margin);
+    else
+        printf("%s %s vs f32 direct on %d inputs: top-1 agreement %.2f%%, top-5 overlap %.2f%%, "
+               "max |prob diff| %.3g, relative logit error %.3g; f32's top-2 margin: median %.3g, "
+               "largest flipped %.3g\n",
+               algo, precision, total, 100 * agree, 100 * overlap, t->max_prob_diff,
+               rel_logit_err, median_margin, t->max_flip_margin);
+}
+
 int cmd_accuracy(int argc, char **argv) {
     const char *weights = NULL, *model = NULL, *algo = NULL, *precision = "bf16",
                *random_s = "200", *seed_s = "1", *threads_s = "0", *float_layers = NULL;
@@ -75,89 +178,14 @@ int cmd_accuracy(int argc, char **argv) {
     preprocess_mode mode; /* what the weights were trained with */
     cli_preprocess_mode("auto", &w, &mode);
     if (cli_load_photos(images, n_images, mode, cfg->input_hw, photos) != 0) return 1;
-    float *batch = malloc(per * 8 * sizeof(float));
-    float *p_ref = malloc((size_t)8 * nc * sizeof(float)), *p_cand = malloc((size_t)8 * nc * sizeof(float));
-    float *l_ref = malloc((size_t)8 * nc * sizeof(float)), *l_cand = malloc((size_t)8 * nc * sizeof(float));
-    int top1_agree = 0, top5_overlap = 0;
-    double max_prob_diff = 0, err_sq = 0, spread_sq = 0, max_flip_margin = 0;
-    /* f32's margin per input: (p1 - p2) / p1 of its first two classes. A flip inside a small
-     * margin is a near-tie that any rounding may break; a flip across a large one is an error. */
-    double *margins = malloc((size_t)total * sizeof(double));
-    uint64_t state = 0x5eed;
-    for (int start = 0; start < total; start += 8) {
-        int n = total - start < 8 ? total - start : 8;
-        for (int k = 0; k < n; k++) {
-            int idx = start + k;
-            float *x = batch + k * per;
-            memcpy(x, photos + (idx % n_images) * per, per * sizeof(float));
-            if (idx >= n_images) { /* a variation: contrast in [0.5, 1.5), noise sigma 0.3 */
-                double contrast = 0.5 + (vgg_splitmix64(&state) >> 11) * (1.0 / 9007199254740992.0);
-                for (size_t i = 0; i < per; i++)
-                    x[i] = (float)(x[i] * contrast + 0.3 * vgg_normal_from_u64(vgg_splitmix64(&state)));
-            }
-        }
-        if (vgg_engine_forward(ref_e, batch, n, l_ref, p_ref, err, sizeof err) != 0 ||
-            vgg_engine_forward(cand_e, batch, n, l_cand, p_cand, err, sizeof err) != 0) {
-            fprintf(stderr, "error: %s\n", err);
-            return 1;
-        }
-        for (int k = 0; k < n; k++) {
-            int tr[5], tc[5];
-            topk_indices(p_ref + k * nc, nc, 5, tr);
-            topk_indices(p_cand + k * nc, nc, 5, tc);
-            top1_agree += tr[0] == tc[0];
-            const float *pr = p_ref + k * nc;
-            margins[start + k] = (pr[tr[0]] - pr[tr[1]]) / pr[tr[0]];
-            const double crossed = (pr[tr[0]] - pr[tc[0]]) / pr[tr[0]]; /* 0 when they agree */
-            if (crossed > max_flip_margin) max_flip_margin = crossed;
-            for (int a = 0; a < 5; a++)
-                for (int b = 0; b < 5; b++) top5_overlap += tr[a] == tc[b];
-            for (int c = 0; c < nc; c++) {
-                double d = fabs((double)p_ref[k * nc + c] - p_cand[k * nc + c]);
-                if (d > max_prob_diff) max_prob_diff = d;
-            }
-            /* Logit error relative to how much the logits differ between classes, both taken
-             * about the input's mean logit (softmax ignores a shift): a numerics measure that,
-             * unlike top-1 agreement, does not depend on how close the classes happen to be. */
-            double mean_ref = 0, mean_err = 0;
-            for (int c = 0; c < nc; c++) {
-                mean_ref += l_ref[k * nc + c];
-                mean_err += (double)l_cand[k * nc + c] - l_ref[k * nc + c];
-            }
-            mean_ref /= nc;
-            mean_err /= nc;
-            for (int c = 0; c < nc; c++) {
-                double r = l_ref[k * nc + c] - mean_ref;
-                double d = (double)l_cand[k * nc + c] - l_ref[k * nc + c] - mean_err;
-                spread_sq += r * r;
-                err_sq += d * d;
-            }
-        }
+    accuracy_tally tally = {.margins = malloc((size_t)total * sizeof(double))};
+    if (compare(ref_e, cand_e, photos, n_images, total, per, nc, &tally, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
     }
-    double agree = (double)top1_agree / total, overlap = top5_overlap / (5.0 * total);
-    double rel_logit_err = spread_sq > 0 ? sqrt(err_sq / spread_sq) : 0;
-    qsort(margins, (size_t)total, sizeof *margins, cli_cmp_double);
-    const double median_margin = margins[total / 2];
-    if (json)
-        printf("{\"algo\": \"%s\", \"precision\": \"%s\", \"inputs\": %d, \"top1_agreement\": %.4f, "
-               "\"top5_overlap\": %.4f, \"max_abs_prob_diff\": %.3g, \"rel_logit_err\": %.3g, "
-               "\"median_f32_margin\": %.3g, \"max_flipped_margin\": %.3g}\n",
-               vgg_algo_name(cand_spec.algo), vgg_precision_name(cand_spec.precision), total, agree,
-               overlap, max_prob_diff, rel_logit_err, median_margin, max_flip_margin);
-    else
-        printf("%s %s vs f32 direct on %d inputs: top-1 agreement %.2f%%, top-5 overlap %.2f%%, "
-               "max |prob diff| %.3g, relative logit error %.3g; f32's top-2 margin: median %.3g, "
-               "largest flipped %.3g\n",
-               vgg_algo_name(cand_spec.algo), vgg_precision_name(cand_spec.precision), total,
-               100 * agree, 100 * overlap, max_prob_diff, rel_logit_err, median_margin,
-               max_flip_margin);
+    print_report(&tally, &cand_spec, json);
     free(photos);
-    free(batch);
-    free(p_ref);
-    free(p_cand);
-    free(l_ref);
-    free(l_cand);
-    free(margins);
+    free(tally.margins);
     vgg_engine_free(ref_e);
     vgg_engine_free(cand_e);
     vgg_model_free(ref_m);
