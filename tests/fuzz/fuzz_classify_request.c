@@ -9,7 +9,6 @@
 #include <jansson.h>
 #include <math.h>
 #include <string.h>
-#include <strings.h>
 
 #include "auth.h"
 #include "classify_request.h"
@@ -31,40 +30,12 @@ static void check_error(api_status st, const char *msg) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    /* Header lines up to an empty line; copies are NUL-terminated like MHD's values. */
-    char *ctype = NULL, *clen = NULL, *top_k = NULL, *auth = NULL, *timeout = NULL;
-    const uint8_t *p = data, *end = data + size;
-    while (p < end) {
-        const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) nl = end;
-        size_t n = (size_t)(nl - p);
-        if (n == 0) {
-            p = nl + 1;
-            break;
-        }
-        const uint8_t *colon = memchr(p, ':', n);
-        if (colon) {
-            size_t klen = (size_t)(colon - p);
-            const uint8_t *v = colon + 1;
-            while (v < nl && *v == ' ') v++;
-            char *value = strndup((const char *)v, (size_t)(nl - v));
-            char **slot = NULL;
-            if (klen == 12 && strncasecmp((const char *)p, "content-type", 12) == 0) slot = &ctype;
-            else if (klen == 14 && strncasecmp((const char *)p, "content-length", 14) == 0) slot = &clen;
-            else if (klen == 5 && strncasecmp((const char *)p, "top_k", 5) == 0) slot = &top_k;
-            else if (klen == 13 && strncasecmp((const char *)p, "authorization", 13) == 0) slot = &auth;
-            else if (klen == 20 && strncasecmp((const char *)p, "x-request-timeout-ms", 20) == 0) slot = &timeout;
-            if (slot) {
-                free(*slot);
-                *slot = value;
-            } else {
-                free(value);
-            }
-        }
-        p = nl < end ? nl + 1 : end;
-    }
-    if (p > end) p = end;
-    size_t body_len = (size_t)(end - p);
+    static const char *const names[] = {"content-type", "content-length", "top_k",
+                                        "authorization", "x-request-timeout-ms"};
+    char *h[5] = {NULL};
+    size_t body_len;
+    const uint8_t *p = fuzz_split_headers(data, size, names, h, 5, &body_len);
+    char *ctype = h[0], *clen = h[1], *top_k = h[2], *auth = h[3], *timeout = h[4];
     unsigned char *body = malloc(body_len ? body_len : 1); /* exact size for ASan */
     memcpy(body, p, body_len);
 

@@ -12,7 +12,6 @@
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
-#include <strings.h>
 
 #include "errors.h"
 #include "fuzz_util.h"
@@ -56,37 +55,11 @@ static void check_response(const kserve_v2_infer *in, const kserve_v2_body *b) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char *path = NULL, *hlen = NULL;
-    const uint8_t *p = data, *end = data + size;
-    while (p < end) {
-        const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) nl = end;
-        size_t n = (size_t)(nl - p);
-        if (n == 0) {
-            p = nl + 1;
-            break;
-        }
-        const uint8_t *colon = memchr(p, ':', n);
-        if (colon) {
-            size_t klen = (size_t)(colon - p);
-            const uint8_t *v = colon + 1;
-            while (v < nl && *v == ' ') v++;
-            char *value = strndup((const char *)v, (size_t)(nl - v));
-            char **slot = NULL;
-            if (klen == 4 && strncasecmp((const char *)p, "path", 4) == 0) slot = &path;
-            else if (klen == 31 &&
-                     strncasecmp((const char *)p, "inference-header-content-length", 31) == 0)
-                slot = &hlen;
-            if (slot) {
-                free(*slot);
-                *slot = value;
-            } else {
-                free(value);
-            }
-        }
-        p = nl < end ? nl + 1 : end;
-    }
-    if (p > end) p = end;
+    static const char *const names[] = {"path", "inference-header-content-length"};
+    char *h[2] = {NULL};
+    size_t body_len;
+    const uint8_t *p = fuzz_split_headers(data, size, names, h, 2, &body_len);
+    char *path = h[0], *hlen = h[1];
 
     if (path) {
         char msg[300];
@@ -96,7 +69,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (rt == KSERVE_V2_ROUTE_NOT_FOUND) check_error(API_NOT_FOUND, msg);
     }
 
-    size_t body_len = (size_t)(end - p);
     unsigned char *body = malloc(body_len ? body_len : 1); /* exact size for ASan */
     memcpy(body, p, body_len);
     classify_limits lim = {1 << 20, 1 << 20, 4, HW, PREPROCESS_TORCHVISION};

@@ -1,11 +1,11 @@
-/* test_units.c - unit tests of the model/ modules that need no oneDNN engine.
+/* test_model.c - unit tests of the model/ modules that need no oneDNN engine.
  *
  * safetensors (valid round trip, F16/BF16 values, a table of malformed files), VGG weights
  * (load by name and shape, timm names, F16/BF16 files, generate/save/load, the PRNG), the
  * config's parameter and FLOP counts, preprocessing (geometry on synthetic images, decoding
  * and its limits, parity with torchvision's fixtures), top-k, labels and .npy.
  *
- * Usage: test_units <tests dir>  (finds data/images and fixtures/preprocess under it).
+ * Usage: test_model <tests dir>  (finds data/images and fixtures/preprocess under it).
  * Temporary files live in one mkdtemp directory under /tmp, removed at exit. */
 #include <dirent.h>
 #include <jansson.h>
@@ -28,7 +28,7 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static char tmp_dir[] = "/tmp/test_units.XXXXXX";
+static char tmp_dir[] = "/tmp/test_model.XXXXXX";
 static const char *tests_dir;
 
 /* Fails (and prints both) unless s contains sub. */
