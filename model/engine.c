@@ -430,32 +430,67 @@ static void md_format_str(const dnnl_memory_desc_t *md, char *buf, size_t len) {
                          (char)('a' + b->inner_idxs[k]));
 }
 
+/* An activation between two steps: its layout and which buffer holds it. Each push_* takes the
+ * current one and leaves its output in its place, so the graph reads as a chain. */
+typedef struct {
+    dnnl_memory_desc_t md;
+    int at; /* AT_* */
+} activation;
+
+/* A step before its primitive exists: what prepare needs to size the buffers, create the
+ * primitive and its memories, and describe it. Owns pd until prepare destroys it. */
+typedef struct {
+    dnnl_primitive_desc_t pd;
+    int n_args;
+    pending_arg args[MAX_ARGS];
+    int layer; /* conv/fc index (VGG_N_LAYERS numbering) or -1 */
+    char name[24];
+} pending_step;
+
 typedef struct {
     int n_steps;
-    dnnl_primitive_desc_t pd[MAX_STEPS];
-    pending_arg args[MAX_STEPS][MAX_ARGS];
-    int n_args[MAX_STEPS];
-    int layer[MAX_STEPS]; /* conv/fc index (VGG_N_LAYERS numbering) or -1 */
-    char name[MAX_STEPS][24];
+    pending_step steps[MAX_STEPS];
 } pending_plan;
+
+/* What every push_* reads: the model, the batch size, the plan being built, where errors go. */
+typedef struct {
+    vgg_model *m;
+    const vgg_config *c;
+    int n;
+    pending_plan *pp;
+    dnnl_primitive_attr_t attr_plain; /* scratchpad mode only: pools, softmax, layout probes */
+    char *err;
+    size_t errlen;
+} plan_builder;
 
 static pending_arg pa(int arg, int where, const dnnl_memory_desc_t *md, void *ptr) {
     pending_arg a = {arg, where, *md, ptr};
     return a;
 }
 
-/* Appends a step; the scratchpad argument is added from the pd. */
-static int push_step(pending_plan *pp, dnnl_primitive_desc_t pd, const char *name,
-                     const pending_arg *args, int n) {
-    int s = pp->n_steps++;
-    pp->pd[s] = pd;
-    pp->layer[s] = -1;
-    snprintf(pp->name[s], sizeof pp->name[s], "%s", name);
-    memcpy(pp->args[s], args, n * sizeof *args);
+/* The ping-pong buffer an activation at `at` is not in (the caller's input counts as neither). */
+static int other_buf(int at) { return at == AT_BUF0 ? AT_BUF1 : AT_BUF0; }
+
+/* Appends a step, taking pd, and returns its output for the next step to read: the DST (or
+ * reorder TO) argument. The scratchpad argument is added from the pd. */
+static activation push_step(pending_plan *pp, dnnl_primitive_desc_t pd, const char *name,
+                            int layer, const pending_arg *args, int n) {
+    pending_step *s = &pp->steps[pp->n_steps++];
+    s->pd = pd;
+    s->layer = layer;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    memcpy(s->args, args, n * sizeof *args);
     const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    if (sp && dnnl_memory_desc_get_size(sp) > 0) pp->args[s][n++] = pa(DNNL_ARG_SCRATCHPAD, AT_SCRATCH, sp, NULL);
-    pp->n_args[s] = n;
-    return s;
+    if (sp && dnnl_memory_desc_get_size(sp) > 0) s->args[n++] = pa(DNNL_ARG_SCRATCHPAD, AT_SCRATCH, sp, NULL);
+    s->n_args = n;
+    activation out;
+    memset(&out, 0, sizeof out);
+    for (int a = 0; a < n; a++)
+        if (s->args[a].arg == DNNL_ARG_DST || s->args[a].arg == DNNL_ARG_TO) {
+            out.md = s->args[a].md;
+            out.at = s->args[a].where;
+        }
+    return out;
 }
 
 static const dnnl_memory_desc_t *q(dnnl_primitive_desc_t pd, dnnl_query_t what) {
@@ -478,26 +513,24 @@ static dnnl_primitive_attr_t make_attr(bool relu) {
     return attr;
 }
 
-/* Appends a reorder of the activation *cur (at *cur_at) into `to`, and makes it current. At a
- * precision boundary of an int8 model the reorder also scales: u8 = x * scale going in,
- * x = u8 / scale coming out (oneDNN copies the scale). */
-static dnnl_status_t push_reorder(pending_plan *pp, dnnl_engine_t eng, dnnl_memory_desc_t *cur,
-                                  int *cur_at, const dnnl_memory_desc_t *to, float scale,
-                                  const char *name) {
+/* Appends a reorder of the activation *x into `to`, and makes it current. At a precision
+ * boundary of an int8 model the reorder also scales: u8 = x * scale going in, x = u8 / scale
+ * coming out (oneDNN copies the scale). */
+static dnnl_status_t push_reorder(pending_plan *pp, dnnl_engine_t eng, activation *x,
+                                  const dnnl_memory_desc_t *to, float scale, const char *name) {
     dnnl_primitive_attr_t attr = make_attr(false);
-    float s = to->data_type == dnnl_u8 && cur->data_type != dnnl_u8   ? scale
-              : cur->data_type == dnnl_u8 && to->data_type != dnnl_u8 ? 1.0f / scale
-                                                                      : 1.0f;
+    const dnnl_data_type_t from_type = x->md.data_type;
+    float s = to->data_type == dnnl_u8 && from_type != dnnl_u8   ? scale
+              : from_type == dnnl_u8 && to->data_type != dnnl_u8 ? 1.0f / scale
+                                                                 : 1.0f;
     if (s != 1.0f) dnnl_primitive_attr_set_output_scales(attr, 1, 0, &s);
     dnnl_primitive_desc_t rpd;
-    dnnl_status_t rs = dnnl_reorder_primitive_desc_create(&rpd, cur, eng, to, eng, attr);
+    dnnl_status_t rs = dnnl_reorder_primitive_desc_create(&rpd, &x->md, eng, to, eng, attr);
     dnnl_primitive_attr_destroy(attr);
     if (rs != dnnl_success) return rs;
-    int next = *cur_at == AT_BUF0 ? AT_BUF1 : AT_BUF0;
-    pending_arg ra[2] = {pa(DNNL_ARG_FROM, *cur_at, cur, NULL), pa(DNNL_ARG_TO, next, to, NULL)};
-    push_step(pp, rpd, name, ra, 2);
-    *cur = *to;
-    *cur_at = next;
+    pending_arg ra[2] = {pa(DNNL_ARG_FROM, x->at, &x->md, NULL),
+                         pa(DNNL_ARG_TO, other_buf(x->at), to, NULL)};
+    *x = push_step(pp, rpd, name, -1, ra, 2);
     return dnnl_success;
 }
 
@@ -507,6 +540,9 @@ static dnnl_primitive_attr_t layer_attr(const vgg_model *m, int l, bool relu, in
     if (layer_is_int8(m, l)) dnnl_primitive_attr_set_output_scales(attr, out, 1 << 1, m->out_scale[l]);
     return attr;
 }
+
+/* Layer l's bias as its primitive reads it: prescaled in int8 layers, plain elsewhere. */
+static void *layer_bias(const vgg_model *m, int l) { return m->bias_q[l] ? m->bias_q[l] : m->bias[l]; }
 
 /* Whether conv layer l runs Winograd. oneDNN 2.6 has Winograd for f32 only, and it pays
  * where there are input channels to save multiplications on: never for the 3-channel first
@@ -528,7 +564,9 @@ static bool layer_runs_winograd(const vgg_model *m, int l) {
     }
 }
 
-/* Data types of layer l: {src, weights, dst}. */
+/* Data types of layer l: {src, weights, dst}. bf16: activations and weights in bf16 (f32
+ * accumulation inside oneDNN); int8: u8 activations and s8 weights (s32 accumulation).
+ * Biases, the caller's input, the logits and the probabilities stay f32. */
 static void layer_types(const vgg_model *m, int l, dnnl_data_type_t t[3]) {
     const bool last = l == FC_LAYER(2);
     if (layer_runs_winograd(m, l)) { /* false for fc layers: l >= n_conv */
@@ -580,182 +618,241 @@ static bool flat_compatible(const dnnl_memory_desc_t *md) {
     return b->strides[0] == per_image;
 }
 
+/* ---------------------------------------------------------------- the graph, layer by layer */
+
+/* The source layout Winograd convolution i+1 will read, when a direct f32 convolution i comes
+ * before it (the first convolution of f32 Winograd): i then writes it straight away instead
+ * of needing a reorder between the two. False where that does not apply or Winograd has no
+ * kernel for i+1. */
+static bool conv_winograd_next_src(const plan_builder *b, int i, const dnnl_data_type_t t[3],
+                                   dnnl_memory_desc_t *out) {
+    vgg_model *m = b->m;
+    if (layer_runs_winograd(m, i) || !layer_runs_winograd(m, i + 1) || t[2] != dnnl_f32 ||
+        b->c->pool_after[i])
+        return false;
+    static const dnnl_data_type_t f32[3] = {dnnl_f32, dnnl_f32, dnnl_f32};
+    dnnl_convolution_desc_t ncd;
+    dnnl_primitive_desc_t npd = NULL;
+    conv_desc(b->c, i + 1, b->n, f32, dnnl_convolution_winograd, NULL, &ncd);
+    if (dnnl_primitive_desc_create(&npd, &ncd, b->attr_plain, m->eng, NULL) != dnnl_success)
+        return false;
+    *out = *q(npd, dnnl_query_src_md);
+    dnnl_primitive_desc_destroy(npd);
+    return true;
+}
+
+/* Convolution i's primitive: Winograd where layer_runs_winograd says so and oneDNN has a
+ * kernel for the shape, else direct (writing dst_fixed when given). */
+static dnnl_status_t conv_pd_create(const plan_builder *b, int i, const dnnl_data_type_t t[3],
+                                    const dnnl_memory_desc_t *dst_fixed,
+                                    dnnl_primitive_desc_t *pd /* out */) {
+    vgg_model *m = b->m;
+    dnnl_primitive_attr_t attr = layer_attr(m, i, true, b->c->conv_out[i]);
+    dnnl_convolution_desc_t cd;
+    dnnl_status_t st = dnnl_unimplemented;
+    *pd = NULL;
+    if (layer_runs_winograd(m, i)) {
+        conv_desc(b->c, i, b->n, t, dnnl_convolution_winograd, NULL, &cd);
+        st = dnnl_primitive_desc_create(pd, &cd, attr, m->eng, NULL);
+    }
+    if (st != dnnl_success) { /* direct, or Winograd has no kernel for this shape */
+        st = conv_desc(b->c, i, b->n, t, dnnl_convolution_direct, dst_fixed, &cd);
+        if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &cd, attr, m->eng, NULL);
+    }
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+/* Convolution i, 3x3 pad 1, its ReLU fused; preceded by a reorder when the primitive wants
+ * another source layout (or, in int8, data type).
+ * {N, C_in, H, W} -> {N, C_out, H, W} */
+static int push_conv(plan_builder *b, int i, activation *x) {
+    vgg_model *m = b->m;
+    char *err = b->err;
+    size_t errlen = b->errlen;
+    dnnl_data_type_t t[3];
+    dnnl_memory_desc_t next_src, bias;
+    dnnl_primitive_desc_t pd = NULL;
+    char what[24];
+    snprintf(what, sizeof what, "conv%d", i + 1);
+    layer_types(m, i, t);
+    const bool fixed = conv_winograd_next_src(b, i, t, &next_src);
+    CHECK(conv_pd_create(b, i, t, fixed ? &next_src : NULL, &pd), what);
+    const dnnl_memory_desc_t *want_src = q(pd, dnnl_query_src_md);
+    if (!dnnl_memory_desc_equal(want_src, &x->md)) {
+        /* The input reorder (and any layout change the primitives insist on). In int8 the
+         * f32 output of the first convolution is quantised to u8 here. */
+        CHECK(push_reorder(b->pp, m->eng, x, want_src, i ? m->act_scale[i - 1] : 1.0f,
+                           i ? "reorder" : "reorder_input"),
+              "reorder");
+    }
+    const dnnl_memory_desc_t *wmd = q(pd, dnnl_query_weights_md);
+    void *wp = model_weights(m, i, wmd, NULL, err, errlen);
+    if (!wp) goto fail;
+    dnnl_dims_t bd = {b->c->conv_out[i]};
+    dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x);
+    pending_arg args[4] = {pa(DNNL_ARG_SRC, x->at, &x->md, NULL),
+                           pa(DNNL_ARG_WEIGHTS, AT_EXTERNAL, wmd, wp),
+                           pa(DNNL_ARG_BIAS, AT_EXTERNAL, &bias, layer_bias(m, i)),
+                           pa(DNNL_ARG_DST, other_buf(x->at), q(pd, dnnl_query_dst_md), NULL)};
+    *x = push_step(b->pp, pd, what, i, args, 4);
+    return 0;
+fail:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return -1;
+}
+
+/* 2x2 max pool, stride 2, after convolution i; oneDNN picks the output layout.
+ * {N, C, H, W} -> {N, C, H/2, W/2} */
+static int push_pool(plan_builder *b, int i, activation *x) {
+    char *err = b->err;
+    size_t errlen = b->errlen;
+    const vgg_config *c = b->c;
+    dnnl_memory_desc_t dst;
+    dnnl_dims_t od = {b->n, c->conv_out[i], c->conv_hw[i] / 2, c->conv_hw[i] / 2};
+    dnnl_memory_desc_init_by_tag(&dst, 4, od, x->md.data_type, dnnl_format_tag_any);
+    dnnl_dims_t k2 = {2, 2}, dil = {0, 0}, zero = {0, 0};
+    dnnl_pooling_v2_desc_t pld;
+    dnnl_primitive_desc_t pd = NULL;
+    char what[32];
+    snprintf(what, sizeof what, "pool_after_conv%d", i + 1);
+    CHECK(dnnl_pooling_v2_forward_desc_init(&pld, dnnl_forward_inference, dnnl_pooling_max,
+                                            &x->md, &dst, k2, k2, dil, zero, zero),
+          what);
+    CHECK(dnnl_primitive_desc_create(&pd, &pld, b->attr_plain, b->m->eng, NULL), what);
+    pending_arg args[2] = {pa(DNNL_ARG_SRC, x->at, &x->md, NULL),
+                           pa(DNNL_ARG_DST, other_buf(x->at), q(pd, dnnl_query_dst_md), NULL)};
+    *x = push_step(b->pp, pd, "maxpool", -1, args, 2);
+    return 0;
+fail:
+    return -1;
+}
+
+/* fc j's source and weights descriptors for its input x. fc1 reads pool5's output either as
+ * a flat (N, C*H*W) matrix (returns true, and row_layout is the pool5 layout its weight rows
+ * are permuted to) or as the 4-D tensor it is; fc2 and fc3 read (N, K). */
+static bool fc_input_descs(const plan_builder *b, int j, dnnl_data_type_t wt,
+                           const dnnl_memory_desc_t *x, dnnl_memory_desc_t *src /* out */,
+                           dnnl_memory_desc_t *w_any /* out */,
+                           dnnl_memory_desc_t *row_layout /* out */) {
+    const vgg_config *c = b->c;
+    *src = *x;
+    memset(row_layout, 0, sizeof *row_layout);
+    if (j != 0) {
+        dnnl_dims_t wd = {c->fc_out[j], c->fc_in[j]};
+        dnnl_memory_desc_init_by_tag(w_any, 2, wd, wt, dnnl_format_tag_any);
+        return false;
+    }
+    if (b->m->opt.fc1_layout != VGG_FC1_FLAT || !flat_compatible(x)) {
+        dnnl_dims_t wd = {c->fc_out[0], c->final_channels, c->final_hw, c->final_hw};
+        dnnl_memory_desc_init_by_tag(w_any, 4, wd, wt, dnnl_format_tag_any);
+        return false;
+    }
+    dnnl_dims_t d2 = {b->n, c->fc_in[0]};
+    dnnl_memory_desc_init_by_tag(src, 2, d2, x->data_type, dnnl_ab);
+    /* Weights rows laid out like one pool5 image: the same desc with N -> O, in f32 since it
+     * only holds the permuted plain weights on their way. */
+    *row_layout = *x;
+    row_layout->dims[0] = row_layout->padded_dims[0] = c->fc_out[0];
+    row_layout->data_type = dnnl_f32;
+    dnnl_dims_t wd = {c->fc_out[0], c->fc_in[0]};
+    dnnl_memory_desc_init_by_tag(w_any, 2, wd, wt, dnnl_format_tag_any);
+    return true;
+}
+
+/* Inner product j, ReLU fused into fc1 and fc2; preceded, at a precision boundary of an int8
+ * model, by a scaled reorder to the data type it reads. The logits come out plain (ab) so
+ * they can be read back; hidden layers choose their layout.
+ * {N, K} (fc1: {N, C, H, W}) -> {N, fc_out[j]} */
+static int push_fc(plan_builder *b, int j, activation *x) {
+    vgg_model *m = b->m;
+    const vgg_config *c = b->c;
+    char *err = b->err;
+    size_t errlen = b->errlen;
+    const int l = FC_LAYER(j);
+    dnnl_data_type_t t[3];
+    dnnl_primitive_desc_t pd = NULL;
+    char what[24];
+    snprintf(what, sizeof what, "fc%d", j + 1);
+    layer_types(m, l, t);
+    if (x->md.data_type != t[0]) {
+        /* A precision boundary of an int8 model: same layout, the other data type. */
+        dnnl_memory_desc_t to = x->md;
+        to.data_type = t[0];
+        CHECK(push_reorder(b->pp, m->eng, x, &to, m->act_scale[input_layer(c, l)], "reorder"),
+              "reorder");
+    }
+    dnnl_memory_desc_t src, w_any, row_layout, bias, dst;
+    const bool flat = fc_input_descs(b, j, t[1], &x->md, &src, &w_any, &row_layout);
+    dnnl_dims_t bd = {c->fc_out[j]}, dd = {b->n, c->fc_out[j]};
+    dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x);
+    dnnl_memory_desc_init_by_tag(&dst, 2, dd, t[2], j == 2 ? dnnl_ab : dnnl_format_tag_any);
+    dnnl_inner_product_desc_t ipd;
+    CHECK(dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &src, &w_any,
+                                               &bias, &dst),
+          what);
+    dnnl_primitive_attr_t attr = layer_attr(m, l, j < 2, c->fc_out[j]);
+    dnnl_status_t st = dnnl_primitive_desc_create(&pd, &ipd, attr, m->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    CHECK(st, what);
+    if (!dnnl_memory_desc_equal(q(pd, dnnl_query_src_md), &src)) {
+        snprintf(err, errlen, "%s: the inner product wants another source layout than "
+                 "the previous layer produced", what);
+        goto fail;
+    }
+    const dnnl_memory_desc_t *wmd = q(pd, dnnl_query_weights_md);
+    void *wp = model_weights(m, l, wmd, flat ? &row_layout : NULL, err, errlen);
+    if (!wp) goto fail;
+    pending_arg args[4] = {pa(DNNL_ARG_SRC, x->at, &src, NULL),
+                           pa(DNNL_ARG_WEIGHTS, AT_EXTERNAL, wmd, wp),
+                           pa(DNNL_ARG_BIAS, AT_EXTERNAL, &bias, layer_bias(m, l)),
+                           pa(DNNL_ARG_DST, j == 2 ? AT_LOGITS : other_buf(x->at),
+                              q(pd, dnnl_query_dst_md), NULL)};
+    *x = push_step(b->pp, pd, flat ? "fc1_flat" : what, l, args, 4);
+    return 0;
+fail:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return -1;
+}
+
+/* Softmax over the classes, from the logits buffer into the probabilities buffer.
+ * {N, n_classes} -> {N, n_classes} */
+static int push_softmax(plan_builder *b, const activation *x) {
+    char *err = b->err;
+    size_t errlen = b->errlen;
+    dnnl_softmax_desc_t smd;
+    dnnl_primitive_desc_t pd = NULL;
+    CHECK(dnnl_softmax_forward_desc_init(&smd, dnnl_forward_inference, &x->md, 1), "softmax");
+    CHECK(dnnl_primitive_desc_create(&pd, &smd, b->attr_plain, b->m->eng, NULL), "softmax");
+    pending_arg args[2] = {pa(DNNL_ARG_SRC, AT_LOGITS, &x->md, NULL),
+                           pa(DNNL_ARG_DST, AT_PROBS, &x->md, NULL)};
+    push_step(b->pp, pd, "softmax", -1, args, 2);
+    return 0;
+fail:
+    return -1;
+}
+
+/* The forward pass for n images as pending steps, top to bottom. On failure the steps pushed
+ * so far stay in pp for the caller to free. */
 static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size_t errlen) {
     vgg_model *m = e->model;
     const vgg_config *c = &m->cfg;
-    dnnl_primitive_attr_t attr_plain = make_attr(false);
-    dnnl_primitive_desc_t pd = NULL;
+    plan_builder b = {m, c, n, pp, make_attr(false), err, errlen};
     int rc = -1;
-    char what[64];
-
-    /* bf16: activations and weights in bf16 (f32 accumulation inside oneDNN); int8: u8
-     * activations and s8 weights (s32 accumulation). Biases, the caller's input, the logits
-     * and the probabilities stay f32. */
-    dnnl_data_type_t t[3];
-    dnnl_primitive_attr_t attr_layer = NULL;
-    dnnl_memory_desc_t cur;
+    /* The caller's images: {N, 3, 224, 224} f32 NCHW. */
+    activation x = {.at = AT_INPUT};
     dnnl_dims_t in_dims = {n, c->in_channels, c->input_hw, c->input_hw};
-    dnnl_memory_desc_init_by_tag(&cur, 4, in_dims, dnnl_f32, dnnl_nchw);
-    int cur_at = AT_INPUT;
-#define NEXT_BUF (cur_at == AT_BUF0 ? AT_BUF1 : AT_BUF0)
-
+    dnnl_memory_desc_init_by_tag(&x.md, 4, in_dims, dnnl_f32, dnnl_nchw);
     for (int i = 0; i < c->n_conv; i++) {
-        layer_types(m, i, t);
-        dnnl_memory_desc_t bias;
-        dnnl_dims_t bd = {c->conv_out[i]};
-        dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x);
-        attr_layer = layer_attr(m, i, true, c->conv_out[i]);
-        dnnl_convolution_desc_t cd;
-        snprintf(what, sizeof what, "conv%d", i + 1);
-        dnnl_status_t st = dnnl_unimplemented;
-        /* A direct f32 convolution followed by a Winograd one (the first convolution of
-         * f32 Winograd) writes straight into the layout the Winograd one reads. */
-        const bool wino_first = !layer_runs_winograd(m, i) && layer_runs_winograd(m, i + 1) &&
-                                t[2] == dnnl_f32 && !c->pool_after[i];
-        dnnl_memory_desc_t next_src;
-        const dnnl_memory_desc_t *dst_fixed = NULL;
-        if (wino_first) {
-            static const dnnl_data_type_t f32[3] = {dnnl_f32, dnnl_f32, dnnl_f32};
-            dnnl_convolution_desc_t ncd;
-            dnnl_primitive_desc_t npd = NULL;
-            conv_desc(c, i + 1, n, f32, dnnl_convolution_winograd, NULL, &ncd);
-            if (dnnl_primitive_desc_create(&npd, &ncd, attr_plain, m->eng, NULL) == dnnl_success) {
-                next_src = *q(npd, dnnl_query_src_md);
-                dst_fixed = &next_src;
-                dnnl_primitive_desc_destroy(npd);
-            }
-        }
-        if (layer_runs_winograd(m, i)) {
-            conv_desc(c, i, n, t, dnnl_convolution_winograd, NULL, &cd);
-            st = dnnl_primitive_desc_create(&pd, &cd, attr_layer, m->eng, NULL);
-        }
-        if (st != dnnl_success) { /* direct, or Winograd has no kernel for this shape */
-            CHECK(conv_desc(c, i, n, t, dnnl_convolution_direct, dst_fixed, &cd), what);
-            CHECK(dnnl_primitive_desc_create(&pd, &cd, attr_layer, m->eng, NULL), what);
-        }
-        dnnl_primitive_attr_destroy(attr_layer);
-        attr_layer = NULL;
-        const dnnl_memory_desc_t *want_src = q(pd, dnnl_query_src_md);
-        if (!dnnl_memory_desc_equal(want_src, &cur)) {
-            /* The input reorder (and any layout change the primitives insist on). In int8 the
-             * f32 output of the first convolution is quantised to u8 here. */
-            CHECK(push_reorder(pp, m->eng, &cur, &cur_at, want_src,
-                               i ? m->act_scale[i - 1] : 1.0f, i ? "reorder" : "reorder_input"),
-                  "reorder");
-        }
-        void *wp = model_weights(m, i, q(pd, dnnl_query_weights_md), NULL, err, errlen);
-        if (!wp) goto fail;
-        const dnnl_memory_desc_t *dst = q(pd, dnnl_query_dst_md);
-        pending_arg ca[4] = {pa(DNNL_ARG_SRC, cur_at, &cur, NULL),
-                             pa(DNNL_ARG_WEIGHTS, AT_EXTERNAL, q(pd, dnnl_query_weights_md), wp),
-                             pa(DNNL_ARG_BIAS, AT_EXTERNAL, &bias,
-                                m->bias_q[i] ? m->bias_q[i] : m->bias[i]),
-                             pa(DNNL_ARG_DST, NEXT_BUF, dst, NULL)};
-        pp->layer[push_step(pp, pd, what, ca, 4)] = i;
-        pd = NULL;
-        cur = pp->args[pp->n_steps - 1][3].md;
-        cur_at = NEXT_BUF;
-
-        if (c->pool_after[i]) {
-            dnnl_memory_desc_t pdst;
-            dnnl_dims_t od = {n, c->conv_out[i], c->conv_hw[i] / 2, c->conv_hw[i] / 2};
-            dnnl_memory_desc_init_by_tag(&pdst, 4, od, cur.data_type, dnnl_format_tag_any);
-            dnnl_dims_t k2 = {2, 2}, dil = {0, 0}, zero = {0, 0};
-            dnnl_pooling_v2_desc_t pld;
-            snprintf(what, sizeof what, "pool_after_conv%d", i + 1);
-            CHECK(dnnl_pooling_v2_forward_desc_init(&pld, dnnl_forward_inference, dnnl_pooling_max,
-                                                    &cur, &pdst, k2, k2, dil, zero, zero),
-                  what);
-            CHECK(dnnl_primitive_desc_create(&pd, &pld, attr_plain, m->eng, NULL), what);
-            pending_arg pa2[2] = {pa(DNNL_ARG_SRC, cur_at, &cur, NULL),
-                                  pa(DNNL_ARG_DST, NEXT_BUF, q(pd, dnnl_query_dst_md), NULL)};
-            push_step(pp, pd, "maxpool", pa2, 2);
-            pd = NULL;
-            cur = pp->args[pp->n_steps - 1][1].md;
-            cur_at = NEXT_BUF;
-        }
+        if (push_conv(&b, i, &x) != 0) goto done; /* -> {N, conv_out[i], hw, hw} */
+        if (c->pool_after[i] && push_pool(&b, i, &x) != 0) goto done; /* -> {.., hw/2, hw/2} */
     }
-
-    for (int j = 0; j < VGG_N_FC; j++) {
-        layer_types(m, FC_LAYER(j), t);
-        if (cur.data_type != t[0]) {
-            /* A precision boundary of an int8 model: same layout, the other data type. */
-            dnnl_memory_desc_t to = cur;
-            to.data_type = t[0];
-            CHECK(push_reorder(pp, m->eng, &cur, &cur_at, &to,
-                               m->act_scale[input_layer(c, FC_LAYER(j))], "reorder"),
-                  "reorder");
-        }
-        dnnl_memory_desc_t src = cur, w_any, bias, dst;
-        dnnl_memory_desc_t row_layout;
-        bool flat = false;
-        memset(&row_layout, 0, sizeof row_layout);
-        if (j == 0) {
-            flat = m->opt.fc1_layout == VGG_FC1_FLAT && flat_compatible(&cur);
-            if (flat) {
-                dnnl_dims_t d2 = {n, c->fc_in[0]};
-                dnnl_memory_desc_init_by_tag(&src, 2, d2, cur.data_type, dnnl_ab);
-                /* Weights rows laid out like one pool5 image: the same desc with N -> O, in
-                 * f32 since it only holds the permuted plain weights on their way. */
-                row_layout = cur;
-                row_layout.dims[0] = row_layout.padded_dims[0] = c->fc_out[0];
-                row_layout.data_type = dnnl_f32;
-                dnnl_dims_t wd = {c->fc_out[0], c->fc_in[0]};
-                dnnl_memory_desc_init_by_tag(&w_any, 2, wd, t[1], dnnl_format_tag_any);
-            } else {
-                dnnl_dims_t wd = {c->fc_out[0], c->final_channels, c->final_hw, c->final_hw};
-                dnnl_memory_desc_init_by_tag(&w_any, 4, wd, t[1], dnnl_format_tag_any);
-            }
-        } else {
-            dnnl_dims_t wd = {c->fc_out[j], c->fc_in[j]};
-            dnnl_memory_desc_init_by_tag(&w_any, 2, wd, t[1], dnnl_format_tag_any);
-        }
-        dnnl_dims_t bd = {c->fc_out[j]}, dd = {n, c->fc_out[j]};
-        dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x);
-        /* Logits come out plain so they can be read back; hidden layers choose freely. */
-        dnnl_memory_desc_init_by_tag(&dst, 2, dd, t[2], j == 2 ? dnnl_ab : dnnl_format_tag_any);
-        dnnl_inner_product_desc_t ipd;
-        snprintf(what, sizeof what, "fc%d", j + 1);
-        CHECK(dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &src, &w_any,
-                                                   &bias, &dst),
-              what);
-        attr_layer = layer_attr(m, FC_LAYER(j), j < 2, c->fc_out[j]);
-        CHECK(dnnl_primitive_desc_create(&pd, &ipd, attr_layer, m->eng, NULL), what);
-        dnnl_primitive_attr_destroy(attr_layer);
-        attr_layer = NULL;
-        if (!dnnl_memory_desc_equal(q(pd, dnnl_query_src_md), &src)) {
-            snprintf(err, errlen, "%s: the inner product wants another source layout than "
-                     "the previous layer produced", what);
-            goto fail;
-        }
-        const dnnl_memory_desc_t *wmd = q(pd, dnnl_query_weights_md);
-        void *wp = model_weights(m, FC_LAYER(j), wmd, flat ? &row_layout : NULL, err, errlen);
-        if (!wp) goto fail;
-        int dst_at = j == 2 ? AT_LOGITS : NEXT_BUF;
-        pending_arg fa[4] = {pa(DNNL_ARG_SRC, cur_at, &src, NULL),
-                             pa(DNNL_ARG_WEIGHTS, AT_EXTERNAL, wmd, wp),
-                             pa(DNNL_ARG_BIAS, AT_EXTERNAL, &bias,
-                                m->bias_q[FC_LAYER(j)] ? m->bias_q[FC_LAYER(j)] : m->bias[FC_LAYER(j)]),
-                             pa(DNNL_ARG_DST, dst_at, q(pd, dnnl_query_dst_md), NULL)};
-        pp->layer[push_step(pp, pd, flat ? "fc1_flat" : what, fa, 4)] = FC_LAYER(j);
-        pd = NULL;
-        cur = pp->args[pp->n_steps - 1][3].md;
-        cur_at = dst_at;
-    }
-
-    dnnl_softmax_desc_t smd;
-    CHECK(dnnl_softmax_forward_desc_init(&smd, dnnl_forward_inference, &cur, 1), "softmax");
-    CHECK(dnnl_primitive_desc_create(&pd, &smd, attr_plain, m->eng, NULL), "softmax");
-    pending_arg sa[2] = {pa(DNNL_ARG_SRC, AT_LOGITS, &cur, NULL),
-                         pa(DNNL_ARG_DST, AT_PROBS, &cur, NULL)};
-    push_step(pp, pd, "softmax", sa, 2);
-    pd = NULL;
-    rc = 0;
-fail:
-#undef NEXT_BUF
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    if (attr_layer) dnnl_primitive_attr_destroy(attr_layer);
-    dnnl_primitive_attr_destroy(attr_plain);
+    /* {N, 512, 7, 7} -> fc1 {N, 4096} -> fc2 {N, 4096} -> fc3 {N, 1000} logits */
+    for (int j = 0; j < VGG_N_FC; j++)
+        if (push_fc(&b, j, &x) != 0) goto done;
+    rc = push_softmax(&b, &x); /* -> {N, 1000} probabilities */
+done:
+    dnnl_primitive_attr_destroy(b.attr_plain);
     return rc;
 }
 
@@ -765,6 +862,65 @@ static void plan_free(plan *p) {
         dnnl_primitive_destroy(p->steps[s].prim);
     }
     memset(p, 0, sizeof *p);
+}
+
+/* ---------------------------------------------------------------- prepare */
+
+/* Records what plan p needs of the engine's activation and scratchpad buffers (the largest
+ * argument at each) and grows them to fit. */
+static int plan_size_buffers(vgg_engine *e, plan *p, const pending_plan *pp) {
+    for (int s = 0; s < pp->n_steps; s++)
+        for (int a = 0; a < pp->steps[s].n_args; a++) {
+            const pending_arg *x = &pp->steps[s].args[a];
+            size_t sz = dnnl_memory_desc_get_size(&x->md);
+            if ((x->where == AT_BUF0 || x->where == AT_BUF1) && sz > p->buf_bytes) p->buf_bytes = sz;
+            if (x->where == AT_SCRATCH && sz > p->scratch_bytes) p->scratch_bytes = sz;
+        }
+    size_t buf0 = e->buf_bytes, buf1 = e->buf_bytes;
+    int grown = ensure_buffer(&e->buf[0], &buf0, p->buf_bytes) |
+                ensure_buffer(&e->buf[1], &buf1, p->buf_bytes);
+    e->buf_bytes = buf0 < buf1 ? buf0 : buf1;
+    return grown != 0 || ensure_buffer(&e->scratch, &e->scratch_bytes, p->scratch_bytes) != 0
+               ? -1
+               : 0;
+}
+
+/* A step's line in vgg_engine_describe: its name, the oneDNN implementation, the output's
+ * memory format. */
+static void step_describe(const pending_step *ps, char *out, size_t len) {
+    const char *impl = "?";
+    dnnl_primitive_desc_query(ps->pd, dnnl_query_impl_info_str, 0, &impl);
+    char fmt[48] = "";
+    for (int a = 0; a < ps->n_args; a++)
+        if (ps->args[a].arg == DNNL_ARG_DST || ps->args[a].arg == DNNL_ARG_TO)
+            md_format_str(&ps->args[a].md, fmt, sizeof fmt);
+    snprintf(out, len, "%-16s %-28s dst %s", ps->name, impl, fmt);
+}
+
+/* Appends the pending step's primitive and argument memories to plan p. Counts stay exact on
+ * failure so plan_free releases what was made. */
+static int plan_add_step(vgg_engine *e, plan *p, const pending_step *ps, char *err,
+                         size_t errlen) {
+    plan_step *st = &p->steps[p->n_steps];
+    CHECK(dnnl_primitive_create(&st->prim, ps->pd), ps->name);
+    p->n_steps++;
+    st->layer = ps->layer;
+    st->dst = -1;
+    step_describe(ps, st->desc, sizeof st->desc);
+    for (int a = 0; a < ps->n_args; a++) {
+        const pending_arg *x = &ps->args[a];
+        st->args[st->n_args].arg = x->arg;
+        st->where[st->n_args] = x->where;
+        /* Handles other than weights are set before each run (engine buffers move). */
+        void *h = x->where == AT_EXTERNAL ? x->ptr : DNNL_MEMORY_NONE;
+        CHECK(dnnl_memory_create(&st->args[st->n_args].memory, &x->md, e->model->eng, h),
+              ps->name);
+        if (x->arg == DNNL_ARG_DST) st->dst = st->n_args;
+        st->n_args++;
+    }
+    return 0;
+fail:
+    return -1;
 }
 
 int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen) {
@@ -783,52 +939,16 @@ int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen) {
         return -1;
     }
     if (build_pending(e, n, pp, err, errlen) != 0) goto done;
-
-    for (int s = 0; s < pp->n_steps; s++)
-        for (int a = 0; a < pp->n_args[s]; a++) {
-            size_t sz = dnnl_memory_desc_get_size(&pp->args[s][a].md);
-            int at = pp->args[s][a].where;
-            if ((at == AT_BUF0 || at == AT_BUF1) && sz > p->buf_bytes) p->buf_bytes = sz;
-            if (at == AT_SCRATCH && sz > p->scratch_bytes) p->scratch_bytes = sz;
-        }
-    size_t buf0 = e->buf_bytes, buf1 = e->buf_bytes;
-    int grown = ensure_buffer(&e->buf[0], &buf0, p->buf_bytes) |
-                ensure_buffer(&e->buf[1], &buf1, p->buf_bytes);
-    e->buf_bytes = buf0 < buf1 ? buf0 : buf1;
-    if (grown != 0 || ensure_buffer(&e->scratch, &e->scratch_bytes, p->scratch_bytes) != 0) {
+    if (plan_size_buffers(e, p, pp) != 0) {
         snprintf(err, errlen, "out of memory for batch %d activations", n);
         goto done;
     }
-    for (int s = 0; s < pp->n_steps; s++) {
-        plan_step *st = &p->steps[p->n_steps];
-        CHECK(dnnl_primitive_create(&st->prim, pp->pd[s]), pp->name[s]);
-        p->n_steps++;
-        st->layer = pp->layer[s];
-        st->dst = -1;
-        const char *impl = "?";
-        dnnl_primitive_desc_query(pp->pd[s], dnnl_query_impl_info_str, 0, &impl);
-        char fmt[48] = "";
-        for (int a = 0; a < pp->n_args[s]; a++)
-            if (pp->args[s][a].arg == DNNL_ARG_DST || pp->args[s][a].arg == DNNL_ARG_TO)
-                md_format_str(&pp->args[s][a].md, fmt, sizeof fmt);
-        snprintf(st->desc, sizeof st->desc, "%-16s %-28s dst %s", pp->name[s], impl, fmt);
-        for (int a = 0; a < pp->n_args[s]; a++) {
-            const pending_arg *x = &pp->args[s][a];
-            st->args[st->n_args].arg = x->arg;
-            st->where[st->n_args] = x->where;
-            /* Handles other than weights are set before each run (engine buffers move). */
-            void *h = x->where == AT_EXTERNAL ? x->ptr : DNNL_MEMORY_NONE;
-            CHECK(dnnl_memory_create(&st->args[st->n_args].memory, &x->md, m->eng, h),
-                  pp->name[s]);
-            if (x->arg == DNNL_ARG_DST) st->dst = st->n_args;
-            st->n_args++;
-        }
-    }
+    for (int s = 0; s < pp->n_steps; s++)
+        if (plan_add_step(e, p, &pp->steps[s], err, errlen) != 0) goto done;
     p->ready = true;
     rc = 0;
-fail:
 done:
-    for (int s = 0; s < pp->n_steps; s++) dnnl_primitive_desc_destroy(pp->pd[s]);
+    for (int s = 0; s < pp->n_steps; s++) dnnl_primitive_desc_destroy(pp->steps[s].pd);
     free(pp);
     if (rc != 0) plan_free(p);
     return rc;
