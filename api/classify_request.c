@@ -8,7 +8,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "image_check.h"
+#include "image_decode.h"
 #include "multipart.h"
 #include "preprocess.h"
 
@@ -18,15 +18,10 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static api_status preprocess_status_to_api(preprocess_status st) {
-    switch (st) {
-    case PREPROCESS_OK: return API_OK;
-    case PREPROCESS_UNSUPPORTED: return API_UNSUPPORTED_MEDIA;
-    case PREPROCESS_TOO_LARGE: return API_TOO_MANY_PIXELS;
-    case PREPROCESS_UNDECODABLE: return API_UNDECODABLE;
-    case PREPROCESS_NO_MEMORY: return API_INTERNAL;
-    }
-    return API_INTERNAL;
+image_decode_options classify_decode_options(const classify_limits *lim) {
+    return (image_decode_options){.max_pixels = lim->max_pixels,
+                                  .full_resolution = lim->decode_full_resolution,
+                                  .ignore_exif = lim->ignore_exif};
 }
 
 api_status classify_check_content_length(const char *content_length, const classify_limits *lim,
@@ -88,7 +83,7 @@ static int split_images(const classify_http_request *req, const classify_limits 
         return n;
     }
     if (req->body_len == 0) {
-        snprintf(msg, msglen, "empty body: POST a JPEG or PNG image, or multipart/form-data");
+        snprintf(msg, msglen, "empty body: POST a JPEG, PNG or WebP image, or multipart/form-data");
         *st = API_BAD_REQUEST;
         return -1;
     }
@@ -132,12 +127,10 @@ api_status classify_request_parse(const classify_http_request *req, const classi
     double t0 = now_ms();
     for (int i = 0; i < n; i++) {
         char why[384];
+        const image_decode_options dopt = classify_decode_options(lim);
         preprocess_status ps =
-            image_check(parts[i].data, parts[i].len, why, sizeof why) != 0
-                ? PREPROCESS_UNDECODABLE
-                : preprocess_bytes(parts[i].data, parts[i].len, lim->max_pixels,
-                                   lim->preprocess, lim->image_hw,
-                                   inputs + (size_t)i * image_floats, why, sizeof why);
+            preprocess_bytes(parts[i].data, parts[i].len, &dopt, lim->preprocess, lim->image_hw,
+                             inputs + (size_t)i * image_floats, why, sizeof why);
         if (ps != PREPROCESS_OK) {
             const char *fn = parts[i].filename;
             if (n > 1) snprintf(msg, msglen, "image %d%s%s%s: %s", i + 1, fn[0] ? " (" : "", fn,
@@ -146,7 +139,7 @@ api_status classify_request_parse(const classify_http_request *req, const classi
             free(parts);
             free(inputs);
             out->n_images = n; /* for the access log */
-            return preprocess_status_to_api(ps);
+            return api_status_from_preprocess(ps);
         }
     }
     free(parts);

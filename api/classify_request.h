@@ -7,9 +7,9 @@
  * feed it whole requests at fuzzing speed.
  *
  * Checks, in order: body over max_body_bytes (413), top_k (400), an empty body (400), the
- * multipart framing (400) and its part count (413 too_many_images), then each image: not JPEG
- * or PNG (415), over max_pixels (422), undecodable (422, including the structural checks of
- * image_check.h). The first failure wins.
+ * multipart framing (400) and its part count (413 too_many_images), then each image through
+ * image_decode() (model/image_decode.h): not JPEG, PNG or WebP (415), over max_pixels (422),
+ * undecodable (422, including the guard of image_check.h). The first failure wins.
  *
  * Messages never name files or internals of the server; they may quote what the client sent
  * (a query value, a part's file name), which api_error_json() makes valid UTF-8.
@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "errors.h"
+#include "image_decode.h"
 #include "preprocess.h"
 
 #define CLASSIFY_DEFAULT_TOP_K 5
@@ -34,7 +35,13 @@ typedef struct {
     int max_images;           /* parts of one multipart body; 413 above this */
     int image_hw;             /* side of the network's input (224) */
     preprocess_mode preprocess; /* what the weights were trained with (0: torchvision) */
+    bool decode_full_resolution; /* decode_scaling = off (false: auto, the default) */
+    bool ignore_exif;            /* exif_orientation = ignore (false: apply, the default) */
 } classify_limits;
+
+/* The decoder's options for these limits (max_pixels and the two decode settings); both
+ * request paths (/classify, v2 BYTES) decode with them. */
+image_decode_options classify_decode_options(const classify_limits *lim);
 
 typedef struct {
     const char *content_type;  /* header value, or NULL */

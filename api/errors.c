@@ -30,6 +30,17 @@ const char *api_status_type(api_status s) {
     return s < API_STATUS_COUNT ? table[s].type : "internal_error";
 }
 
+api_status api_status_from_preprocess(preprocess_status st) {
+    switch (st) {
+    case PREPROCESS_OK: return API_OK;
+    case PREPROCESS_UNSUPPORTED: return API_UNSUPPORTED_MEDIA;
+    case PREPROCESS_TOO_LARGE: return API_TOO_MANY_PIXELS;
+    case PREPROCESS_UNDECODABLE: return API_UNDECODABLE;
+    case PREPROCESS_NO_MEMORY: return API_INTERNAL;
+    }
+    return API_INTERNAL;
+}
+
 int api_status_retry_after(api_status s) { return s < API_STATUS_COUNT && table[s].retry_after; }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 (RFC 3629: no overlongs, no

@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include "preprocess.h"
+
 typedef enum {
     API_OK = 0,
     API_BAD_REQUEST,        /* malformed request, query or multipart body */
@@ -15,8 +17,8 @@ typedef enum {
     API_METHOD_NOT_ALLOWED, /* known path, wrong method (send Allow) */
     API_BODY_TOO_LARGE,     /* over max_body_bytes */
     API_TOO_MANY_IMAGES,    /* over max_images_per_request */
-    API_UNSUPPORTED_MEDIA,  /* not JPEG or PNG */
-    API_UNDECODABLE,        /* JPEG/PNG that cannot be decoded */
+    API_UNSUPPORTED_MEDIA,  /* not JPEG, PNG or WebP */
+    API_UNDECODABLE,        /* JPEG/PNG/WebP that cannot be decoded */
     API_TOO_MANY_PIXELS,    /* over max_pixels */
     API_QUEUE_FULL,         /* overload: send Retry-After */
     API_NOT_READY,          /* loading, warming or draining: send Retry-After */
@@ -28,6 +30,9 @@ typedef enum {
 
 int api_status_http(api_status s);
 const char *api_status_type(api_status s);
+/* The answer to an image that failed to decode (model/image_decode.h): 415, 422 or 500. The
+ * one mapping, for /classify and v2 alike. */
+api_status api_status_from_preprocess(preprocess_status st);
 /* True for statuses answered with Retry-After. */
 int api_status_retry_after(api_status s);
 

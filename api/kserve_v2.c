@@ -10,7 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "image_check.h"
 #include "labels.h"
 #include "preprocess.h"
 #include "topk.h"
@@ -165,29 +164,15 @@ static long long read_fp32_json(json_t *a, const long long *dims, int ndim, int 
     return (long long)*pos;
 }
 
-static api_status preprocess_status_to_api(preprocess_status st) {
-    switch (st) {
-    case PREPROCESS_OK: return API_OK;
-    case PREPROCESS_UNSUPPORTED: return API_UNSUPPORTED_MEDIA;
-    case PREPROCESS_TOO_LARGE: return API_TOO_MANY_PIXELS;
-    case PREPROCESS_UNDECODABLE: return API_UNDECODABLE;
-    case PREPROCESS_NO_MEMORY: return API_INTERNAL;
-    }
-    return API_INTERNAL;
-}
-
 static api_status decode_image(parse_ctx *c, int i, int n, const unsigned char *bytes,
                                size_t len, float *out) {
     char why[384];
-    /* image_check first, as POST /classify does: it refuses what would overrun stb_image. */
-    preprocess_status ps =
-        image_check(bytes, len, why, sizeof why) != 0
-            ? PREPROCESS_UNDECODABLE
-            : preprocess_bytes(bytes, len, c->lim->max_pixels, c->lim->preprocess,
-                               c->lim->image_hw, out, why, sizeof why);
+    const image_decode_options dopt = classify_decode_options(c->lim); /* as POST /classify */
+    preprocess_status ps = preprocess_bytes(bytes, len, &dopt, c->lim->preprocess,
+                                            c->lim->image_hw, out, why, sizeof why);
     if (ps == PREPROCESS_OK) return API_OK;
-    if (n > 1) return fail(c, preprocess_status_to_api(ps), "image element %d: %s", i, why);
-    return fail(c, preprocess_status_to_api(ps), "%s", why);
+    if (n > 1) return fail(c, api_status_from_preprocess(ps), "image element %d: %s", i, why);
+    return fail(c, api_status_from_preprocess(ps), "%s", why);
 }
 
 /* "image" BYTES elements, from base64 JSON strings or length-prefixed binary data. */

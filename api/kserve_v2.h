@@ -6,7 +6,7 @@
  * else under /v2, another model or another version, is 404.
  *
  * An infer request names one input:
- *   "image": BYTES, shape [N] (or [N, 1]), each element an encoded JPEG or PNG: base64
+ *   "image": BYTES, shape [N] (or [N, 1]), each element an encoded JPEG, PNG or WebP: base64
  *            strings in JSON "data", or binary data (each element a 4-byte little-endian
  *            length, then the bytes);
  *   "input": FP32, shape [N, 3, 224, 224], preprocessed as `vggserve preprocess` writes it:

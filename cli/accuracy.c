@@ -120,6 +120,7 @@ int cmd_accuracy(int argc, char **argv) {
     const char *weights = NULL, *model = NULL, *algo = NULL, *precision = "bf16",
                *random_s = "200", *seed_s = "1", *threads_s = "0", *float_layers = NULL;
     bool json = false;
+    cli_decode_flags dflags = CLI_DECODE_FLAGS_DEFAULT;
     const cli_option opts[] = {
         {"weights", "FILE", "safetensors weights (default: generated)", &weights, NULL},
         {"seed", "N", "seed for generated weights (default 1)", &seed_s, NULL},
@@ -131,6 +132,7 @@ int cmd_accuracy(int argc, char **argv) {
         {"int8-float-layers", "LIST", "int8: layers kept in f32, e.g. conv2,fc3 (default none)",
          &float_layers, NULL},
         {"json", NULL, "one JSON line", NULL, &json},
+        CLI_DECODE_OPTIONS(dflags),
     };
     const char *images[64];
     int n_images;
@@ -141,6 +143,8 @@ int cmd_accuracy(int argc, char **argv) {
                        "probability difference.",
                        images, 64, &n_images);
     if (rc != 0) return rc < 0 ? 2 : 0;
+    image_decode_options dopt;
+    if (cli_decode_options(&dflags, &dopt) != 0) return 2;
     long n_random, seed, threads;
     if (cli_parse_int("random", random_s, 0, 100000, &n_random) ||
         cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed) ||
@@ -177,7 +181,7 @@ int cmd_accuracy(int argc, char **argv) {
     float *photos = malloc(per * n_images * sizeof(float));
     preprocess_mode mode; /* what the weights were trained with */
     cli_preprocess_mode("auto", &w, &mode);
-    if (cli_load_photos(images, n_images, mode, cfg->input_hw, photos) != 0) return 1;
+    if (cli_load_photos(images, n_images, mode, cfg->input_hw, &dopt, photos) != 0) return 1;
     accuracy_tally tally = {.margins = malloc((size_t)total * sizeof(double))};
     if (compare(ref_e, cand_e, photos, n_images, total, per, nc, &tally, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);

@@ -12,6 +12,7 @@
 int cmd_calibrate(int argc, char **argv) {
     const char *weights = NULL, *model = "vgg16", *out = NULL, *generated_s = "32", *seed_s = "1",
                *method_s = "mse";
+    cli_decode_flags dflags = CLI_DECODE_FLAGS_DEFAULT;
     const cli_option opts[] = {
         {"weights", "FILE", "safetensors weights (default: generated from --seed)", &weights, NULL},
         {"seed", "N", "seed for generated weights (default 1)", &seed_s, NULL},
@@ -20,15 +21,18 @@ int cmd_calibrate(int argc, char **argv) {
         {"out", "FILE", "output (default WEIGHTS.int8.json, where int8 mode looks)", &out, NULL},
         {"method", "M", "mse|max|pNN.N: clip of least squared error (default), max, percentile",
          &method_s, NULL},
+        CLI_DECODE_OPTIONS(dflags),
     };
     const char *images[256];
     int n_images;
-    int rc = cli_parse(argc, argv, opts, 6,
+    int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0],
                        "usage: vggserve calibrate --weights FILE [--generated 32] [--method mse] [IMAGE...]\n"
                        "Measures each layer's activation range for int8 on the photos given plus\n"
                        "generated images, and stores it beside the weights.",
                        images, 256, &n_images);
     if (rc != 0) return rc < 0 ? 2 : 0;
+    image_decode_options dopt;
+    if (cli_decode_options(&dflags, &dopt) != 0) return 2;
     long generated, seed;
     if (cli_parse_int("generated", generated_s, 0, 10000, &generated) ||
         cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed))
@@ -60,7 +64,7 @@ int cmd_calibrate(int argc, char **argv) {
     float *inputs = malloc(per * (n > 0 ? n : 1) * sizeof(float));
     preprocess_mode mode; /* what the weights were trained with */
     cli_preprocess_mode("auto", &w, &mode);
-    if (cli_load_photos(images, n_images, mode, hw, inputs) != 0) return 1;
+    if (cli_load_photos(images, n_images, mode, hw, &dopt, inputs) != 0) return 1;
     vgg_calibration_images(inputs + (size_t)n_images * per, (int)generated, hw, 1);
     float act_max[VGG_N_LAYERS];
     if (vgg_calibrate(&w, inputs, n, 0, &method, act_max, err, sizeof err) != 0) {

@@ -35,6 +35,7 @@ int cmd_classify(int argc, char **argv) {
                *precision = NULL, *tensor = NULL, *batch_s = "8", *mode_s = "auto",
                *seed_s = "1";
     bool all = false;
+    cli_decode_flags dflags = CLI_DECODE_FLAGS_DEFAULT;
     const cli_option opts[] = {
         {"weights", "FILE", "safetensors weights (default: generated from --seed)", &weights, NULL},
         {"seed", "N", "seed for generated weights when --weights is absent (default 1)", &seed_s, NULL},
@@ -48,6 +49,7 @@ int cmd_classify(int argc, char **argv) {
                          "file says, else torchvision)", &mode_s, NULL},
         {"tensor", "FILE.npy", "classify a preprocessed float32 (N,3,224,224) array", &tensor, NULL},
         {"all", NULL, "also print all probabilities and logits", NULL, &all},
+        CLI_DECODE_OPTIONS(dflags),
     };
     const char *inputs[MAX_INPUTS];
     int n_inputs;
@@ -58,6 +60,8 @@ int cmd_classify(int argc, char **argv) {
                        "label, probability}]}.",
                        inputs, MAX_INPUTS, &n_inputs);
     if (rc != 0) return rc < 0 ? 2 : 0;
+    image_decode_options dopt;
+    if (cli_decode_options(&dflags, &dopt) != 0) return 2;
     long k, threads, batch, seed;
     if (cli_parse_int("top-k", topk_s, 1, 1000, &k) || cli_parse_int("threads", threads_s, 0, 1024, &threads) ||
         cli_parse_int("batch", batch_s, 1, 256, &batch) ||
@@ -143,7 +147,7 @@ int cmd_classify(int argc, char **argv) {
                 status = 1;
                 continue;
             }
-            preprocess_status ps = preprocess_bytes(bytes, len, 0, mode, hw, in + n * per_image,
+            preprocess_status ps = preprocess_bytes(bytes, len, &dopt, mode, hw, in + n * per_image,
                                                     err, sizeof err);
             free(bytes);
             if (ps != PREPROCESS_OK) {

@@ -169,7 +169,24 @@ int cli_read_file(const char *path, uint8_t **out, size_t *len) {
     return 0;
 }
 
-int cli_load_photos(const char *const *paths, int n, preprocess_mode mode, int hw, float *out) {
+int cli_decode_options(const cli_decode_flags *f, image_decode_options *out) {
+    *out = (image_decode_options){0};
+    if (image_decode_parse_scaling(f->scaling, &out->full_resolution) != 0) {
+        fprintf(stderr, "error: --decode-scaling must be auto or off, got '%s'\n", f->scaling);
+        return -1;
+    }
+    if (image_decode_parse_exif(f->exif, &out->ignore_exif) != 0) {
+        fprintf(stderr, "error: --exif-orientation must be apply or ignore, got '%s'\n", f->exif);
+        return -1;
+    }
+    long v;
+    if (cli_parse_int("max-pixels", f->max_pixels, 1, 0x7fffffffffffffffL, &v) != 0) return -1;
+    out->max_pixels = v;
+    return 0;
+}
+
+int cli_load_photos(const char *const *paths, int n, preprocess_mode mode, int hw,
+                    const image_decode_options *opt, float *out) {
     const size_t per = (size_t)3 * hw * hw;
     for (int i = 0; i < n; i++) {
         uint8_t *bytes;
@@ -179,7 +196,7 @@ int cli_load_photos(const char *const *paths, int n, preprocess_mode mode, int h
             fprintf(stderr, "error: %s: cannot open\n", paths[i]);
             return -1;
         }
-        preprocess_status st = preprocess_bytes(bytes, len, 0, mode, hw, out + i * per, err, sizeof err);
+        preprocess_status st = preprocess_bytes(bytes, len, opt, mode, hw, out + i * per, err, sizeof err);
         free(bytes);
         if (st != PREPROCESS_OK) {
             fprintf(stderr, "error: %s: %s\n", paths[i], err);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "image_decode.h"
 #include "preprocess.h"
 #include "vgg_weights.h"
 
@@ -57,9 +58,23 @@ int cli_model_options(const cli_model_spec *spec, const vgg_weights *w,
  * it cannot be opened. */
 int cli_read_file(const char *path, uint8_t **out, size_t *len);
 
-/* Decodes and preprocesses n image files into out, (3, hw, hw) floats each. Returns -1 after
- * printing which file failed and why. */
-int cli_load_photos(const char *const *paths, int n, preprocess_mode mode, int hw, float *out);
+/* The service's decode settings as flags of every command that reads an image (classify,
+ * preprocess, calibrate, accuracy): --decode-scaling auto|off, --exif-orientation
+ * apply|ignore, --max-pixels N, with the service's defaults. CLI_DECODE_OPTIONS(f) expands to
+ * the three cli_option rows; cli_decode_options() checks them into *out. */
+typedef struct {
+    const char *scaling, *exif, *max_pixels;
+} cli_decode_flags;
+#define CLI_DECODE_FLAGS_DEFAULT {"auto", "apply", "40000000"}
+#define CLI_DECODE_OPTIONS(f)                                                                      {"decode-scaling", "auto|off", "JPEG/WebP at a reduced size covering the resize (default "      "auto), or every pixel", &(f).scaling, NULL},                                                 {"exif-orientation", "apply|ignore", "turn photos upright by EXIF (default apply)",             &(f).exif, NULL},                                                                              {"max-pixels", "N", "largest image, width x height (default 40000000)", &(f).max_pixels, NULL}
+/* Returns -1 after printing which flag is wrong. */
+int cli_decode_options(const cli_decode_flags *f, image_decode_options *out);
+
+/* Decodes and preprocesses n image files into out, (3, hw, hw) floats each, through
+ * preprocess_bytes with opt (borrowed; NULL: the defaults). Returns -1 after printing which
+ * file failed and why. */
+int cli_load_photos(const char *const *paths, int n, preprocess_mode mode, int hw,
+                    const image_decode_options *opt, float *out);
 
 /* --int8-float-layers LIST into spec. Returns -1 after printing. */
 int cli_int8_float_layers_parse(cli_model_spec *spec, const char *list);

@@ -6,23 +6,27 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "npy.h"
+#include "image_decode.h"
 #include "preprocess.h"
-
 
 int cmd_preprocess(int argc, char **argv) {
     const char *mode_s = "torchvision", *out = NULL;
     bool unit = false;
+    cli_decode_flags dflags = CLI_DECODE_FLAGS_DEFAULT;
     const cli_option opts[] = {
         {"mode", "MODE", "torchvision|caffe (default torchvision)", &mode_s, NULL},
         {"out", "FILE.npy", "output (1,3,224,224) float32 array (required)", &out, NULL},
         {"unnormalized", NULL, "torchvision geometry, RGB in [0,1] before mean/std", NULL, &unit},
+        CLI_DECODE_OPTIONS(dflags),
     };
     const char *pos[1];
     int n_pos;
-    int rc = cli_parse(argc, argv, opts, 3,
+    int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0],
                        "usage: vggserve preprocess [--mode torchvision|caffe] IMAGE --out FILE.npy",
                        pos, 1, &n_pos);
     if (rc != 0) return rc < 0 ? 2 : 0;
+    image_decode_options dopt;
+    if (cli_decode_options(&dflags, &dopt) != 0) return 2;
     if (n_pos != 1 || !out) {
         fprintf(stderr, "error: give one IMAGE and --out FILE.npy\n");
         return 2;
@@ -42,8 +46,11 @@ int cmd_preprocess(int argc, char **argv) {
     }
     float *tensor = malloc(3 * 224 * 224 * sizeof(float));
     char err[512];
+    /* The decoder's smallest side follows the geometry that comes after it (as
+     * preprocess_bytes sets it): 256 for torchvision's Resize(256), 224 for caffe's. */
+    dopt.min_side = !unit && mode == PREPROCESS_CAFFE ? 224 : 256;
     preprocess_image img;
-    preprocess_status st = preprocess_decode(bytes, got, 0, &img, err, sizeof err);
+    preprocess_status st = image_decode(bytes, got, &dopt, &img, err, sizeof err);
     if (st == PREPROCESS_OK) {
         st = unit ? preprocess_rgb_unit(&img, 256, 224, tensor)
                   : preprocess_rgb(&img, mode, 256, 224, tensor);

@@ -30,6 +30,8 @@ typedef struct {
     long long request_timeout_ms;
     long long max_body_bytes;
     long long max_pixels;
+    char decode_scaling[8];       /* auto | off (model/image_decode.h) */
+    char exif_orientation[8];     /* apply | ignore */
     long long max_images_per_request;
     long long http_threads;       /* 0: number of cores */
     long long connection_timeout_s;

@@ -1,8 +1,7 @@
 /* preprocess.h - image bytes to the float tensor VGG sees.
  *
- * preprocess_decode() sniffs JPEG/PNG from the bytes (never from a Content-Type), checks the
- * pixel count with stbi_info before decoding, and decodes to 8-bit RGB (gray and RGBA become
- * RGB; alpha is dropped as PIL's convert("RGB") drops it).
+ * Decoding (bytes to preprocess_image) is model/image_decode.h's image_decode(), which every
+ * path calls; preprocess_bytes() is the two in one.
  *
  * preprocess_rgb() turns RGB pixels into a (3, out_hw, out_hw) planar float tensor:
  *   PREPROCESS_TORCHVISION: Resize(256) (shorter side, antialiased bilinear = PIL's triangle
@@ -11,7 +10,9 @@
  *   PREPROCESS_CAFFE: resize to 224x224 (same filter), BGR order, 0..255 minus
  *     (103.939, 116.779, 123.68) - what Keras-converted weights expect.
  * The crop window is mapped back to source coordinates and only it is resampled, so memory
- * is O(crop x source rows touched), whatever the aspect ratio.
+ * is O(crop x source rows touched), whatever the aspect ratio. The source is read through
+ * the image's EXIF orientation (a view with strides, no copy), and the geometry comes from
+ * full_width x full_height when the decoder scaled the image down.
  *
  * All functions are reentrant; outputs are owned by the caller.
  */
@@ -25,28 +26,29 @@ typedef enum { PREPROCESS_TORCHVISION, PREPROCESS_CAFFE } preprocess_mode;
 
 typedef enum {
     PREPROCESS_OK = 0,
-    PREPROCESS_UNSUPPORTED, /* not JPEG or PNG */
+    PREPROCESS_UNSUPPORTED, /* not JPEG, PNG or WebP (or an animated WebP) */
     PREPROCESS_TOO_LARGE,   /* over max_pixels */
-    PREPROCESS_UNDECODABLE, /* JPEG/PNG signature but broken data */
+    PREPROCESS_UNDECODABLE, /* a known signature but broken data */
     PREPROCESS_NO_MEMORY,
 } preprocess_status;
 
-typedef enum { IMAGE_FORMAT_UNKNOWN, IMAGE_FORMAT_JPEG, IMAGE_FORMAT_PNG } image_format;
+typedef enum { IMAGE_FORMAT_UNKNOWN, IMAGE_FORMAT_JPEG, IMAGE_FORMAT_PNG, IMAGE_FORMAT_WEBP } image_format;
 
+/* Decoded pixels. A zero-initialised struct with rgb, width and height set is an upright
+ * image at full resolution (what tests build by hand). */
 typedef struct {
-    uint8_t *rgb; /* width * height * 3, owned: free with preprocess_image_free */
-    int width, height;
-    int source_channels; /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
+    uint8_t *rgb; /* width * height * 3 as stored, owned: free with preprocess_image_free */
+    int width, height; /* upright size (after orientation); the buffer is height x width
+                        * pixels, or width x height for orientations 5..8 */
+    int orientation;   /* EXIF 1..8 to apply when reading rgb; 0 or 1: as stored */
+    int full_width, full_height; /* upright size at full resolution; 0: width, height */
+    double span_width, span_height; /* how many decoded pixels the full image spans: JPEG's
+                                     * DCT scaling rounds up, so 2773 at 1/4 spans 693.25 of
+                                     * 694 pixels; 0: width, height */
+    int source_channels; /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA or CMYK */
     image_format format;
 } preprocess_image;
 
-image_format preprocess_sniff(const uint8_t *bytes, size_t len);
-const char *preprocess_format_name(image_format f);
-
-/* Decodes bytes into *img. max_pixels = 0 means no limit beyond stb's own. On failure err
- * says why (stb's reason for undecodable data). */
-preprocess_status preprocess_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
-                                    preprocess_image *img, char *err, size_t errlen);
 void preprocess_image_free(preprocess_image *img);
 
 /* Writes the (3, out_hw, out_hw) tensor (out_hw = 224 for VGG) into out. resize_to is the
@@ -68,9 +70,11 @@ preprocess_status preprocess_rgb_unit(const preprocess_image *img, int resize_to
  * ~20 megapixels) still come from mmap and go back at once. */
 void preprocess_tune_malloc(void);
 
-/* Decode + preprocess in one call. */
-preprocess_status preprocess_bytes(const uint8_t *bytes, size_t len, int64_t max_pixels,
-                                   preprocess_mode mode, int out_hw, float *out, char *err,
-                                   size_t errlen);
+/* Decode (image_decode with opt; NULL: the defaults) + preprocess in one call. opt's
+ * min_side is set here from mode (256 torchvision, out_hw caffe). */
+struct image_decode_options;
+preprocess_status preprocess_bytes(const uint8_t *bytes, size_t len,
+                                   const struct image_decode_options *opt, preprocess_mode mode,
+                                   int out_hw, float *out, char *err, size_t errlen);
 
 #endif

@@ -20,13 +20,16 @@ case "${1:-}" in
 esac
 
 # Build: compiler, CMake, the HTTP server, JSON, image decoders, oneDNN.
-packages=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libstb-dev libdnnl-dev)
+# JPEG: libjpeg-turbo's TurboJPEG API; WebP: libwebp; PNG: stb_image.
+packages=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libstb-dev libdnnl-dev
+          libturbojpeg0-dev libwebp-dev)
 if [[ $level != build ]]; then
   # python3-numpy for the black-box suites, python3-torch/torchvision for the reference model
   # (parity) and h5py for the weight converters' tests, prometheus for promtool, chromium for
   # the demo page test, openssl for the TLS test, curl for the README examples.
-  packages+=(python3 python3-numpy python3-torch python3-torchvision python3-h5py prometheus
-             chromium openssl curl)
+  # python3-pil writes the generated test images (EXIF orientations, WebP) of the decode suite.
+  packages+=(python3 python3-numpy python3-pil python3-torch python3-torchvision python3-h5py
+             prometheus chromium openssl curl)
   # Node.js and npm for the OpenAPI, browser and manifest checks; a Node.js installed some other
   # way (it brings its own npm, which Debian's npm package conflicts with) is used as it is.
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

@@ -274,7 +274,9 @@ static void on_inference_done(batch_request *br) {
 static classify_limits limits_of(const http_server *s) {
     classify_limits lim = {s->cfg->max_body_bytes, s->cfg->max_pixels,
                            (int)s->cfg->max_images_per_request, IMAGE_HW,
-                           (preprocess_mode)atomic_load(&s->preprocess)};
+                           (preprocess_mode)atomic_load(&s->preprocess),
+                           strcmp(s->cfg->decode_scaling, "off") == 0,
+                           strcmp(s->cfg->exif_orientation, "ignore") == 0};
     return lim;
 }
 

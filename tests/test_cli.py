@@ -102,7 +102,7 @@ class CliTest(unittest.TestCase):
         p = run("classify", "--weights", self.weights, bad, os.path.join(IMAGES, "coffee.jpg"),
                 check=False)
         self.assertEqual(p.returncode, 1)
-        self.assertIn("not a JPEG or PNG", p.stderr)
+        self.assertIn("not a JPEG, PNG or WebP", p.stderr)
         self.assertEqual(len(p.stdout.splitlines()), 1)
 
     def test_bad_weights_files(self):

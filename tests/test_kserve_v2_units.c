@@ -21,7 +21,7 @@
 #define HW 8 /* a small network side keeps the FP32 cases short; the code takes it from lim */
 #define N_CLASSES 1000
 
-static const classify_limits lim = {1 << 20, 40000000, 4, HW, PREPROCESS_TORCHVISION};
+static const classify_limits lim = {1 << 20, 40000000, 4, HW, PREPROCESS_TORCHVISION, false, false};
 
 static void *xmalloc(size_t n) {
     void *p = malloc(n);
@@ -170,7 +170,7 @@ static void test_bad_requests(void) {
         {"{`inputs`:[{`name`:`image`,`datatype`:`BYTES`,`shape`:[1],`data`:[`QQ==QQ`]}]}",
          NULL, NULL, API_BAD_REQUEST, "not valid base64"},
         {"{`inputs`:[{`name`:`image`,`datatype`:`BYTES`,`shape`:[1],`data`:[`QUJD`]}]}",
-         NULL, NULL, API_UNSUPPORTED_MEDIA, "JPEG or PNG"},
+         NULL, NULL, API_UNSUPPORTED_MEDIA, "JPEG, PNG or WebP"},
         {"{`inputs`:[{`name`:`image`,`datatype`:`BYTES`,`shape`:[1],"
          "`parameters`:{`binary_data_size`:4}}]}", NULL, "\x01\x00\x00\x00", API_BAD_REQUEST,
          "4 bytes follow the JSON request"},
@@ -232,7 +232,7 @@ static void test_images(const char *tests_dir) {
     if (!jpg) return;
     float want[3 * HW * HW];
     char err[256];
-    EXPECT(preprocess_bytes(jpg, len, lim.max_pixels, PREPROCESS_TORCHVISION, HW, want, err,
+    EXPECT(preprocess_bytes(jpg, len, &(image_decode_options){.max_pixels = lim.max_pixels}, PREPROCESS_TORCHVISION, HW, want, err,
                             sizeof err) == PREPROCESS_OK);
 
     /* JSON: two base64 strings, one with line breaks (as `base64` wraps). */

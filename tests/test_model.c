@@ -19,6 +19,7 @@
 
 #include "labels.h"
 #include "npy.h"
+#include "image_decode.h"
 #include "preprocess.h"
 #include "safetensors.h"
 #include "test_util.h"
@@ -994,6 +995,14 @@ static void png_header_only(uint8_t out[45], uint32_t w, uint32_t h) {
     memcpy(out + 33, iend, 12);
 }
 
+/* The one decoder at full resolution (decode_scaling = off) with a pixel limit: what these
+ * tests compare against fixtures made from full-resolution PIL decodes. */
+static preprocess_status decode_full(const uint8_t *b, size_t len, int64_t max_pixels,
+                                     preprocess_image *img, char *err, size_t errlen) {
+    const image_decode_options o = {.max_pixels = max_pixels, .full_resolution = true};
+    return image_decode(b, len, &o, img, err, errlen);
+}
+
 static void test_preprocess_decode(void) {
     char err[512];
     preprocess_image img;
@@ -1001,35 +1010,35 @@ static void test_preprocess_decode(void) {
 
     /* Sniffing looks at bytes only. */
     const uint8_t jpeg_sig[3] = {0xff, 0xd8, 0xff}, png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    EXPECT(preprocess_sniff(jpeg_sig, 3) == IMAGE_FORMAT_JPEG);
-    EXPECT(preprocess_sniff(jpeg_sig, 2) == IMAGE_FORMAT_UNKNOWN);
-    EXPECT(preprocess_sniff(png_sig, 8) == IMAGE_FORMAT_PNG);
-    EXPECT(preprocess_sniff(png_sig, 7) == IMAGE_FORMAT_UNKNOWN);
-    EXPECT(preprocess_sniff((const uint8_t *)"GIF89a\x01\x00", 8) == IMAGE_FORMAT_UNKNOWN);
-    EXPECT(preprocess_sniff((const uint8_t *)"", 0) == IMAGE_FORMAT_UNKNOWN);
-    EXPECT(strcmp(preprocess_format_name(IMAGE_FORMAT_JPEG), "jpeg") == 0);
-    EXPECT(strcmp(preprocess_format_name(IMAGE_FORMAT_PNG), "png") == 0);
-    EXPECT(strcmp(preprocess_format_name(IMAGE_FORMAT_UNKNOWN), "unknown") == 0);
+    EXPECT(image_format_sniff(jpeg_sig, 3) == IMAGE_FORMAT_JPEG);
+    EXPECT(image_format_sniff(jpeg_sig, 2) == IMAGE_FORMAT_UNKNOWN);
+    EXPECT(image_format_sniff(png_sig, 8) == IMAGE_FORMAT_PNG);
+    EXPECT(image_format_sniff(png_sig, 7) == IMAGE_FORMAT_UNKNOWN);
+    EXPECT(image_format_sniff((const uint8_t *)"GIF89a\x01\x00", 8) == IMAGE_FORMAT_UNKNOWN);
+    EXPECT(image_format_sniff((const uint8_t *)"", 0) == IMAGE_FORMAT_UNKNOWN);
+    EXPECT(strcmp(image_format_name(IMAGE_FORMAT_JPEG), "jpeg") == 0);
+    EXPECT(strcmp(image_format_name(IMAGE_FORMAT_PNG), "png") == 0);
+    EXPECT(strcmp(image_format_name(IMAGE_FORMAT_UNKNOWN), "unknown") == 0);
 
     /* Not an image. */
     const char *text = "{\"this\": \"is json, not an image\"}";
     err[0] = '\0';
-    EXPECT(preprocess_decode((const uint8_t *)text, strlen(text), 0, &img, err, sizeof err) ==
+    EXPECT(decode_full((const uint8_t *)text, strlen(text), 0, &img, err, sizeof err) ==
            PREPROCESS_UNSUPPORTED);
     EXPECT(err[0] != '\0' && img.rgb == NULL);
     err[0] = '\0';
-    EXPECT(preprocess_decode((const uint8_t *)"GIF89a\x01\x00\x01\x00", 10, 0, &img, err,
+    EXPECT(decode_full((const uint8_t *)"GIF89a\x01\x00\x01\x00", 10, 0, &img, err,
                              sizeof err) == PREPROCESS_UNSUPPORTED);
     EXPECT(err[0] != '\0');
     err[0] = '\0';
-    EXPECT(preprocess_decode(jpeg_sig, 0, 0, &img, err, sizeof err) == PREPROCESS_UNSUPPORTED);
+    EXPECT(decode_full(jpeg_sig, 0, 0, &img, err, sizeof err) == PREPROCESS_UNSUPPORTED);
 
     /* Grayscale JPEG: R = G = B. */
     uint8_t *bytes = read_image("camera.jpg", &len);
     EXPECT(bytes != NULL);
     if (bytes) {
-        EXPECT(preprocess_sniff(bytes, len) == IMAGE_FORMAT_JPEG);
-        preprocess_status st = preprocess_decode(bytes, len, 0, &img, err, sizeof err);
+        EXPECT(image_format_sniff(bytes, len) == IMAGE_FORMAT_JPEG);
+        preprocess_status st = decode_full(bytes, len, 0, &img, err, sizeof err);
         EXPECT(st == PREPROCESS_OK);
         if (st == PREPROCESS_OK) {
             EXPECT(img.width == 512 && img.height == 512 && img.source_channels == 1);
@@ -1054,9 +1063,9 @@ static void test_preprocess_decode(void) {
     EXPECT(b_rgb && b_rgba);
     if (b_rgb && b_rgba) {
         preprocess_image a, b;
-        EXPECT(preprocess_sniff(b_rgba, len_rgba) == IMAGE_FORMAT_PNG);
-        EXPECT(preprocess_decode(b_rgb, len_rgb, 0, &a, err, sizeof err) == PREPROCESS_OK);
-        EXPECT(preprocess_decode(b_rgba, len_rgba, 0, &b, err, sizeof err) == PREPROCESS_OK);
+        EXPECT(image_format_sniff(b_rgba, len_rgba) == IMAGE_FORMAT_PNG);
+        EXPECT(decode_full(b_rgb, len_rgb, 0, &a, err, sizeof err) == PREPROCESS_OK);
+        EXPECT(decode_full(b_rgba, len_rgba, 0, &b, err, sizeof err) == PREPROCESS_OK);
         EXPECT(a.rgb && b.rgb);
         if (a.rgb && b.rgb) {
             EXPECT(a.source_channels == 3 && b.source_channels == 4 && b.format == IMAGE_FORMAT_PNG);
@@ -1068,14 +1077,14 @@ static void test_preprocess_decode(void) {
 
         /* A PNG cut short, and a PNG signature on garbage. */
         err[0] = '\0';
-        preprocess_status st = preprocess_decode(b_rgb, 100, 0, &img, err, sizeof err);
+        preprocess_status st = decode_full(b_rgb, 100, 0, &img, err, sizeof err);
         EXPECT(st == PREPROCESS_UNDECODABLE && err[0] != '\0' && img.rgb == NULL);
         printf("  PNG cut to 100 bytes -> status %d: %s\n", st, err);
         uint8_t junk[64];
         memcpy(junk, png_sig, 8);
         for (int i = 8; i < 64; i++) junk[i] = (uint8_t)(i * 37);
         err[0] = '\0';
-        EXPECT(preprocess_decode(junk, sizeof junk, 0, &img, err, sizeof err) ==
+        EXPECT(decode_full(junk, sizeof junk, 0, &img, err, sizeof err) ==
                PREPROCESS_UNDECODABLE);
         EXPECT_HAS(err, "png");
     }
@@ -1090,7 +1099,7 @@ static void test_preprocess_decode(void) {
         uint8_t *cut = malloc(200);
         memcpy(cut, bytes, 200);
         err[0] = '\0';
-        preprocess_status st = preprocess_decode(cut, 200, 0, &img, err, sizeof err);
+        preprocess_status st = decode_full(cut, 200, 0, &img, err, sizeof err);
         EXPECT(st == PREPROCESS_UNDECODABLE);
         EXPECT(err[0] != '\0' && img.rgb == NULL);
         printf("  JPEG cut to 200 bytes -> status %d: %s\n", st, err);
@@ -1102,7 +1111,7 @@ static void test_preprocess_decode(void) {
             cut = malloc(keep[i]);
             memcpy(cut, bytes, keep[i]);
             err[0] = '\0';
-            st = preprocess_decode(cut, keep[i], 0, &img, err, sizeof err);
+            st = decode_full(cut, keep[i], 0, &img, err, sizeof err);
             if (st == PREPROCESS_OK) {
                 EXPECT(img.rgb && img.width == 451 && img.height == 300);
             } else {
@@ -1116,21 +1125,25 @@ static void test_preprocess_decode(void) {
 
         /* The pixel limit: 451 x 300 = 135300. */
         err[0] = '\0';
-        EXPECT(preprocess_decode(bytes, len, 135299, &img, err, sizeof err) == PREPROCESS_TOO_LARGE);
+        EXPECT(decode_full(bytes, len, 135299, &img, err, sizeof err) == PREPROCESS_TOO_LARGE);
         EXPECT_HAS(err, "135300");
         EXPECT(img.rgb == NULL);
-        EXPECT(preprocess_decode(bytes, len, 135300, &img, err, sizeof err) == PREPROCESS_OK);
+        EXPECT(decode_full(bytes, len, 135300, &img, err, sizeof err) == PREPROCESS_OK);
         preprocess_image_free(&img);
 
-        /* preprocess_bytes = decode + torchvision preprocessing at 256/224. */
+        /* preprocess_bytes = decode (the defaults, with min_side 256: 451x300 is too small to
+         * scale, whose shorter side must stay >= 320) + torchvision preprocessing at 256/224. */
         float *x = malloc(3 * 224 * 224 * sizeof(float)), *y = malloc(3 * 224 * 224 * sizeof(float));
-        EXPECT(preprocess_bytes(bytes, len, 0, PREPROCESS_TORCHVISION, 224, x, err, sizeof err) ==
+        EXPECT(preprocess_bytes(bytes, len, NULL, PREPROCESS_TORCHVISION, 224, x, err, sizeof err) ==
                PREPROCESS_OK);
-        EXPECT(preprocess_decode(bytes, len, 0, &img, err, sizeof err) == PREPROCESS_OK);
+        const image_decode_options scaled = {.max_pixels = IMAGE_DECODE_DEFAULT_MAX_PIXELS, .min_side = 256};
+        EXPECT(image_decode(bytes, len, &scaled, &img, err, sizeof err) == PREPROCESS_OK);
+        EXPECT(img.width == 451 && img.height == 300 && img.full_width == 451 && img.full_height == 300);
         EXPECT(preprocess_rgb(&img, PREPROCESS_TORCHVISION, 256, 224, y) == PREPROCESS_OK);
         EXPECT(memcmp(x, y, 3 * 224 * 224 * sizeof(float)) == 0);
         preprocess_image_free(&img);
-        EXPECT(preprocess_bytes(bytes, len, 1000, PREPROCESS_TORCHVISION, 224, x, err, sizeof err) ==
+        const image_decode_options small = {.max_pixels = 1000};
+        EXPECT(preprocess_bytes(bytes, len, &small, PREPROCESS_TORCHVISION, 224, x, err, sizeof err) ==
                PREPROCESS_TOO_LARGE);
         free(x);
         free(y);
@@ -1141,13 +1154,13 @@ static void test_preprocess_decode(void) {
      * too large, not attempted; without a limit the decoder runs and finds no pixel data. */
     uint8_t png[45];
     png_header_only(png, 5000, 5000);
-    EXPECT(preprocess_sniff(png, sizeof png) == IMAGE_FORMAT_PNG);
+    EXPECT(image_format_sniff(png, sizeof png) == IMAGE_FORMAT_PNG);
     err[0] = '\0';
-    EXPECT(preprocess_decode(png, sizeof png, 20000000, &img, err, sizeof err) == PREPROCESS_TOO_LARGE);
+    EXPECT(decode_full(png, sizeof png, 20000000, &img, err, sizeof err) == PREPROCESS_TOO_LARGE);
     EXPECT_HAS(err, "5000x5000");
     EXPECT(img.rgb == NULL);
     err[0] = '\0';
-    preprocess_status st = preprocess_decode(png, sizeof png, 0, &img, err, sizeof err);
+    preprocess_status st = decode_full(png, sizeof png, 0, &img, err, sizeof err);
     EXPECT(st == PREPROCESS_UNDECODABLE && img.rgb == NULL);
     EXPECT_HAS(err, "IDAT");
     /* Beyond stb's own limits (1 GiB of pixels, 65536 a side) stbi_info itself refuses, so the
@@ -1156,7 +1169,7 @@ static void test_preprocess_decode(void) {
     for (int i = 0; i < 3; i++) {
         png_header_only(png, huge[i][0], huge[i][1]);
         err[0] = '\0';
-        st = preprocess_decode(png, sizeof png, 50000000, &img, err, sizeof err);
+        st = decode_full(png, sizeof png, 50000000, &img, err, sizeof err);
         EXPECT(st != PREPROCESS_OK && err[0] != '\0' && img.rgb == NULL);
         printf("  PNG header %ux%u, limit 5e7 -> status %d: %s\n", huge[i][0], huge[i][1], st, err);
     }
@@ -1191,7 +1204,7 @@ static void test_preprocess_parity(void) {
         EXPECT(bytes != NULL);
         preprocess_image img;
         preprocess_status st =
-            bytes ? preprocess_decode(bytes, len, 0, &img, err, sizeof err) : PREPROCESS_UNDECODABLE;
+            bytes ? decode_full(bytes, len, 0, &img, err, sizeof err) : PREPROCESS_UNDECODABLE;
         EXPECT(st == PREPROCESS_OK);
         free(bytes);
         if (st != PREPROCESS_OK) continue;

@@ -135,7 +135,7 @@ test("a text file gets the server's error message", async () => {
   await page.waitForSelector("#error", { state: "visible", timeout: RESULT_TIMEOUT_MS });
   const text = await page.textContent("#error");
   assert.match(text, /^Error 415 \(unsupported_media_type\): .+/);
-  assert.match(text, /JPEG or PNG/i);
+  assert.match(text, /JPEG, PNG or WebP/i);
   assert.ok(await page.isHidden("#out"), "results still shown after an error");
   await page.screenshot({ path: join(OUT, "demo-error.png"), fullPage: true });
 });

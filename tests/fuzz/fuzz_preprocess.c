@@ -1,27 +1,26 @@
-/* fuzz_preprocess.c - image decoding (stb_image, JPEG and PNG only) and preprocessing.
+/* fuzz_preprocess.c - image decoding (image_decode: every format) and preprocessing.
  *
- * The input is an image file, taken the way the service takes it: image_check() (the guard
- * against stb v2.27's DHT overflow, api/image_check.h), then preprocess_bytes() with a
- * 4-megapixel limit (the service allows 40, but the fuzzer must stay fast). On success every
- * output value must be finite and within the range normalisation can produce. Set
- * FUZZ_NO_GUARD=1 in the environment to fuzz stb without the guard. */
+ * The input is an image file, taken the way the service takes it: preprocess_bytes() with the
+ * service's decode settings (scaling auto, EXIF applied; image_decode runs the guard of
+ * model/image_check.h itself) and a 4-megapixel limit (the service allows 40, but the fuzzer
+ * must stay fast). On success every output value must be finite and within the range
+ * normalisation can produce. The JPEG- and WebP-specific harnesses (fuzz_jpeg, fuzz_webp)
+ * also vary the settings. */
 #include <math.h>
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "image_check.h"
+#include "image_decode.h"
 #include "preprocess.h"
 
 #define HW 224
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static float out[3 * HW * HW];
-    static int guard = -1;
-    if (guard < 0) guard = !getenv("FUZZ_NO_GUARD");
     char err[384];
-    if (guard && image_check(data, size, err, sizeof err) != 0) return 0;
+    const image_decode_options opt = {.max_pixels = 4 << 20};
     preprocess_status st =
-        preprocess_bytes(data, size, 4 << 20, PREPROCESS_TORCHVISION, HW, out, err, sizeof err);
+        preprocess_bytes(data, size, &opt, PREPROCESS_TORCHVISION, HW, out, err, sizeof err);
     FUZZ_CHECK(st >= PREPROCESS_OK && st <= PREPROCESS_NO_MEMORY);
     if (st != PREPROCESS_OK) {
         FUZZ_CHECK(memchr(err, '\0', sizeof err) && err[0]);

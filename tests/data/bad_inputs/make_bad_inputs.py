@@ -82,6 +82,27 @@ def png_chunk_claiming(png, n):
     return png[:i] + struct.pack(">I", n) + png[i + 4:]
 
 
+def jpeg_with_app1(jpeg, payload):
+    """jpeg with an APP1 segment holding payload inserted right after SOI."""
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", 2 + len(payload)) + payload + jpeg[2:]
+
+
+def tiff_ifd0(entries, ifd_offset=8, next_ifd=0):
+    """A little-endian TIFF header and IFD0 of (tag, type, count, value) entries, the value
+    stored in the entry's 4-byte field."""
+    ifd = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHII", *e) for e in entries) + struct.pack("<I", next_ifd)
+    return b"II*\0" + struct.pack("<I", ifd_offset) + ifd
+
+
+def webp_lossless_header(w, h):
+    """A RIFF/WEBP file whose VP8L header claims w x h (14-bit fields), then a few bytes."""
+    bits = (w - 1) | (h - 1) << 14
+    vp8l = b"\x2f" + struct.pack("<I", bits) + bytes(16)
+    return b"RIFF" + struct.pack("<I", 4 + 8 + len(vp8l)) + b"WEBP" + b"VP8L" + \
+        struct.pack("<I", len(vp8l)) + vp8l
+
+
 def psd_header():
     """A minimal Photoshop header: 8BPS, version 1, 3 channels, 64x64, 8 bits, RGB."""
     return b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, 64, 64, 8, 3) + bytes(64)
@@ -118,10 +139,12 @@ def cases():
     add("jpeg_sof_65500x65500.jpg", jpeg_with_sof(jpg, 65500, 65500), 422, "image_too_large",
         "SOF claims 65500x65500: refused from the header", "image/jpeg")
     add("jpeg_dht_overflow.jpg", jpeg_dht_overflow(jpg), 422, "undecodable_image",
-        "Huffman table with 4080 codes (stb v2.27 would overflow; api/image_check.c)",
+        "Huffman table with 4080 codes (stb v2.27 overflowed; libjpeg-turbo refuses it)",
         "image/jpeg")
-    add("jpeg_undefined_huffman_table.jpg", jpeg_undefined_table(jpg), 422, "undecodable_image",
-        "the scan uses a Huffman table no DHT defines (api/image_check.c)", "image/jpeg")
+    add("jpeg_undefined_huffman_table.jpg", jpeg_undefined_table(jpg), *ok,
+        "the scan uses a Huffman table no DHT defines: libjpeg-turbo, like PIL, decodes it with "
+        "the standard tables (stb 2.27 read uninitialised memory; refused while stb decoded JPEG)",
+        "image/jpeg")
     add("png_chunk_claims_2GiB.png", png_chunk_claiming(png, 0x7FFFFFF0), 422, "undecodable_image",
         "IDAT length field of 2 GiB in a small file: refused before stb allocates it",
         "image/png")
@@ -129,15 +152,36 @@ def cases():
     add("image.gif", save(small.convert("P"), "GIF"), 415, "unsupported_media_type", "GIF",
         "image/gif")
     add("image.bmp", save(small, "BMP"), 415, "unsupported_media_type", "BMP", "image/bmp")
-    add("image.webp", save(small, "WEBP", quality=80), 415, "unsupported_media_type", "WebP",
+    webp = save(photo(), "WEBP", quality=80)
+    add("image.webp", save(small, "WEBP", quality=80), *ok, "lossy WebP: decoded by libwebp",
         "image/webp")
+    add("webp_truncated.webp", webp[:len(webp) // 2], 422, "undecodable_image", "WebP cut in half",
+        "image/webp")
+    add("webp_bomb_16384x16384.webp", webp_lossless_header(16384, 16384), 422, "image_too_large",
+        "a 41-byte lossless WebP claiming 16384x16384: refused from the header, nothing decoded",
+        "image/webp")
+    frames = [photo(32, 24), photo(32, 24).transpose(Image.FLIP_LEFT_RIGHT)]
+    add("webp_animated.webp", save(frames[0], "WEBP", save_all=True, append_images=frames[1:],
+                                   duration=100, lossless=True), 415, "unsupported_media_type",
+        "animated WebP: one still frame is wanted", "image/webp")
+    add("webp_lossless_alpha.webp", save(photo().convert("RGBA"), "WEBP", lossless=True), *ok,
+        "lossless WebP with alpha: alpha dropped", "image/webp")
+    add("jpeg_exif_offset_outside.jpg",
+        jpeg_with_app1(jpg, b"Exif\0\0" + tiff_ifd0([(0x0112, 3, 1, 6)], ifd_offset=0xFFFFFF00)),
+        *ok, "EXIF IFD0 offset far outside the segment: EXIF ignored, image decoded", "image/jpeg")
+    add("jpeg_exif_entries_past_segment.jpg",
+        jpeg_with_app1(jpg, b"Exif\0\0" + tiff_ifd0([(0x0112, 3, 1, 6)])[:12]),
+        *ok, "EXIF IFD0 claims an entry the segment does not hold: ignored", "image/jpeg")
+    add("jpeg_exif_orientation_9.jpg",
+        jpeg_with_app1(jpg, b"Exif\0\0" + tiff_ifd0([(0x0112, 3, 1, 9)], next_ifd=8)),
+        *ok, "EXIF orientation 9 (out of range) and IFD0 chained to itself: ignored", "image/jpeg")
     add("image.psd", psd_header(), 415, "unsupported_media_type", "Photoshop PSD",
         "image/vnd.adobe.photoshop")
     gray16 = Image.fromarray((np.asarray(pic.convert("L")).astype(np.uint16) * 257), "I;16")
     add("png_16bit.png", save(gray16, "PNG"), *ok, "16-bit grayscale PNG: decoded to 8 bits",
         "image/png")
     add("cmyk.jpg", save(pic.convert("CMYK"), "JPEG", quality=85), *ok,
-        "CMYK JPEG (Adobe APP14): stb converts it to RGB", "image/jpeg")
+        "CMYK JPEG (Adobe APP14): converted to RGB", "image/jpeg")
     add("progressive.jpg", save(pic, "JPEG", quality=85, progressive=True), *ok,
         "progressive JPEG", "image/jpeg")
     add("one_pixel.png", save(Image.new("RGB", (1, 1), (120, 40, 200)), "PNG"), *ok,
@@ -155,7 +199,7 @@ def cases():
         "unsupported_media_type", "multipart part named .jpg holding other bytes", "image/jpeg",
         part_name="evil.jpg")
     add("png_header_4294967295_wide.png", png_header_only(0xFFFFFFFF, 1), 422, "undecodable_image",
-        "IHDR width over PNG's 2^31 - 1 (api/image_check.c)", "image/png")
+        "IHDR width over PNG's 2^31 - 1 (model/image_check.c)", "image/png")
     add("zero_width.png", png_header_only(0, 10), 422, "undecodable_image",
         "IHDR with width 0", "image/png")
     return c

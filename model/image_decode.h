@@ -1,0 +1,69 @@
+/* image_decode.h - untrusted image bytes to 8-bit RGB pixels: the one decoder every path calls.
+ *
+ * POST /classify, v2 BYTES inputs, `vggserve classify|preprocess|calibrate|accuracy` and
+ * bench_preprocess all decode through image_decode() (directly or via preprocess_bytes), so
+ * the format sniffing, the guard (image_check.h) and the pixel limit are the same everywhere.
+ *
+ * Formats, sniffed from the bytes (never from a Content-Type or a file name):
+ *   JPEG  libjpeg-turbo's TurboJPEG API (baseline, progressive, gray, CMYK/YCCK).
+ *   PNG   stb_image, after image_check().
+ *   WebP  libwebp (lossy, lossless, alpha; not animations).
+ * Gray and alpha become RGB; alpha is dropped as PIL's convert("RGB") drops it.
+ *
+ * Order of checks: the format (PREPROCESS_UNSUPPORTED), the guard and the header
+ * (PREPROCESS_UNDECODABLE), max_pixels on the header's width x height before any pixel is
+ * decoded (PREPROCESS_TOO_LARGE), then decoding (PREPROCESS_UNDECODABLE; a JPEG cut short is
+ * undecodable, as it is for PIL).
+ *
+ * Reduced-size decoding (decode_scaling = auto, the default): the caller says the smallest
+ * shorter side it needs (min_side: 256 for torchvision's Resize(256), 224 for caffe's direct
+ * 224x224 resize). JPEG is then decoded at the smallest DCT scale m/8 whose output keeps its
+ * shorter side >= 1.25 x min_side (the margin keeps the last, exact resampling step doing
+ * real filtering; see decode_jpeg), which skips most of the IDCT work and allocates only the
+ * scaled pixels (a 4032x3024 photo at 1/8: 504x378, 0.6 MB instead of 36 MB); WebP is decoded through
+ * libwebp's own rescaler to a shorter side of 2 x min_side when it is larger than that.
+ * full_width/full_height keep the size the image has at full resolution, so the geometry
+ * (torchvision's int(256 * long / short) and the centre crop) is computed as for the full image.
+ * full_resolution (decode_scaling = off) decodes every pixel, for bit-closeness to PIL.
+ *
+ * EXIF orientation (exif_orientation = apply, the default): JPEG APP1 and WebP EXIF chunks
+ * are read (model/exif.h) and the orientation is recorded in the image, not applied to its
+ * buffer: preprocess_rgb() reads the buffer through the orientation, so turning a photo
+ * costs no copy. width/height are the upright size, as PIL's exif_transpose gives it.
+ *
+ * Reentrant; the decoders keep no state between calls. img->rgb is owned by the caller:
+ * preprocess_image_free(). */
+#ifndef MODEL_IMAGE_DECODE_H
+#define MODEL_IMAGE_DECODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "preprocess.h"
+
+/* What preprocess_bytes() and the CLI use when given no options: the service's defaults. */
+#define IMAGE_DECODE_DEFAULT_MAX_PIXELS 40000000
+
+typedef struct image_decode_options {
+    int64_t max_pixels;   /* width x height from the header; over it PREPROCESS_TOO_LARGE. 0: no limit */
+    int min_side;         /* the smallest shorter side the caller needs; 0: full resolution */
+    bool full_resolution; /* decode_scaling = off: never decode at a reduced size */
+    bool ignore_exif;     /* exif_orientation = ignore: keep the pixels as stored */
+} image_decode_options;
+
+image_format image_format_sniff(const uint8_t *bytes, size_t len);
+const char *image_format_name(image_format f);
+
+/* Decodes bytes into *img (out; on failure it owns nothing and err says why, in words fit for
+ * a client). opt: borrowed; NULL means the defaults (IMAGE_DECODE_DEFAULT_MAX_PIXELS,
+ * full resolution, EXIF applied). */
+preprocess_status image_decode(const uint8_t *bytes, size_t len, const image_decode_options *opt,
+                               preprocess_image *img, char *err, size_t errlen);
+
+/* Parses the two settings' spellings: "auto" / "off" into *full_resolution, "apply" /
+ * "ignore" into *ignore_exif. Return 0, or -1 for anything else. */
+int image_decode_parse_scaling(const char *s, bool *full_resolution);
+int image_decode_parse_exif(const char *s, bool *ignore_exif);
+
+#endif
