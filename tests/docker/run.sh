@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh - build the Docker image and prove it serves: the CI check of Dockerfile.
 #
-#   tests/docker/run.sh        as root, on Debian 12, from anywhere in the repository
+#   tests/docker/run.sh [--build-only] [--then CMD [ARGS...]]
+#                              as root, on Debian 12, from anywhere in the repository
 #
 # No registry is reachable from CI, so the Dockerfile's base images (debian:bookworm and
 # debian:bookworm-slim) are made here: mmdebstrap --variant=minbase from this machine's own
@@ -14,10 +15,27 @@
 #   4. README's first command (scripts/run.sh) alone in a bare debian:bookworm container
 # Cleans up what it made: containers, images, and the daemon with its data if it started one.
 #
+# --then CMD [ARGS...] runs CMD once the image is built and checked, on the same daemon and
+# before the cleanup, with DOCKER, DOCKER_HOST, VGGSERVE_IMAGE (the image's tag) and
+# DEBIAN_BASE_IMAGE (debian:bookworm-slim, present) exported; its exit status is the script's.
+# tests/docker/swarm.py runs this way, reusing the daemon, the base images and the image.
+# --build-only skips the checks of steps 2 and 3 (a --then command still runs).
+#
 # Environment: DOCKER (client, default /usr/bin/docker when present), DOCKER_CHECK_KEEP_IMAGES=1
 # keeps the images (useful only with a daemon that was already running).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+build_only=""
+then_cmd=()
+while (($#)); do
+    case "$1" in
+    --build-only) build_only=1; shift ;;
+    --then) shift; (($#)) || { echo "run.sh: --then needs a command" >&2; exit 2; }
+            then_cmd=("$@"); break ;;
+    *) echo "usage: tests/docker/run.sh [--build-only] [--then CMD [ARGS...]]" >&2; exit 2 ;;
+    esac
+done
 
 t0=$SECONDS
 say() { printf 'docker-check [%3ds]: %s\n' "$((SECONDS - t0))" "$*"; }
@@ -145,6 +163,22 @@ say "image built in $((SECONDS - t_build)) s: $tag, $((size / 1000000)) MB ($((s
     printf "    layer %8s  %s\n", $1, substr($2, 1, 90) }'
 [[ "$("$DOCKER" image inspect -f '{{.Config.User}}' "$tag")" == 10001:10001 ]] || die "image user is not 10001"
 
+# --then: hand the daemon and the image to CMD; run its exit status through cleanup.
+run_then() {
+    ((${#then_cmd[@]})) || return 0
+    say "running ${then_cmd[*]} (VGGSERVE_IMAGE=$tag)"
+    local rc=0
+    # DOCKER_HOST is exported already when this script started the daemon.
+    DOCKER="$DOCKER" VGGSERVE_IMAGE="$tag" DEBIAN_BASE_IMAGE=debian:bookworm-slim \
+        "${then_cmd[@]}" || rc=$?
+    ((rc == 0)) || die "${then_cmd[*]} exited $rc"
+}
+if [[ -n "$build_only" ]]; then
+    run_then
+    say "PASSED in $((SECONDS - t0)) s: image $tag $((size / 1048576)) MiB built (checks skipped: --build-only)"
+    exit 0
+fi
+
 # ---------------------------------------------------------------- run
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -247,4 +281,5 @@ say "$newcomer: /readyz 200 after $((SECONDS - t_new)) s"
 classify_check "$newcomer" generated
 "$DOCKER" stop -t 40 "$newcomer" >/dev/null
 
+run_then
 say "PASSED in $((SECONDS - t0)) s: image $tag $((size / 1048576)) MiB built, ran ready, classified; scripts/run.sh works in a bare bookworm"

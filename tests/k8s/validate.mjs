@@ -10,7 +10,8 @@
 // kubernetes-models' TypeScript interface with tsc, which rejects unknown properties.
 // Then the documents are checked against each other: selectors match pod labels, references
 // (HPA target, ConfigMap volume, resourceFieldRef container, probe port names) exist, and
-// terminationGracePeriodSeconds covers preStop + shutdown_grace_s + 5 s of answer flushing.
+// terminationGracePeriodSeconds covers preStop + shutdown_grace_s + 5 s of answer flushing;
+// a Deployment rolls with maxUnavailable 0, readiness on /readyz and a preStop pause.
 // Prints one line per check and exits 1 if any failed.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -165,6 +166,23 @@ for (const { where, doc } of byKind("Deployment")) {
     const cm = v.configMap?.name;
     if (cm && byKind("ConfigMap").length && !byKind("ConfigMap").some((d) => d.doc.metadata.name === cm))
       fail(where, `volume ${v.name} needs ConfigMap ${cm}, which is not among the documents`);
+  }
+  // Rolling updates drop nothing (docker/README.md "Swarm" proves the same settings live):
+  // a new pod is ready before an old one goes, readiness is /readyz (503 while warming and
+  // draining), and a preStop pause lets the endpoint leave the Service before SIGTERM.
+  const ru = doc.spec.strategy?.rollingUpdate;
+  if (doc.spec.strategy?.type !== "RollingUpdate" || ru?.maxUnavailable !== 0 || !ru?.maxSurge)
+    fail(where, `strategy must be RollingUpdate with maxUnavailable 0 and maxSurge >= 1, ` +
+      `got ${JSON.stringify(doc.spec.strategy)}`);
+  else pass(`${where}: rolling update maxUnavailable 0, maxSurge ${ru.maxSurge}`);
+  for (const c of pod.spec.containers) {
+    const rp = c.readinessProbe?.httpGet;
+    if (rp?.path !== "/readyz") fail(where, `${c.name}.readinessProbe must GET /readyz, got ${JSON.stringify(rp)}`);
+    else pass(`${where}: ${c.name} readiness on /readyz`);
+    const cmd = c.lifecycle?.preStop?.exec?.command ?? [];
+    const pause = cmd[0] === "sleep" ? Number(cmd[1]) : c.lifecycle?.preStop?.sleep?.seconds;
+    if (!(pause >= 1)) fail(where, `${c.name}: preStop must pause (sleep N, N >= 1), got ${JSON.stringify(c.lifecycle?.preStop)}`);
+    else pass(`${where}: ${c.name} preStop pauses ${pause} s before SIGTERM`);
   }
   // Graceful shutdown fits: preStop sleep + shutdown_grace_s + 5 s of flushing answers.
   for (const cmDoc of byKind("ConfigMap")) {
