@@ -53,9 +53,12 @@ static preprocess_status check_size(int64_t w, int64_t h, const image_decode_opt
                  (long long)h);
         return PREPROCESS_UNDECODABLE;
     }
-    if (o->max_pixels > 0 && w * h > o->max_pixels) {
-        snprintf(err, errlen, "image is %lldx%lld = %lld pixels, over the limit of %lld",
-                 (long long)w, (long long)h, (long long)(w * h), (long long)o->max_pixels);
+    /* w * h compared by division: a PNG header's sides reach 2^32 - 1 each, whose product
+     * overflows int64_t (UBSan finding of fuzz_preprocess, tests/fuzz/regress/preprocess/). */
+    if (o->max_pixels > 0 && w > o->max_pixels / h) {
+        snprintf(err, errlen, "image is %lldx%lld = %llu pixels, over the limit of %lld",
+                 (long long)w, (long long)h, (unsigned long long)w * (unsigned long long)h,
+                 (long long)o->max_pixels);
         return PREPROCESS_TOO_LARGE;
     }
     return PREPROCESS_OK;
