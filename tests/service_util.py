@@ -436,7 +436,9 @@ class ServerTestCase(unittest.TestCase):
 
     binary = None
     server = None  # the class's shared server, if any (start_shared_server)
+    cli = None  # a command run beside it, if any (start_cli)
     tmp = None
+    _cli_rows = None
 
     @classmethod
     def setUpClass(cls):
@@ -444,10 +446,31 @@ class ServerTestCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        if cls.cli is not None:
+            if cls.cli.poll() is None:
+                cls.cli.kill()
+            cls.cli.communicate()
         if cls.server is not None:
             cls.server.kill()
         if cls.tmp is not None:
             cls.tmp.cleanup()
+
+    @classmethod
+    def start_cli(cls, *args):
+        """Starts `vggserve ARGS` in the background (the CLI's answers are computed while the
+        class's server loads); cli_rows() collects them."""
+        cls.cli = subprocess.Popen([cls.binary, *args], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=clean_env(), text=True,
+                                   preexec_fn=die_with_parent)
+
+    def cli_rows(self):
+        """The start_cli() command's stdout, one JSON object a line; it must exit 0."""
+        cls = type(self)
+        if cls._cli_rows is None:
+            out, err = cls.cli.communicate(timeout=300)
+            self.assertEqual(cls.cli.returncode, 0, err)
+            cls._cli_rows = [json.loads(l) for l in out.splitlines()]
+        return cls._cli_rows
 
     @classmethod
     def new_server(cls, name, flags=(), env=None, server_class=Server):

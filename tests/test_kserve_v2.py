@@ -192,26 +192,9 @@ class V2Test(V2TestCase):
         cls.tensor = np.concatenate(rows).astype(np.float32)
         cls.tensor_path = os.path.join(cls.tmp.name, "two.npy")
         np.save(cls.tensor_path, cls.tensor)
-        cls.cli = subprocess.Popen([BIN, "classify", "--all", "--batch", "8", "--tensor",
-                                    cls.tensor_path], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, env=su.clean_env(), text=True,
-                                   preexec_fn=su.die_with_parent)
+        cls.start_cli("classify", "--all", "--batch", "8", "--tensor", cls.tensor_path)
         cls.start_shared_server("v2", ["--max-batch-size", "8", "--max-queue-delay-us", "20000",
                                        "--max-images-per-request", "4"], server_class=V2Server)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.cli.poll() is None:
-            cls.cli.kill()
-        cls.cli.communicate()
-        super().tearDownClass()
-
-    def cli_rows(self):
-        if not hasattr(type(self), "_cli_rows"):
-            out, err = self.cli.communicate(timeout=300)
-            self.assertEqual(self.cli.returncode, 0, err)
-            type(self)._cli_rows = [json.loads(l) for l in out.splitlines()]
-        return type(self)._cli_rows
 
     # ---- 1. health and metadata
 

@@ -26,9 +26,8 @@ import numpy as np
 
 import service_util as su
 from service_util import (BOUNDARY, IMAGES, REQUEST_TIMEOUT_S, ROOT, Response, clean_env,
-                          die_with_parent, free_port, http_request, image, metric, multipart,
-                          parse_metrics, post_image, run_parallel, settled_metrics, wait_for,
-                          wait_for_metrics)
+                          free_port, http_request, image, metric, multipart, parse_metrics,
+                          post_image, run_parallel, settled_metrics, wait_for, wait_for_metrics)
 
 BIN = su.binary_from_argv()
 SHIPPED_CONFIG = os.path.join(ROOT, "config", "vggserve.json")
@@ -76,21 +75,11 @@ class ServiceTest(ServerTestCase):
         # The CLI's answers for the multipart test are computed while the server loads.
         # --batch 1: each image through its own batch-1 pass, as `classify --top-k 5 IMAGE` does.
         cls.cli_images = ["chelsea.jpg", "coffee.jpg", "camera.jpg"]
-        cls.cli = subprocess.Popen(
-            [BIN, "classify", "--top-k", "5", "--batch", "1",
-             *[os.path.join(IMAGES, f) for f in cls.cli_images]],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(), text=True,
-            preexec_fn=die_with_parent)
+        cls.start_cli("classify", "--top-k", "5", "--batch", "1",
+                      *[os.path.join(IMAGES, f) for f in cls.cli_images])
         cls.start_shared_server("main", ["--max-batch-size", "4", "--max-queue-delay-us", "20000",
                                          "--max-images-per-request", "3"],
                                 server_class=WatchedServer)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.cli.poll() is None:
-            cls.cli.kill()
-        cls.cli.communicate()
-        super().tearDownClass()
 
     def classify(self, name="chelsea.jpg", query="", headers=None):
         return post_image(self.port, image(name), path="/classify" + query, headers=headers)
@@ -265,9 +254,7 @@ class ServiceTest(ServerTestCase):
     # ---- 3. multipart with three images, equal to the CLI
 
     def test_multipart_three_images_match_cli(self):
-        out, err = self.cli.communicate(timeout=300)
-        self.assertEqual(self.cli.returncode, 0, err)
-        rows = [json.loads(l) for l in out.splitlines()]
+        rows = self.cli_rows()
         self.assertEqual([os.path.basename(r["file"]) for r in rows], self.cli_images)
         body, ctype = multipart([(n, image(n)) for n in self.cli_images])
         r = post_image(self.port, body, content_type=ctype)
