@@ -300,23 +300,13 @@ static void test_config_keys(void) {
 
 int main(int argc, char **argv) {
     tests_dir = argc > 1 ? argv[1] : "tests";
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {
+    static const test_case tests[] = {
         {"classify request", test_classify_request},
         {"image check", test_image_check},
         {"auth", test_auth},
         {"utf8 sanitize", test_utf8_sanitize},
         {"config keys", test_config_keys},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        int failed_before = test_failed;
-        printf("%s\n", tests[i].name);
-        fflush(stdout);
-        tests[i].fn();
-        if (test_failed != failed_before) printf("  -> %d failure(s)\n", test_failed - failed_before);
-        fflush(stdout);
-    }
+    test_run(tests, sizeof tests / sizeof tests[0]);
     return test_summary();
 }

@@ -6,15 +6,14 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import unittest
 
 import numpy as np
 
-BIN = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else "build/vggserve"
-TESTS = os.path.dirname(os.path.abspath(__file__))
-IMAGES = os.path.join(TESTS, "data", "images")
+from service_util import IMAGES, TESTS, binary_from_argv
+
+BIN = binary_from_argv()
 FIXTURES = os.path.join(TESTS, "fixtures")
 SEED1_SHA256 = "d0979e68b27f09d6ebe7ef3db4360dde63bcb306424f6b50d0f674bb885f15f1"
 

@@ -27,9 +27,10 @@ except ImportError as e:
           f"python3-h5py)")
     sys.exit(77)
 
-BIN = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else "build/vggserve"
-TESTS = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(TESTS)
+import service_util as su  # noqa: E402
+
+BIN = su.binary_from_argv()
+TESTS, ROOT = su.TESTS, su.ROOT
 SCRIPTS = os.path.join(ROOT, "scripts")
 sys.path.insert(0, os.path.join(TESTS, "reference"))
 sys.path.insert(0, SCRIPTS)  # the converters' functions, for the small-file tests
@@ -207,7 +208,6 @@ class ConvertersTest(unittest.TestCase):
         tv = np.array(photo_result("--mode", "torchvision")["logits"])
         self.assertGreater(np.abs(tv - want[0]).max(), 1e-3 * np.abs(want[0]).max(),
                            "torchvision preprocessing gave caffe's logits: the check is blind")
-        import service_util as su
         server = su.Server(BIN, self.tmp.name, "keras", flags=["--weights", out, "--model", "vgg16"])
         try:
             server.start()

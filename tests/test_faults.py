@@ -17,7 +17,6 @@ import os
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,7 +24,7 @@ import unittest
 
 import service_util as su
 
-BIN = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else os.path.join(su.ROOT, "build", "vggserve")
+BIN = su.binary_from_argv()
 
 # VGG11 at full size, in torchvision's names: (name, shape).
 VGG11_CONVS = [(0, 3, 64), (3, 64, 128), (6, 128, 256), (8, 256, 256), (11, 256, 512),
@@ -183,7 +182,7 @@ class VanishingClients(unittest.TestCase):
         self.assertTrue(vanished, "no request logged as 499")
         self.assertTrue(all("connection ended" in l.get("error", "") for l in vanished))
         m = s.metrics()
-        self.assertEqual(su.metric(m, "vggserve_requests_total", endpoint="classify", code="500"), 0)
+        self.assertEqual(su.metric(m, "vggserve_requests_total", 0.0, endpoint="classify", code="500"), 0)
 
     def test_clients_that_leave_mid_upload(self):
         # libmicrohttpd 0.9.75 notices a close in the middle of a body only when the

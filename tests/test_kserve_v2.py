@@ -5,8 +5,8 @@ test_kserve_v2.py PATH/TO/vggserve).
 Every route with JSON and binary bodies (the binary tensor data extension), the classification
 extension, every error status, the FP32 path against `vggserve classify --tensor --all` for the
 same array, v2 requests sharing batches with /classify, auth, the not-ready answers, and
-GET / on and off. Servers are test_server.py's (the real binary on a free loopback port,
-generated weights, used once /readyz answers 200); its helpers are imported from it.
+GET / on and off. Servers, client and assertions are service_util.py's (the real binary on a
+free loopback port, generated weights, used once /readyz answers 200).
 
 Uses only the standard library and numpy; run with /usr/bin/python3."""
 import base64
@@ -16,16 +16,13 @@ import os
 import re
 import struct
 import subprocess
-import sys
-import time
 import unittest
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_server as ts  # noqa: E402 - takes the binary's path from sys.argv[1]
+import service_util as su
 
-BIN = ts.BIN
+BIN = su.binary_from_argv()
 MODEL = "vgg16"
 INFER = "/v2/models/%s/infer" % MODEL
 N_CLASSES = 1000
@@ -116,7 +113,9 @@ def parse_classification(s):
 
 # ---------------------------------------------------------------- test cases
 
-class V2TestCase(ts.ServerTestCase):
+class V2TestCase(su.ServerTestCase):
+    binary = BIN
+
     def infer(self, body, path=INFER, headers=None, port=None):
         """POSTs a JSON request (dict) or a prepared (bytes, headers) binary request."""
         if isinstance(body, tuple):
@@ -124,7 +123,7 @@ class V2TestCase(ts.ServerTestCase):
         else:
             data, h = json.dumps(body).encode(), {"Content-Type": "application/json"}
         h = dict(h, **(headers or {}))
-        return ts.http_request(port or self.port, "POST", path, body=data, headers=h)
+        return su.http_request(port or self.port, "POST", path, body=data, headers=h)
 
     def assertV2Error(self, r, status, contains=None):
         """The protocol's error shape, {"error": "message"}, with the service's status codes."""
@@ -157,36 +156,23 @@ class V2TestCase(ts.ServerTestCase):
         return v
 
 
-class V2Server(ts.Server):
+class V2Server(su.Server):
     """A server whose start is watched: the v2 not-ready answers are captured on the way
     (v2_not_ready: (/v2/health/ready, /v2/models/M/ready, infer) Responses, or None)."""
 
-    def __init__(self, workdir, name, flags=(), env=None, infer_headers=None):
-        super().__init__(workdir, name, flags, env)
-        self.infer_headers = infer_headers or {}
-        self.v2_not_ready = None
+    v2_not_ready = None
 
-    def _wait_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        while self.port is None and time.monotonic() < deadline:
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.stderr())
-            if m:
-                self.port = int(m.group(1))
-            else:
-                self._check_alive("before listening")
-                time.sleep(0.05)
-        if self.port is not None:
-            try:
-                ready = ts.http_request(self.port, "GET", "/v2/health/ready", timeout=10)
-                model = ts.http_request(self.port, "GET", "/v2/models/%s/ready" % MODEL, timeout=10)
-                infer = ts.http_request(
-                    self.port, "POST", INFER, headers=self.infer_headers, timeout=10,
-                    body=json.dumps({"inputs": [image_input_json([ts.image("chelsea.jpg")])]}))
-                if ready.status == 503:
-                    self.v2_not_ready = (ready, model, infer)
-            except (OSError, http.client.HTTPException):
-                pass
-        super()._wait_ready(max(1.0, deadline - time.monotonic()))
+    def while_starting(self):
+        try:
+            ready = self.request("GET", "/v2/health/ready", timeout=10)
+            model = self.request("GET", "/v2/models/%s/ready" % MODEL, timeout=10)
+            infer = self.request(
+                "POST", INFER, timeout=10,
+                body=json.dumps({"inputs": [image_input_json([su.image("chelsea.jpg")])]}))
+            if ready.status == 503:
+                self.v2_not_ready = (ready, model, infer)
+        except (OSError, http.client.HTTPException):
+            pass
 
 
 class V2Test(V2TestCase):
@@ -194,67 +180,40 @@ class V2Test(V2TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.make_tmp()
+        super().setUpClass()
         # `classify --tensor --all` on two preprocessed photos, computed while the server loads.
         # One batch of two, as the server runs a two-image request alone.
         rows = []
         for i, name in enumerate(["chelsea.jpg", "coffee.jpg"]):
             out = os.path.join(cls.tmp.name, "pre%d.npy" % i)
-            subprocess.run([BIN, "preprocess", os.path.join(ts.IMAGES, name), "--out", out],
-                           check=True, capture_output=True, env=ts.clean_env(), timeout=120)
+            subprocess.run([BIN, "preprocess", os.path.join(su.IMAGES, name), "--out", out],
+                           check=True, capture_output=True, env=su.clean_env(), timeout=120)
             rows.append(np.load(out))
         cls.tensor = np.concatenate(rows).astype(np.float32)
         cls.tensor_path = os.path.join(cls.tmp.name, "two.npy")
         np.save(cls.tensor_path, cls.tensor)
-        cls.cli = subprocess.Popen([BIN, "classify", "--all", "--batch", "8", "--tensor",
-                                    cls.tensor_path], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, env=ts.clean_env(), text=True,
-                                   preexec_fn=ts._die_with_parent)
-        cls.server = V2Server(cls.tmp.name, "v2", ["--max-batch-size", "8",
-                                                   "--max-queue-delay-us", "20000",
-                                                   "--max-images-per-request", "4"])
-        try:
-            cls.server.start()
-        except BaseException:
-            cls.cli.kill()
-            cls.cli.wait()
-            cls.tmp.cleanup()
-            raise
-        cls.port = cls.server.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.kill()
-        if cls.cli.poll() is None:
-            cls.cli.kill()
-        cls.cli.communicate()
-        cls.tmp.cleanup()
-
-    def cli_rows(self):
-        if not hasattr(type(self), "_cli_rows"):
-            out, err = self.cli.communicate(timeout=300)
-            self.assertEqual(self.cli.returncode, 0, err)
-            type(self)._cli_rows = [json.loads(l) for l in out.splitlines()]
-        return type(self)._cli_rows
+        cls.start_cli("classify", "--all", "--batch", "8", "--tensor", cls.tensor_path)
+        cls.start_shared_server("v2", ["--max-batch-size", "8", "--max-queue-delay-us", "20000",
+                                       "--max-images-per-request", "4"], server_class=V2Server)
 
     # ---- 1. health and metadata
 
     def test_server_metadata(self):
-        r = ts.http_request(self.port, "GET", "/v2")
+        r = su.http_request(self.port, "GET", "/v2")
         self.assertEqual(r.status, 200, r)
         body = r.json()
         self.assertEqual(body["name"], "vggserve")
         self.assertIsInstance(body["version"], str)
         self.assertEqual(set(body["extensions"]), {"binary_tensor_data", "classification"})
-        self.assertEqual(ts.http_request(self.port, "GET", "/v2/").json(), body)
+        self.assertEqual(su.http_request(self.port, "GET", "/v2/").json(), body)
 
     def test_health_live_and_ready(self):
-        r = ts.http_request(self.port, "GET", "/v2/health/live")
+        r = su.http_request(self.port, "GET", "/v2/health/live")
         self.assertEqual((r.status, r.json()), (200, {"live": True}))
-        r = ts.http_request(self.port, "GET", "/v2/health/ready")
+        r = su.http_request(self.port, "GET", "/v2/health/ready")
         self.assertEqual((r.status, r.json()), (200, {"ready": True}))
         for path in ("/v2/models/vgg16/ready", "/v2/models/vgg16/versions/1/ready"):
-            r = ts.http_request(self.port, "GET", path)
+            r = su.http_request(self.port, "GET", path)
             self.assertEqual((r.status, r.json()), (200, {"name": MODEL, "ready": True}), path)
 
     def test_not_ready_while_loading(self):
@@ -271,7 +230,7 @@ class V2Test(V2TestCase):
 
     def test_model_metadata(self):
         for path in ("/v2/models/vgg16", "/v2/models/vgg16/versions/1"):
-            r = ts.http_request(self.port, "GET", path)
+            r = su.http_request(self.port, "GET", path)
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.json(), {
                 "name": MODEL, "versions": ["1"], "platform": "vggserve_onednn",
@@ -294,33 +253,33 @@ class V2Test(V2TestCase):
         for method, path, message in cases:
             with self.subTest(path=path):
                 body = b"{}" if method == "POST" else None
-                r = ts.http_request(self.port, method, path, body=body)
+                r = su.http_request(self.port, method, path, body=body)
                 self.assertV2Error(r, 404, message)
         # Outside /v2 the service's own shape stays.
-        self.assertError(ts.http_request(self.port, "GET", "/v2x"), 404, "not_found")
+        self.assertError(su.http_request(self.port, "GET", "/v2x"), 404, "not_found")
 
     def test_405_wrong_method(self):
-        r = ts.http_request(self.port, "GET", INFER)
+        r = su.http_request(self.port, "GET", INFER)
         self.assertV2Error(r, 405, "GET is not allowed")
         self.assertEqual(r.headers["Allow"], "POST")
-        r = ts.http_request(self.port, "POST", "/v2/health/ready", body=b"{}")
+        r = su.http_request(self.port, "POST", "/v2/health/ready", body=b"{}")
         self.assertV2Error(r, 405)
         self.assertEqual(r.headers["Allow"], "GET, HEAD")
 
     # ---- 3. images: JSON base64 and binary, equal to /classify
 
     def test_infer_image_json_base64_matches_classify(self):
-        photo = ts.image("chelsea.jpg")
+        photo = su.image("chelsea.jpg")
         v = self.assertInferOk(self.infer({"inputs": [image_input_json([photo])]}), 1)
         self.assertFalse(v.binary["probabilities"])
-        top = ts.post_image(self.port, photo).json()["predictions"][0]["top_k"]
+        top = su.post_image(self.port, photo).json()["predictions"][0]["top_k"]
         got = v["probabilities"][0]
         self.assertEqual(list(np.argsort(-got, kind="stable")[:5]), [t["class_id"] for t in top])
         for t in top:
             self.assertAlmostEqual(float(got[t["class_id"]]), t["probability"], delta=1e-6)
 
     def test_infer_images_binary_equal_json(self):
-        photos = [ts.image("chelsea.jpg"), ts.image("coffee.jpg"), ts.image("chelsea.png")]
+        photos = [su.image("chelsea.jpg"), su.image("coffee.jpg"), su.image("chelsea.png")]
         spec, data = image_input_binary(photos)
         vb = self.assertInferOk(self.infer(binary_body({"inputs": [spec]}, data)), 3)
         vj = self.assertInferOk(self.infer({"inputs": [image_input_json(photos)]}), 3)
@@ -330,12 +289,12 @@ class V2Test(V2TestCase):
         self.assertEqual(top[0], top[2])
 
     def test_infer_image_shape_n_by_1(self):
-        spec = image_input_json([ts.image("rocket.jpg")])
+        spec = image_input_json([su.image("rocket.jpg")])
         spec["shape"] = [1, 1]
         self.assertInferOk(self.infer({"inputs": [spec]}), 1)
 
     def test_versioned_infer_and_request_id(self):
-        coffee = image_input_json([ts.image("coffee.jpg")])
+        coffee = image_input_json([su.image("coffee.jpg")])
         r = self.infer({"id": "my-request-7", "inputs": [coffee]},
                        path="/v2/models/vgg16/versions/1/infer",
                        headers={"X-Request-Id": "v2-log-id"})
@@ -349,7 +308,7 @@ class V2Test(V2TestCase):
     # ---- 4. outputs: binary, logits, classification
 
     def test_binary_outputs(self):
-        photo = ts.image("astronaut.jpg")
+        photo = su.image("astronaut.jpg")
         plain = self.assertInferOk(self.infer({"inputs": [image_input_json([photo])]}), 1)
         # Request-wide binary_data_output.
         r = self.infer({"inputs": [image_input_json([photo])],
@@ -369,7 +328,7 @@ class V2Test(V2TestCase):
         np.testing.assert_array_equal(v["probabilities"], plain["probabilities"])
 
     def test_logits_are_asked_for_and_give_the_probabilities(self):
-        r = self.infer({"inputs": [image_input_json([ts.image("rocket.jpg")])],
+        r = self.infer({"inputs": [image_input_json([su.image("rocket.jpg")])],
                         "outputs": [{"name": "probabilities"}, {"name": "logits"}]})
         v = self.assertInferOk(r, 1, outputs=("probabilities", "logits"))
         logits = v["logits"][0].astype(np.float64)
@@ -377,7 +336,7 @@ class V2Test(V2TestCase):
         np.testing.assert_allclose(soft / soft.sum(), v["probabilities"][0], rtol=1e-4, atol=1e-7)
 
     def test_classification_extension_json_and_binary(self):
-        photo = ts.image("chelsea.jpg")
+        photo = su.image("chelsea.jpg")
         full = self.assertInferOk(self.infer({"inputs": [image_input_json([photo, photo])]}), 2)
         for binary in (False, True):
             with self.subTest(binary=binary):
@@ -442,7 +401,7 @@ class V2Test(V2TestCase):
     # ---- 6. errors
 
     def test_400_malformed_requests(self):
-        photo = ts.image("chelsea.jpg")
+        photo = su.image("chelsea.jpg")
         img = image_input_json([photo])
         zeros = {"name": "input", "datatype": "FP32", "shape": [1, 3, 224, 224],
                  "data": [0.0] * IMAGE_FLOATS}
@@ -478,14 +437,14 @@ class V2Test(V2TestCase):
         for body, message in cases:
             with self.subTest(body=str(body)[:80]):
                 if isinstance(body, bytes):
-                    r = ts.http_request(self.port, "POST", INFER, body=body,
+                    r = su.http_request(self.port, "POST", INFER, body=body,
                                         headers={"Content-Type": "application/json"})
                 else:
                     r = self.infer(body)
                 self.assertV2Error(r, 400, message)
 
     def test_400_malformed_binary_data(self):
-        photo = ts.image("chelsea.jpg")
+        photo = su.image("chelsea.jpg")
         spec, data = image_input_binary([photo])
         body, headers = binary_body({"inputs": [spec]}, data)
         hlen = int(headers["Inference-Header-Content-Length"])
@@ -520,11 +479,11 @@ class V2Test(V2TestCase):
         ]
         for body_, headers_, message in cases:
             with self.subTest(message=message):
-                r = ts.http_request(self.port, "POST", INFER, body=body_, headers=headers_)
+                r = su.http_request(self.port, "POST", INFER, body=body_, headers=headers_)
                 self.assertV2Error(r, 400, message)
 
     def test_413_too_many_images_and_body_too_large(self):
-        photo = ts.image("chelsea.jpg")
+        photo = su.image("chelsea.jpg")
         self.assertV2Error(self.infer({"inputs": [image_input_json([photo] * 5)]}), 413,
                            "the limit is 4")
         zeros = np.zeros((5, 3, 224, 224), dtype=np.float32)
@@ -539,7 +498,7 @@ class V2Test(V2TestCase):
             conn.putheader("Content-Length", str(50 * 1024 * 1024))
             conn.endheaders()
             resp = conn.getresponse()
-            r = ts.Response(resp.status, resp.msg, resp.read())
+            r = su.Response(resp.status, resp.msg, resp.read())
         finally:
             conn.close()
         self.assertV2Error(r, 413, "over the limit")
@@ -547,17 +506,17 @@ class V2Test(V2TestCase):
     def test_415_and_422_images(self):
         self.assertV2Error(self.infer({"inputs": [image_input_json([b"plain text, no image"])]}),
                            415)
-        broken = ts.image("chelsea.jpg")[:400]
+        broken = su.image("chelsea.jpg")[:400]
         self.assertV2Error(self.infer({"inputs": [image_input_json([broken])]}), 422)
         # Which element failed is named when there are several.
         msg = self.assertV2Error(self.infer({"inputs": [image_input_json(
-            [ts.image("chelsea.jpg"), b"GIF89a not supported"])]}), 415)
+            [su.image("chelsea.jpg"), b"GIF89a not supported"])]}), 415)
         self.assertIn("element 1", msg)
 
     def test_bad_inputs_are_answered_as_classify_answers_them(self):
         # The shipped bad inputs (tests/data/bad_inputs/manifest.json, with the status POST
         # /classify gives each) sent as v2 "image" elements: the same status, v2-shaped.
-        manifest_path = os.path.join(ts.TESTS, "data", "bad_inputs", "manifest.json")
+        manifest_path = os.path.join(su.TESTS, "data", "bad_inputs", "manifest.json")
         if not os.path.exists(manifest_path):
             self.skipTest("no tests/data/bad_inputs/manifest.json")
         with open(manifest_path) as f:
@@ -577,26 +536,28 @@ class V2Test(V2TestCase):
 
     def test_504_deadline_passed_while_queued(self):
         # A batch keeps the one worker busy while a request with a 1 ms deadline waits.
-        big = {"inputs": [image_input_json([ts.image("chelsea.jpg")] * 4)]}
-        short = {"inputs": [image_input_json([ts.image("coffee.jpg")])]}
-        results = ts.run_parallel([lambda: self.infer(big)] * 2 + [
-            lambda: self.infer(short, headers={"X-Request-Timeout-Ms": "1"})])
-        for r in results[:2]:
-            self.assertInferOk(r, 4)
-        if results[2].status == 200:
-            self.skipTest("the short request was run before its deadline passed")
-        self.assertV2Error(results[2], 504, "deadline")
+        big = {"inputs": [image_input_json([su.image("chelsea.jpg")] * 4)]}
+        short = {"inputs": [image_input_json([su.image("coffee.jpg")])]}
+        r, served, early = su.behind_a_busy_worker(
+            self.server, [lambda: self.infer(big)] * 2,
+            lambda: self.infer(short, headers={"X-Request-Timeout-Ms": "1"}))
+        for b in served:
+            self.assertNotIsInstance(b, BaseException, b)
+            self.assertInferOk(b, 4)
+        for b in early:  # it beat the deadline, so it was tried again
+            self.assertInferOk(b, 1)
+        self.assertV2Error(r, 504, "deadline")
 
     # ---- 7. one queue: v2 and /classify share batches; counted in the metrics
 
     def test_v2_and_classify_share_the_batching_queue(self):
-        photo = ts.image("camera.jpg")
-        before = ts.settled_metrics(self.server)
+        photo = su.image("camera.jpg")
+        before = su.settled_metrics(self.server)
         ids = ["share-%d" % i for i in range(4)]
         calls = [lambda i=i: self.infer({"inputs": [image_input_json([photo])]},
                                         headers={"X-Request-Id": ids[i]}) for i in range(3)]
-        calls.append(lambda: ts.post_image(self.port, photo, headers={"X-Request-Id": ids[3]}))
-        results = ts.run_parallel(calls)
+        calls.append(lambda: su.post_image(self.port, photo, headers={"X-Request-Id": ids[3]}))
+        results = su.run_parallel(calls)
         for r in results[:3]:
             self.assertInferOk(r, 1)
         self.assertEqual(results[3].status, 200, results[3])
@@ -604,7 +565,7 @@ class V2Test(V2TestCase):
         def logged():
             lines = {l.get("request_id"): l for l in self.server.access_log()}
             return lines if all(i in lines for i in ids) else None
-        lines = ts.wait_for(logged)
+        lines = su.wait_for(logged)
         self.assertIsNotNone(lines, self.server.stdout()[-2000:])
         batches = [lines[i]["batch_id"] for i in ids]
         self.assertTrue(all(b > 0 for b in batches), batches)
@@ -612,17 +573,17 @@ class V2Test(V2TestCase):
                         % batches)
         self.assertEqual([lines[i]["path"] for i in ids], [INFER] * 3 + ["/classify"])
         def v2_ok(samples):
-            return ts.metric(samples, "vggserve_requests_total", 0.0, endpoint="v2_infer",
+            return su.metric(samples, "vggserve_requests_total", 0.0, endpoint="v2_infer",
                              code="200")
-        after = ts.wait_for_metrics(self.server, lambda s: v2_ok(s) >= v2_ok(before) + 3)
+        after = su.wait_for_metrics(self.server, lambda s: v2_ok(s) >= v2_ok(before) + 3)
         self.assertIsNotNone(after)
-        self.assertGreaterEqual(ts.metric(after, "vggserve_images_classified_total")
-                                - ts.metric(before, "vggserve_images_classified_total"), 4)
+        self.assertGreaterEqual(su.metric(after, "vggserve_images_classified_total")
+                                - su.metric(before, "vggserve_images_classified_total"), 4)
 
     # ---- 8. the demo page route
 
     def test_demo_page(self):
-        r = ts.http_request(self.port, "GET", "/")
+        r = su.http_request(self.port, "GET", "/")
         self.assertEqual(r.status, 200, r)
         self.assertTrue(r.headers["Content-Type"].startswith("text/html"), r.headers)
         self.assertIn("default-src 'none'", r.headers["Content-Security-Policy"])
@@ -632,8 +593,8 @@ class V2Test(V2TestCase):
         # Nothing from elsewhere: no absolute URLs in src/href attributes or fetches.
         self.assertIsNone(re.search(r'(src|href)\s*=\s*"(https?:)?//', page))
         self.assertNotIn("http://", page.replace("http://127", ""))
-        self.assertEqual(ts.http_request(self.port, "HEAD", "/").status, 200)
-        self.assertError(ts.http_request(self.port, "POST", "/", body=b"x"), 405)
+        self.assertEqual(su.http_request(self.port, "HEAD", "/").status, 200)
+        self.assertError(su.http_request(self.port, "POST", "/", body=b"x"), 405)
 
 
 class V2AuthTest(V2TestCase):
@@ -642,24 +603,12 @@ class V2AuthTest(V2TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.make_tmp()
-        cls.server = V2Server(cls.tmp.name, "v2auth", ["--auth-token", TOKEN,
-                                                       "--demo-page", "false",
-                                                       "--max-batch-size", "1"])
-        try:
-            cls.server.start()
-        except BaseException:
-            cls.tmp.cleanup()
-            raise
-        cls.port = cls.server.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.kill()
-        cls.tmp.cleanup()
+        super().setUpClass()
+        cls.start_shared_server("v2auth", ["--auth-token", TOKEN, "--demo-page", "false",
+                                           "--max-batch-size", "1"], server_class=V2Server)
 
     def test_infer_needs_the_token(self):
-        body = {"inputs": [image_input_json([ts.image("chelsea.jpg")])]}
+        body = {"inputs": [image_input_json([su.image("chelsea.jpg")])]}
         r = self.infer(body)
         self.assertV2Error(r, 401)
         self.assertTrue(r.headers["WWW-Authenticate"].startswith("Bearer"))
@@ -671,10 +620,10 @@ class V2AuthTest(V2TestCase):
     def test_health_and_metadata_do_not(self):
         for path in ("/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/vgg16",
                      "/v2/models/vgg16/ready"):
-            self.assertEqual(ts.http_request(self.port, "GET", path).status, 200, path)
+            self.assertEqual(su.http_request(self.port, "GET", path).status, 200, path)
 
     def test_demo_page_off(self):
-        self.assertError(ts.http_request(self.port, "GET", "/"), 404, "not_found")
+        self.assertError(su.http_request(self.port, "GET", "/"), 404, "not_found")
 
 
 if __name__ == "__main__":

@@ -1403,10 +1403,7 @@ int main(int argc, char **argv) {
         perror("mkdtemp");
         return 2;
     }
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {
+    static const test_case tests[] = {
         {"safetensors round trip", test_safetensors_round_trip},
         {"f16/bf16 conversion", test_half_conversions},
         {"safetensors malformed", test_safetensors_malformed},
@@ -1420,14 +1417,7 @@ int main(int argc, char **argv) {
         {"labels", test_labels},
         {"npy", test_npy},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        int failed_before = test_failed;
-        printf("%s\n", tests[i].name);
-        fflush(stdout);
-        tests[i].fn();
-        if (test_failed != failed_before) printf("  -> %d failure(s)\n", test_failed - failed_before);
-        fflush(stdout);
-    }
+    test_run(tests, sizeof tests / sizeof tests[0]);
     remove_tmp_dir();
     return test_summary();
 }

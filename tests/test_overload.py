@@ -26,7 +26,7 @@ import unittest
 
 import service_util as su
 
-BIN = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else os.path.join(su.ROOT, "build", "vggserve")
+BIN = su.binary_from_argv()
 OVERLOAD_S = float(os.environ.get("OVERLOAD_S", "20"))
 DEADLINE_MS = 4000
 SLACK_S = 2.0

@@ -19,14 +19,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
 import service_util as su
 
-BIN = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else os.path.join(su.ROOT, "build", "vggserve")
+BIN = su.binary_from_argv()
 TOKEN = "h6-Test.token_~+/0123456789="
 
 
@@ -93,7 +92,7 @@ class AuthTest(unittest.TestCase):
     def test_401_counted_in_metrics(self):
         self.server.classify(self.jpeg, auth=False)
         # Requests are counted when their connection completes, just after the answer.
-        m = su.wait_for(lambda: (lambda m: m if su.metric(m, "vggserve_requests_total",
+        m = su.wait_for(lambda: (lambda m: m if su.metric(m, "vggserve_requests_total", 0.0,
                                                           endpoint="classify", code="401") >= 1
                                  else None)(self.server.metrics()), 5)
         self.assertIsNotNone(m, "the 401 was not counted in vggserve_requests_total")
