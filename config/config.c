@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "auth.h"
+#include "image_decode.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -27,8 +28,6 @@ static const char *const algos[] = {"direct", "winograd", NULL};
 static const char *const precisions[] = {"f32", "bf16", "int8", NULL};
 static const char *const log_formats[] = {"json", "logfmt", NULL};
 static const char *const preprocess_modes[] = {"auto", "torchvision", "caffe", NULL};
-static const char *const decode_scalings[] = {"auto", "off", NULL};
-static const char *const exif_orientations[] = {"apply", "ignore", NULL};
 
 #define INT_FIELD(k, lo, hi, d, h) {#k, KIND_INT, offsetof(vggserve_config, k), 0, lo, hi, NULL, d, h}
 #define BOOL_FIELD(k, d, h) {#k, KIND_BOOL, offsetof(vggserve_config, k), 0, 0, 1, NULL, d, h}
@@ -56,10 +55,10 @@ static const config_field fields[] = {
               "deadline of a request (clients may shorten it: X-Request-Timeout-Ms)"),
     INT_FIELD(max_body_bytes, 1, 1LL << 32, "20971520", "largest request body; then 413"),
     INT_FIELD(max_pixels, 1, 1LL << 32, "40000000", "largest image (width x height); then 422"),
-    STR_FIELD(decode_scaling, decode_scalings, "auto",
+    STR_FIELD(decode_scaling, image_decode_scaling_names, "auto",
               "JPEG/WebP decoded at a reduced size that still covers the resize (auto), or "
               "every pixel for bit-closeness to PIL (off)"),
-    STR_FIELD(exif_orientation, exif_orientations, "apply",
+    STR_FIELD(exif_orientation, image_decode_exif_names, "apply",
               "turn photos upright by their EXIF orientation (apply) or keep the stored pixels (ignore)"),
     INT_FIELD(max_images_per_request, 1, 1024, "16", "images in one multipart request at most"),
     INT_FIELD(http_threads, 0, 256, "0", "HTTP threads, which also decode images (0: cores)"),

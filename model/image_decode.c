@@ -31,18 +31,25 @@ const char *image_format_name(image_format f) {
     return "unknown";
 }
 
+const char *const image_decode_scaling_names[3] = {"auto", "off", NULL};
+const char *const image_decode_exif_names[3] = {"apply", "ignore", NULL};
+
+/* names[0] is false, names[1] true. */
+static int parse_pair(const char *const names[3], const char *s, bool *out) {
+    for (int i = 0; i < 2; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = i == 1;
+            return 0;
+        }
+    return -1;
+}
+
 int image_decode_parse_scaling(const char *s, bool *full_resolution) {
-    if (strcmp(s, "auto") == 0) *full_resolution = false;
-    else if (strcmp(s, "off") == 0) *full_resolution = true;
-    else return -1;
-    return 0;
+    return parse_pair(image_decode_scaling_names, s, full_resolution);
 }
 
 int image_decode_parse_exif(const char *s, bool *ignore_exif) {
-    if (strcmp(s, "apply") == 0) *ignore_exif = false;
-    else if (strcmp(s, "ignore") == 0) *ignore_exif = true;
-    else return -1;
-    return 0;
+    return parse_pair(image_decode_exif_names, s, ignore_exif);
 }
 
 /* The pixel limit, on the header's size, before anything is decoded. */

@@ -65,5 +65,9 @@ preprocess_status image_decode(const uint8_t *bytes, size_t len, const image_dec
  * "ignore" into *ignore_exif. Return 0, or -1 for anything else. */
 int image_decode_parse_scaling(const char *s, bool *full_resolution);
 int image_decode_parse_exif(const char *s, bool *ignore_exif);
+/* The spellings themselves, NULL-terminated, default first: the one table config's choices
+ * point at. */
+extern const char *const image_decode_scaling_names[3];
+extern const char *const image_decode_exif_names[3];
 
 #endif

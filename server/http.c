@@ -36,6 +36,7 @@ struct http_server {
     int port;
     _Atomic int state;
     _Atomic int preprocess; /* preprocess_mode, set once the weights are known */
+    bool decode_full_resolution, ignore_exif; /* cfg's decode_scaling, exif_orientation */
     batcher *_Atomic batcher;
     int n_classes, image_floats;
     atomic_int pending; /* accepted classify requests not yet completed */
@@ -275,8 +276,7 @@ static classify_limits limits_of(const http_server *s) {
     classify_limits lim = {s->cfg->max_body_bytes, s->cfg->max_pixels,
                            (int)s->cfg->max_images_per_request, IMAGE_HW,
                            (preprocess_mode)atomic_load(&s->preprocess),
-                           strcmp(s->cfg->decode_scaling, "off") == 0,
-                           strcmp(s->cfg->exif_orientation, "ignore") == 0};
+                           s->decode_full_resolution, s->ignore_exif};
     return lim;
 }
 
@@ -690,10 +690,28 @@ static void free_tls(http_server *s) {
     s->tls_key = s->tls_cert = NULL;
 }
 
+/* Reads the certificate and key named by s->cfg into s (both set: HTTPS only). 0, or -1 with
+ * err and nothing held. */
+static int load_tls(http_server *s, char *err, size_t errlen) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, errlen, "tls_cert_file is set but this libmicrohttpd has no TLS support");
+        return -1;
+    }
+    if (read_pem(s->cfg->tls_cert_file, "tls_cert_file", &s->tls_cert, err, errlen) != 0 ||
+        read_pem(s->cfg->tls_key_file, "tls_key_file", &s->tls_key, err, errlen) != 0) {
+        free_tls(s);
+        return -1;
+    }
+    return 0;
+}
+
 http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err, size_t errlen) {
     http_server *s = calloc(1, sizeof *s);
     s->cfg = cfg;
     s->metrics = m;
+    /* Validated by config's choices already: parsed once here, not per request. */
+    image_decode_parse_scaling(cfg->decode_scaling, &s->decode_full_resolution);
+    image_decode_parse_exif(cfg->exif_orientation, &s->ignore_exif);
     atomic_store(&s->state, SERVICE_LOADING);
     pthread_mutex_init(&s->log_lock, NULL);
     struct timespec ts;
@@ -719,20 +737,11 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     bool tls = cfg->tls_cert_file[0] && cfg->tls_key_file[0];
-    if (tls) {
-        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-            snprintf(err, errlen, "tls_cert_file is set but this libmicrohttpd has no TLS support");
-            free(s);
-            return NULL;
-        }
-        if (read_pem(cfg->tls_cert_file, "tls_cert_file", &s->tls_cert, err, errlen) != 0 ||
-            read_pem(cfg->tls_key_file, "tls_key_file", &s->tls_key, err, errlen) != 0) {
-            free_tls(s);
-            free(s);
-            return NULL;
-        }
-        flags |= MHD_USE_TLS;
+    if (tls && load_tls(s, err, errlen) != 0) {
+        free(s);
+        return NULL;
     }
+    if (tls) flags |= MHD_USE_TLS;
     /* Limits: header memory (431 beyond it); connections in all (beyond it MHD stops
      * accepting: new ones wait in the listen backlog) and per address (closed at once); the
      * idle timeout, which ends silent clients (on_request ends slow uploads). */
