@@ -4,8 +4,8 @@
  * service's decode settings (scaling auto, EXIF applied; image_decode runs the guard of
  * model/image_check.h itself) and a 4-megapixel limit (the service allows 40, but the fuzzer
  * must stay fast). On success every output value must be finite and within the range
- * normalisation can produce. The JPEG- and WebP-specific harnesses (fuzz_jpeg, fuzz_webp)
- * also vary the settings. */
+ * normalisation can produce. fuzz_decode varies the settings (scaling off, EXIF ignored,
+ * the caffe geometry, the smallest scale factors). */
 #include <math.h>
 #include <string.h>
 

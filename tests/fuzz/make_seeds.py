@@ -70,7 +70,49 @@ def images():
         "cmyk.jpg": encode(rgb.convert("CMYK"), "JPEG", quality=80),
         "444.jpg": encode(rgb, "JPEG", quality=90, subsampling=0),
         "wide.jpg": encode(Image.fromarray(pixels(64, 2)), "JPEG", quality=70),
+        "exif_o6.jpg": encode(rgb, "JPEG", quality=80, exif=exif_block(6)),
+        "lossy.webp": encode(rgb, "WEBP", quality=80),
+        "lossless.webp": encode(rgb, "WEBP", lossless=True),
+        "alpha.webp": encode(Image.fromarray(pixels(9, 7, 4), "RGBA"), "WEBP", lossless=True),
     }
+    return out
+
+
+def exif_block(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def tiff(orientation, big_endian):
+    """A bare TIFF structure (what an APP1 segment holds after "Exif\0\0"): one IFD, one entry."""
+    e = ">" if big_endian else "<"
+    return ((b"MM" if big_endian else b"II") + struct.pack(e + "HI", 42, 8) + struct.pack(e + "H", 1)
+            + struct.pack(e + "HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(e + "I", 0))
+
+
+def exif_seeds(rgb):
+    out = {f"jpeg_o{o}.jpg": encode(rgb, "JPEG", quality=60, exif=exif_block(o)) for o in (1, 3, 6, 8)}
+    out["webp_o5.webp"] = encode(rgb, "WEBP", quality=60, exif=exif_block(5))
+    out["tiff_le_o5.bin"] = tiff(5, big_endian=False)
+    out["tiff_be_o7.bin"] = tiff(7, big_endian=True)
+    return out
+
+
+def decode_seeds(imgs):
+    """fuzz_decode's inputs: a settings byte (see fuzz_decode.c), then an image. 96x64 images
+    are large enough for the tiny min_side (bit 3) to select JPEG's reduced scales and WebP's
+    rescaler."""
+    big = Image.fromarray(pixels(96, 64))
+    files = {"big.jpg": encode(big, "JPEG", quality=80), "big_o6.jpg": encode(big, "JPEG", exif=exif_block(6)),
+             "big.webp": encode(big, "WEBP", quality=80), "big_o8.webp": encode(big, "WEBP", exif=exif_block(8))}
+    for name in ("baseline.jpg", "progressive.jpg", "cmyk.jpg", "exif_o6.jpg", "alpha.webp", "rgb.png"):
+        files[name] = imgs[name]
+    out = {}
+    for name, data in files.items():
+        flags = (0, 1, 8, 10) if name.startswith("big") else (0, 4)
+        for f in flags:
+            out[f"f{f}_{name}"] = bytes([f]) + data
     return out
 
 
@@ -129,6 +171,10 @@ def main():
     imgs = images()
     for name, data in imgs.items():
         put("preprocess", name, data)
+    for name, data in exif_seeds(Image.fromarray(pixels(16, 12))).items():
+        put("exif", name, data)
+    for name, data in decode_seeds(imgs).items():
+        put("decode", name, data)
 
     put("safetensors", "vgg11_reduced_f32.safetensors", reduced_vgg11("F32"))
     put("safetensors", "vgg11_reduced_f16.safetensors", reduced_vgg11("F16"))
