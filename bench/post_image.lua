@@ -1,11 +1,11 @@
 -- post_image.lua - wrk script: POST one image file to /classify, report a JSON summary.
--- usage: IMAGE=path wrk -s bench/post_image.lua -c C -d 15s http://127.0.0.1:PORT/classify
+-- usage: IMAGE=path [CONTENT_TYPE=image/png] wrk -s bench/post_image.lua -c C -d 15s http://127.0.0.1:PORT/classify
 local path = os.getenv("IMAGE") or "tests/data/images/chelsea.jpg"
 local f = assert(io.open(path, "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
-wrk.headers["Content-Type"] = "image/jpeg"
+wrk.headers["Content-Type"] = os.getenv("CONTENT_TYPE") or "image/jpeg"
 
 function done(summary, latency, requests)
   local secs = summary.duration / 1e6
