@@ -14,7 +14,7 @@ FROM debian:bookworm AS build
 
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libstb-dev libdnnl-dev libturbojpeg0-dev libwebp-dev \
+       build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libstb-dev libdnnl-dev libturbojpeg0-dev libwebp-dev zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -33,7 +33,7 @@ FROM debian:bookworm-slim
 
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       libdnnl2 libmicrohttpd12 libjansson4 libgomp1 libturbojpeg0 libwebp7 \
+       libdnnl2 libmicrohttpd12 libjansson4 libgomp1 libturbojpeg0 libwebp7 zlib1g \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \

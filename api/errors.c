@@ -22,6 +22,7 @@ static const struct {
     [API_DEADLINE_EXCEEDED] = {504, "deadline_exceeded", 0},
     [API_INTERNAL] = {500, "internal_error", 0},
     [API_UNAUTHORIZED] = {401, "unauthorized", 0},
+    [API_FORBIDDEN] = {403, "forbidden", 0},
 };
 
 int api_status_http(api_status s) { return s < API_STATUS_COUNT ? table[s].http : 500; }

@@ -25,6 +25,7 @@ typedef enum {
     API_DEADLINE_EXCEEDED,  /* the deadline passed while queued */
     API_INTERNAL,           /* a bug or an engine failure */
     API_UNAUTHORIZED,       /* missing or wrong bearer token: send WWW-Authenticate */
+    API_FORBIDDEN,          /* a CORS preflight from an origin not allowed */
     API_STATUS_COUNT
 } api_status;
 

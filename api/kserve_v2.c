@@ -24,6 +24,34 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* ---------------------------------------------------------------- model views */
+
+/* What each view of the one model offers; the one table of view names. */
+typedef struct {
+    const char *suffix;
+    bool image_input, tensor_input, logits_output;
+} view_spec;
+
+static const view_spec views[KSERVE_V2_VIEW_COUNT] = {
+    [KSERVE_V2_VIEW_FULL] = {"", true, true, true},
+    [KSERVE_V2_VIEW_IMAGE] = {"_image", true, false, false},
+    [KSERVE_V2_VIEW_TENSOR] = {"_tensor", false, true, false},
+};
+
+void kserve_v2_view_name(const char *model, kserve_v2_view v, char *out, size_t cap) {
+    snprintf(out, cap, "%s%s", model, views[v].suffix);
+}
+
+/* The view named name, or -1. */
+static int view_of_name(const char *model, const char *name) {
+    for (int v = 0; v < KSERVE_V2_VIEW_COUNT; v++) {
+        char n[KSERVE_V2_MAX_NAME];
+        kserve_v2_view_name(model, (kserve_v2_view)v, n, sizeof n);
+        if (strcmp(n, name) == 0) return v;
+    }
+    return -1;
+}
+
 /* ---------------------------------------------------------------- routes */
 
 /* Copies the next path segment of *p (up to '/' or the end) into seg; advances past it. */
@@ -41,32 +69,63 @@ static kserve_v2_route not_found(char *msg, size_t msglen, const char *fmt, cons
     return KSERVE_V2_ROUTE_NOT_FOUND;
 }
 
-kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, char *msg,
-                                      size_t msglen) {
+bool kserve_v2_route_is_post(kserve_v2_route rt) {
+    return rt == KSERVE_V2_ROUTE_INFER || rt == KSERVE_V2_ROUTE_REPOSITORY_INDEX ||
+           rt == KSERVE_V2_ROUTE_REPOSITORY_CONTROL;
+}
+
+/* /v2/repository/index and /v2/repository/models/M/load|unload; p is past "repository". */
+static kserve_v2_route repository_route(const char *path, const char *p, char *msg,
+                                        size_t msglen) {
+    char seg[128], name[128];
+    next_segment(&p, seg, sizeof seg);
+    if (strcmp(seg, "index") == 0 && *p == '\0') return KSERVE_V2_ROUTE_REPOSITORY_INDEX;
+    if (strcmp(seg, "models") == 0) {
+        next_segment(&p, name, sizeof name);
+        next_segment(&p, seg, sizeof seg);
+        if (name[0] && *p == '\0' && (strcmp(seg, "load") == 0 || strcmp(seg, "unload") == 0))
+            return KSERVE_V2_ROUTE_REPOSITORY_CONTROL;
+    }
+    return not_found(msg, msglen, "no route %.128s%s", path, "");
+}
+
+kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, kserve_v2_view *view,
+                                      char *msg, size_t msglen) {
+    *view = KSERVE_V2_VIEW_FULL;
     if (strncmp(path, "/v2", 3) != 0 || (path[3] != '\0' && path[3] != '/'))
         return KSERVE_V2_ROUTE_NONE;
     const char *p = path + 3;
     if (strcmp(p, "") == 0 || strcmp(p, "/") == 0) return KSERVE_V2_ROUTE_SERVER_METADATA;
     if (strcmp(p, "/health/live") == 0) return KSERVE_V2_ROUTE_LIVE;
     if (strcmp(p, "/health/ready") == 0) return KSERVE_V2_ROUTE_READY;
+    if (strcmp(p, "/models/stats") == 0) return KSERVE_V2_ROUTE_ALL_STATS;
     char seg[128], name[128];
     next_segment(&p, seg, sizeof seg);
+    if (strcmp(seg, "repository") == 0) return repository_route(path, p, msg, msglen);
     if (strcmp(seg, "models") != 0 || *p == '\0')
         return not_found(msg, msglen, "no route %.128s%s", path, "");
     next_segment(&p, name, sizeof name);
-    if (strcmp(name, model) != 0)
-        return not_found(msg, msglen, "unknown model '%.100s'; this server serves '%s'", name,
-                         model);
+    int v = view_of_name(model, name);
+    if (v < 0) {
+        char served[3 * KSERVE_V2_MAX_NAME + 16];
+        snprintf(served, sizeof served, "'%.80s', '%.80s_image' and '%.80s_tensor'", model, model,
+                 model);
+        return not_found(msg, msglen, "unknown model '%.100s'; this server serves %s (POST "
+                         "/v2/repository/index lists them)", name, served);
+    }
+    *view = (kserve_v2_view)v;
     if (strncmp(p, "/versions/", 10) == 0) {
         p += 9;
         next_segment(&p, seg, sizeof seg);
         if (strcmp(seg, KSERVE_V2_MODEL_VERSION) != 0)
             return not_found(msg, msglen, "unknown version '%.100s' of model '%s'; the one "
-                             "version is " KSERVE_V2_MODEL_VERSION, seg, model);
+                             "version is " KSERVE_V2_MODEL_VERSION, seg, name);
     }
     if (*p == '\0') return KSERVE_V2_ROUTE_MODEL_METADATA;
     if (strcmp(p, "/ready") == 0) return KSERVE_V2_ROUTE_MODEL_READY;
     if (strcmp(p, "/infer") == 0) return KSERVE_V2_ROUTE_INFER;
+    if (strcmp(p, "/config") == 0) return KSERVE_V2_ROUTE_MODEL_CONFIG;
+    if (strcmp(p, "/stats") == 0) return KSERVE_V2_ROUTE_MODEL_STATS;
     return not_found(msg, msglen, "no route %.128s%s", path, "");
 }
 
@@ -75,6 +134,7 @@ kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, char 
 /* Everything one parse needs, so helpers stay short. */
 typedef struct {
     const classify_limits *lim;
+    const view_spec *view;
     char *msg;
     size_t msglen;
 } parse_ctx;
@@ -259,13 +319,20 @@ static api_status read_outputs(parse_ctx *c, json_t *root, kserve_v2_infer *out)
     }
     json_t *outputs = json_object_get(root, "outputs");
     if (!outputs || (json_is_array(outputs) && json_array_size(outputs) == 0)) {
-        out->n_outputs = 1;
-        out->outputs[0] = (kserve_v2_output){KSERVE_V2_OUT_PROBABILITIES, binary_default, 0};
+        /* None named: every output of the view, as the protocol says. */
+        out->outputs[out->n_outputs++] =
+            (kserve_v2_output){KSERVE_V2_OUT_PROBABILITIES, binary_default, 0};
+        if (c->view->logits_output) {
+            out->outputs[out->n_outputs++] =
+                (kserve_v2_output){KSERVE_V2_OUT_LOGITS, binary_default, 0};
+            out->want_logits = true;
+        }
         return API_OK;
     }
+    const char *names = c->view->logits_output ? "probabilities, logits" : "probabilities";
     if (!json_is_array(outputs) || json_array_size(outputs) > KSERVE_V2_MAX_OUTPUTS)
         return fail(c, API_BAD_REQUEST, "\"outputs\" must be an array of at most %d outputs "
-                    "(probabilities, logits)", KSERVE_V2_MAX_OUTPUTS);
+                    "(%s)", c->view->logits_output ? 2 : 1, names);
     size_t i;
     json_t *o;
     json_array_foreach(outputs, i, o) {
@@ -273,10 +340,11 @@ static api_status read_outputs(parse_ctx *c, json_t *root, kserve_v2_infer *out)
         if (!json_is_object(o) || !json_is_string(name))
             return fail(c, API_BAD_REQUEST, "output %zu: needs a \"name\" string", i);
         kserve_v2_output spec = {KSERVE_V2_OUT_PROBABILITIES, binary_default, 0};
-        if (strcmp(json_string_value(name), "logits") == 0) spec.kind = KSERVE_V2_OUT_LOGITS;
+        if (strcmp(json_string_value(name), "logits") == 0 && c->view->logits_output)
+            spec.kind = KSERVE_V2_OUT_LOGITS;
         else if (strcmp(json_string_value(name), "probabilities") != 0)
-            return fail(c, API_BAD_REQUEST, "unknown output '%.64s'; the outputs are "
-                        "probabilities and logits", json_string_value(name));
+            return fail(c, API_BAD_REQUEST, "unknown output '%.64s'; this model's outputs: %s",
+                        json_string_value(name), names);
         for (size_t j = 0; j < i; j++)
             if (out->outputs[j].kind == spec.kind)
                 return fail(c, API_BAD_REQUEST, "output '%s' is asked for twice",
@@ -348,7 +416,7 @@ static api_status parse_root(parse_ctx *c, const kserve_v2_http_request *req, js
 api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classify_limits *lim,
                                  kserve_v2_infer *out, char *msg, size_t msglen) {
     memset(out, 0, sizeof *out);
-    parse_ctx c = {lim, msg, msglen};
+    parse_ctx c = {lim, &views[req->view < KSERVE_V2_VIEW_COUNT ? req->view : 0], msg, msglen};
     if (req->body_over_limit)
         return fail(&c, API_BODY_TOO_LARGE, "request body is over the limit of %lld bytes",
                     lim->max_body_bytes);
@@ -371,10 +439,17 @@ api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classi
     if (id) snprintf(out->id, sizeof out->id, "%s", json_string_value(id));
     if ((st = read_outputs(&c, root, out)) != API_OK) goto done;
 
+    char inputs_named[96], tensor_named[48];
+    snprintf(tensor_named, sizeof tensor_named, "\"input\" (FP32 [N,3,%d,%d])", lim->image_hw,
+             lim->image_hw);
+    snprintf(inputs_named, sizeof inputs_named, "%s%s%s",
+             c.view->image_input ? "\"image\" (BYTES [N])" : "",
+             c.view->image_input && c.view->tensor_input ? " or " : "",
+             c.view->tensor_input ? tensor_named : "");
     json_t *inputs_j = json_object_get(root, "inputs");
     if (!json_is_array(inputs_j) || json_array_size(inputs_j) != 1) {
-        st = fail(&c, API_BAD_REQUEST, "\"inputs\" must be an array of one input: \"image\" "
-                  "(BYTES [N]) or \"input\" (FP32 [N,3,%d,%d])", lim->image_hw, lim->image_hw);
+        st = fail(&c, API_BAD_REQUEST, "\"inputs\" must be an array of one input: %s",
+                  inputs_named);
         goto done;
     }
     json_t *in = json_array_get(inputs_j, 0);
@@ -384,9 +459,11 @@ api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classi
         goto done;
     }
     out->tensor_input = strcmp(json_string_value(name), "input") == 0;
-    if (!out->tensor_input && strcmp(json_string_value(name), "image") != 0) {
-        st = fail(&c, API_BAD_REQUEST, "unknown input '%.64s'; the inputs are image (BYTES) and "
-                  "input (FP32)", json_string_value(name));
+    bool known = out->tensor_input ? c.view->tensor_input
+                                   : c.view->image_input && strcmp(json_string_value(name), "image") == 0;
+    if (!known) {
+        st = fail(&c, API_BAD_REQUEST, "unknown input '%.64s'; this model's input: %s",
+                  json_string_value(name), inputs_named);
         goto done;
     }
     const char *want_type = out->tensor_input ? "FP32" : "BYTES";
@@ -609,18 +686,120 @@ int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model, const
 }
 
 json_t *kserve_v2_server_metadata_json(void) {
-    return json_pack("{s:s, s:s, s:[s, s]}", "name", "vggserve", "version", VGGSERVE_VERSION,
-                     "extensions", "binary_tensor_data", "classification");
+    return json_pack("{s:s, s:s, s:[s, s, s, s, s]}", "name", "vggserve", "version",
+                     VGGSERVE_VERSION, "extensions", "binary_tensor_data", "classification",
+                     "model_configuration", "model_repository", "statistics");
 }
 
-json_t *kserve_v2_model_metadata_json(const char *model, int image_hw, int n_classes) {
-    return json_pack("{s:s, s:[s], s:s, s:[{s:s, s:s, s:[i]}, {s:s, s:s, s:[i, i, i, i]}], "
-                     "s:[{s:s, s:s, s:[i, i]}, {s:s, s:s, s:[i, i]}]}",
-                     "name", model, "versions", KSERVE_V2_MODEL_VERSION, "platform",
-                     KSERVE_V2_PLATFORM, "inputs", "name", "image", "datatype", "BYTES", "shape",
-                     -1, "name", "input", "datatype", "FP32", "shape", -1, 3, image_hw, image_hw,
-                     "outputs", "name", "probabilities", "datatype", "FP32", "shape", -1,
-                     n_classes, "name", "logits", "datatype", "FP32", "shape", -1, n_classes);
+/* The view's inputs and outputs as metadata tensors ({"name", "datatype", "shape"}, batch
+ * dimension -1) or, with config, as Triton's configuration ({"name", "data_type", "dims"}
+ * without the batch dimension, and "format" for the tensor input). */
+static json_t *view_inputs(const kserve_v2_model_facts *f, const view_spec *v, bool config) {
+    json_t *a = json_array();
+    if (v->image_input)
+        json_array_append_new(a, config ? json_pack("{s:s, s:s, s:s, s:[i]}", "name", "image",
+                                                    "data_type", "TYPE_STRING", "format",
+                                                    "FORMAT_NONE", "dims", 1)
+                                        : json_pack("{s:s, s:s, s:[i]}", "name", "image",
+                                                    "datatype", "BYTES", "shape", -1));
+    if (v->tensor_input)
+        json_array_append_new(a, config ? json_pack("{s:s, s:s, s:s, s:[i, i, i]}", "name",
+                                                    "input", "data_type", "TYPE_FP32", "format",
+                                                    "FORMAT_NCHW", "dims", 3, f->image_hw,
+                                                    f->image_hw)
+                                        : json_pack("{s:s, s:s, s:[i, i, i, i]}", "name", "input",
+                                                    "datatype", "FP32", "shape", -1, 3,
+                                                    f->image_hw, f->image_hw));
+    return a;
+}
+
+static json_t *view_outputs(const kserve_v2_model_facts *f, const view_spec *v, bool config) {
+    static const char *const names[] = {"probabilities", "logits"};
+    json_t *a = json_array();
+    for (int i = 0; i < (v->logits_output ? 2 : 1); i++)
+        json_array_append_new(a, config ? json_pack("{s:s, s:s, s:[i]}", "name", names[i],
+                                                    "data_type", "TYPE_FP32", "dims",
+                                                    f->n_classes)
+                                        : json_pack("{s:s, s:s, s:[i, i]}", "name", names[i],
+                                                    "datatype", "FP32", "shape", -1,
+                                                    f->n_classes));
+    return a;
+}
+
+json_t *kserve_v2_model_metadata_json(const kserve_v2_model_facts *f, kserve_v2_view v) {
+    char name[KSERVE_V2_MAX_NAME];
+    kserve_v2_view_name(f->model, v, name, sizeof name);
+    return json_pack("{s:s, s:[s], s:s, s:o, s:o}", "name", name, "versions",
+                     KSERVE_V2_MODEL_VERSION, "platform", KSERVE_V2_PLATFORM, "inputs",
+                     view_inputs(f, &views[v], false), "outputs", view_outputs(f, &views[v], false));
+}
+
+json_t *kserve_v2_model_config_json(const kserve_v2_model_facts *f, kserve_v2_view v) {
+    char name[KSERVE_V2_MAX_NAME];
+    kserve_v2_view_name(f->model, v, name, sizeof name);
+    return json_pack("{s:s, s:s, s:s, s:{s:{s:i}}, s:i, s:o, s:o, s:{s:[i], s:I}, "
+                     "s:[{s:s, s:s, s:i}]}",
+                     "name", name, "platform", KSERVE_V2_PLATFORM, "backend", "onednn",
+                     "version_policy", "latest", "num_versions", 1, "max_batch_size",
+                     f->max_images_per_request, "input", view_inputs(f, &views[v], true),
+                     "output", view_outputs(f, &views[v], true), "dynamic_batching",
+                     "preferred_batch_size", f->max_batch, "max_queue_delay_microseconds",
+                     (json_int_t)f->max_queue_delay_us, "instance_group", "name", f->model,
+                     "kind", "KIND_CPU", "count", f->workers);
+}
+
+json_t *kserve_v2_repository_index_json(const kserve_v2_model_facts *f) {
+    json_t *a = json_array();
+    for (int v = 0; v < KSERVE_V2_VIEW_COUNT; v++) {
+        char name[KSERVE_V2_MAX_NAME];
+        kserve_v2_view_name(f->model, (kserve_v2_view)v, name, sizeof name);
+        json_t *m = json_pack("{s:s, s:s, s:s}", "name", name, "version", KSERVE_V2_MODEL_VERSION,
+                              "state", f->ready ? "READY" : "UNAVAILABLE");
+        if (!f->ready) json_object_set_new(m, "reason", json_string("the service is not ready"));
+        json_array_append_new(a, m);
+    }
+    return a;
+}
+
+static json_t *duration_json(kserve_v2_duration d) {
+    return json_pack("{s:I, s:I}", "count", (json_int_t)d.count, "ns", (json_int_t)d.ns);
+}
+
+static json_t *view_stats_json(const char *model, kserve_v2_view v, const kserve_v2_view_stats *s,
+                               const kserve_v2_engine_stats *e) {
+    char name[KSERVE_V2_MAX_NAME];
+    kserve_v2_view_name(model, v, name, sizeof name);
+    json_t *batches = json_array();
+    const kserve_v2_duration none = {0, 0};
+    for (int b = 0; b < KSERVE_V2_MAX_BATCH_STATS; b++)
+        if (e->batch_infer[b].count)
+            json_array_append_new(batches, json_pack("{s:i, s:o, s:o, s:o}", "batch_size", b + 1,
+                                                     "compute_input", duration_json(none),
+                                                     "compute_infer",
+                                                     duration_json(e->batch_infer[b]),
+                                                     "compute_output", duration_json(none)));
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}, "
+                     "s:o, s:[]}",
+                     "name", name, "version", KSERVE_V2_MODEL_VERSION, "last_inference",
+                     (json_int_t)s->last_inference_ms, "inference_count",
+                     (json_int_t)s->inference_count, "execution_count",
+                     (json_int_t)e->execution_count, "inference_stats", "success",
+                     duration_json(s->success), "fail", duration_json(s->fail), "queue",
+                     duration_json(s->queue), "compute_input", duration_json(s->compute_input),
+                     "compute_infer", duration_json(s->compute_infer), "compute_output",
+                     duration_json(s->compute_output), "cache_hit", duration_json(none),
+                     "cache_miss", duration_json(none), "batch_stats", batches, "memory_usage");
+}
+
+json_t *kserve_v2_stats_json(const char *model, kserve_v2_view v,
+                             const kserve_v2_view_stats views_stats[KSERVE_V2_VIEW_COUNT],
+                             const kserve_v2_engine_stats *engine) {
+    json_t *a = json_array();
+    for (int i = 0; i < KSERVE_V2_VIEW_COUNT; i++)
+        if (v == KSERVE_V2_VIEW_COUNT || (int)v == i)
+            json_array_append_new(a, view_stats_json(model, (kserve_v2_view)i, &views_stats[i],
+                                                     engine));
+    return json_pack("{s:o}", "model_stats", a);
 }
 
 json_t *kserve_v2_error_json(const char *message) {

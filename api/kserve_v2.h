@@ -1,9 +1,19 @@
 /* kserve_v2.h - the KServe v2 / Open Inference Protocol (HTTP/REST) without sockets.
  *
  * Routes (kserve_v2_route_parse): GET /v2 (server metadata), /v2/health/live,
- * /v2/health/ready, /v2/models/M[/versions/1] (model metadata), .../ready, and
- * POST /v2/models/M[/versions/1]/infer, where M is the served model's name (vgg16). Anything
- * else under /v2, another model or another version, is 404.
+ * /v2/health/ready, /v2/models/M[/versions/1] (model metadata), .../ready, .../config
+ * (Triton's model configuration), .../stats and /v2/models/stats (Triton's statistics
+ * extension), POST /v2/models/M[/versions/1]/infer, and Triton's model repository extension:
+ * POST /v2/repository/index, POST /v2/repository/models/M/load|unload (refused: the model
+ * set is fixed at start-up). Anything else under /v2, another model or another version, is 404.
+ *
+ * Model views: M is one of three names over the one engine (same queue, batches and weights):
+ *   vgg16         both inputs below, outputs probabilities and logits (the full model);
+ *   vgg16_image   input "image" only, output "probabilities" only;
+ *   vgg16_tensor  input "input" only, output "probabilities" only.
+ * (for the configured model name: vgg11 gives vgg11, vgg11_image, vgg11_tensor). The single
+ * input, single output views are what Triton's image_client.py and ensemble_image_client.py
+ * require; each view has its own metadata, config, ready, infer and stats.
  *
  * An infer request names one input:
  *   "image": BYTES, shape [N] (or [N, 1]), each element an encoded JPEG, PNG or WebP: base64
@@ -16,8 +26,8 @@
  * is the Inference-Header-Content-Length header, followed by the input's bytes; the input's
  * "parameters": {"binary_data_size": BYTES} says how many.
  *
- * Outputs: "probabilities" (FP32 [N, 1000], the default) and "logits" (FP32 [N, 1000], only
- * when asked for in "outputs"). An output is sent as binary data when its "parameters" say
+ * Outputs: "probabilities" (FP32 [N, 1000]) and "logits" (FP32 [N, 1000]; full view only). A
+ * request without "outputs" gets every output of its view, as the protocol says. An output is sent as binary data when its "parameters" say
  * "binary_data": true, or the request's "parameters" say "binary_data_output": true. The
  * classification extension ("parameters": {"classification": k} on an output) sends the top
  * k of that output instead: BYTES [N, k], each "score:index:label".
@@ -46,7 +56,21 @@
 #define KSERVE_V2_PLATFORM "vggserve_onednn"
 #define KSERVE_V2_MAX_ID 256         /* longest request "id" echoed back */
 #define KSERVE_V2_MAX_ABS_INPUT 1e6  /* FP32 inputs are about -2.2..2.7; far beyond is refused */
-#define KSERVE_V2_MAX_OUTPUTS 2
+#define KSERVE_V2_MAX_OUTPUTS 2 /* probabilities, logits */
+
+/* ---------------------------------------------------------------- model views */
+
+typedef enum {
+    KSERVE_V2_VIEW_FULL = 0, /* M */
+    KSERVE_V2_VIEW_IMAGE,    /* M_image */
+    KSERVE_V2_VIEW_TENSOR,   /* M_tensor */
+    KSERVE_V2_VIEW_COUNT
+} kserve_v2_view;
+
+#define KSERVE_V2_MAX_NAME 96 /* longest view name: the model's name and a suffix */
+
+/* The view's model name into out: model itself, or model + "_image" / "_tensor". */
+void kserve_v2_view_name(const char *model, kserve_v2_view v, char *out, size_t cap);
 
 /* ---------------------------------------------------------------- routes */
 
@@ -59,12 +83,21 @@ typedef enum {
     KSERVE_V2_ROUTE_MODEL_METADATA,  /* GET /v2/models/M[/versions/1] */
     KSERVE_V2_ROUTE_MODEL_READY,     /* GET /v2/models/M[/versions/1]/ready */
     KSERVE_V2_ROUTE_INFER,           /* POST /v2/models/M[/versions/1]/infer */
+    KSERVE_V2_ROUTE_MODEL_CONFIG,    /* GET /v2/models/M[/versions/1]/config */
+    KSERVE_V2_ROUTE_MODEL_STATS,     /* GET /v2/models/M[/versions/1]/stats */
+    KSERVE_V2_ROUTE_ALL_STATS,       /* GET /v2/models/stats */
+    KSERVE_V2_ROUTE_REPOSITORY_INDEX,   /* POST /v2/repository/index */
+    KSERVE_V2_ROUTE_REPOSITORY_CONTROL, /* POST /v2/repository/models/M/(load|unload) */
 } kserve_v2_route;
 
-/* Which v2 route path is (without the query), for the model named model. For
+/* Routes answered to POST; the others answer GET and HEAD. */
+bool kserve_v2_route_is_post(kserve_v2_route rt);
+
+/* Which v2 route path is (without the query), for the model named model, and which view of
+ * it the path names (*view; KSERVE_V2_VIEW_FULL for routes without a model). For
  * KSERVE_V2_ROUTE_NOT_FOUND, msg (may be NULL) says what was not found. */
-kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, char *msg,
-                                      size_t msglen);
+kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, kserve_v2_view *view,
+                                      char *msg, size_t msglen);
 
 /* ---------------------------------------------------------------- infer requests */
 
@@ -92,9 +125,10 @@ typedef struct {
     const unsigned char *body; /* borrowed; may be NULL when body_len is 0 */
     size_t body_len;           /* bytes stored in body */
     bool body_over_limit;      /* more than max_body_bytes arrived (counted, not stored) */
+    kserve_v2_view view;       /* the view the path named: which inputs and outputs exist */
 } kserve_v2_http_request;
 
-/* Judges an infer request; the limits are POST /classify's (max_images bounds N for both
+/* Judges an infer request to req->view; the limits are POST /classify's (max_images bounds N for both
  * inputs). On API_OK *out holds the tensors (free with kserve_v2_infer_free); otherwise msg
  * says why and *out owns nothing (n_images may count the images found, for the access log). */
 api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classify_limits *lim,
@@ -119,12 +153,58 @@ int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model, const
                              const float *logits, int n_classes, kserve_v2_body *out, char *msg,
                              size_t msglen);
 
-/* {"name": "vggserve", "version", "extensions": ["binary_tensor_data", "classification"]} */
+/* {"name": "vggserve", "version", "extensions": ["binary_tensor_data", "classification",
+ * "model_configuration", "model_repository", "statistics"]} */
 json_t *kserve_v2_server_metadata_json(void);
 
-/* {"name", "versions": ["1"], "platform", "inputs": [image, input], "outputs":
- * [probabilities, logits]}, with -1 for the batch dimension. */
-json_t *kserve_v2_model_metadata_json(const char *model, int image_hw, int n_classes);
+/* What the metadata, config and index answers say about the served model. */
+typedef struct {
+    const char *model;          /* the configured model name: vgg16 */
+    int image_hw, n_classes;    /* 224, 1000 */
+    int max_images_per_request; /* Triton's max_batch_size: most images in one request */
+    int max_batch;              /* images per forward pass: the preferred batch size */
+    long long max_queue_delay_us;
+    int workers;                /* inference workers: Triton's instance count */
+    bool ready;
+} kserve_v2_model_facts;
+
+/* {"name", "versions": ["1"], "platform", "inputs", "outputs"} of view v, with -1 for the
+ * batch dimension. */
+json_t *kserve_v2_model_metadata_json(const kserve_v2_model_facts *f, kserve_v2_view v);
+
+/* Triton's model configuration of view v (as GET .../config answers it in JSON): name,
+ * platform, backend, max_batch_size, input and output with data_type (TYPE_FP32,
+ * TYPE_STRING), format (FORMAT_NCHW for the tensor input) and dims without the batch
+ * dimension, dynamic_batching, instance_group. */
+json_t *kserve_v2_model_config_json(const kserve_v2_model_facts *f, kserve_v2_view v);
+
+/* Triton's repository index: [{"name", "version": "1", "state": "READY" | "UNAVAILABLE",
+ * "reason"}] for every view. */
+json_t *kserve_v2_repository_index_json(const kserve_v2_model_facts *f);
+
+/* Triton's statistics extension. A duration is a count and nanoseconds in all. */
+typedef struct {
+    unsigned long long count, ns;
+} kserve_v2_duration;
+
+#define KSERVE_V2_MAX_BATCH_STATS 64 /* batch sizes 1..64 (max_batch_size's limit) */
+
+typedef struct {
+    unsigned long long inference_count; /* images inferred for this view's requests */
+    unsigned long long last_inference_ms; /* ms since the epoch; 0: never */
+    kserve_v2_duration success, fail, queue, compute_input, compute_infer, compute_output;
+} kserve_v2_view_stats;
+
+typedef struct {
+    unsigned long long execution_count; /* forward passes of the shared engine */
+    kserve_v2_duration batch_infer[KSERVE_V2_MAX_BATCH_STATS]; /* [b - 1]: batches of b images */
+} kserve_v2_engine_stats;
+
+/* {"model_stats": [...]} for view v, or for every view when v is KSERVE_V2_VIEW_COUNT. Views
+ * share the engine, so execution_count and batch_stats are the engine's in each. */
+json_t *kserve_v2_stats_json(const char *model, kserve_v2_view v,
+                             const kserve_v2_view_stats views[KSERVE_V2_VIEW_COUNT],
+                             const kserve_v2_engine_stats *engine);
 
 /* {"error": message}, message made valid UTF-8 (it may quote what the client sent). */
 json_t *kserve_v2_error_json(const char *message);

@@ -79,6 +79,9 @@ static const config_field fields[] = {
     STR_FIELD(tls_cert_file, NULL, "", "PEM certificate (chain): with tls_key_file, serve HTTPS only"),
     STR_FIELD(tls_key_file, NULL, "", "PEM private key of tls_cert_file"),
     BOOL_FIELD(demo_page, "true", "GET / serves a demo page (upload an image, see the top 5)"),
+    STR_FIELD(cors_allowed_origins, NULL, "",
+              "origins whose pages may call /classify and /v2 (CORS): comma-separated, * for "
+              "any; empty: none"),
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 

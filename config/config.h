@@ -47,6 +47,7 @@ typedef struct {
     char tls_cert_file[4096];     /* PEM; both set: HTTPS only */
     char tls_key_file[4096];
     bool demo_page;               /* GET / serves the demo page */
+    char cors_allowed_origins[1024]; /* "" off; "*" any; else a comma-separated list */
 } vggserve_config;
 
 void config_defaults(vggserve_config *c);

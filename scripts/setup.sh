@@ -20,9 +20,9 @@ case "${1:-}" in
 esac
 
 # Build: compiler, CMake, the HTTP server, JSON, image decoders, oneDNN.
-# JPEG: libjpeg-turbo's TurboJPEG API; WebP: libwebp; PNG: stb_image.
+# JPEG: libjpeg-turbo's TurboJPEG API; WebP: libwebp; PNG: stb_image; gzip bodies: zlib.
 packages=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libstb-dev libdnnl-dev
-          libturbojpeg0-dev libwebp-dev)
+          libturbojpeg0-dev libwebp-dev zlib1g-dev)
 if [[ $level != build ]]; then
   # python3-numpy for the black-box suites, python3-torch/torchvision for the reference model
   # (parity) and h5py for the weight converters' tests, prometheus for promtool, chromium for

@@ -14,20 +14,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "classify_request.h"
+#include "content_coding.h"
 #include "demo_page.h"
 #include "errors.h"
 #include "kserve_v2.h"
 #include "labels.h"
 #include "responses.h"
+#include "trace_context.h"
 
 /* The network's input side; preprocessing resizes every image to this square. */
 #define IMAGE_HW 224
+/* Answers at least this long are compressed for a client that accepts gzip or deflate; below
+ * it the header costs more than it saves. */
+#define COMPRESS_MIN_BYTES 1024
 
 struct http_server {
     const vggserve_config *cfg;
@@ -64,13 +70,18 @@ typedef enum {
     ROUTE_READYZ,
     ROUTE_METRICS,
     ROUTE_DEMO,       /* GET /, when demo_page is on */
-    ROUTE_V2,         /* KServe v2 health and metadata (request.v2_route says which) */
+    ROUTE_V2,         /* KServe v2 health, metadata, config, stats, repository (v2_route) */
     ROUTE_V2_INFER,   /* POST /v2/models/M[/versions/1]/infer */
     ROUTE_V2_MISSING, /* under /v2 but unknown: a v2-shaped 404 */
 } route;
 
-/* Routes answered to POST only; every other route answers GET and HEAD. */
-static bool route_is_post(route rt) { return rt == ROUTE_CLASSIFY || rt == ROUTE_V2_INFER; }
+/* Routes that run the network (and count in the per-model statistics). */
+static bool route_is_inference(route rt) { return rt == ROUTE_CLASSIFY || rt == ROUTE_V2_INFER; }
+
+/* Routes a page on another origin may call when cors_allowed_origins allows it. */
+static bool route_allows_cors(route rt) {
+    return rt == ROUTE_CLASSIFY || rt == ROUTE_V2 || rt == ROUTE_V2_INFER;
+}
 
 /* KServe v2 routes answer errors in the protocol's shape, {"error": "message"}. */
 static bool route_is_v2(route rt) {
@@ -82,18 +93,27 @@ typedef struct {
     http_server *srv;
     struct MHD_Connection *conn;
     route route;
+    kserve_v2_view view; /* the v2 model view the path names (FULL for /classify) */
+    char *url;           /* the whole path, owned (path below is cut for the log) */
     char id[48];
     char method[8];
     char path[128];
     int64_t start_ns;
+    bool screened; /* screen_request() ran: the checks that need only the headers */
     /* body */
     unsigned char *body;
-    size_t len, cap;
+    size_t len, cap; /* len counts the bytes as sent (compressed, when they are) */
     bool body_too_large;
+    content_inflater *inflater;   /* Content-Encoding gzip/deflate: the body as it inflates */
+    content_coding answer_coding; /* Accept-Encoding: how a long answer may be compressed */
+    const char *cors_origin;      /* the request's Origin, when cors_allowed_origins has it */
+    char trace_id[33];            /* W3C trace context: the caller's trace, or a new one */
+    char traceparent[56];         /* sent back: that trace, our span */
     /* inference */
     int top_k, n_images;
     float *inputs, *probs;
     double decode_ms;
+    int64_t output_ns; /* writing the answer (Triton's compute_output) */
     batch_request br;
     float *logits; /* only for a v2 request that asks for them */
     kserve_v2_route v2_route;
@@ -110,20 +130,51 @@ typedef struct {
 } request;
 
 static void arrived(request *r);
+static bool route_is_post(const request *r);
 
 static double ms_between(int64_t a_ns, int64_t b_ns) { return (b_ns - a_ns) / 1e6; }
 
 /* ---------------------------------------------------------------- answering */
 
+/* Replaces *body by its compressed form when the client accepts one and it pays. */
+static const char *compress_answer(request *r, char **body, size_t *len) {
+    if (r->answer_coding == CONTENT_CODING_IDENTITY || *len < COMPRESS_MIN_BYTES) return NULL;
+    uint8_t *z;
+    size_t zlen;
+    if (content_coding_compress(r->answer_coding, *body, *len, &z, &zlen) != 0) return NULL;
+    if (zlen >= *len) { /* incompressible: random-looking floats can be */
+        free(z);
+        return NULL;
+    }
+    free(*body);
+    *body = (char *)z;
+    *len = zlen;
+    return content_coding_name(r->answer_coding);
+}
+
+static void add_cors_headers(request *r, struct MHD_Response *resp) {
+    if (!r->cors_origin) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                            "X-Request-Id, Inference-Header-Content-Length, traceparent, "
+                            "Retry-After");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin, Accept-Encoding");
+}
+
 static enum MHD_Result send_body(request *r, int code, const char *content_type, char *body,
                                  size_t len, api_status st) {
+    const char *coding = compress_answer(r, &body, &len);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
+    MHD_add_response_header(resp, "traceparent", r->traceparent);
+    if (coding) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, coding);
+    if (r->cors_origin) add_cors_headers(r, resp);
+    else if (coding) MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
     if (st == API_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                route_is_post(r->route) ? "POST" : "GET, HEAD");
+                                route_is_post(r) ? "POST" : "GET, HEAD");
     if (r->infer_header_len[0])
         MHD_add_response_header(resp, "Inference-Header-Content-Length", r->infer_header_len);
     if (r->route == ROUTE_DEMO)
@@ -185,9 +236,9 @@ static void access_log(request *r) {
     api_utf8_sanitize(r->error, error, sizeof error);
     pthread_mutex_lock(&s->log_lock);
     if (strcmp(s->cfg->log_format, "logfmt") == 0) {
-        printf("ts=%s.%03ldZ request_id=%s method=%s path=%s status=%d bytes=%zu images=%d "
-               "queue_ms=%.2f inference_ms=%.2f total_ms=%.2f batch_id=%llu",
-               ts, now.tv_nsec / 1000000, r->id, method, path, r->http_code,
+        printf("ts=%s.%03ldZ request_id=%s trace_id=%s method=%s path=%s status=%d bytes=%zu "
+               "images=%d queue_ms=%.2f inference_ms=%.2f total_ms=%.2f batch_id=%llu",
+               ts, now.tv_nsec / 1000000, r->id, r->trace_id, method, path, r->http_code,
                r->response_bytes, r->n_images, queue_ms, infer_ms, total_ms, batch);
         if (error[0]) {
             printf(" error=\"");
@@ -196,8 +247,9 @@ static void access_log(request *r) {
         }
         printf("\n");
     } else {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f, s:f, s:I}", "ts", ts,
-                              "request_id", r->id, "method", method, "path", path, "status",
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f, s:f, s:I}", "ts",
+                              ts, "request_id", r->id, "trace_id", r->trace_id, "method",
+                              method, "path", path, "status",
                               r->http_code, "bytes", (json_int_t)r->response_bytes, "images",
                               r->n_images, "queue_ms", queue_ms, "inference_ms", infer_ms,
                               "total_ms", total_ms, "batch_id", (json_int_t)batch);
@@ -232,6 +284,21 @@ static void arrived(request *r) {
     atomic_fetch_sub(&r->srv->arriving, 1);
 }
 
+/* The per-model statistics (Triton's statistics extension reads them back). */
+static void observe_inference(request *r, double total_s) {
+    bool ok = r->http_code == 200;
+    metrics_inference x = {
+        .ok = ok,
+        .images = r->queued && r->br.status == BATCH_IMAGE_OK ? r->n_images : 0,
+        .total_s = total_s,
+        .queue_s = r->queued ? r->br.max_queue_ns / 1e9 : 0,
+        .input_s = r->decode_ms / 1e3,
+        .infer_s = r->queued ? r->br.inference_ns / 1e9 : 0,
+        .output_s = r->output_ns / 1e9,
+    };
+    metrics_observe_inference(r->srv->metrics, (int)r->view, &x);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe) {
     (void)cls;
@@ -242,14 +309,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         snprintf(r->error, sizeof r->error, "connection ended before the answer was sent (%d)",
                  (int)toe);
     if (r->http_code == 0) r->http_code = 499; /* client went away; nginx's convention */
-    metrics_observe_request(r->srv->metrics, endpoint_of(r->route), r->http_code,
-                            ms_between(r->start_ns, batcher_now_ns()) / 1e3);
+    double total_s = ms_between(r->start_ns, batcher_now_ns()) / 1e3;
+    metrics_observe_request(r->srv->metrics, endpoint_of(r->route), r->http_code, total_s);
+    if (route_is_inference(r->route)) observe_inference(r, total_s);
     metrics_add_in_flight(r->srv->metrics, -1);
     arrived(r);
     access_log(r);
     if (r->queued) atomic_fetch_sub(&r->srv->pending, 1);
     pthread_mutex_destroy(&r->lock);
     free(r->body);
+    free(r->url);
+    content_inflater_free(r->inflater);
     free(r->inputs);
     free(r->probs);
     free(r->logits);
@@ -368,20 +438,65 @@ static enum MHD_Result classify_answer(request *r) {
     case BATCH_IMAGE_FAILED:
         return send_error(r, API_INTERNAL, "inference failed; see the server log");
     }
-    if (r->route == ROUTE_V2_INFER) return v2_infer_answer(r);
+    const int64_t t0 = batcher_now_ns();
+    if (r->route == ROUTE_V2_INFER) {
+        enum MHD_Result res = v2_infer_answer(r);
+        r->output_ns = batcher_now_ns() - t0;
+        return res;
+    }
     api_timings t = {r->decode_ms, r->br.max_queue_ns / 1e6, r->br.inference_ns / 1e6,
                      ms_between(r->start_ns, batcher_now_ns())};
     json_t *body = api_classify_json(s->cfg->model, r->id, r->probs, r->n_images, s->n_classes,
                                      r->top_k, &t, r->br.max_batch_seen);
-    return send_json(r, 200, body, API_OK);
+    enum MHD_Result res = send_json(r, 200, body, API_OK);
+    r->output_ns = batcher_now_ns() - t0;
+    return res;
 }
 
 /* ---------------------------------------------------------------- KServe v2, demo page */
+
+static kserve_v2_model_facts facts_of(const http_server *s) {
+    kserve_v2_model_facts f = {
+        .model = s->cfg->model,
+        .image_hw = IMAGE_HW,
+        .n_classes = s->n_classes ? s->n_classes : LABELS_COUNT,
+        .max_images_per_request = (int)s->cfg->max_images_per_request,
+        .max_batch = (int)s->cfg->max_batch_size,
+        .max_queue_delay_us = s->cfg->max_queue_delay_us,
+        .workers = (int)s->cfg->workers,
+        .ready = atomic_load(&s->state) == SERVICE_READY,
+    };
+    return f;
+}
+
+/* Triton's statistics, read from the counters /metrics renders. */
+static json_t *v2_stats_json(const http_server *s, kserve_v2_view v) {
+    kserve_v2_view_stats views[KSERVE_V2_VIEW_COUNT];
+    kserve_v2_engine_stats engine;
+    for (int i = 0; i < KSERVE_V2_VIEW_COUNT; i++) {
+        metrics_model_totals t;
+        metrics_model_totals_get(s->metrics, i, &t);
+        views[i] = (kserve_v2_view_stats){
+            t.images, t.last_unix_ms,
+            {t.success.count, t.success.ns}, {t.fail.count, t.fail.ns},
+            {t.queue.count, t.queue.ns}, {t.input.count, t.input.ns},
+            {t.infer.count, t.infer.ns}, {t.output.count, t.output.ns}};
+    }
+    engine.execution_count = metrics_batches_run(s->metrics);
+    for (int b = 1; b <= KSERVE_V2_MAX_BATCH_STATS; b++) {
+        metrics_duration d = metrics_batch_size_totals(s->metrics, b);
+        engine.batch_infer[b - 1] = (kserve_v2_duration){d.count, d.ns};
+    }
+    return kserve_v2_stats_json(s->cfg->model, v, views, &engine);
+}
 
 /* The bodies come from api/kserve_v2.c; only headers, state and the queue are handled here. */
 static enum MHD_Result v2_answer_get(request *r) {
     http_server *s = r->srv;
     bool ready = atomic_load(&s->state) == SERVICE_READY;
+    const kserve_v2_model_facts f = facts_of(s);
+    char name[KSERVE_V2_MAX_NAME];
+    kserve_v2_view_name(s->cfg->model, r->view, name, sizeof name);
     if (!ready &&
         (r->v2_route == KSERVE_V2_ROUTE_READY || r->v2_route == KSERVE_V2_ROUTE_MODEL_READY))
         snprintf(r->error, sizeof r->error, "service is %s",
@@ -395,14 +510,21 @@ static enum MHD_Result v2_answer_get(request *r) {
         return send_json(r, ready ? 200 : 503, json_pack("{s:b}", "ready", ready),
                          ready ? API_OK : API_NOT_READY);
     case KSERVE_V2_ROUTE_MODEL_READY:
-        return send_json(r, ready ? 200 : 503,
-                         json_pack("{s:s, s:b}", "name", s->cfg->model, "ready", ready),
+        return send_json(r, ready ? 200 : 503, json_pack("{s:s, s:b}", "name", name, "ready", ready),
                          ready ? API_OK : API_NOT_READY);
     case KSERVE_V2_ROUTE_MODEL_METADATA:
-        return send_json(r, 200, kserve_v2_model_metadata_json(s->cfg->model, IMAGE_HW,
-                                                               s->n_classes ? s->n_classes
-                                                                            : LABELS_COUNT),
-                         API_OK);
+        return send_json(r, 200, kserve_v2_model_metadata_json(&f, r->view), API_OK);
+    case KSERVE_V2_ROUTE_MODEL_CONFIG:
+        return send_json(r, 200, kserve_v2_model_config_json(&f, r->view), API_OK);
+    case KSERVE_V2_ROUTE_MODEL_STATS:
+        return send_json(r, 200, v2_stats_json(s, r->view), API_OK);
+    case KSERVE_V2_ROUTE_ALL_STATS:
+        return send_json(r, 200, v2_stats_json(s, KSERVE_V2_VIEW_COUNT), API_OK);
+    case KSERVE_V2_ROUTE_REPOSITORY_INDEX:
+        return send_json(r, 200, kserve_v2_repository_index_json(&f), API_OK);
+    case KSERVE_V2_ROUTE_REPOSITORY_CONTROL:
+        return send_error(r, API_BAD_REQUEST, "models cannot be loaded or unloaded: the model "
+                          "set is fixed at start-up (POST /v2/repository/index lists it)");
     default:
         return send_error(r, API_INTERNAL, "unroutable");
     }
@@ -411,6 +533,7 @@ static enum MHD_Result v2_answer_get(request *r) {
 static enum MHD_Result v2_infer_body_done(request *r) {
     char msg[800];
     kserve_v2_http_request in = {
+        .view = r->view,
         .header_length = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                      "Inference-Header-Content-Length"),
         .body = r->body,
@@ -431,8 +554,10 @@ static enum MHD_Result v2_infer_answer(request *r) {
     http_server *s = r->srv;
     kserve_v2_body b;
     char msg[200];
-    if (kserve_v2_infer_response(&r->v2, s->cfg->model, r->probs, r->logits, s->n_classes, &b,
-                                 msg, sizeof msg) != 0)
+    char name[KSERVE_V2_MAX_NAME];
+    kserve_v2_view_name(s->cfg->model, r->view, name, sizeof name);
+    if (kserve_v2_infer_response(&r->v2, name, r->probs, r->logits, s->n_classes, &b, msg,
+                                 sizeof msg) != 0)
         return send_error(r, API_INTERNAL, msg);
     if (b.binary) snprintf(r->infer_header_len, sizeof r->infer_header_len, "%zu", b.json_len);
     return send_body(r, 200, b.binary ? "application/octet-stream" : "application/json", b.data,
@@ -450,13 +575,15 @@ static enum MHD_Result demo_answer(request *r) {
 
 /* ---------------------------------------------------------------- routing */
 
-static route route_of(const http_server *s, const char *url, kserve_v2_route *v2) {
+static route route_of(const http_server *s, const char *url, kserve_v2_route *v2,
+                      kserve_v2_view *view) {
+    *view = KSERVE_V2_VIEW_FULL;
     if (strcmp(url, "/classify") == 0) return ROUTE_CLASSIFY;
     if (strcmp(url, "/healthz") == 0) return ROUTE_HEALTHZ;
     if (strcmp(url, "/readyz") == 0) return ROUTE_READYZ;
     if (strcmp(url, "/metrics") == 0) return ROUTE_METRICS;
     if (strcmp(url, "/") == 0 && s->cfg->demo_page) return ROUTE_DEMO;
-    switch (*v2 = kserve_v2_route_parse(url, s->cfg->model, NULL, 0)) {
+    switch (*v2 = kserve_v2_route_parse(url, s->cfg->model, view, NULL, 0)) {
     case KSERVE_V2_ROUTE_NONE: return ROUTE_NONE;
     case KSERVE_V2_ROUTE_NOT_FOUND: return ROUTE_V2_MISSING;
     case KSERVE_V2_ROUTE_INFER: return ROUTE_V2_INFER;
@@ -496,6 +623,12 @@ static bool needs_auth(const vggserve_config *cfg, route rt) {
     }
 }
 
+/* Routes answered to POST only; every other route answers GET and HEAD. */
+static bool route_is_post(const request *r) {
+    return route_is_inference(r->route) ||
+           (r->route == ROUTE_V2 && kserve_v2_route_is_post(r->v2_route));
+}
+
 static enum MHD_Result answer_get(request *r) {
     http_server *s = r->srv;
     switch (r->route) {
@@ -523,6 +656,250 @@ static enum MHD_Result answer_get(request *r) {
     }
 }
 
+/* The caller's trace (a valid traceparent) or a fresh one; our span id in the answer. */
+static void start_trace(request *r) {
+    uint8_t rnd[24];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) { /* never expected */
+        uint64_t t = (uint64_t)r->start_ns ^ (uint64_t)(uintptr_t)r;
+        for (size_t i = 0; i < sizeof rnd; i++) rnd[i] = (uint8_t)(t >> (8 * (i % 8))) ^ (uint8_t)i;
+    }
+    trace_context tc;
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "traceparent");
+    uint8_t flags = 0;
+    if (trace_context_parse(h, &tc)) {
+        memcpy(r->trace_id, tc.trace_id, sizeof r->trace_id);
+        flags = tc.flags;
+    } else {
+        trace_context_hex(rnd, 16, r->trace_id);
+    }
+    char span[17];
+    trace_context_hex(rnd + 16, 8, span);
+    trace_context_format(r->trace_id, span, flags, r->traceparent);
+}
+
+/* "*" allows every origin; otherwise the comma-separated list must name it. */
+static bool cors_allows(const char *allowed, const char *origin) {
+    if (!allowed[0] || !origin) return false;
+    if (strcmp(allowed, "*") == 0) return true;
+    size_t n = strlen(origin);
+    for (const char *p = allowed; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        size_t len = strcspn(p, ", ");
+        if (len == n && strncasecmp(p, origin, n) == 0) return true;
+        p += len;
+    }
+    return false;
+}
+
+static request *request_new(http_server *s, struct MHD_Connection *conn, const char *url,
+                            const char *method) {
+    request *r = calloc(1, sizeof *r);
+    if (!r || !(r->url = strdup(url))) {
+        free(r);
+        return NULL;
+    }
+    r->srv = s;
+    r->conn = conn;
+    r->start_ns = batcher_now_ns();
+    r->route = route_of(s, url, &r->v2_route, &r->view);
+    pthread_mutex_init(&r->lock, NULL);
+    snprintf(r->method, sizeof r->method, "%s", method);
+    snprintf(r->path, sizeof r->path, "%s", url);
+    make_request_id(s, conn, r->id, sizeof r->id);
+    start_trace(r);
+    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    r->answer_coding = content_coding_accepts(accept, CONTENT_CODING_GZIP) ? CONTENT_CODING_GZIP
+                       : content_coding_accepts(accept, CONTENT_CODING_DEFLATE)
+                           ? CONTENT_CODING_DEFLATE
+                           : CONTENT_CODING_IDENTITY;
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    if (route_allows_cors(r->route) && cors_allows(s->cfg->cors_allowed_origins, origin))
+        r->cors_origin = origin; /* MHD keeps header values until the request completes */
+    metrics_add_in_flight(s->metrics, 1);
+    return r;
+}
+
+/* A CORS preflight (OPTIONS with Origin) on a route pages may call, when CORS is on. */
+static enum MHD_Result answer_preflight(request *r) {
+    if (!r->cors_origin) {
+        snprintf(r->error, sizeof r->error, "origin not in cors_allowed_origins");
+        return send_error(r, API_FORBIDDEN, "this origin may not call the service "
+                          "(cors_allowed_origins)");
+    }
+    arrived(r);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    add_cors_headers(r, resp);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, Content-Encoding, "
+                            "Inference-Header-Content-Length, X-Request-Id, "
+                            "X-Request-Timeout-Ms, traceparent");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_NO_CONTENT, resp);
+    MHD_destroy_response(resp);
+    r->http_code = MHD_HTTP_NO_CONTENT;
+    return ret;
+}
+
+/* Whether a body follows the headers (Content-Length above 0, or chunked). */
+static bool has_body(struct MHD_Connection *conn) {
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    return te || (cl && strspn(cl, "0 \t") != strlen(cl));
+}
+
+/* Content-Encoding of a POST body: identity, or an inflater for gzip and deflate. */
+static enum MHD_Result start_body_decoding(request *r) {
+    const char *ce = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_ENCODING);
+    content_coding c = content_coding_parse(ce);
+    if (c == CONTENT_CODING_UNSUPPORTED) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Content-Encoding '%.64s' is not supported; send gzip, "
+                 "deflate or none", ce);
+        return send_error(r, API_UNSUPPORTED_MEDIA, msg);
+    }
+    if (c != CONTENT_CODING_IDENTITY &&
+        !(r->inflater = content_inflater_new(c, (size_t)r->srv->cfg->max_body_bytes)))
+        return send_error(r, API_INTERNAL, "out of memory");
+    return MHD_YES;
+}
+
+/* The checks that need only the request line and headers: route, method, token, readiness,
+ * length and coding. Answers what fails (and every GET); MHD_YES to go on to the body. */
+static enum MHD_Result screen_request(request *r) {
+    http_server *s = r->srv;
+    r->screened = true;
+    bool is_get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+    if (r->route == ROUTE_NONE || r->route == ROUTE_V2_MISSING) {
+        char msg[300];
+        kserve_v2_view v;
+        if (r->route == ROUTE_NONE)
+            snprintf(msg, sizeof msg, "no route %.128s; try POST /classify", r->url);
+        else kserve_v2_route_parse(r->url, s->cfg->model, &v, msg, sizeof msg);
+        return send_error(r, API_NOT_FOUND, msg);
+    }
+    if (strcmp(r->method, "OPTIONS") == 0 && s->cfg->cors_allowed_origins[0] &&
+        route_allows_cors(r->route))
+        return answer_preflight(r);
+    if (route_is_post(r) ? strcmp(r->method, "POST") != 0 : !is_get) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%.16s is not allowed on %.128s", r->method, r->url);
+        return send_error(r, API_METHOD_NOT_ALLOWED, msg);
+    }
+    /* Before any body is read: an unauthenticated client cannot make us buffer it. */
+    if (needs_auth(s->cfg, r->route)) {
+        char msg[128];
+        const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_AUTHORIZATION);
+        if (api_auth_check(auth, s->cfg->auth_token, msg, sizeof msg, &r->www_authenticate) !=
+            API_OK)
+            return send_error(r, API_UNAUTHORIZED, msg);
+    }
+    if (!route_is_post(r)) return answer_get(r);
+    if (!route_is_inference(r->route)) return MHD_YES; /* v2 repository: body ignored */
+    /* Refuse early what can be refused from the headers alone. */
+    service_state st = atomic_load(&s->state);
+    if (st != SERVICE_READY) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "service is %s", service_state_name(st));
+        return send_error(r, API_NOT_READY, msg);
+    }
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    classify_limits lim = limits_of(s);
+    char msg[160];
+    if (classify_check_content_length(cl, &lim, msg, sizeof msg) != API_OK)
+        return send_error(r, API_BODY_TOO_LARGE, msg);
+    enum MHD_Result res = start_body_decoding(r);
+    if (r->http_code) return res;
+    r->arriving = true;
+    atomic_fetch_add(&s->arriving, 1);
+    return MHD_YES;
+}
+
+/* Appends n body bytes (inflated first when the body is compressed). */
+static enum MHD_Result store_body(request *r, const uint8_t *data, size_t n) {
+    if (r->inflater) {
+        content_status st = content_inflater_feed(r->inflater, data, n);
+        if (st == CONTENT_TOO_LARGE) r->body_too_large = true;
+        return st == CONTENT_NO_MEMORY ? MHD_NO : MHD_YES; /* other errors: at the end */
+    }
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 65536;
+        while (cap < r->len + n) cap *= 2;
+        unsigned char *grown = realloc(r->body, cap);
+        if (!grown) return MHD_NO;
+        r->body = grown;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    return MHD_YES;
+}
+
+static enum MHD_Result take_body(request *r, const char *upload_data, size_t *upload_data_size) {
+    http_server *s = r->srv;
+    /* Without Content-Length the limit is enforced while streaming: keep counting, stop
+     * storing; a client that goes far past it is cut off. */
+    size_t n = *upload_data_size;
+    *upload_data_size = 0;
+    if (r->http_code) return MHD_YES; /* refused already: let the rest drain */
+    /* Slow clients: MHD's timeout is an idle timeout, which a body sent a byte at a time
+     * never trips; the whole upload gets connection_timeout_s too. */
+    if (batcher_now_ns() - r->start_ns > s->cfg->connection_timeout_s * 1000000000LL) {
+        snprintf(r->error, sizeof r->error, "body took longer than connection_timeout_s "
+                 "(%lld s) to arrive: connection closed", s->cfg->connection_timeout_s);
+        return MHD_NO;
+    }
+    if (r->body_too_large || r->len + n > (size_t)s->cfg->max_body_bytes) {
+        r->body_too_large = true;
+        r->len += n;
+        return r->len > 4 * (size_t)s->cfg->max_body_bytes ? MHD_NO : MHD_YES;
+    }
+    enum MHD_Result res = store_body(r, (const uint8_t *)upload_data, n);
+    r->len += n;
+    return res;
+}
+
+/* A compressed body has fully arrived: it becomes the inflated bytes, or a 400. */
+static enum MHD_Result finish_body_decoding(request *r) {
+    if (!r->inflater || r->body_too_large) return MHD_YES;
+    content_status st = content_inflater_finish(r->inflater);
+    if (st == CONTENT_TOO_LARGE) {
+        r->body_too_large = true;
+        return MHD_YES;
+    }
+    if (st != CONTENT_OK) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the body is not valid %s: %s",
+                 content_coding_name(content_coding_parse(MHD_lookup_connection_value(
+                     r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING))),
+                 st == CONTENT_TRUNCATED ? "the stream ends early" : "corrupt data");
+        return send_error(r, API_BAD_REQUEST, msg);
+    }
+    r->body = content_inflater_take(r->inflater, &r->len);
+    return MHD_YES;
+}
+
+static enum MHD_Result body_done(request *r) {
+    enum MHD_Result res = finish_body_decoding(r);
+    if (r->http_code) return res;
+    switch (r->route) {
+    case ROUTE_CLASSIFY: return classify_body_done(r);
+    case ROUTE_V2_INFER: return v2_infer_body_done(r);
+    default: return answer_get(r); /* the v2 repository routes */
+    }
+}
+
+/* MHD calls this for the headers (first call), for each piece of the body, and once more
+ * when the request is complete. A request without a body is answered at that last call,
+ * which keeps the connection open for the next request; answering from the first call
+ * makes MHD close it. A request with one is screened at the first call, so that nothing is
+ * buffered for a refused request. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -531,96 +908,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     http_server *s = cls;
     request *r = *req_cls;
     if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r) return MHD_NO;
-        r->srv = s;
-        r->conn = conn;
-        r->start_ns = batcher_now_ns();
-        r->route = route_of(s, url, &r->v2_route);
-        pthread_mutex_init(&r->lock, NULL);
-        snprintf(r->method, sizeof r->method, "%s", method);
-        snprintf(r->path, sizeof r->path, "%s", url);
-        make_request_id(s, conn, r->id, sizeof r->id);
+        if (!(r = request_new(s, conn, url, method))) return MHD_NO;
         *req_cls = r;
-        metrics_add_in_flight(s->metrics, 1);
-
-        bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-        if (r->route == ROUTE_NONE || r->route == ROUTE_V2_MISSING) {
-            char msg[300];
-            if (r->route == ROUTE_NONE)
-                snprintf(msg, sizeof msg, "no route %.128s; try POST /classify", url);
-            else kserve_v2_route_parse(url, s->cfg->model, msg, sizeof msg);
-            return send_error(r, API_NOT_FOUND, msg);
-        }
-        if (route_is_post(r->route) ? strcmp(method, "POST") != 0 : !is_get) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "%.16s is not allowed on %.128s", method, url);
-            return send_error(r, API_METHOD_NOT_ALLOWED, msg);
-        }
-        /* Before any body is read: an unauthenticated client cannot make us buffer it. */
-        if (needs_auth(s->cfg, r->route)) {
-            char msg[128];
-            const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                           MHD_HTTP_HEADER_AUTHORIZATION);
-            if (api_auth_check(auth, s->cfg->auth_token, msg, sizeof msg, &r->www_authenticate) !=
-                API_OK)
-                return send_error(r, API_UNAUTHORIZED, msg);
-        }
-        if (!route_is_post(r->route)) return answer_get(r);
-        /* Refuse early what can be refused from the headers alone. */
-        service_state st = atomic_load(&s->state);
-        if (st != SERVICE_READY) {
-            char msg[64];
-            snprintf(msg, sizeof msg, "service is %s", service_state_name(st));
-            return send_error(r, API_NOT_READY, msg);
-        }
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-        classify_limits lim = limits_of(s);
-        char msg[160];
-        if (classify_check_content_length(cl, &lim, msg, sizeof msg) != API_OK)
-            return send_error(r, API_BODY_TOO_LARGE, msg);
-        r->arriving = true;
-        atomic_fetch_add(&s->arriving, 1);
-        return MHD_YES;
+        return has_body(conn) ? screen_request(r) : MHD_YES;
     }
-    if (*upload_data_size > 0) {
-        /* Without Content-Length the limit is enforced while streaming: keep counting, stop
-         * storing; a client that goes far past it is cut off. */
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        /* Slow clients: MHD's timeout is an idle timeout, which a body sent a byte at a time
-         * never trips; the whole upload gets connection_timeout_s too. */
-        if (batcher_now_ns() - r->start_ns > s->cfg->connection_timeout_s * 1000000000LL) {
-            snprintf(r->error, sizeof r->error, "body took longer than connection_timeout_s "
-                     "(%lld s) to arrive: connection closed", s->cfg->connection_timeout_s);
-            return MHD_NO;
-        }
-        if (r->body_too_large || r->len + n > (size_t)s->cfg->max_body_bytes) {
-            r->body_too_large = true;
-            r->len += n;
-            return r->len > 4 * (size_t)s->cfg->max_body_bytes ? MHD_NO : MHD_YES;
-        }
-        if (r->len + n > r->cap) {
-            size_t cap = r->cap ? r->cap : 65536;
-            while (cap < r->len + n) cap *= 2;
-            unsigned char *grown = realloc(r->body, cap);
-            if (!grown) return MHD_NO;
-            r->body = grown;
-            r->cap = cap;
-        }
-        memcpy(r->body + r->len, upload_data, n);
-        r->len += n;
-        return MHD_YES;
-    }
+    if (*upload_data_size > 0) return take_body(r, upload_data, upload_data_size);
     if (r->http_code) return MHD_YES; /* already answered */
+    if (!r->screened) {
+        enum MHD_Result res = screen_request(r);
+        if (r->http_code || res != MHD_YES) return res;
+    }
     if (r->queued) {
         pthread_mutex_lock(&r->lock);
         bool done = r->done;
         pthread_mutex_unlock(&r->lock);
         return done ? classify_answer(r) : MHD_YES;
     }
-    return r->route == ROUTE_V2_INFER ? v2_infer_body_done(r) : classify_body_done(r);
+    return body_done(r);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -709,6 +1013,13 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
     http_server *s = calloc(1, sizeof *s);
     s->cfg = cfg;
     s->metrics = m;
+    char names[KSERVE_V2_VIEW_COUNT][KSERVE_V2_MAX_NAME];
+    const char *name_ptrs[KSERVE_V2_VIEW_COUNT];
+    for (int v = 0; v < KSERVE_V2_VIEW_COUNT; v++) {
+        kserve_v2_view_name(cfg->model, (kserve_v2_view)v, names[v], sizeof names[v]);
+        name_ptrs[v] = names[v];
+    }
+    metrics_set_model_names(m, name_ptrs, KSERVE_V2_VIEW_COUNT); /* index = kserve_v2_view */
     /* Validated by config's choices already: parsed once here, not per request. */
     image_decode_parse_scaling(cfg->decode_scaling, &s->decode_full_resolution);
     image_decode_parse_exif(cfg->exif_orientation, &s->ignore_exif);

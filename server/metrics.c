@@ -8,19 +8,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const endpoint_names[METRICS_EP_COUNT] = {
     "classify", "healthz", "readyz", "metrics", "v2_infer", "v2", "demo", "other"};
 /* The status codes the service can send, plus 499 (the client left before the answer, as
  * nginx counts it); anything else is counted under 500. */
-static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 422, 429, 499, 500, 503, 504};
+static const int codes[] = {200, 204, 400, 401, 403, 404, 405, 413, 415, 422, 429, 499, 500,
+                            503, 504};
 #define N_CODES (sizeof codes / sizeof codes[0])
 static const char *const reasons[] = {"bad_request", "not_found", "method_not_allowed",
                                       "payload_too_large", "too_many_images",
                                       "unsupported_media_type", "undecodable_image",
                                       "image_too_large", "queue_full", "not_ready",
-                                      "deadline_exceeded", "internal_error", "unauthorized"};
+                                      "deadline_exceeded", "internal_error", "unauthorized",
+                                      "forbidden"};
 #define N_REASONS (sizeof reasons / sizeof reasons[0])
 
 #define MAX_BUCKETS 16
@@ -33,7 +36,18 @@ typedef struct {
     uint64_t count;
 } histogram;
 
+/* One model's inference counters (nanoseconds, so they add atomically). */
+typedef struct {
+    atomic_ullong images, last_unix_ms;
+    atomic_ullong success, success_ns, fail, fail_ns;
+    atomic_ullong queue_ns, input_ns, infer_ns, output_ns; /* over the successes */
+} model_counters;
+
 struct metrics {
+    model_counters models[METRICS_MAX_MODELS];
+    char model_names[METRICS_MAX_MODELS][96];
+    int n_models;
+    atomic_ullong batches_of[METRICS_MAX_BATCH], batch_ns_of[METRICS_MAX_BATCH];
     atomic_ullong requests[METRICS_EP_COUNT][N_CODES];
     histogram request_seconds[METRICS_EP_COUNT];
     histogram queue_wait_seconds, inference_seconds, batch_size;
@@ -118,6 +132,10 @@ void metrics_observe_queue_wait(metrics *m, double seconds) {
 
 void metrics_observe_batch(metrics *m, int batch_size, double seconds, bool ok) {
     histogram_observe(&m->batch_size, batch_size);
+    if (batch_size >= 1 && batch_size <= METRICS_MAX_BATCH && ok) {
+        atomic_fetch_add(&m->batches_of[batch_size - 1], 1);
+        atomic_fetch_add(&m->batch_ns_of[batch_size - 1], (unsigned long long)(seconds * 1e9));
+    }
     histogram_observe(&m->inference_seconds, seconds);
     atomic_fetch_add(&m->batches, 1);
     if (ok) atomic_fetch_add(&m->images, (unsigned long long)batch_size);
@@ -132,6 +150,60 @@ void metrics_add_rejected(metrics *m, const char *reason) {
             atomic_fetch_add(&m->rejected[i], 1);
             return;
         }
+}
+
+void metrics_set_model_names(metrics *m, const char *const *names, int n) {
+    if (n > METRICS_MAX_MODELS) n = METRICS_MAX_MODELS;
+    for (int i = 0; i < n; i++)
+        snprintf(m->model_names[i], sizeof m->model_names[i], "%s", names[i]);
+    m->n_models = n;
+}
+
+static unsigned long long ns_of(double seconds) {
+    return seconds > 0 ? (unsigned long long)(seconds * 1e9) : 0;
+}
+
+void metrics_observe_inference(metrics *m, int model, const metrics_inference *x) {
+    if (model < 0 || model >= m->n_models) return;
+    model_counters *c = &m->models[model];
+    atomic_fetch_add(&c->images, (unsigned long long)(x->images > 0 ? x->images : 0));
+    if (!x->ok) {
+        atomic_fetch_add(&c->fail, 1);
+        atomic_fetch_add(&c->fail_ns, ns_of(x->total_s));
+        return;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    atomic_store(&c->last_unix_ms, (unsigned long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    atomic_fetch_add(&c->success, 1);
+    atomic_fetch_add(&c->success_ns, ns_of(x->total_s));
+    atomic_fetch_add(&c->queue_ns, ns_of(x->queue_s));
+    atomic_fetch_add(&c->input_ns, ns_of(x->input_s));
+    atomic_fetch_add(&c->infer_ns, ns_of(x->infer_s));
+    atomic_fetch_add(&c->output_ns, ns_of(x->output_s));
+}
+
+void metrics_model_totals_get(metrics *m, int model, metrics_model_totals *out) {
+    memset(out, 0, sizeof *out);
+    if (model < 0 || model >= m->n_models) return;
+    model_counters *c = &m->models[model];
+    unsigned long long ok = atomic_load(&c->success);
+    out->images = atomic_load(&c->images);
+    out->last_unix_ms = atomic_load(&c->last_unix_ms);
+    out->success = (metrics_duration){ok, atomic_load(&c->success_ns)};
+    out->fail = (metrics_duration){atomic_load(&c->fail), atomic_load(&c->fail_ns)};
+    out->queue = (metrics_duration){ok, atomic_load(&c->queue_ns)};
+    out->input = (metrics_duration){ok, atomic_load(&c->input_ns)};
+    out->infer = (metrics_duration){ok, atomic_load(&c->infer_ns)};
+    out->output = (metrics_duration){ok, atomic_load(&c->output_ns)};
+}
+
+unsigned long long metrics_batches_run(metrics *m) { return atomic_load(&m->batches); }
+
+metrics_duration metrics_batch_size_totals(metrics *m, int batch_size) {
+    if (batch_size < 1 || batch_size > METRICS_MAX_BATCH) return (metrics_duration){0, 0};
+    return (metrics_duration){atomic_load(&m->batches_of[batch_size - 1]),
+                              atomic_load(&m->batch_ns_of[batch_size - 1])};
 }
 
 void metrics_set_queue_depth(metrics *m, int depth) { atomic_store(&m->queue_depth, depth); }
@@ -193,6 +265,56 @@ static long long resident_bytes(void) {
     return resident * sysconf(_SC_PAGESIZE);
 }
 
+/* The per-model counters and the per-batch-size forward time: what /v2/models/M/stats shows.
+ * Each metric's samples stay together after its HELP and TYPE, as the format requires. */
+static void render_models(metrics *m, text *t) {
+    metrics_model_totals x[METRICS_MAX_MODELS];
+    for (int i = 0; i < m->n_models; i++) metrics_model_totals_get(m, i, &x[i]);
+    header(t, "vggserve_model_requests_total", "counter",
+           "Inference requests by model view and outcome (success: answered 200).");
+    for (int i = 0; i < m->n_models; i++)
+        put(t, "vggserve_model_requests_total{model=\"%s\",outcome=\"success\"} %llu\n"
+               "vggserve_model_requests_total{model=\"%s\",outcome=\"fail\"} %llu\n",
+            m->model_names[i], x[i].success.count, m->model_names[i], x[i].fail.count);
+    header(t, "vggserve_model_request_seconds_total", "counter",
+           "Time from first byte to answer of those requests, summed.");
+    for (int i = 0; i < m->n_models; i++)
+        put(t, "vggserve_model_request_seconds_total{model=\"%s\",outcome=\"success\"} %.9f\n"
+               "vggserve_model_request_seconds_total{model=\"%s\",outcome=\"fail\"} %.9f\n",
+            m->model_names[i], x[i].success.ns / 1e9, m->model_names[i], x[i].fail.ns / 1e9);
+    header(t, "vggserve_model_images_total", "counter", "Images inferred, by model view.");
+    for (int i = 0; i < m->n_models; i++)
+        put(t, "vggserve_model_images_total{model=\"%s\"} %llu\n", m->model_names[i], x[i].images);
+    header(t, "vggserve_model_phase_seconds_total", "counter",
+           "Time of the successful requests by phase (queue, compute_input: decoding, "
+           "compute_infer: forward passes, compute_output: the answer), summed.");
+    static const char *const phase_names[] = {"queue", "compute_input", "compute_infer",
+                                              "compute_output"};
+    for (int i = 0; i < m->n_models; i++) {
+        const metrics_duration *phases[] = {&x[i].queue, &x[i].input, &x[i].infer, &x[i].output};
+        for (int p = 0; p < 4; p++)
+            put(t, "vggserve_model_phase_seconds_total{model=\"%s\",phase=\"%s\"} %.9f\n",
+                m->model_names[i], phase_names[p], phases[p]->ns / 1e9);
+    }
+    header(t, "vggserve_model_last_inference_timestamp_seconds", "gauge",
+           "When the model view last answered an inference (0: never).");
+    for (int i = 0; i < m->n_models; i++)
+        put(t, "vggserve_model_last_inference_timestamp_seconds{model=\"%s\"} %.3f\n",
+            m->model_names[i], x[i].last_unix_ms / 1e3);
+    header(t, "vggserve_batches_by_size_total", "counter", "Forward passes run, by batch size.");
+    for (int b = 1; b <= METRICS_MAX_BATCH; b++) {
+        metrics_duration d = metrics_batch_size_totals(m, b);
+        if (d.count) put(t, "vggserve_batches_by_size_total{batch_size=\"%d\"} %llu\n", b, d.count);
+    }
+    header(t, "vggserve_batch_compute_seconds_total", "counter",
+           "Forward pass time by batch size, summed.");
+    for (int b = 1; b <= METRICS_MAX_BATCH; b++) {
+        metrics_duration d = metrics_batch_size_totals(m, b);
+        if (d.count)
+            put(t, "vggserve_batch_compute_seconds_total{batch_size=\"%d\"} %.9f\n", b, d.ns / 1e9);
+    }
+}
+
 char *metrics_render(metrics *m, size_t *len) {
     text t = {malloc(8192), 0, 8192};
     header(&t, "vggserve_requests_total", "counter", "HTTP requests by endpoint and status code.");
@@ -229,6 +351,7 @@ char *metrics_render(metrics *m, size_t *len) {
     for (size_t i = 0; i < N_REASONS; i++)
         put(&t, "vggserve_rejected_total{reason=\"%s\"} %llu\n", reasons[i],
             (unsigned long long)atomic_load(&m->rejected[i]));
+    render_models(m, &t);
     header(&t, "vggserve_queue_depth", "gauge", "Images waiting for a worker.");
     put(&t, "vggserve_queue_depth %d\n", atomic_load(&m->queue_depth));
     header(&t, "vggserve_in_flight_requests", "gauge", "Requests being processed.");

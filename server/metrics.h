@@ -40,6 +40,37 @@ void metrics_set_queue_depth(metrics *m, int depth);
 void metrics_add_in_flight(metrics *m, int delta);
 void metrics_set_state(metrics *m, const char *state);
 
+/* Per model (the KServe v2 views; POST /classify counts as the full model, index 0): what
+ * each inference request cost, the numbers Triton's statistics extension reports. */
+#define METRICS_MAX_MODELS 4
+#define METRICS_MAX_BATCH 64 /* max_batch_size's limit */
+
+void metrics_set_model_names(metrics *m, const char *const *names, int n);
+
+typedef struct {
+    bool ok;                /* answered 200 */
+    int images;             /* images inferred (0 when it failed before the queue) */
+    double total_s;         /* first byte to answer */
+    double queue_s, input_s, infer_s, output_s; /* success only: waiting, decoding, forward
+                                                 * passes, writing the answer */
+} metrics_inference;
+
+void metrics_observe_inference(metrics *m, int model, const metrics_inference *x);
+
+typedef struct {
+    unsigned long long count, ns;
+} metrics_duration;
+
+typedef struct {
+    unsigned long long images, last_unix_ms;
+    metrics_duration success, fail, queue, input, infer, output; /* phases count successes */
+} metrics_model_totals;
+
+/* Snapshots of the same counters /metrics renders (no second bookkeeping). */
+void metrics_model_totals_get(metrics *m, int model, metrics_model_totals *out);
+unsigned long long metrics_batches_run(metrics *m);
+metrics_duration metrics_batch_size_totals(metrics *m, int batch_size); /* 1..METRICS_MAX_BATCH */
+
 /* Renders the exposition text; caller frees. */
 char *metrics_render(metrics *m, size_t *len);
 

@@ -139,7 +139,9 @@ class V2TestCase(su.ServerTestCase):
             self.assertGreaterEqual(int(r.headers["Retry-After"]), 1)
         return body["error"]
 
-    def assertInferOk(self, r, n, outputs=("probabilities",)):
+    def assertInferOk(self, r, n, outputs=("probabilities", "logits")):
+        """outputs: those the answer must hold, in order; by default every output of the full
+        model, which a request that names none gets (the v2 protocol's default)."""
         self.assertEqual(r.status, 200, r)
         v = V2Response(r)
         self.assertEqual((v.header["model_name"], v.header["model_version"]), (MODEL, "1"))
@@ -204,7 +206,9 @@ class V2Test(V2TestCase):
         body = r.json()
         self.assertEqual(body["name"], "vggserve")
         self.assertIsInstance(body["version"], str)
-        self.assertEqual(set(body["extensions"]), {"binary_tensor_data", "classification"})
+        self.assertEqual(set(body["extensions"]), {"binary_tensor_data", "classification",
+                                                   "model_configuration", "model_repository",
+                                                   "statistics"})
         self.assertEqual(su.http_request(self.port, "GET", "/v2/").json(), body)
 
     def test_health_live_and_ready(self):
@@ -248,7 +252,7 @@ class V2Test(V2TestCase):
                  ("GET", "/v2/models/vgg16/versions/2", "unknown version '2'"),
                  ("POST", "/v2/models/vgg16/versions/0/infer", "unknown version '0'"),
                  ("GET", "/v2/models/vgg16/versions/1/explain", "no route"),
-                 ("GET", "/v2/repository/index", "no route"),
+                 ("GET", "/v2/repository/models", "no route"),
                  ("GET", "/v2/models", "no route")]
         for method, path, message in cases:
             with self.subTest(path=path):

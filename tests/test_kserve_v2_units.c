@@ -59,13 +59,15 @@ static char *base64(const unsigned char *p, size_t n) {
     return out;
 }
 
+static kserve_v2_view parse_view = KSERVE_V2_VIEW_FULL; /* the model view parse() asks */
+
 static api_status parse(const char *json, const char *header_length, const unsigned char *bin,
                         size_t bin_len, kserve_v2_infer *out, char *msg, size_t msglen) {
     size_t jl = strlen(json);
     unsigned char *body = xmalloc(jl + bin_len + 1);
     memcpy(body, json, jl);
     if (bin_len) memcpy(body + jl, bin, bin_len);
-    kserve_v2_http_request req = {header_length, body, jl + bin_len, false};
+    kserve_v2_http_request req = {header_length, body, jl + bin_len, false, parse_view};
     api_status st = kserve_v2_infer_parse(&req, &lim, out, msg, msglen);
     free(body);
     return st;
@@ -78,38 +80,54 @@ static void test_routes(void) {
         const char *path;
         kserve_v2_route want;
         const char *msg; /* part of the 404 message */
+        kserve_v2_view view;
     } cases[] = {
-        {"/classify", KSERVE_V2_ROUTE_NONE, NULL},
-        {"/v2x", KSERVE_V2_ROUTE_NONE, NULL},
-        {"/", KSERVE_V2_ROUTE_NONE, NULL},
-        {"/v2", KSERVE_V2_ROUTE_SERVER_METADATA, NULL},
-        {"/v2/", KSERVE_V2_ROUTE_SERVER_METADATA, NULL},
-        {"/v2/health/live", KSERVE_V2_ROUTE_LIVE, NULL},
-        {"/v2/health/ready", KSERVE_V2_ROUTE_READY, NULL},
-        {"/v2/health", KSERVE_V2_ROUTE_NOT_FOUND, "no route /v2/health"},
-        {"/v2/models/vgg16", KSERVE_V2_ROUTE_MODEL_METADATA, NULL},
-        {"/v2/models/vgg16/versions/1", KSERVE_V2_ROUTE_MODEL_METADATA, NULL},
-        {"/v2/models/vgg16/ready", KSERVE_V2_ROUTE_MODEL_READY, NULL},
-        {"/v2/models/vgg16/versions/1/ready", KSERVE_V2_ROUTE_MODEL_READY, NULL},
-        {"/v2/models/vgg16/infer", KSERVE_V2_ROUTE_INFER, NULL},
-        {"/v2/models/vgg16/versions/1/infer", KSERVE_V2_ROUTE_INFER, NULL},
-        {"/v2/models/vgg19/infer", KSERVE_V2_ROUTE_NOT_FOUND, "unknown model 'vgg19'"},
-        {"/v2/models/vgg1", KSERVE_V2_ROUTE_NOT_FOUND, "unknown model 'vgg1'"},
-        {"/v2/models/vgg16x/ready", KSERVE_V2_ROUTE_NOT_FOUND, "unknown model"},
-        {"/v2/models/vgg16/versions/2/infer", KSERVE_V2_ROUTE_NOT_FOUND, "unknown version '2'"},
-        {"/v2/models/vgg16/versions/", KSERVE_V2_ROUTE_NOT_FOUND, "unknown version ''"},
-        {"/v2/models/vgg16/versions/1/", KSERVE_V2_ROUTE_NOT_FOUND, "no route"},
-        {"/v2/models/vgg16/infer/", KSERVE_V2_ROUTE_NOT_FOUND, "no route"},
-        {"/v2/models/vgg16/explain", KSERVE_V2_ROUTE_NOT_FOUND, "no route"},
-        {"/v2/models", KSERVE_V2_ROUTE_NOT_FOUND, "no route"},
-        {"/v2/models/", KSERVE_V2_ROUTE_NOT_FOUND, "unknown model ''"},
-        {"/v2/repository/index", KSERVE_V2_ROUTE_NOT_FOUND, "no route"},
+        {"/classify", KSERVE_V2_ROUTE_NONE, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2x", KSERVE_V2_ROUTE_NONE, NULL, KSERVE_V2_VIEW_FULL},
+        {"/", KSERVE_V2_ROUTE_NONE, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2", KSERVE_V2_ROUTE_SERVER_METADATA, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/", KSERVE_V2_ROUTE_SERVER_METADATA, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/health/live", KSERVE_V2_ROUTE_LIVE, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/health/ready", KSERVE_V2_ROUTE_READY, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/health", KSERVE_V2_ROUTE_NOT_FOUND, "no route /v2/health", KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16", KSERVE_V2_ROUTE_MODEL_METADATA, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16/versions/1", KSERVE_V2_ROUTE_MODEL_METADATA, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16/ready", KSERVE_V2_ROUTE_MODEL_READY, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16/versions/1/ready", KSERVE_V2_ROUTE_MODEL_READY, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16/infer", KSERVE_V2_ROUTE_INFER, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16/versions/1/infer", KSERVE_V2_ROUTE_INFER, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg19/infer", KSERVE_V2_ROUTE_NOT_FOUND, "unknown model 'vgg19'", KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg1", KSERVE_V2_ROUTE_NOT_FOUND, "unknown model 'vgg1'", KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16x/ready", KSERVE_V2_ROUTE_NOT_FOUND, "unknown model", KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16/versions/2/infer", KSERVE_V2_ROUTE_NOT_FOUND, "unknown version '2'", KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16/versions/", KSERVE_V2_ROUTE_NOT_FOUND, "unknown version ''", KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16/versions/1/", KSERVE_V2_ROUTE_NOT_FOUND, "no route", KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16/infer/", KSERVE_V2_ROUTE_NOT_FOUND, "no route", KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16/explain", KSERVE_V2_ROUTE_NOT_FOUND, "no route", KSERVE_V2_VIEW_FULL},
+        {"/v2/models", KSERVE_V2_ROUTE_NOT_FOUND, "no route", KSERVE_V2_VIEW_FULL},
+        {"/v2/models/", KSERVE_V2_ROUTE_NOT_FOUND, "unknown model ''", KSERVE_V2_VIEW_FULL},
+        {"/v2/repository/index", KSERVE_V2_ROUTE_REPOSITORY_INDEX, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/repository/index/x", KSERVE_V2_ROUTE_NOT_FOUND, "no route", KSERVE_V2_VIEW_FULL},
+        {"/v2/repository/models/vgg16/load", KSERVE_V2_ROUTE_REPOSITORY_CONTROL, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/repository/models/vgg16/unload", KSERVE_V2_ROUTE_REPOSITORY_CONTROL, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/repository/models/vgg16/reload", KSERVE_V2_ROUTE_NOT_FOUND, "no route", KSERVE_V2_VIEW_FULL},
+        {"/v2/models/stats", KSERVE_V2_ROUTE_ALL_STATS, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16/stats", KSERVE_V2_ROUTE_MODEL_STATS, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16/versions/1/config", KSERVE_V2_ROUTE_MODEL_CONFIG, NULL, KSERVE_V2_VIEW_FULL},
+        {"/v2/models/vgg16_image", KSERVE_V2_ROUTE_MODEL_METADATA, NULL, KSERVE_V2_VIEW_IMAGE},
+        {"/v2/models/vgg16_image/config", KSERVE_V2_ROUTE_MODEL_CONFIG, NULL, KSERVE_V2_VIEW_IMAGE},
+        {"/v2/models/vgg16_tensor/versions/1/infer", KSERVE_V2_ROUTE_INFER, NULL,
+         KSERVE_V2_VIEW_TENSOR},
+        {"/v2/models/vgg16_tensor/stats", KSERVE_V2_ROUTE_MODEL_STATS, NULL, KSERVE_V2_VIEW_TENSOR},
+        {"/v2/models/vgg16_logits/infer", KSERVE_V2_ROUTE_NOT_FOUND, "'vgg16_image' and", KSERVE_V2_VIEW_FULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char msg[300] = "";
-        kserve_v2_route got = kserve_v2_route_parse(cases[i].path, "vgg16", msg, sizeof msg);
+        kserve_v2_view view;
+        kserve_v2_route got = kserve_v2_route_parse(cases[i].path, "vgg16", &view, msg, sizeof msg);
         if (got != cases[i].want) fprintf(stderr, "route %s: got %d\n", cases[i].path, got);
         EXPECT(got == cases[i].want);
+        if (got != KSERVE_V2_ROUTE_NOT_FOUND) EXPECT(view == cases[i].view);
         if (cases[i].msg) {
             if (!strstr(msg, cases[i].msg)) fprintf(stderr, "route %s: '%s'\n", cases[i].path, msg);
             EXPECT(strstr(msg, cases[i].msg) != NULL);
@@ -119,7 +137,9 @@ static void test_routes(void) {
     char longp[2000] = "/v2/models/";
     memset(longp + 11, 'a', sizeof longp - 12);
     char msg[64];
-    EXPECT(kserve_v2_route_parse(longp, "vgg16", msg, sizeof msg) == KSERVE_V2_ROUTE_NOT_FOUND);
+    kserve_v2_view view;
+    EXPECT(kserve_v2_route_parse(longp, "vgg16", &view, msg, sizeof msg) ==
+           KSERVE_V2_ROUTE_NOT_FOUND);
     EXPECT(strlen(msg) < sizeof msg);
 }
 
@@ -215,7 +235,7 @@ static void test_bad_requests(void) {
         EXPECT(in.inputs == NULL);
     }
     /* Over the body limit: 413 before anything is parsed. */
-    kserve_v2_http_request big = {NULL, NULL, 0, true};
+    kserve_v2_http_request big = {NULL, NULL, 0, true, KSERVE_V2_VIEW_FULL};
     kserve_v2_infer in;
     char msg[200];
     EXPECT(kserve_v2_infer_parse(&big, &lim, &in, msg, sizeof msg) == API_BODY_TOO_LARGE);
@@ -253,8 +273,9 @@ static void test_images(const char *tests_dir) {
     char msg[800];
     EXPECT(parse(json, NULL, NULL, 0, &in, msg, sizeof msg) == API_OK);
     EXPECT(in.n_images == 2 && !in.tensor_input && strcmp(in.id, "r1") == 0);
-    EXPECT(in.n_outputs == 1 && in.outputs[0].kind == KSERVE_V2_OUT_PROBABILITIES &&
-           !in.outputs[0].binary && !in.want_logits);
+    /* No "outputs": every output of the full model, in metadata order. */
+    EXPECT(in.n_outputs == 2 && in.outputs[0].kind == KSERVE_V2_OUT_PROBABILITIES &&
+           in.outputs[1].kind == KSERVE_V2_OUT_LOGITS && !in.outputs[0].binary && in.want_logits);
     EXPECT(in.inputs && memcmp(in.inputs, want, sizeof want) == 0);
     EXPECT(in.inputs && memcmp(in.inputs + 3 * HW * HW, want, sizeof want) == 0);
     kserve_v2_infer_free(&in);
@@ -354,7 +375,7 @@ static void test_tensors(void) {
     EXPECT(parse(json, hl, (const unsigned char *)want, sizeof want, &in, msg, sizeof msg) ==
            API_OK);
     EXPECT(in.inputs && memcmp(in.inputs, want, sizeof want) == 0);
-    EXPECT(in.n_outputs == 1 && in.outputs[0].binary);
+    EXPECT(in.n_outputs == 2 && in.outputs[0].binary && in.outputs[1].binary);
     kserve_v2_infer_free(&in);
     /* NaN, infinity and values far beyond preprocessed pixels are refused. */
     float bad[N * F];
@@ -455,19 +476,95 @@ static void test_responses(void) {
 static void test_metadata_and_errors(void) {
     json_t *server = kserve_v2_server_metadata_json();
     char *s = json_dumps(server, JSON_COMPACT | JSON_SORT_KEYS);
-    EXPECT(strstr(s, "\"extensions\":[\"binary_tensor_data\",\"classification\"]") != NULL);
+    EXPECT(strstr(s, "\"extensions\":[\"binary_tensor_data\",\"classification\","
+                     "\"model_configuration\",\"model_repository\",\"statistics\"]") != NULL);
     free(s);
     json_decref(server);
-    json_t *m = kserve_v2_model_metadata_json("vgg16", 224, 1000);
+    const kserve_v2_model_facts f = {"vgg16", 224, 1000, 16, 8, 10000, 1, true};
+    json_t *m = kserve_v2_model_metadata_json(&f, KSERVE_V2_VIEW_FULL);
     s = json_dumps(m, JSON_COMPACT);
     EXPECT(strstr(s, "{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[-1,3,224,224]}"));
     EXPECT(strstr(s, "{\"name\":\"probabilities\",\"datatype\":\"FP32\",\"shape\":[-1,1000]}"));
+    EXPECT(json_array_size(json_object_get(m, "inputs")) == 2);
+    EXPECT(json_array_size(json_object_get(m, "outputs")) == 2);
     free(s);
     json_decref(m);
+    /* The single-input views Triton's image clients need: one input, one output each. */
+    for (int v = KSERVE_V2_VIEW_IMAGE; v <= KSERVE_V2_VIEW_TENSOR; v++) {
+        m = kserve_v2_model_metadata_json(&f, (kserve_v2_view)v);
+        json_t *c = kserve_v2_model_config_json(&f, (kserve_v2_view)v);
+        EXPECT(json_array_size(json_object_get(m, "inputs")) == 1);
+        EXPECT(json_array_size(json_object_get(m, "outputs")) == 1);
+        EXPECT(json_array_size(json_object_get(c, "input")) == 1);
+        EXPECT(json_integer_value(json_object_get(c, "max_batch_size")) == 16);
+        EXPECT(strcmp(json_string_value(json_object_get(m, "name")),
+                      v == KSERVE_V2_VIEW_IMAGE ? "vgg16_image" : "vgg16_tensor") == 0);
+        s = json_dumps(c, JSON_COMPACT);
+        EXPECT(strstr(s, v == KSERVE_V2_VIEW_IMAGE ? "\"data_type\":\"TYPE_STRING\""
+                                                   : "\"format\":\"FORMAT_NCHW\",\"dims\":[3,224,224]"));
+        EXPECT(strstr(s, "\"dynamic_batching\":{\"preferred_batch_size\":[8],"
+                         "\"max_queue_delay_microseconds\":10000}"));
+        free(s);
+        json_decref(c);
+        json_decref(m);
+    }
+    json_t *index = kserve_v2_repository_index_json(&f);
+    EXPECT(json_array_size(index) == KSERVE_V2_VIEW_COUNT);
+    s = json_dumps(index, JSON_COMPACT);
+    EXPECT(strstr(s, "{\"name\":\"vgg16_tensor\",\"version\":\"1\",\"state\":\"READY\"}"));
+    free(s);
+    json_decref(index);
+    /* Statistics: one view, or all; the engine's batches in each. */
+    kserve_v2_view_stats vs[KSERVE_V2_VIEW_COUNT] = {{0}};
+    vs[KSERVE_V2_VIEW_TENSOR] = (kserve_v2_view_stats){.inference_count = 3, .last_inference_ms = 1700000000000ULL, .success = {2, 5000}, .fail = {1, 70}};
+    kserve_v2_engine_stats es = {.execution_count = 2};
+    es.batch_infer[1] = (kserve_v2_duration){2, 900};
+    json_t *st = kserve_v2_stats_json("vgg16", KSERVE_V2_VIEW_TENSOR, vs, &es);
+    s = json_dumps(st, JSON_COMPACT);
+    EXPECT(json_array_size(json_object_get(st, "model_stats")) == 1);
+    EXPECT(strstr(s, "\"name\":\"vgg16_tensor\""));
+    EXPECT(strstr(s, "\"inference_count\":3,\"execution_count\":2"));
+    EXPECT(strstr(s, "\"success\":{\"count\":2,\"ns\":5000},\"fail\":{\"count\":1,\"ns\":70}"));
+    EXPECT(strstr(s, "\"batch_stats\":[{\"batch_size\":2,"));
+    EXPECT(strstr(s, "\"compute_infer\":{\"count\":2,\"ns\":900}"));
+    free(s);
+    json_decref(st);
+    st = kserve_v2_stats_json("vgg16", KSERVE_V2_VIEW_COUNT, vs, &es);
+    EXPECT(json_array_size(json_object_get(st, "model_stats")) == KSERVE_V2_VIEW_COUNT);
+    json_decref(st);
     json_t *e = kserve_v2_error_json("bad \xff byte");
     EXPECT(strcmp(json_string_value(json_object_get(e, "error")), "bad ? byte") == 0);
     EXPECT(json_object_size(e) == 1);
     json_decref(e);
+}
+
+/* Each view accepts only its own input and outputs; no "outputs" means all of the view's. */
+static void test_views(void) {
+    kserve_v2_infer in;
+    char msg[800];
+    static float zeros[3 * HW * HW];
+    char json[512], hl[32];
+    snprintf(json, sizeof json, "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\","
+             "\"shape\":[1,3,%d,%d],\"parameters\":{\"binary_data_size\":%zu}}]}", HW, HW,
+             sizeof zeros);
+    snprintf(hl, sizeof hl, "%zu", strlen(json));
+    parse_view = KSERVE_V2_VIEW_TENSOR;
+    EXPECT(parse(json, hl, (const unsigned char *)zeros, sizeof zeros, &in, msg, sizeof msg) == API_OK);
+    EXPECT(in.n_outputs == 1 && in.outputs[0].kind == KSERVE_V2_OUT_PROBABILITIES && !in.want_logits);
+    kserve_v2_infer_free(&in);
+    parse_view = KSERVE_V2_VIEW_IMAGE; /* the tensor input is not the image view's */
+    EXPECT(parse(json, hl, (const unsigned char *)zeros, sizeof zeros, &in, msg, sizeof msg) ==
+           API_BAD_REQUEST);
+    EXPECT(strstr(msg, "unknown input 'input'; this model's input: \"image\" (BYTES [N])"));
+    parse_view = KSERVE_V2_VIEW_TENSOR; /* logits belong to the full model only */
+    snprintf(json, sizeof json, "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\","
+             "\"shape\":[1,3,%d,%d],\"parameters\":{\"binary_data_size\":%zu}}],"
+             "\"outputs\":[{\"name\":\"logits\"}]}", HW, HW, sizeof zeros);
+    snprintf(hl, sizeof hl, "%zu", strlen(json));
+    EXPECT(parse(json, hl, (const unsigned char *)zeros, sizeof zeros, &in, msg, sizeof msg) ==
+           API_BAD_REQUEST);
+    EXPECT(strstr(msg, "unknown output 'logits'; this model's outputs: probabilities"));
+    parse_view = KSERVE_V2_VIEW_FULL;
 }
 
 int main(int argc, char **argv) {
@@ -478,5 +575,6 @@ int main(int argc, char **argv) {
     test_tensors();
     test_responses();
     test_metadata_and_errors();
+    test_views();
     return test_summary();
 }

@@ -61,18 +61,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *p = fuzz_split_headers(data, size, names, h, 2, &body_len);
     char *path = h[0], *hlen = h[1];
 
+    kserve_v2_view view = KSERVE_V2_VIEW_FULL; /* the path's view decides the inputs and outputs */
     if (path) {
         char msg[300];
         msg[0] = '\0';
-        kserve_v2_route rt = kserve_v2_route_parse(path, "vgg16", msg, sizeof msg);
-        FUZZ_CHECK(rt >= KSERVE_V2_ROUTE_NONE && rt <= KSERVE_V2_ROUTE_INFER);
+        kserve_v2_route rt = kserve_v2_route_parse(path, "vgg16", &view, msg, sizeof msg);
+        FUZZ_CHECK(rt >= KSERVE_V2_ROUTE_NONE && rt <= KSERVE_V2_ROUTE_REPOSITORY_CONTROL);
+        FUZZ_CHECK(view >= KSERVE_V2_VIEW_FULL && view < KSERVE_V2_VIEW_COUNT);
         if (rt == KSERVE_V2_ROUTE_NOT_FOUND) check_error(API_NOT_FOUND, msg);
     }
 
     unsigned char *body = malloc(body_len ? body_len : 1); /* exact size for ASan */
     memcpy(body, p, body_len);
     classify_limits lim = {1 << 20, 1 << 20, 4, HW, PREPROCESS_TORCHVISION, false, false};
-    kserve_v2_http_request req = {hlen, body, body_len, body_len > (size_t)lim.max_body_bytes};
+    kserve_v2_http_request req = {hlen, body, body_len, body_len > (size_t)lim.max_body_bytes,
+                                  view < KSERVE_V2_VIEW_COUNT ? view : KSERVE_V2_VIEW_FULL};
     kserve_v2_infer in;
     char msg[800];
     api_status st = kserve_v2_infer_parse(&req, &lim, &in, msg, sizeof msg);

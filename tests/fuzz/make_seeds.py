@@ -211,6 +211,18 @@ def main():
     put("classify_request", "bad_top_k", b"top_k: 0x10\n\n" + png)
     put("classify_request", "empty", b"content-type: application/octet-stream\n\n")
 
+    # fuzz_headers: a header value line, then a body inflated as gzip and as deflate.
+    import gzip
+    body = b'{"inputs":[{"name":"image","datatype":"BYTES","shape":[1]}]}' * 4
+    put("headers", "gzip_body", b"gzip\n" + gzip.compress(body, mtime=0))
+    put("headers", "zlib_body", b"deflate\n" + zlib.compress(body))
+    raw = zlib.compressobj(6, zlib.DEFLATED, -15)
+    put("headers", "raw_deflate", b"x-gzip, identity\n" + raw.compress(body) + raw.flush())
+    put("headers", "accept", b"gzip;q=0.5, deflate;q=0, *;q=0.1\n")
+    put("headers", "traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\n")
+    put("headers", "traceparent_v1", b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-x\n")
+    put("headers", "bomb", b"gzip\n" + gzip.compress(b"\0" * (1 << 20), 9, mtime=0))
+
 
 if __name__ == "__main__":
     main()

@@ -65,15 +65,20 @@ function sourceRoutes() {
   const http = readFileSync(join(ROOT, "server", "http.c"), "utf8");
   const v2 = readFileSync(join(ROOT, "api", "kserve_v2.h"), "utf8");
   const routes = new Set();
-  // route_of(): strcmp(url, "/classify") == 0 ... ; POST only for the routes route_is_post names.
-  const post = /route_is_post\(route rt\)\s*\{([^}]*)\}/.exec(http);
-  assert.ok(post, "server/http.c: route_is_post() not found");
+  // route_of(): strcmp(url, "/classify") == 0 ... ; POST for the routes route_is_inference names.
+  const post = /route_is_inference\(route rt\)\s*\{([^}]*)\}/.exec(http);
+  assert.ok(post, "server/http.c: route_is_inference() not found");
   const routeOf = /static route route_of\([^)]*\)\s*\{([\s\S]*?)\n\}/.exec(http);
   assert.ok(routeOf, "server/http.c: route_of() not found");
   for (const m of routeOf[1].matchAll(/strcmp\(url, "([^"]+)"\) == 0[^;]*return (ROUTE_\w+)/g))
     routes.add(`${post[1].includes(m[2]) ? "POST" : "GET"} ${m[1]}`);
   // api/kserve_v2.h: KSERVE_V2_ROUTE_X, /* GET /v2/models/M[/versions/1]/ready */
   for (const m of v2.matchAll(/KSERVE_V2_ROUTE_\w+,\s*\/\*\s*(GET|POST) (\/v2\S*)\s*\*\//g)) {
+    const alt = /\((\w+)\|(\w+)\)$/.exec(m[2]); // ".../(load|unload)": two routes
+    if (alt) {
+      for (const a of alt.slice(1)) routes.add(`${m[1]} ${m[2].replace(alt[0], a).replace("/M", "/{model_name}")}`);
+      continue;
+    }
     const path = m[2].replace("/M", "/{model_name}");
     const optional = /\[\/versions\/1\]/;
     if (optional.test(path)) {
@@ -145,7 +150,15 @@ const REQUESTS = [
   [`/v2/models/${MODEL}/versions/1/ready`, { method: "GET" }],
   ["/v2/models/resnet50", { method: "GET" }], // 404
   [`/v2/models/${MODEL}/versions/2/ready`, { method: "GET" }], // 404
-  ["/v2/repository/index", { method: "GET" }], // 404
+  ["/v2/repository/index", { method: "POST", body: "", headers: auth }],
+  [`/v2/repository/models/${MODEL}/load`, { method: "POST", body: "{}", headers: auth }], // 400
+  [`/v2/repository/models/${MODEL}/unload`, { method: "POST", body: "{}", headers: auth }], // 400
+  [`/v2/models/${MODEL}_tensor/config`, { method: "GET" }],
+  [`/v2/models/${MODEL}_image/versions/1/config`, { method: "GET" }],
+  [`/v2/models/${MODEL}/stats`, { method: "GET" }],
+  [`/v2/models/${MODEL}_image/versions/1/stats`, { method: "GET" }],
+  ["/v2/models/stats", { method: "GET" }],
+  [`/v2/models/${MODEL}_image`, { method: "GET" }],
   [INFER, { method: "GET" }], // 405
   [`/v2/models/${MODEL}`, { method: "POST", body: "{}", headers: auth }], // 405
   [INFER, INFER_IMAGE],
