@@ -43,13 +43,16 @@ RUN apt-get update \
 COPY --from=build /src/build/vggserve /usr/local/bin/vggserve
 COPY docker/entrypoint.sh /usr/local/bin/vggserve-entrypoint
 
-# Listen on all interfaces inside the container; the rest are the service's defaults.
+# Listen on all interfaces inside the container; the rest are the service's defaults. The
+# admin listener (8081: /healthz, /readyz, /metrics, its own connection budget) is what the
+# health check, compose's Prometheus, the Swarm proxy and the Kubernetes probes use.
 ENV VGGSERVE_HOST=0.0.0.0 \
-    VGGSERVE_PORT=8080
+    VGGSERVE_PORT=8080 \
+    VGGSERVE_ADMIN_PORT=8081
 
 # Numeric, so Kubernetes' runAsNonRoot can check it.
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 8081
 
 # Loading and warming up VGG16 takes about 10 s on 2 cores; /readyz is 200 only when ready.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \

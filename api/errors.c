@@ -23,6 +23,14 @@ static const struct {
     [API_INTERNAL] = {500, "internal_error", 0},
     [API_UNAUTHORIZED] = {401, "unauthorized", 0},
     [API_FORBIDDEN] = {403, "forbidden", 0},
+    [API_FRAMING] = {400, "framing", 0},
+    [API_NOT_IMPLEMENTED] = {501, "not_implemented", 0},
+    [API_HEADER_TIMEOUT] = {408, "header_timeout", 0},
+    [API_BODY_TIMEOUT] = {408, "body_timeout", 0},
+    [API_MEMORY_BUDGET] = {503, "memory_budget", 1},
+    [API_HEADERS_TOO_LARGE] = {431, "headers_too_large", 0},
+    [API_URI_TOO_LONG] = {414, "uri_too_long", 0},
+    [API_SHUTDOWN] = {503, "shutdown", 0},
 };
 
 int api_status_http(api_status s) { return s < API_STATUS_COUNT ? table[s].http : 500; }

@@ -26,6 +26,16 @@ typedef enum {
     API_INTERNAL,           /* a bug or an engine failure */
     API_UNAUTHORIZED,       /* missing or wrong bearer token: send WWW-Authenticate */
     API_FORBIDDEN,          /* a CORS preflight from an origin not allowed */
+    /* What hostile or broken clients get (and vggserve_rejected_total counts by these names): */
+    API_FRAMING,            /* ambiguous framing: two Content-Lengths, Content-Length with
+                             * Transfer-Encoding, a NUL or an encoded '/' in the path */
+    API_NOT_IMPLEMENTED,    /* a Transfer-Encoding other than chunked */
+    API_HEADER_TIMEOUT,     /* the request line and headers took longer than header_timeout_s */
+    API_BODY_TIMEOUT,       /* the body took longer than connection_timeout_s */
+    API_MEMORY_BUDGET,      /* max_buffered_bytes is in use by other uploads: send Retry-After */
+    API_HEADERS_TOO_LARGE,  /* libmicrohttpd's 431: over max_header_bytes */
+    API_URI_TOO_LONG,       /* libmicrohttpd's 414 */
+    API_SHUTDOWN,           /* the connection was cut by the shutdown */
     API_STATUS_COUNT
 } api_status;
 

@@ -14,12 +14,16 @@
 #include "commands.h"
 
 int cmd_healthcheck(int argc, char **argv) {
+    /* The admin listener when there is one: a flood on the main port cannot delay it. */
+    const char *admin = getenv("VGGSERVE_ADMIN_PORT");
     const char *host = "127.0.0.1", *port_s = getenv("VGGSERVE_PORT"), *path = "/readyz",
                *timeout_s = "3";
+    if (admin && atoi(admin) > 0) port_s = admin;
     if (!port_s) port_s = "8080";
     const cli_option opts[] = {
         {"host", "ADDR", "server address (default 127.0.0.1)", &host, NULL},
-        {"port", "PORT", "server port (default $VGGSERVE_PORT or 8080)", &port_s, NULL},
+        {"port", "PORT", "server port (default $VGGSERVE_ADMIN_PORT, else $VGGSERVE_PORT, else 8080)",
+         &port_s, NULL},
         {"path", "PATH", "path to request (default /readyz)", &path, NULL},
         {"timeout", "S", "seconds to wait (default 3)", &timeout_s, NULL},
     };

@@ -132,6 +132,9 @@ int cmd_serve(int argc, char **argv) {
     }
     log_event("info", "listening on %s://%s:%d (state loading)", cfg.tls_cert_file[0] ? "https" : "http",
               cfg.host, http_server_port(http));
+    if (http_server_admin_port(http) >= 0)
+        log_event("info", "admin listener on %s:%d: /healthz, /readyz, /metrics", cfg.host,
+                  http_server_admin_port(http));
     if (cfg.auth_token[0])
         log_event("info", "auth: bearer token required on POST /classify, v2 infer%s%s",
                   cfg.auth_metrics ? ", GET /metrics" : "",
@@ -231,7 +234,13 @@ int cmd_serve(int argc, char **argv) {
               http_server_pending(http));
     http_server_set_state(http, SERVICE_DRAINING);
     double t_drain = cli_now_s();
-    batcher_drain(b, cfg.shutdown_grace_s * 1000);
+    /* Uploads already arriving get the grace to finish and be computed: new ones are refused
+     * (503) from now, and the batcher stays open until the last arrival is queued. */
+    atomic_int *arriving = http_server_arrivals(http);
+    while (atomic_load(arriving) > 0 && cli_now_s() - t_drain < cfg.shutdown_grace_s)
+        usleep(10000);
+    long long grace_left_ms = (long long)((cfg.shutdown_grace_s - (cli_now_s() - t_drain)) * 1000);
+    batcher_drain(b, grace_left_ms > 0 ? grace_left_ms : 0);
     /* Every accepted request is resumed now; give MHD a moment to send the answers (counted
      * from here: a batch already running when the grace ran out is waited for). */
     double t_flush = cli_now_s();

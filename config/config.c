@@ -70,8 +70,18 @@ static const config_field fields[] = {
               "memory per connection for the request line and headers; beyond it 431"),
     INT_FIELD(max_connections, 1, 1000000, "1000",
               "open connections at most, all clients together; beyond it new ones wait"),
-    INT_FIELD(max_connections_per_ip, 0, 1000000, "0",
-              "open connections from one IP address at most (0: no limit)"),
+    INT_FIELD(max_connections_per_ip, -1, 1000000, "-1",
+              "open connections from one IP address at most (-1: a quarter of "
+              "max_connections; 0: no limit)"),
+    INT_FIELD(header_timeout_s, 1, 3600, "10",
+              "the request line and headers must arrive within this, however slowly they trickle"),
+    INT_FIELD(max_buffered_bytes, 0, 1LL << 40, "0",
+              "request body bytes all uploads together may hold; beyond it 503 (0: a quarter of "
+              "the container's memory limit, at most 256 MiB, at least 2 x max_body_bytes)"),
+    INT_FIELD(admin_port, -1, 65535, "-1",
+              "a second listener for /healthz, /readyz and /metrics only, with its own "
+              "connections (-1: none; 0: any free port)"),
+    INT_FIELD(admin_max_connections, 1, 1000, "16", "open connections on admin_port at most"),
     STR_FIELD(auth_token, NULL, "", "bearer token for POST /classify and v2 infer (empty: no auth)"),
     STR_FIELD(auth_token_file, NULL, "", "file holding the bearer token (instead of auth_token)"),
     BOOL_FIELD(auth_metrics, "false", "GET /metrics needs the bearer token too"),

@@ -39,7 +39,11 @@ typedef struct {
     char log_format[16];          /* json | logfmt */
     long long max_header_bytes;   /* per-connection memory for request line + headers */
     long long max_connections;    /* open connections, all clients together */
-    long long max_connections_per_ip; /* 0: no limit */
+    long long max_connections_per_ip; /* 0: no limit; -1: max_connections / 4 */
+    long long header_timeout_s;   /* request line and headers must arrive within this */
+    long long max_buffered_bytes; /* request bytes held by all uploads together; 0: auto */
+    long long admin_port;         /* -1: none; else /healthz, /readyz, /metrics listen here */
+    long long admin_max_connections;
     char auth_token[256];         /* empty: no auth; secret (redacted by config_to_json) */
     char auth_token_file[4096];   /* read into auth_token by config_load_secrets */
     bool auth_metrics;            /* GET /metrics needs the token too */

@@ -24,6 +24,7 @@
 #include "content_coding.h"
 #include "demo_page.h"
 #include "errors.h"
+#include "guard.h"
 #include "kserve_v2.h"
 #include "labels.h"
 #include "responses.h"
@@ -35,11 +36,20 @@
  * it the header costs more than it saves. */
 #define COMPRESS_MIN_BYTES 1024
 
+/* A daemon's cls: which server, and whether it is the admin listener (health and metrics
+ * only, its own connection budget). */
+typedef struct {
+    http_server *srv;
+    bool admin;
+} listener;
+
 struct http_server {
     const vggserve_config *cfg;
     metrics *metrics;
-    struct MHD_Daemon *daemon;
-    int port;
+    struct MHD_Daemon *daemon, *admin_daemon;
+    listener main_listener, admin_listener;
+    int port, admin_port;
+    guard *guard; /* deadlines and the buffered-bytes budget (guard.h) */
     _Atomic int state;
     _Atomic int preprocess; /* preprocess_mode, set once the weights are known */
     bool decode_full_resolution, ignore_exif; /* cfg's decode_scaling, exif_orientation */
@@ -88,10 +98,19 @@ static bool route_is_v2(route rt) {
     return rt == ROUTE_V2 || rt == ROUTE_V2_INFER || rt == ROUTE_V2_MISSING;
 }
 
-/* One HTTP request, from the first handler call to MHD's completion callback. */
+/* One HTTP request, from its request line (on_uri: MHD's URI log callback allocates it, with
+ * the path as sent) to MHD's completion callback. srv is NULL until on_request's first call:
+ * a request libmicrohttpd refused itself (414, 431, a bad Content-Length) never gets one. */
 typedef struct {
     http_server *srv;
+    const listener *listener;
     struct MHD_Connection *conn;
+    guard_conn *gc;         /* the connection's deadlines */
+    bool raw_path_smuggles; /* the path as sent holds %00 or an encoded '/' */
+    bool headers_seen;      /* on_request ran: the guard knows the headers came */
+    bool body_seen;         /* the last on_request call came: the whole body is here */
+    bool over_budget;       /* max_buffered_bytes was full: drained, answered 503 */
+    long long reserved;     /* bytes of the budget this request holds */
     route route;
     kserve_v2_view view; /* the v2 model view the path names (FULL for /classify) */
     char *url;           /* the whole path, owned (path below is cut for the log) */
@@ -122,6 +141,7 @@ typedef struct {
     pthread_mutex_t lock; /* orders suspend (HTTP thread) before resume (worker) */
     bool suspended, done, queued;
     bool arriving; /* counted in srv->arriving */
+    bool body_timed_out; /* take_body cut it: connection_timeout_s */
     /* answer, for the access log */
     const char *www_authenticate; /* static challenge for a 401 */
     int http_code;
@@ -131,6 +151,18 @@ typedef struct {
 
 static void arrived(request *r);
 static bool route_is_post(const request *r);
+
+static bool reserve(request *r, long long n);
+static enum MHD_Result refuse_over_budget(request *r);
+static void make_request_id(http_server *s, struct MHD_Connection *conn, char *out, size_t cap);
+static void start_trace(request *r);
+
+/* The guard's record of conn (on_connection put it in the socket context). */
+static guard_conn *connection_guard(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
 
 static double ms_between(int64_t a_ns, int64_t b_ns) { return (b_ns - a_ns) / 1e6; }
 
@@ -209,7 +241,7 @@ static enum MHD_Result send_error(request *r, api_status st, const char *message
     size_t n = strnlen(message, sizeof r->error - 1); /* the log keeps the start */
     memcpy(r->error, message, n);
     r->error[n] = '\0';
-    metrics_add_rejected(r->srv->metrics, api_status_type(st));
+    metrics_add_rejected(r->srv->metrics, st);
     json_t *body = route_is_v2(r->route) ? kserve_v2_error_json(message)
                                           : api_error_json(st, message);
     return send_json(r, api_status_http(st), body, st);
@@ -299,23 +331,69 @@ static void observe_inference(request *r, double total_s) {
     metrics_observe_inference(r->srv->metrics, (int)r->view, &x);
 }
 
+/* What ended a request that got no answer of ours: libmicrohttpd's own answer (414, 431, a
+ * malformed request), the guard's deadline, the shutdown, or the client leaving (499, as
+ * nginx counts it). Sets http_code, error and the rejection reason. */
+static void explain_unanswered(request *r, enum MHD_RequestTerminationCode toe) {
+    http_server *s = r->srv;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+    unsigned mhd_status = ci ? ci->http_status : 0;
+    api_status why = API_OK;
+    if (mhd_status >= 400) { /* libmicrohttpd answered it itself */
+        r->http_code = (int)mhd_status;
+        why = mhd_status == 431 ? API_HEADERS_TOO_LARGE
+              : mhd_status == 414 ? API_URI_TOO_LONG
+              : mhd_status == 413 ? API_BODY_TOO_LARGE
+                                  : API_FRAMING;
+        snprintf(r->error, sizeof r->error, "refused by libmicrohttpd (%u)", mhd_status);
+    } else if ((why = guard_conn_expired(s->guard, r->gc)) != API_OK) {
+        guard_mark_reported(s->guard, r->gc);
+        r->http_code = api_status_http(why);
+        snprintf(r->error, sizeof r->error, "%s", why == API_HEADER_TIMEOUT
+                 ? "headers not complete within header_timeout_s: connection closed"
+                 : "body not complete within connection_timeout_s: connection closed");
+    } else if (toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN) {
+        why = API_SHUTDOWN;
+        r->http_code = api_status_http(why);
+        snprintf(r->error, sizeof r->error, "the upload was still arriving when the shutdown "
+                 "grace ran out: connection closed");
+    } else {
+        if (r->body_timed_out) why = API_BODY_TIMEOUT;
+        r->http_code = why == API_BODY_TIMEOUT ? api_status_http(why) : 499;
+        if (!r->error[0])
+            snprintf(r->error, sizeof r->error, "connection ended before the answer was sent (%d)",
+                     (int)toe);
+    }
+    if (why != API_OK) metrics_add_rejected(s->metrics, why);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)conn;
     request *r = *req_cls;
     if (!r) return;
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->error[0])
-        snprintf(r->error, sizeof r->error, "connection ended before the answer was sent (%d)",
-                 (int)toe);
-    if (r->http_code == 0) r->http_code = 499; /* client went away; nginx's convention */
+    if (!r->srv) { /* refused by libmicrohttpd before on_request: log it all the same */
+        r->srv = ((const listener *)cls)->srv;
+        r->conn = conn;
+        r->start_ns = batcher_now_ns();
+        r->gc = connection_guard(conn);
+        snprintf(r->method, sizeof r->method, "-");
+        make_request_id(r->srv, conn, r->id, sizeof r->id);
+        start_trace(r);
+        metrics_add_in_flight(r->srv->metrics, 1);
+        pthread_mutex_init(&r->lock, NULL);
+    }
+    http_server *s = r->srv;
+    if (r->http_code == 0) explain_unanswered(r, toe);
     double total_s = ms_between(r->start_ns, batcher_now_ns()) / 1e3;
-    metrics_observe_request(r->srv->metrics, endpoint_of(r->route), r->http_code, total_s);
+    metrics_observe_request(s->metrics, endpoint_of(r->route), r->http_code, total_s);
     if (route_is_inference(r->route)) observe_inference(r, total_s);
-    metrics_add_in_flight(r->srv->metrics, -1);
+    metrics_add_in_flight(s->metrics, -1);
     arrived(r);
     access_log(r);
-    if (r->queued) atomic_fetch_sub(&r->srv->pending, 1);
+    guard_answered(s->guard, r->gc);
+    guard_release(s->guard, r->reserved);
+    if (r->queued) atomic_fetch_sub(&s->pending, 1);
     pthread_mutex_destroy(&r->lock);
     free(r->body);
     free(r->url);
@@ -363,7 +441,11 @@ static enum MHD_Result submit_inference(request *r) {
     char msg[160];
     int n = r->n_images;
     batcher *b = atomic_load(&s->batcher);
-    if (atomic_load(&s->state) != SERVICE_READY || !b) {
+    service_state state = atomic_load(&s->state);
+    /* An upload that was arriving when the drain began is still computed: the drain waits
+     * for arrivals before it stops the batcher (cli/serve.c). */
+    bool admitted = state == SERVICE_READY || (state == SERVICE_DRAINING && r->arriving);
+    if (!admitted || !b) {
         snprintf(msg, sizeof msg, "service is %s", service_state_name(atomic_load(&s->state)));
         return send_error(r, API_NOT_READY, msg);
     }
@@ -691,15 +773,31 @@ static bool cors_allows(const char *allowed, const char *origin) {
     return false;
 }
 
-static request *request_new(http_server *s, struct MHD_Connection *conn, const char *url,
-                            const char *method) {
+/* MHD's URI log callback: the request line is in. The request is allocated here, the only
+ * place that sees the path as sent: %00 and %2F are decoded before on_request sees them. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+    (void)cls;
+    (void)conn;
     request *r = calloc(1, sizeof *r);
-    if (!r || !(r->url = strdup(url))) {
-        free(r);
-        return NULL;
-    }
+    if (!r) return NULL;
+    size_t n = strcspn(uri, "?"); /* the query may carry anything; it is not routed */
+    for (size_t i = 0; i + 2 < n; i++)
+        if (uri[i] == '%' &&
+            (strncmp(uri + i + 1, "00", 2) == 0 || strncasecmp(uri + i + 1, "2f", 2) == 0))
+            r->raw_path_smuggles = true;
+    return r;
+}
+
+/* on_request's first call: the headers are in. Returns -1 when out of memory. */
+static int request_init(request *r, const listener *l, struct MHD_Connection *conn,
+                        const char *url, const char *method) {
+    http_server *s = l->srv;
+    if (!(r->url = strdup(url))) return -1;
     r->srv = s;
+    r->listener = l;
     r->conn = conn;
+    r->gc = connection_guard(conn);
+    guard_headers_done(s->guard, r->gc);
     r->start_ns = batcher_now_ns();
     r->route = route_of(s, url, &r->v2_route, &r->view);
     pthread_mutex_init(&r->lock, NULL);
@@ -717,7 +815,7 @@ static request *request_new(http_server *s, struct MHD_Connection *conn, const c
     if (route_allows_cors(r->route) && cors_allows(s->cfg->cors_allowed_origins, origin))
         r->cors_origin = origin; /* MHD keeps header values until the request completes */
     metrics_add_in_flight(s->metrics, 1);
-    return r;
+    return 0;
 }
 
 /* A CORS preflight (OPTIONS with Origin) on a route pages may call, when CORS is on. */
@@ -771,10 +869,58 @@ static enum MHD_Result start_body_decoding(request *r) {
 
 /* The checks that need only the request line and headers: route, method, token, readiness,
  * length and coding. Answers what fails (and every GET); MHD_YES to go on to the body. */
+/* Counts the Content-Length headers (MHD keeps every header line). */
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value) {
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) (*(int *)cls)++;
+    return MHD_YES;
+}
+
+/* Request smuggling and path tricks: anything two parsers could read two ways is refused
+ * before it is routed (RFC 9112 6.3: such a message must be treated as an error). */
+static enum MHD_Result screen_framing(request *r) {
+    int n_cl = 0;
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_content_length, &n_cl);
+    const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (n_cl > 1)
+        return send_error(r, API_FRAMING, "more than one Content-Length header");
+    if (te && n_cl)
+        return send_error(r, API_FRAMING, "Content-Length together with Transfer-Encoding");
+    if (te) {
+        size_t b = strspn(te, " \t"), len = strlen(te);
+        while (len > b && (te[len - 1] == ' ' || te[len - 1] == '\t')) len--;
+        if (len - b != 7 || strncasecmp(te + b, "chunked", 7) != 0) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "Transfer-Encoding '%.64s' is not supported; only chunked", te);
+            return send_error(r, API_NOT_IMPLEMENTED, msg);
+        }
+    }
+    if (r->raw_path_smuggles)
+        return send_error(r, API_FRAMING, "the path holds an encoded NUL or '/' (%00, %2F)");
+    return MHD_YES;
+}
+
+/* The admin listener answers health, readiness and metrics only. */
+static bool admin_route(route rt) {
+    return rt == ROUTE_HEALTHZ || rt == ROUTE_READYZ || rt == ROUTE_METRICS;
+}
+
 static enum MHD_Result screen_request(request *r) {
     http_server *s = r->srv;
     r->screened = true;
+    enum MHD_Result framing = screen_framing(r);
+    if (r->http_code) return framing;
     bool is_get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+    if (r->listener->admin && !admin_route(r->route)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "no route %.128s on the admin port (it serves /healthz, "
+                 "/readyz and /metrics)", r->url);
+        r->route = ROUTE_NONE; /* the service's own error shape, also for /v2 paths */
+        return send_error(r, API_NOT_FOUND, msg);
+    }
     if (r->route == ROUTE_NONE || r->route == ROUTE_V2_MISSING) {
         char msg[300];
         kserve_v2_view v;
@@ -817,13 +963,42 @@ static enum MHD_Result screen_request(request *r) {
         return send_error(r, API_BODY_TOO_LARGE, msg);
     enum MHD_Result res = start_body_decoding(r);
     if (r->http_code) return res;
+    /* The budget: a known length is reserved whole now; a compressed body may inflate to
+     * max_body_bytes, so that is reserved; a chunked one reserves as it grows. */
+    long long want = r->inflater ? s->cfg->max_body_bytes : cl ? atoll(cl) : 0;
+    if (want > 0 && !reserve(r, want)) return refuse_over_budget(r);
     r->arriving = true;
     atomic_fetch_add(&s->arriving, 1);
     return MHD_YES;
 }
 
+/* Takes n more bytes of max_buffered_bytes for r. */
+static bool reserve(request *r, long long n) {
+    if (!guard_reserve(r->srv->guard, n)) return false;
+    r->reserved += n;
+    return true;
+}
+
+static enum MHD_Result refuse_over_budget(request *r) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "uploads in progress hold the whole max_buffered_bytes (%lld "
+             "bytes); retry later", guard_buffered(r->srv->guard));
+    return send_error(r, API_MEMORY_BUDGET, msg);
+}
+
 /* Appends n body bytes (inflated first when the body is compressed). */
 static enum MHD_Result store_body(request *r, const uint8_t *data, size_t n) {
+    if (r->len + n > (size_t)r->reserved && !reserve(r, (long long)(r->len + n) - r->reserved)) {
+        /* Over the budget mid-body: libmicrohttpd cannot answer before the body ends, so
+         * the rest is drained unstored and answered 503 then; the bytes go back now. */
+        r->over_budget = true;
+        free(r->body);
+        r->body = NULL;
+        r->cap = 0;
+        guard_release(r->srv->guard, r->reserved);
+        r->reserved = 0;
+        return MHD_YES;
+    }
     if (r->inflater) {
         content_status st = content_inflater_feed(r->inflater, data, n);
         if (st == CONTENT_TOO_LARGE) r->body_too_large = true;
@@ -847,12 +1022,16 @@ static enum MHD_Result take_body(request *r, const char *upload_data, size_t *up
      * storing; a client that goes far past it is cut off. */
     size_t n = *upload_data_size;
     *upload_data_size = 0;
-    if (r->http_code) return MHD_YES; /* refused already: let the rest drain */
+    if (r->http_code || r->over_budget) { /* refused already: let the rest drain */
+        r->len += n;
+        return MHD_YES;
+    }
     /* Slow clients: MHD's timeout is an idle timeout, which a body sent a byte at a time
      * never trips; the whole upload gets connection_timeout_s too. */
     if (batcher_now_ns() - r->start_ns > s->cfg->connection_timeout_s * 1000000000LL) {
         snprintf(r->error, sizeof r->error, "body took longer than connection_timeout_s "
                  "(%lld s) to arrive: connection closed", s->cfg->connection_timeout_s);
+        r->body_timed_out = true;
         return MHD_NO;
     }
     if (r->body_too_large || r->len + n > (size_t)s->cfg->max_body_bytes) {
@@ -886,6 +1065,7 @@ static enum MHD_Result finish_body_decoding(request *r) {
 }
 
 static enum MHD_Result body_done(request *r) {
+    if (r->over_budget) return refuse_over_budget(r);
     enum MHD_Result res = finish_body_decoding(r);
     if (r->http_code) return res;
     switch (r->route) {
@@ -905,14 +1085,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_data_size,
                                   void **req_cls) {
     (void)version;
-    http_server *s = cls;
+    const listener *l = cls;
     request *r = *req_cls;
-    if (!r) {
-        if (!(r = request_new(s, conn, url, method))) return MHD_NO;
-        *req_cls = r;
+    if (!r) return MHD_NO; /* on_uri ran out of memory */
+    if (!r->srv) {
+        if (request_init(r, l, conn, url, method) != 0) return MHD_NO;
         return has_body(conn) ? screen_request(r) : MHD_YES;
     }
     if (*upload_data_size > 0) return take_body(r, upload_data, upload_data_size);
+    if (!r->body_seen) {
+        r->body_seen = true;
+        guard_body_done(r->srv->guard, r->gc);
+    }
     if (r->http_code) return MHD_YES; /* already answered */
     if (!r->screened) {
         enum MHD_Result res = screen_request(r);
@@ -928,6 +1112,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 /* ---------------------------------------------------------------- lifecycle */
+
+/* MHD's connection notifications: every accepted connection is guarded (guard.h) from its
+ * accept to its close. A connection the guard cut before it finished any request line is
+ * counted here; one with a request line is logged by on_completed. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? guard_open(s->guard, ci->connect_fd) : NULL;
+        return;
+    }
+    guard_conn *gc = *socket_context;
+    api_status why = guard_conn_expired(s->guard, gc);
+    if (why != API_OK && !guard_conn_reported(s->guard, gc)) metrics_add_rejected(s->metrics, why);
+    guard_close(s->guard, gc);
+    *socket_context = NULL;
+}
 
 /* libmicrohttpd's own complaints (bind failures, TLS handshakes, closed connections) as JSON
  * lines on stderr, like the start-up events. */
@@ -1009,10 +1212,74 @@ static int load_tls(http_server *s, char *err, size_t errlen) {
     return 0;
 }
 
+/* max_buffered_bytes = 0: a quarter of the cgroup's memory limit (the container's), at most
+ * 256 MiB, and room for at least two whole bodies. */
+static long long buffered_budget(const vggserve_config *cfg) {
+    if (cfg->max_buffered_bytes > 0) return cfg->max_buffered_bytes;
+    long long budget = 256LL << 20;
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+    long long limit = 0;
+    if (f) {
+        if (fscanf(f, "%lld", &limit) == 1 && limit > 0 && limit / 4 < budget) budget = limit / 4;
+        fclose(f);
+    }
+    if (budget < 2 * cfg->max_body_bytes) budget = 2 * cfg->max_body_bytes;
+    return budget;
+}
+
+/* Starts one libmicrohttpd daemon on addr for listener l. */
+static struct MHD_Daemon *start_daemon(http_server *s, listener *l, struct sockaddr_in *addr,
+                                       long long max_connections, long long per_ip, long threads,
+                                       bool tls) {
+    const vggserve_config *cfg = s->cfg;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0);
+    /* Limits: header memory (431 beyond it); connections in all (beyond it MHD stops
+     * accepting: new ones wait in the listen backlog) and per address (closed at once); the
+     * idle timeout, which ends silent clients (the guard ends slow ones). */
+    struct MHD_OptionItem opts[14];
+    int n_opts = 0;
+#define ADD_OPTION(o, v, p) opts[n_opts++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)}
+    ADD_OPTION(MHD_OPTION_SOCK_ADDR, 0, addr);
+    ADD_OPTION(MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s, NULL);
+    ADD_OPTION(MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->max_header_bytes, NULL);
+    ADD_OPTION(MHD_OPTION_CONNECTION_LIMIT, max_connections, NULL);
+    ADD_OPTION(MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, NULL);
+    ADD_OPTION(MHD_OPTION_NOTIFY_COMPLETED, on_completed, l);
+    ADD_OPTION(MHD_OPTION_NOTIFY_CONNECTION, on_connection, s);
+    ADD_OPTION(MHD_OPTION_URI_LOG_CALLBACK, on_uri, l);
+    /* a pool of one is no pool: libmicrohttpd's own thread serves */
+    if (threads > 1) ADD_OPTION(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
+    if (tls) {
+        ADD_OPTION(MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert);
+        ADD_OPTION(MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key);
+    }
+    ADD_OPTION(MHD_OPTION_END, 0, NULL);
+#undef ADD_OPTION
+    return MHD_start_daemon(flags, ntohs(addr->sin_port), NULL, NULL, on_request, l,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first */
+                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+}
+
+static int bound_port(struct MHD_Daemon *d, int fallback) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : fallback;
+}
+
+static void server_free(http_server *s) {
+    guard_free(s->guard);
+    free_tls(s);
+    pthread_mutex_destroy(&s->log_lock);
+    free(s);
+}
+
 http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err, size_t errlen) {
     http_server *s = calloc(1, sizeof *s);
     s->cfg = cfg;
     s->metrics = m;
+    s->main_listener = (listener){s, false};
+    s->admin_listener = (listener){s, true};
+    s->admin_port = -1;
     char names[KSERVE_V2_VIEW_COUNT][KSERVE_V2_MAX_NAME];
     const char *name_ptrs[KSERVE_V2_VIEW_COUNT];
     for (int v = 0; v < KSERVE_V2_VIEW_COUNT; v++) {
@@ -1028,54 +1295,44 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->id_prefix = (unsigned)(ts.tv_nsec ^ (ts.tv_sec << 20) ^ (unsigned)getpid());
+    s->guard = guard_create(cfg->header_timeout_s * 1000000000LL,
+                            cfg->connection_timeout_s * 1000000000LL, buffered_budget(cfg));
+    if (!s->guard) {
+        snprintf(err, errlen, "cannot start the connection guard thread");
+        server_free(s);
+        return NULL;
+    }
 
-    struct sockaddr_in addr;
+    struct sockaddr_in addr, admin_addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)cfg->port);
     if (inet_pton(AF_INET, cfg->host, &addr.sin_addr) != 1) {
         snprintf(err, errlen, "host: '%s' is not an IPv4 address", cfg->host);
-        free(s);
+        server_free(s);
         return NULL;
     }
-    if (check_bind(&addr, err, errlen) != 0) {
-        free(s);
+    admin_addr = addr;
+    admin_addr.sin_port = htons((uint16_t)(cfg->admin_port > 0 ? cfg->admin_port : 0));
+    if (check_bind(&addr, err, errlen) != 0 ||
+        (cfg->admin_port > 0 && check_bind(&admin_addr, err, errlen) != 0)) {
+        server_free(s);
         return NULL;
     }
     long threads = cfg->http_threads ? cfg->http_threads : sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
     if (threads > cfg->max_connections) threads = (long)cfg->max_connections;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
     bool tls = cfg->tls_cert_file[0] && cfg->tls_key_file[0];
     if (tls && load_tls(s, err, errlen) != 0) {
-        free(s);
+        server_free(s);
         return NULL;
     }
-    if (tls) flags |= MHD_USE_TLS;
-    /* Limits: header memory (431 beyond it); connections in all (beyond it MHD stops
-     * accepting: new ones wait in the listen backlog) and per address (closed at once); the
-     * idle timeout, which ends silent clients (on_request ends slow uploads). */
-    struct MHD_OptionItem opts[12];
-    int n_opts = 0;
-#define ADD_OPTION(o, v, p) opts[n_opts++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)}
-    ADD_OPTION(MHD_OPTION_SOCK_ADDR, 0, &addr);
-    ADD_OPTION(MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s, NULL);
-    ADD_OPTION(MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->max_header_bytes, NULL);
-    ADD_OPTION(MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL);
-    ADD_OPTION(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip, NULL);
-    ADD_OPTION(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
-    /* a pool of one is no pool: libmicrohttpd's own thread serves */
-    if (threads > 1) ADD_OPTION(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
-    if (tls) {
-        ADD_OPTION(MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert);
-        ADD_OPTION(MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key);
-    }
-    ADD_OPTION(MHD_OPTION_END, 0, NULL);
-#undef ADD_OPTION
-    s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
-                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first */
-                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    /* -1: one address may take a quarter of the slots, so three others always find room. */
+    long long per_ip = cfg->max_connections_per_ip >= 0 ? cfg->max_connections_per_ip
+                       : cfg->max_connections >= 4 ? cfg->max_connections / 4
+                                                   : 1;
+    s->daemon = start_daemon(s, &s->main_listener, &addr, cfg->max_connections, per_ip, threads,
+                             tls);
     if (!s->daemon) {
         if (tls)
             snprintf(err, errlen, "cannot start HTTPS with tls_cert_file %s and tls_key_file %s: "
@@ -1084,12 +1341,25 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
         else
             snprintf(err, errlen, "cannot start the HTTP server on %s:%lld (see the log line "
                      "above)", cfg->host, cfg->port);
-        free_tls(s);
-        free(s);
+        server_free(s);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : (int)cfg->port;
+    s->port = bound_port(s->daemon, (int)cfg->port);
+    if (cfg->admin_port >= 0) {
+        /* Probes and scrapers: a budget of their own, which a flood on the main port cannot
+         * take (per address: half of it). One thread is plenty for them. */
+        long long admin_per_ip = cfg->admin_max_connections >= 2 ? cfg->admin_max_connections / 2 : 1;
+        s->admin_daemon = start_daemon(s, &s->admin_listener, &admin_addr,
+                                       cfg->admin_max_connections, admin_per_ip, 1, tls);
+        if (!s->admin_daemon) {
+            snprintf(err, errlen, "cannot start the admin listener on %s:%lld (see the log line "
+                     "above)", cfg->host, cfg->admin_port);
+            MHD_stop_daemon(s->daemon);
+            server_free(s);
+            return NULL;
+        }
+        s->admin_port = bound_port(s->admin_daemon, (int)cfg->admin_port);
+    }
     return s;
 }
 
@@ -1116,10 +1386,11 @@ int http_server_pending(http_server *s) { return atomic_load(&s->pending); }
 
 atomic_int *http_server_arrivals(http_server *s) { return &s->arriving; }
 
+int http_server_admin_port(const http_server *s) { return s->admin_port; }
+
 void http_server_stop(http_server *s) {
     if (!s) return;
+    if (s->admin_daemon) MHD_stop_daemon(s->admin_daemon);
     MHD_stop_daemon(s->daemon);
-    pthread_mutex_destroy(&s->log_lock);
-    free_tls(s);
-    free(s);
+    server_free(s);
 }

@@ -31,8 +31,9 @@ typedef struct http_server http_server;
 /* Binds and starts serving. cfg and m are borrowed for the server's lifetime. */
 http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err, size_t errlen);
 
-/* The port actually bound (useful with port 0). */
+/* The port actually bound (useful with port 0); the admin listener's, or -1 without one. */
 int http_server_port(const http_server *s);
+int http_server_admin_port(const http_server *s);
 
 void http_server_set_batcher(http_server *s, batcher *b, int n_classes, int image_floats);
 void http_server_set_state(http_server *s, service_state st);

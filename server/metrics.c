@@ -15,16 +15,12 @@ static const char *const endpoint_names[METRICS_EP_COUNT] = {
     "classify", "healthz", "readyz", "metrics", "v2_infer", "v2", "demo", "other"};
 /* The status codes the service can send, plus 499 (the client left before the answer, as
  * nginx counts it); anything else is counted under 500. */
-static const int codes[] = {200, 204, 400, 401, 403, 404, 405, 413, 415, 422, 429, 499, 500,
-                            503, 504};
+static const int codes[] = {200, 204, 400, 401, 403, 404, 405, 408, 413, 414, 415, 422, 429,
+                            431, 499, 500, 501, 503, 504};
 #define N_CODES (sizeof codes / sizeof codes[0])
-static const char *const reasons[] = {"bad_request", "not_found", "method_not_allowed",
-                                      "payload_too_large", "too_many_images",
-                                      "unsupported_media_type", "undecodable_image",
-                                      "image_too_large", "queue_full", "not_ready",
-                                      "deadline_exceeded", "internal_error", "unauthorized",
-                                      "forbidden"};
-#define N_REASONS (sizeof reasons / sizeof reasons[0])
+/* Rejections are counted by api_status; the reason label is its api_status_type(), so the
+ * one table of names is api/errors.c's. */
+#define N_REASONS API_STATUS_COUNT
 
 #define MAX_BUCKETS 16
 typedef struct {
@@ -144,12 +140,8 @@ void metrics_observe_batch(metrics *m, int batch_size, double seconds, bool ok) 
 
 void metrics_add_images(metrics *m, int n) { atomic_fetch_add(&m->images, (unsigned long long)n); }
 
-void metrics_add_rejected(metrics *m, const char *reason) {
-    for (size_t i = 0; i < N_REASONS; i++)
-        if (strcmp(reasons[i], reason) == 0) {
-            atomic_fetch_add(&m->rejected[i], 1);
-            return;
-        }
+void metrics_add_rejected(metrics *m, api_status why) {
+    if (why > API_OK && why < API_STATUS_COUNT) atomic_fetch_add(&m->rejected[why], 1);
 }
 
 void metrics_set_model_names(metrics *m, const char *const *names, int n) {
@@ -348,8 +340,8 @@ char *metrics_render(metrics *m, size_t *len) {
     header(&t, "vggserve_images_classified_total", "counter", "Images run through the network.");
     put(&t, "vggserve_images_classified_total %llu\n", (unsigned long long)atomic_load(&m->images));
     header(&t, "vggserve_rejected_total", "counter", "Requests refused, by reason.");
-    for (size_t i = 0; i < N_REASONS; i++)
-        put(&t, "vggserve_rejected_total{reason=\"%s\"} %llu\n", reasons[i],
+    for (int i = API_OK + 1; i < API_STATUS_COUNT; i++)
+        put(&t, "vggserve_rejected_total{reason=\"%s\"} %llu\n", api_status_type((api_status)i),
             (unsigned long long)atomic_load(&m->rejected[i]));
     render_models(m, &t);
     header(&t, "vggserve_queue_depth", "gauge", "Images waiting for a worker.");

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "errors.h"
+
 typedef struct metrics metrics;
 
 typedef enum {
@@ -35,7 +37,7 @@ void metrics_observe_request(metrics *m, metrics_endpoint ep, int http_code, dou
 void metrics_observe_queue_wait(metrics *m, double seconds);
 void metrics_observe_batch(metrics *m, int batch_size, double seconds, bool ok);
 void metrics_add_images(metrics *m, int n);
-void metrics_add_rejected(metrics *m, const char *reason); /* an api_status type */
+void metrics_add_rejected(metrics *m, api_status why); /* reason label: api_status_type() */
 void metrics_set_queue_depth(metrics *m, int depth);
 void metrics_add_in_flight(metrics *m, int delta);
 void metrics_set_state(metrics *m, const char *state);

@@ -245,8 +245,12 @@ static void test_config_keys(void) {
     char err[1024];
     config_defaults(&c);
     EXPECT(c.max_header_bytes == 32768 && c.max_connections == 1000 &&
-           c.max_connections_per_ip == 0 && !c.auth_metrics && !c.auth_health &&
+           c.max_connections_per_ip == -1 && !c.auth_metrics && !c.auth_health &&
            !c.auth_token[0] && !c.tls_cert_file[0]);
+    /* The hostile-client defaults: headers within 10 s, budget sized at start, no admin port
+     * unless asked (the image asks for 8081), CORS off. */
+    EXPECT(c.header_timeout_s == 10 && c.max_buffered_bytes == 0 && c.admin_port == -1 &&
+           c.admin_max_connections == 16 && !c.cors_allowed_origins[0]);
     EXPECT(config_validate(&c, err, sizeof err) == 0);
     EXPECT(config_set(&c, "auth_metrics", "true", "test", err, sizeof err) == 0 && c.auth_metrics);
     EXPECT(config_set(&c, "auth_metrics", "0", "test", err, sizeof err) == 0 && !c.auth_metrics);

@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Hostile clients against `vggserve serve` (server/guard.c, server/http.c), each case bounded
+in time and connections. Attackers bind to 127.0.0.2 and up (the loopback range needs no
+set-up), so per-address limits are exercised while the honest client stays on 127.0.0.1.
+
+  slowloris       1,200 connections from one address trickling header bytes: probes on the
+                  main and the admin port and a /classify from elsewhere are answered; the
+                  guard closes the trickles at header_timeout_s; file descriptors come back.
+  budget          uploads from ten addresses holding most of a 19 MiB body each: RSS stays
+                  within max_buffered_bytes, the rest get 503 + Retry-After, a small
+                  /classify still gets its 200; the bytes come back when they close.
+  framing         two Content-Lengths, Content-Length with Transfer-Encoding, other
+                  Transfer-Encodings, %00 and %2F in paths: refused, and the smuggled request
+                  after them never runs.
+  own errors      libmicrohttpd's own 431 and 400 are in the access log and the metrics.
+  shutdown        SIGTERM while four uploads are mid-body: four HTTP answers, exit 0.
+
+Usage: test_hostile.py BUILD/vggserve (Debian python3-numpy)."""
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import unittest
+
+import service_util as su
+
+BIN = su.binary_from_argv()
+HEADER_TIMEOUT_S = 2
+BUDGET = 64 * 1024 * 1024
+
+
+def connect_from(address, port, timeout=10):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((address, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def read_all(sock, timeout=10):
+    sock.settimeout(timeout)
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return got
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1)) * 1024
+
+
+class HostileServer(su.Server):
+    @property
+    def admin_port(self):
+        return int(re.search(r"admin listener on [\d.]+:(\d+)", self.stderr()).group(1))
+
+
+class Hostile(su.ServerTestCase):
+    binary = BIN
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.photo = su.image("chelsea.jpg")
+        cls.server = HostileServer(BIN, cls.tmp.name, "hostile", [
+            "--admin-port", "0", "--header-timeout-s", str(HEADER_TIMEOUT_S),
+            "--max-connections", "400", "--max-buffered-bytes", str(BUDGET)])
+        try:
+            cls.server.start()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+        cls.port = cls.server.port
+
+    def rejected(self, reason):
+        return su.metric(self.server.metrics(), "vggserve_rejected_total", reason=reason)
+
+    def log_lines(self, **match):
+        return [l for l in self.server.access_log() if all(l.get(k) == v for k, v in match.items())]
+
+    def timed(self, fn):
+        t0 = time.monotonic()
+        r = fn()
+        return r, time.monotonic() - t0
+
+    # ---- slowloris
+
+    def test_slowloris_from_one_address(self):
+        pid = self.server.proc.pid
+        base_fds = open_fds(pid)
+        before = self.rejected("header_timeout")
+        socks, stop = [], threading.Event()
+        for i in range(1200):
+            try:
+                s = connect_from("127.0.0.2", self.port, timeout=5)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                socks.append(s)
+            except OSError:
+                pass  # refused at accept: the per-address limit (a quarter of 400)
+
+        def trickle():  # one header byte a second each, which no idle timeout sees
+            while not stop.wait(0.5):
+                for s in socks:
+                    try:
+                        s.send(b"X")
+                    except OSError:
+                        pass
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        try:
+            time.sleep(0.5)
+            health, t_main = self.timed(lambda: su.http_request(self.port, "GET", "/healthz", timeout=5))
+            admin, t_admin = self.timed(lambda: su.http_request(self.server.admin_port, "GET", "/healthz",
+                                                                timeout=5))
+            classify, t_cls = self.timed(lambda: self.server.classify(self.photo, timeout=60))
+            held = open_fds(pid) - base_fds  # the rest were closed at accept: per-address limit
+            print("\nslowloris: %d of 1200 connections held by the server; /healthz main %.3f s, "
+                  "admin %.3f s, /classify %.3f s" % (held, t_main, t_admin, t_cls))
+            self.assertEqual((health.status, admin.status, classify.status), (200, 200, 200))
+            self.assertLessEqual(held, 100 + 5)  # 400 / 4, and the honest client's
+            # The guard ends every trickle after header_timeout_s, whatever it sends.
+            closed = sum(su.closed_by_peer(s, HEADER_TIMEOUT_S + 3) for s in socks[:20])
+            self.assertEqual(closed, 20)
+        finally:
+            stop.set()
+            t.join()
+            for s in socks:
+                s.close()
+        su.wait_for(lambda: open_fds(pid) <= base_fds + 2, timeout=10)
+        self.assertLessEqual(open_fds(pid), base_fds + 2)
+        self.assertGreaterEqual(self.rejected("header_timeout") - before, 20)
+        timeouts = self.log_lines(status=408)
+        self.assertTrue(any("header_timeout_s" in l.get("error", "") for l in timeouts), timeouts[:3])
+
+    # ---- the budget for buffered bodies
+
+    def test_memory_budget(self):
+        pid = self.server.proc.pid
+        body_len, sent = 19 * 1024 * 1024, 15 * 1024 * 1024
+        before_rss, held, refused = rss(pid), [], 0
+        chunk = b"\xff" * (1024 * 1024)
+        for i in range(10):
+            s = connect_from("127.0.0.%d" % (10 + i), self.port, timeout=30)
+            s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                      b"Content-Length: %d\r\n\r\n" % body_len)
+            try:
+                for _ in range(sent // len(chunk)):
+                    s.sendall(chunk)
+                held.append(s)
+            except (BrokenPipeError, ConnectionResetError):
+                s.close()
+                refused += 1
+                continue
+            s.settimeout(0.5)
+            try:
+                answer = s.recv(4096)
+            except socket.timeout:
+                continue
+            if answer.startswith(b"HTTP/1.1 503"):
+                self.assertIn(b"Retry-After", answer)
+                self.assertIn(b"memory_budget", answer)
+                refused += 1
+                held.remove(s)
+                s.close()
+        grew = rss(pid) - before_rss
+        print("\nbudget: %d uploads holding 15 MiB, %d refused; RSS grew %.1f MiB (budget %d MiB)"
+              % (len(held), refused, grew / 2**20, BUDGET >> 20))
+        self.assertEqual(len(held), BUDGET // body_len)  # 3 of 19 MiB fit in 64 MiB
+        self.assertGreater(refused, 0)
+        self.assertLess(grew, BUDGET + 24 * 1024 * 1024)
+        r = self.server.classify(self.photo, timeout=60)  # 40 KB still fits
+        self.assertIn(r.status, (200, 503))
+        if r.status == 503:
+            self.assertTrue(r.headers.get("Retry-After"))
+        for s in held:
+            s.close()
+        # Closed uploads give their bytes back: a new one is admitted again.
+        def admitted():
+            s = connect_from("127.0.0.30", self.port)
+            s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % body_len)
+            s.settimeout(0.5)
+            try:
+                return s.recv(100) == b""
+            except socket.timeout:
+                return True  # waiting for the body: admitted
+            finally:
+                s.close()
+        self.assertTrue(su.wait_for(admitted, timeout=10))
+        self.assertEqual(self.server.classify(self.photo, timeout=60).status, 200)
+
+    # ---- request framing and paths
+
+    def raw(self, data, address="127.0.0.3"):
+        s = connect_from(address, self.port)
+        s.sendall(data)
+        got = read_all(s, timeout=10)
+        s.close()
+        return got
+
+    def test_framing_is_refused_and_never_smuggles(self):
+        smuggled = b"GET /smuggled%d HTTP/1.1\r\nHost: x\r\n\r\n"
+        cases = [
+            ("two Content-Lengths", 400, b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+             b"Content-Length: 60\r\n\r\nAAAAA" + smuggled % 1),
+            ("Content-Length and chunked", 400, b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled % 2),
+            ("gzip, chunked", 501, b"POST /classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked"
+             b"\r\n\r\n0\r\n\r\n" + smuggled % 3),
+            ("xchunked", 501, b"POST /classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n"
+             b"0\r\n\r\n" + smuggled % 4),
+            ("chunked, identity", 501, b"POST /v2/models/vgg11/infer HTTP/1.1\r\nHost: x\r\n"
+             b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + smuggled % 5),
+        ]
+        for what, status, data in cases:
+            with self.subTest(what):
+                got = self.raw(data)
+                self.assertTrue(got.startswith(b"HTTP/1.1 %d" % status), got[:200])
+                self.assertEqual(got.count(b"HTTP/1.1 "), 1, got)  # nothing after it ran
+        for path in (b"/healthz%00.txt", b"/v2/models/vgg11%2finfer", b"/v2/models/vgg11%2Fready"):
+            with self.subTest(path=path):
+                got = self.raw(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                self.assertTrue(got.startswith(b"HTTP/1.1 400"), got[:200])
+                self.assertIn(b"encoded NUL or", got)
+        got = self.raw(b"POST /classify%00.png HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                       + str(len(self.photo)).encode() + b"\r\n\r\n" + self.photo)
+        self.assertTrue(got.startswith(b"HTTP/1.1 400"), got[:200])
+        time.sleep(0.2)
+        log = self.server.access_log()
+        self.assertFalse([l for l in log if "smuggled" in l["path"]])
+        self.assertGreaterEqual(len([l for l in log if l["status"] == 501]), 3)
+
+    def test_libmicrohttpd_answers_are_logged_and_counted(self):
+        before = self.server.metrics()
+        huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n"
+        got = self.raw(huge)
+        self.assertTrue(got.startswith(b"HTTP/1.1 431"), got[:100])
+        got = self.raw(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n")
+        self.assertTrue(got.startswith(b"HTTP/1.1 400"), got[:100])
+        def counted():
+            after = self.server.metrics()
+            d = lambda reason: (su.metric(after, "vggserve_rejected_total", reason=reason)
+                                - su.metric(before, "vggserve_rejected_total", reason=reason))
+            return d("headers_too_large") >= 1 and d("framing") >= 1
+        self.assertTrue(su.wait_for(counted))
+        statuses = [l["status"] for l in self.server.access_log()]
+        self.assertIn(431, statuses)
+
+    def test_admin_port_serves_only_probes(self):
+        a = self.server.admin_port
+        self.assertEqual(su.http_request(a, "GET", "/readyz").status, 200)
+        self.assertEqual(su.http_request(a, "GET", "/metrics").status, 200)
+        r = su.http_request(a, "POST", "/classify", body=self.photo)
+        self.assertEqual(r.status, 404)
+        self.assertIn("admin port", r.json()["error"]["message"])
+
+
+class Shutdown(su.ServerTestCase):
+    binary = BIN
+
+    def test_sigterm_mid_upload_answers_every_upload(self):
+        photo = su.image("chelsea.jpg")
+        server = self.start_server("drain", [*su.LIGHT_FLAGS, "--shutdown-grace-s", "20"])
+        socks = []
+        for i in range(4):
+            s = connect_from("127.0.0.%d" % (40 + i), server.port, timeout=60)
+            s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(photo) + photo[:len(photo) // 2])
+            socks.append(s)
+        time.sleep(0.3)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)  # the drain has begun; the uploads are still arriving
+        late = None
+        try:
+            late = su.http_request(server.port, "GET", "/readyz", timeout=5)
+        except OSError:
+            pass
+        for s in socks:
+            s.sendall(photo[len(photo) // 2:])
+        answers = [read_all(s, timeout=60) for s in socks]
+        for s in socks:
+            s.close()
+        self.assertEqual(server.proc.wait(timeout=60), 0)
+        for a in answers:
+            self.assertRegex(a[:12], rb"^HTTP/1.1 (200|503)", a[:200])
+        if late is not None:
+            self.assertEqual(late.status, 503)
+        print("\nshutdown: answers %s" % [a[9:12].decode() for a in answers])
+
+
+if __name__ == "__main__":
+    unittest.main()
