@@ -77,7 +77,8 @@ class Hostile(su.ServerTestCase):
         cls.photo = su.image("chelsea.jpg")
         cls.server = HostileServer(BIN, cls.tmp.name, "hostile", [
             "--admin-port", "0", "--header-timeout-s", str(HEADER_TIMEOUT_S),
-            "--max-connections", "400", "--max-buffered-bytes", str(BUDGET)])
+            "--max-connections", "400", "--max-buffered-bytes", str(BUDGET)],
+            env=su.SMALL_ASAN_QUARANTINE)
         try:
             cls.server.start()
         except BaseException:

@@ -31,9 +31,7 @@ OVERLOAD_S = float(os.environ.get("OVERLOAD_S", "20"))
 DEADLINE_MS = 4000
 SLACK_S = 2.0
 RSS_GROWTH_MAX = 32 << 20
-# Harmless without ASan; with it, freed blocks are held back only up to 16 MiB.
-SERVER_ENV = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS", ""),
-                                                     "quarantine_size_mb=16"]))}
+SERVER_ENV = su.SMALL_ASAN_QUARANTINE
 
 
 class LoadGenerator:

@@ -113,7 +113,8 @@ class TritonClients(su.ServerTestCase):
         cls.photos = [su.image(p) for p in photos]
         cls.start_shared_server("triton", [*su.LIGHT_FLAGS, "--max-batch-size", "2",
                                            "--max-images-per-request", "4",
-                                           "--cors-allowed-origins", ORIGIN + ", https://b.example"])
+                                           "--cors-allowed-origins", ORIGIN + ", https://b.example"],
+                                env=su.SMALL_ASAN_QUARANTINE)
 
     def get(self, path, headers=None):
         return su.http_request(self.port, "GET", path, headers=headers)
