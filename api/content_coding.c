@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <zlib.h>
 
 /* ---------------------------------------------------------------- headers */
@@ -111,17 +112,17 @@ content_inflater *content_inflater_new(content_coding c, size_t limit) {
     return z;
 }
 
-/* Room for at least one more chunk of output, within limit + 1 (one byte past the limit is
- * how too much is noticed). */
+/* The output buffer: limit + 1 bytes mapped at once (one byte past the limit is how too much
+ * is noticed). Only the pages written become resident, so a small body costs little; it never
+ * grows by copying, which would hold an old and a new buffer at once; and unmapping gives it
+ * all back to the kernel, where malloc would keep it in the thread's arena: a bomb costs at
+ * most the limit, once. */
 static content_status grow(content_inflater *z) {
-    if (z->len < z->cap) return CONTENT_OK;
-    if (z->cap > z->limit) return CONTENT_TOO_LARGE;
-    size_t cap = z->cap ? z->cap * 2 : 65536;
-    if (cap > z->limit + 1) cap = z->limit + 1;
-    uint8_t *b = realloc(z->buf, cap);
-    if (!b) return CONTENT_NO_MEMORY;
-    z->buf = b;
-    z->cap = cap;
+    if (z->buf) return z->len < z->cap ? CONTENT_OK : CONTENT_TOO_LARGE;
+    void *p = mmap(NULL, z->limit + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return CONTENT_NO_MEMORY;
+    z->buf = p;
+    z->cap = z->limit + 1;
     return CONTENT_OK;
 }
 
@@ -177,18 +178,10 @@ const uint8_t *content_inflater_data(const content_inflater *z, size_t *len) {
     return z->buf;
 }
 
-uint8_t *content_inflater_take(content_inflater *z, size_t *len) {
-    uint8_t *b = z->buf;
-    *len = z->len;
-    z->buf = NULL;
-    z->len = z->cap = 0;
-    return b;
-}
-
 void content_inflater_free(content_inflater *z) {
     if (!z) return;
     inflateEnd(&z->zs);
-    free(z->buf);
+    if (z->buf) munmap(z->buf, z->cap);
     free(z);
 }
 

@@ -57,11 +57,9 @@ content_status content_inflater_feed(content_inflater *z, const uint8_t *in, siz
 /* The body ended: CONTENT_OK when the stream ended properly too. */
 content_status content_inflater_finish(content_inflater *z);
 
-/* The inflated bytes so far; *len their count. Owned by the inflater, unless taken. */
+/* The inflated bytes so far; *len their count. Owned by the inflater: valid until
+ * content_inflater_free. */
 const uint8_t *content_inflater_data(const content_inflater *z, size_t *len);
-
-/* Hands the buffer to the caller (free() it); the inflater keeps nothing. */
-uint8_t *content_inflater_take(content_inflater *z, size_t *len);
 
 void content_inflater_free(content_inflater *z);
 

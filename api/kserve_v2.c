@@ -413,6 +413,114 @@ static api_status parse_root(parse_ctx *c, const kserve_v2_http_request *req, js
     return API_OK;
 }
 
+static api_status read_id(parse_ctx *c, json_t *root, kserve_v2_infer *out) {
+    json_t *id = json_object_get(root, "id");
+    if (!id) return API_OK;
+    if (!json_is_string(id) || json_string_length(id) > KSERVE_V2_MAX_ID ||
+        strlen(json_string_value(id)) != json_string_length(id))
+        return fail(c, API_BAD_REQUEST, "\"id\" must be a string of at most %d bytes",
+                    KSERVE_V2_MAX_ID);
+    snprintf(out->id, sizeof out->id, "%s", json_string_value(id));
+    return API_OK;
+}
+
+/* The one input, as its JSON names it. */
+typedef struct {
+    json_t *json;
+    long long dims[4];
+    int ndim;
+    json_t *data; /* JSON "data", or NULL for binary data */
+} input_spec;
+
+/* "inputs": one input this view has, with the datatype and a shape it takes. */
+static api_status read_input_spec(parse_ctx *c, json_t *root, kserve_v2_infer *out,
+                                  input_spec *in) {
+    const int hw = c->lim->image_hw;
+    char named[96], tensor_named[48];
+    snprintf(tensor_named, sizeof tensor_named, "\"input\" (FP32 [N,3,%d,%d])", hw, hw);
+    snprintf(named, sizeof named, "%s%s%s", c->view->image_input ? "\"image\" (BYTES [N])" : "",
+             c->view->image_input && c->view->tensor_input ? " or " : "",
+             c->view->tensor_input ? tensor_named : "");
+    json_t *inputs = json_object_get(root, "inputs");
+    if (!json_is_array(inputs) || json_array_size(inputs) != 1)
+        return fail(c, API_BAD_REQUEST, "\"inputs\" must be an array of one input: %s", named);
+    in->json = json_array_get(inputs, 0);
+    json_t *name = json_object_get(in->json, "name"), *dtype = json_object_get(in->json, "datatype");
+    if (!json_is_string(name) || !json_is_string(dtype))
+        return fail(c, API_BAD_REQUEST, "the input needs \"name\", \"datatype\" and \"shape\"");
+    const char *n = json_string_value(name);
+    out->tensor_input = strcmp(n, "input") == 0;
+    bool known = out->tensor_input ? c->view->tensor_input
+                                   : c->view->image_input && strcmp(n, "image") == 0;
+    if (!known)
+        return fail(c, API_BAD_REQUEST, "unknown input '%.64s'; this model's input: %s", n, named);
+    const char *want_type = out->tensor_input ? "FP32" : "BYTES";
+    if (strcmp(json_string_value(dtype), want_type) != 0)
+        return fail(c, API_BAD_REQUEST, "input '%s' has datatype %s, not %.32s", n, want_type,
+                    json_string_value(dtype));
+    long long *d = in->dims;
+    in->ndim = read_shape(json_object_get(in->json, "shape"), d, 4);
+    bool ok = in->ndim >= 1 && d[0] >= 1 &&
+              (out->tensor_input ? in->ndim == 4 && d[1] == 3 && d[2] == hw && d[3] == hw
+                                 : in->ndim == 1 || (in->ndim == 2 && d[1] == 1));
+    if (!ok && out->tensor_input)
+        return fail(c, API_BAD_REQUEST, "input 'input' needs shape [N,3,%d,%d] with N >= 1", hw, hw);
+    if (!ok) return fail(c, API_BAD_REQUEST, "input 'image' needs shape [N] with N >= 1");
+    if (d[0] > c->lim->max_images)
+        return fail(c, API_TOO_MANY_IMAGES, "%lld images in one request; the limit is %d", d[0],
+                    c->lim->max_images);
+    out->n_images = (int)d[0];
+    return API_OK;
+}
+
+/* Where the values are: JSON "data", or binary_data_size bytes after the JSON header. */
+static api_status read_data_source(parse_ctx *c, const kserve_v2_http_request *req,
+                                   size_t bin_len, input_spec *in) {
+    in->data = json_object_get(in->json, "data");
+    json_t *params = json_object_get(in->json, "parameters");
+    if (params && !json_is_object(params))
+        return fail(c, API_BAD_REQUEST, "the input's \"parameters\" must be an object");
+    json_t *bsize = params ? json_object_get(params, "binary_data_size") : NULL;
+    if (!in->data == !bsize)
+        return fail(c, API_BAD_REQUEST, "the input needs either \"data\" or the parameter "
+                    "binary_data_size (binary data after the JSON header), not %s",
+                    in->data ? "both" : "neither");
+    if (!bsize) {
+        if (bin_len > 0)
+            return fail(c, API_BAD_REQUEST, "%zu bytes follow the JSON header but no input has "
+                        "binary_data_size", bin_len);
+        return API_OK;
+    }
+    if (!json_is_integer(bsize) || json_integer_value(bsize) < 0)
+        return fail(c, API_BAD_REQUEST, "binary_data_size must be a non-negative integer");
+    if (!req->header_length)
+        return fail(c, API_BAD_REQUEST, "binary_data_size needs the "
+                    "Inference-Header-Content-Length header (the JSON header's length)");
+    if ((unsigned long long)json_integer_value(bsize) != bin_len)
+        return fail(c, API_BAD_REQUEST, "binary_data_size is %lld but %zu bytes follow the JSON "
+                    "header", (long long)json_integer_value(bsize), bin_len);
+    return API_OK;
+}
+
+/* The tensors themselves: decoded images or the floats, into a new buffer. */
+static api_status read_values(parse_ctx *c, const input_spec *in, const unsigned char *bin,
+                              size_t bin_len, kserve_v2_infer *out) {
+    const size_t image_floats = (size_t)3 * c->lim->image_hw * c->lim->image_hw;
+    float *inputs = malloc((size_t)out->n_images * image_floats * sizeof(float));
+    if (!inputs) return fail(c, API_INTERNAL, "out of memory");
+    double t0 = now_ms();
+    api_status st = out->tensor_input
+                        ? read_tensor(c, in->data, bin, bin_len, in->dims, in->ndim, inputs)
+                        : read_images(c, in->data, bin, bin_len, out->n_images, inputs);
+    out->decode_ms = now_ms() - t0;
+    if (st != API_OK) {
+        free(inputs);
+        return st;
+    }
+    out->inputs = inputs;
+    return API_OK;
+}
+
 api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classify_limits *lim,
                                  kserve_v2_infer *out, char *msg, size_t msglen) {
     memset(out, 0, sizeof *out);
@@ -425,125 +533,14 @@ api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classi
     json_t *root = NULL;
     const unsigned char *bin = NULL;
     size_t bin_len = 0;
+    input_spec in;
+    /* In the order a client fixes them: framing, id, outputs, the input, its values. */
     api_status st = parse_root(&c, req, &root, &bin, &bin_len);
-    float *inputs = NULL;
-    if (st != API_OK) goto done;
-
-    json_t *id = json_object_get(root, "id");
-    if (id && (!json_is_string(id) || json_string_length(id) > KSERVE_V2_MAX_ID ||
-               strlen(json_string_value(id)) != json_string_length(id))) {
-        st = fail(&c, API_BAD_REQUEST, "\"id\" must be a string of at most %d bytes",
-                  KSERVE_V2_MAX_ID);
-        goto done;
-    }
-    if (id) snprintf(out->id, sizeof out->id, "%s", json_string_value(id));
-    if ((st = read_outputs(&c, root, out)) != API_OK) goto done;
-
-    char inputs_named[96], tensor_named[48];
-    snprintf(tensor_named, sizeof tensor_named, "\"input\" (FP32 [N,3,%d,%d])", lim->image_hw,
-             lim->image_hw);
-    snprintf(inputs_named, sizeof inputs_named, "%s%s%s",
-             c.view->image_input ? "\"image\" (BYTES [N])" : "",
-             c.view->image_input && c.view->tensor_input ? " or " : "",
-             c.view->tensor_input ? tensor_named : "");
-    json_t *inputs_j = json_object_get(root, "inputs");
-    if (!json_is_array(inputs_j) || json_array_size(inputs_j) != 1) {
-        st = fail(&c, API_BAD_REQUEST, "\"inputs\" must be an array of one input: %s",
-                  inputs_named);
-        goto done;
-    }
-    json_t *in = json_array_get(inputs_j, 0);
-    json_t *name = json_object_get(in, "name"), *dtype = json_object_get(in, "datatype");
-    if (!json_is_string(name) || !json_is_string(dtype)) {
-        st = fail(&c, API_BAD_REQUEST, "the input needs \"name\", \"datatype\" and \"shape\"");
-        goto done;
-    }
-    out->tensor_input = strcmp(json_string_value(name), "input") == 0;
-    bool known = out->tensor_input ? c.view->tensor_input
-                                   : c.view->image_input && strcmp(json_string_value(name), "image") == 0;
-    if (!known) {
-        st = fail(&c, API_BAD_REQUEST, "unknown input '%.64s'; this model's input: %s",
-                  json_string_value(name), inputs_named);
-        goto done;
-    }
-    const char *want_type = out->tensor_input ? "FP32" : "BYTES";
-    if (strcmp(json_string_value(dtype), want_type) != 0) {
-        st = fail(&c, API_BAD_REQUEST, "input '%s' has datatype %s, not %.32s",
-                  json_string_value(name), want_type, json_string_value(dtype));
-        goto done;
-    }
-    long long dims[4];
-    int ndim = read_shape(json_object_get(in, "shape"), dims, 4);
-    bool shape_ok = ndim >= 1 && dims[0] >= 1;
-    if (out->tensor_input)
-        shape_ok = shape_ok && ndim == 4 && dims[1] == 3 && dims[2] == lim->image_hw &&
-                   dims[3] == lim->image_hw;
-    else shape_ok = shape_ok && (ndim == 1 || (ndim == 2 && dims[1] == 1));
-    if (!shape_ok) {
-        if (out->tensor_input)
-            st = fail(&c, API_BAD_REQUEST, "input 'input' needs shape [N,3,%d,%d] with N >= 1",
-                      lim->image_hw, lim->image_hw);
-        else st = fail(&c, API_BAD_REQUEST, "input 'image' needs shape [N] with N >= 1");
-        goto done;
-    }
-    if (dims[0] > lim->max_images) {
-        st = fail(&c, API_TOO_MANY_IMAGES, "%lld images in one request; the limit is %d",
-                  dims[0], lim->max_images);
-        goto done;
-    }
-    int n = (int)dims[0];
-    out->n_images = n;
-
-    json_t *data = json_object_get(in, "data");
-    json_t *params = json_object_get(in, "parameters");
-    json_t *bsize = json_is_object(params) ? json_object_get(params, "binary_data_size") : NULL;
-    if (params && !json_is_object(params)) {
-        st = fail(&c, API_BAD_REQUEST, "the input's \"parameters\" must be an object");
-        goto done;
-    }
-    if (!data == !bsize) {
-        st = fail(&c, API_BAD_REQUEST, "the input needs either \"data\" or the parameter "
-                  "binary_data_size (binary data after the JSON header), not %s",
-                  data ? "both" : "neither");
-        goto done;
-    }
-    if (bsize) {
-        if (!json_is_integer(bsize) || json_integer_value(bsize) < 0) {
-            st = fail(&c, API_BAD_REQUEST, "binary_data_size must be a non-negative integer");
-            goto done;
-        }
-        if (!req->header_length) {
-            st = fail(&c, API_BAD_REQUEST, "binary_data_size needs the "
-                      "Inference-Header-Content-Length header (the JSON header's length)");
-            goto done;
-        }
-        if ((unsigned long long)json_integer_value(bsize) != bin_len) {
-            st = fail(&c, API_BAD_REQUEST, "binary_data_size is %lld but %zu bytes follow the "
-                      "JSON header", (long long)json_integer_value(bsize), bin_len);
-            goto done;
-        }
-    } else if (bin_len > 0) {
-        st = fail(&c, API_BAD_REQUEST, "%zu bytes follow the JSON header but no input has "
-                  "binary_data_size", bin_len);
-        goto done;
-    }
-
-    const size_t image_floats = (size_t)3 * lim->image_hw * lim->image_hw;
-    inputs = malloc((size_t)n * image_floats * sizeof(float));
-    if (!inputs) {
-        st = fail(&c, API_INTERNAL, "out of memory");
-        goto done;
-    }
-    double t0 = now_ms();
-    st = out->tensor_input ? read_tensor(&c, data, bin, bin_len, dims, ndim, inputs)
-                           : read_images(&c, data, bin, bin_len, n, inputs);
-    out->decode_ms = now_ms() - t0;
-    if (st == API_OK) {
-        out->inputs = inputs;
-        inputs = NULL;
-    }
-done:
-    free(inputs);
+    if (st == API_OK) st = read_id(&c, root, out);
+    if (st == API_OK) st = read_outputs(&c, root, out);
+    if (st == API_OK) st = read_input_spec(&c, root, out, &in);
+    if (st == API_OK) st = read_data_source(&c, req, bin_len, &in);
+    if (st == API_OK) st = read_values(&c, &in, bin, bin_len, out);
     json_decref(root);
     if (st != API_OK) {
         int n_images = out->n_images;

@@ -123,6 +123,7 @@ typedef struct {
     unsigned char *body;
     size_t len, cap; /* len counts the bytes as sent (compressed, when they are) */
     bool body_too_large;
+    bool body_is_inflated;        /* body points into the inflater's buffer */
     content_inflater *inflater;   /* Content-Encoding gzip/deflate: the body as it inflates */
     content_coding answer_coding; /* Accept-Encoding: how a long answer may be compressed */
     const char *cors_origin;      /* the request's Origin, when cors_allowed_origins has it */
@@ -395,7 +396,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     guard_release(s->guard, r->reserved);
     if (r->queued) atomic_fetch_sub(&s->pending, 1);
     pthread_mutex_destroy(&r->lock);
-    free(r->body);
+    if (!r->body_is_inflated) free(r->body);
     free(r->url);
     content_inflater_free(r->inflater);
     free(r->inputs);
@@ -1060,7 +1061,9 @@ static enum MHD_Result finish_body_decoding(request *r) {
                  st == CONTENT_TRUNCATED ? "the stream ends early" : "corrupt data");
         return send_error(r, API_BAD_REQUEST, msg);
     }
-    r->body = content_inflater_take(r->inflater, &r->len);
+    /* The inflated bytes stay the inflater's (freed with it in on_completed). */
+    r->body = (unsigned char *)content_inflater_data(r->inflater, &r->len);
+    r->body_is_inflated = true;
     return MHD_YES;
 }
 
