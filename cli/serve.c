@@ -20,21 +20,8 @@
 #include "commands.h"
 #include "config.h"
 #include "http.h"
+#include "log.h"
 #include "metrics.h"
-
-/* Start-up and shutdown events: one JSON object per line on stderr. */
-static void log_event(const char *level, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    json_t *o = json_pack("{s:s, s:s}", "level", level, "msg", msg);
-    char *line = json_dumps(o, JSON_COMPACT);
-    fprintf(stderr, "%s\n", line);
-    free(line);
-    json_decref(o);
-}
 
 static void serve_usage(void) {
     printf("usage: vggserve serve [--config FILE] [--print-config] [--SETTING VALUE]...\n\n"
@@ -130,13 +117,13 @@ int cmd_serve(int argc, char **argv) {
         metrics_free(m);
         return 1;
     }
-    log_event("info", "listening on %s://%s:%d (state loading)", cfg.tls_cert_file[0] ? "https" : "http",
+    log_event(LOG_INFO, "listening on %s://%s:%d (state loading)", cfg.tls_cert_file[0] ? "https" : "http",
               cfg.host, http_server_port(http));
     if (http_server_admin_port(http) >= 0)
-        log_event("info", "admin listener on %s:%d: /healthz, /readyz, /metrics", cfg.host,
+        log_event(LOG_INFO, "admin listener on %s:%d: /healthz, /readyz, /metrics", cfg.host,
                   http_server_admin_port(http));
     if (cfg.auth_token[0])
-        log_event("info", "auth: bearer token required on POST /classify, v2 infer%s%s",
+        log_event(LOG_INFO, "auth: bearer token required on POST /classify, v2 infer%s%s",
                   cfg.auth_metrics ? ", GET /metrics" : "",
                   cfg.auth_health ? ", health, readiness, v2 metadata" : "");
 
@@ -149,7 +136,7 @@ int cmd_serve(int argc, char **argv) {
     spec.seed = (uint64_t)cfg.seed;
     spec.max_batch = (int)cfg.max_batch_size;
     if (!cfg.weights[0])
-        log_event("warning", "no weights given: using GENERATED weights (seed %lld); predictions "
+        log_event(LOG_WARNING, "no weights given: using GENERATED weights (seed %lld); predictions "
                   "are meaningless. Pass --weights FILE.safetensors for real ones", cfg.seed);
     metrics_set_model_info(m, cfg.model, cfg.algo, cfg.precision,
                            cfg.weights[0] ? "file" : "generated", (int)cfg.max_batch_size,
@@ -163,7 +150,7 @@ int cmd_serve(int argc, char **argv) {
     }
     struct timespec no_wait = {0, 0};
     if (sigtimedwait(&sigs, NULL, &no_wait) > 0) { /* a signal while the weights loaded */
-        log_event("info", "signal during loading: stopping");
+        log_event(LOG_INFO, "signal during loading: stopping");
         http_server_stop(http);
         vgg_model_free(model);
         vgg_weights_free(&w);
@@ -172,10 +159,10 @@ int cmd_serve(int argc, char **argv) {
     }
     preprocess_mode pre;
     if (cli_preprocess_mode(cfg.preprocess, &w, &pre) == 1)
-        log_event("warning", "the weights file asks for preprocessing '%s', which vggserve does "
+        log_event(LOG_WARNING, "the weights file asks for preprocessing '%s', which vggserve does "
                   "not know; using torchvision's", w.preprocess);
     http_server_set_preprocess(http, pre);
-    log_event("info", "weights loaded in %.1f s: %s %s %s, %s preprocessing", cli_now_s() - t_start,
+    log_event(LOG_INFO, "weights loaded in %.1f s: %s %s %s, %s preprocessing", cli_now_s() - t_start,
               cfg.model, cfg.algo, cfg.precision,
               pre == PREPROCESS_CAFFE ? "caffe" : "torchvision");
 
@@ -192,7 +179,7 @@ int cmd_serve(int argc, char **argv) {
             stop_early = true;
             http_server_set_state(http, SERVICE_DRAINING);
             batcher_abort_warmup(b);
-            log_event("info", "signal during warm-up: stopping");
+            log_event(LOG_INFO, "signal during warm-up: stopping");
         }
     }
     if (!b || batcher_wait_warm(b, err, sizeof err) != 0 || stop_early) {
@@ -222,14 +209,14 @@ int cmd_serve(int argc, char **argv) {
     const vgg_config *mc = vgg_model_config(model);
     http_server_set_batcher(http, b, mc->n_classes, mc->in_channels * mc->input_hw * mc->input_hw);
     http_server_set_state(http, SERVICE_READY);
-    log_event("info", "ready in %.1f s: %lld worker(s) x %d thread(s), batches up to %lld, "
+    log_event(LOG_INFO, "ready in %.1f s: %lld worker(s) x %d thread(s), batches up to %lld, "
               "weights %.0f MiB, RSS %.0f MiB",
               cli_now_s() - t_start, cfg.workers, threads, cfg.max_batch_size,
               vgg_model_weight_bytes(model) / 1048576.0, cli_rss_bytes() / 1048576.0);
 
     int sig = 0;
     sigwait(&sigs, &sig);
-    log_event("info", "%s: draining (grace %lld s, %d request(s) in progress)",
+    log_event(LOG_INFO, "%s: draining (grace %lld s, %d request(s) in progress)",
               sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.shutdown_grace_s,
               http_server_pending(http));
     http_server_set_state(http, SERVICE_DRAINING);
@@ -250,7 +237,7 @@ int cmd_serve(int argc, char **argv) {
     batcher_free(b);
     vgg_model_free(model);
     metrics_free(m);
-    log_event(left ? "warning" : "info", "stopped after %.2f s of draining%s", cli_now_s() - t_drain,
+    log_event(left ? LOG_WARNING : LOG_INFO, "stopped after %.2f s of draining%s", cli_now_s() - t_drain,
               left ? " with unsent answers" : "");
     return left ? 1 : 0;
 }

@@ -28,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
+
 typedef struct {
     batch_request *req;
     int index;
@@ -182,8 +184,7 @@ static void *worker_main(void *arg) {
         int64_t t0 = batcher_now_ns();
         int frc = vgg_engine_forward(e, in, n, logits, probs, err, sizeof err);
         int64_t took = batcher_now_ns() - t0;
-        if (frc != 0) fprintf(stderr, "{\"level\":\"error\",\"msg\":\"forward failed\",\"batch_id\":%llu,\"error\":\"%s\"}\n",
-                              (unsigned long long)batch_id, err);
+        if (frc != 0) log_event_fields(LOG_ERROR, NULL, (long long)batch_id, err, "forward failed");
         metrics_observe_batch(b->metrics, n, took / 1e9, frc == 0);
         for (int i = 0; i < n && frc == 0; i++) {
             const size_t row = (size_t)taken[i].index * b->n_classes;

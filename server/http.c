@@ -27,6 +27,7 @@
 #include "guard.h"
 #include "kserve_v2.h"
 #include "labels.h"
+#include "log.h"
 #include "responses.h"
 #include "trace_context.h"
 
@@ -62,16 +63,6 @@ struct http_server {
     pthread_mutex_t log_lock;
     char *tls_cert, *tls_key; /* PEM text, owned; the key is wiped before it is freed */
 };
-
-const char *service_state_name(service_state s) {
-    switch (s) {
-    case SERVICE_LOADING: return "loading";
-    case SERVICE_WARMING: return "warming";
-    case SERVICE_READY: return "ready";
-    case SERVICE_DRAINING: return "draining";
-    }
-    return "unknown";
-}
 
 typedef enum {
     ROUTE_NONE,
@@ -1139,16 +1130,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
  * lines on stderr, like the start-up events. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
-    char msg[512], clean[512];
+    char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
-    json_t *o = json_pack("{s:s, s:s, s:s}", "level", "warning", "source", "libmicrohttpd", "msg",
-                          api_utf8_sanitize(msg, clean, sizeof clean));
-    char *line = json_dumps(o, JSON_COMPACT);
-    if (line) fprintf(stderr, "%s\n", line);
-    free(line);
-    json_decref(o);
+    log_event_fields(LOG_WARNING, "libmicrohttpd", -1, NULL, msg);
 }
 
 /* Tries the address first, so that a port in use is reported as such (errno), not as a
@@ -1380,7 +1366,7 @@ void http_server_set_preprocess(http_server *s, preprocess_mode mode) {
 
 void http_server_set_state(http_server *s, service_state st) {
     atomic_store(&s->state, st);
-    metrics_set_state(s->metrics, service_state_name(st));
+    metrics_set_state(s->metrics, st);
 }
 
 service_state http_server_state(const http_server *s) { return atomic_load(&s->state); }

@@ -17,14 +17,7 @@
 #include "metrics.h"
 #include "preprocess.h"
 
-typedef enum {
-    SERVICE_LOADING,
-    SERVICE_WARMING,
-    SERVICE_READY,
-    SERVICE_DRAINING,
-} service_state;
-
-const char *service_state_name(service_state s);
+#include "service_state.h"
 
 typedef struct http_server http_server;
 

@@ -51,7 +51,7 @@ struct metrics {
     atomic_ullong rejected[N_REASONS];
     atomic_int queue_depth, in_flight;
     char model_info[512];
-    char state[16];
+    _Atomic int state; /* service_state */
     pthread_mutex_t info_lock;
 };
 
@@ -81,7 +81,7 @@ metrics *metrics_create(void) {
     histogram_init(&m->inference_seconds, latency, 12);
     histogram_init(&m->batch_size, sizes, 7);
     pthread_mutex_init(&m->info_lock, NULL);
-    snprintf(m->state, sizeof m->state, "loading");
+    atomic_store(&m->state, SERVICE_LOADING);
     return m;
 }
 
@@ -106,11 +106,7 @@ void metrics_set_model_info(metrics *m, const char *model, const char *algo,
     pthread_mutex_unlock(&m->info_lock);
 }
 
-void metrics_set_state(metrics *m, const char *state) {
-    pthread_mutex_lock(&m->info_lock);
-    snprintf(m->state, sizeof m->state, "%s", state);
-    pthread_mutex_unlock(&m->info_lock);
-}
+void metrics_set_state(metrics *m, service_state state) { atomic_store(&m->state, (int)state); }
 
 void metrics_observe_request(metrics *m, metrics_endpoint ep, int http_code, double seconds) {
     size_t c = 0;
@@ -353,9 +349,9 @@ char *metrics_render(metrics *m, size_t *len) {
            "The loaded model; weights=\"generated\" means meaningless predictions.");
     put(&t, "vggserve_model_info{%s} 1\n", m->model_info);
     header(&t, "vggserve_state", "gauge", "Service state (1 for the current one).");
-    static const char *const states[] = {"loading", "warming", "ready", "draining"};
-    for (int i = 0; i < 4; i++)
-        put(&t, "vggserve_state{state=\"%s\"} %d\n", states[i], strcmp(states[i], m->state) == 0);
+    for (int i = 0; i < SERVICE_STATE_COUNT; i++)
+        put(&t, "vggserve_state{state=\"%s\"} %d\n", service_state_name((service_state)i),
+            atomic_load(&m->state) == i);
     pthread_mutex_unlock(&m->info_lock);
     header(&t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
     put(&t, "process_resident_memory_bytes %lld\n", resident_bytes());

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "errors.h"
+#include "service_state.h"
 
 typedef struct metrics metrics;
 
@@ -40,7 +41,7 @@ void metrics_add_images(metrics *m, int n);
 void metrics_add_rejected(metrics *m, api_status why); /* reason label: api_status_type() */
 void metrics_set_queue_depth(metrics *m, int depth);
 void metrics_add_in_flight(metrics *m, int delta);
-void metrics_set_state(metrics *m, const char *state);
+void metrics_set_state(metrics *m, service_state state);
 
 /* Per model (the KServe v2 views; POST /classify counts as the full model, index 0): what
  * each inference request cost, the numbers Triton's statistics extension reports. */
