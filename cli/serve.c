@@ -95,149 +95,190 @@ fail:
     return -1;
 }
 
-int cmd_serve(int argc, char **argv) {
+/* What a running service holds; service_close() frees whatever is there, so each stage
+ * below just returns and the one cleanup runs. */
+typedef struct {
     vggserve_config cfg;
-    int rc = load_config(argc, argv, &cfg);
-    if (rc != 0) return rc < 0 ? 2 : 0;
-
-    /* Block the shutdown signals before any thread exists, so only sigwait sees them. */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    char err[2048];
-    double t_start = cli_now_s();
-    metrics *m = metrics_create();
-    http_server *http = http_server_start(&cfg, m, err, sizeof err);
-    if (!http) {
-        fprintf(stderr, "error: %s\n", err);
-        metrics_free(m);
-        return 1;
-    }
-    log_event(LOG_INFO, "listening on %s://%s:%d (state loading)", cfg.tls_cert_file[0] ? "https" : "http",
-              cfg.host, http_server_port(http));
-    if (http_server_admin_port(http) >= 0)
-        log_event(LOG_INFO, "admin listener on %s:%d: /healthz, /readyz, /metrics", cfg.host,
-                  http_server_admin_port(http));
-    if (cfg.auth_token[0])
-        log_event(LOG_INFO, "auth: bearer token required on POST /classify, v2 infer%s%s",
-                  cfg.auth_metrics ? ", GET /metrics" : "",
-                  cfg.auth_health ? ", health, readiness, v2 metadata" : "");
-
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = cfg.threads_per_worker ? (int)cfg.threads_per_worker
-                                         : (int)(cores / cfg.workers > 0 ? cores / cfg.workers : 1);
-    cli_model_spec spec = {0};
-    cli_model_spec_parse(&spec, cfg.weights[0] ? cfg.weights : NULL, cfg.model, cfg.algo,
-                         cfg.precision);
-    spec.seed = (uint64_t)cfg.seed;
-    spec.max_batch = (int)cfg.max_batch_size;
-    if (!cfg.weights[0])
-        log_event(LOG_WARNING, "no weights given: using GENERATED weights (seed %lld); predictions "
-                  "are meaningless. Pass --weights FILE.safetensors for real ones", cfg.seed);
-    metrics_set_model_info(m, cfg.model, cfg.algo, cfg.precision,
-                           cfg.weights[0] ? "file" : "generated", (int)cfg.max_batch_size,
-                           (int)cfg.workers, threads);
+    double t_start;
+    int threads; /* oneDNN threads per worker */
+    metrics *m;
+    http_server *http;
     vgg_weights w;
+    bool have_weights;
     vgg_model *model;
-    if (cli_build_model(&spec, &w, &model, true) != 0) {
-        http_server_stop(http);
-        metrics_free(m);
-        return 1;
-    }
-    struct timespec no_wait = {0, 0};
-    if (sigtimedwait(&sigs, NULL, &no_wait) > 0) { /* a signal while the weights loaded */
-        log_event(LOG_INFO, "signal during loading: stopping");
-        http_server_stop(http);
-        vgg_model_free(model);
-        vgg_weights_free(&w);
-        metrics_free(m);
-        return 0;
-    }
-    preprocess_mode pre;
-    if (cli_preprocess_mode(cfg.preprocess, &w, &pre) == 1)
-        log_event(LOG_WARNING, "the weights file asks for preprocessing '%s', which vggserve does "
-                  "not know; using torchvision's", w.preprocess);
-    http_server_set_preprocess(http, pre);
-    log_event(LOG_INFO, "weights loaded in %.1f s: %s %s %s, %s preprocessing", cli_now_s() - t_start,
-              cfg.model, cfg.algo, cfg.precision,
-              pre == PREPROCESS_CAFFE ? "caffe" : "torchvision");
+    batcher *b;
+} service;
 
-    http_server_set_state(http, SERVICE_WARMING);
-    batcher_options bo = {(int)cfg.workers, threads, (int)cfg.max_batch_size,
-                          cfg.max_queue_delay_us, (int)cfg.queue_capacity,
-                          http_server_arrivals(http)};
-    batcher *b = batcher_create(model, &bo, m, err, sizeof err);
-    /* Warm-up takes seconds: keep answering SIGTERM meanwhile (stop early, exit 0). */
-    bool stop_early = false;
-    while (b && !batcher_is_warm(b)) {
-        struct timespec tick = {0, 100000000};
-        if (sigtimedwait(&sigs, NULL, &tick) > 0) {
-            stop_early = true;
-            http_server_set_state(http, SERVICE_DRAINING);
-            batcher_abort_warmup(b);
-            log_event(LOG_INFO, "signal during warm-up: stopping");
-        }
+static void service_close(service *svc) {
+    if (svc->b) {
+        batcher_drain(svc->b, 0);
+        batcher_free(svc->b);
     }
-    if (!b || batcher_wait_warm(b, err, sizeof err) != 0 || stop_early) {
-        if (stop_early) {
-            batcher_drain(b, 0);
-            batcher_free(b);
-            http_server_stop(http);
-            vgg_model_free(model);
-            vgg_weights_free(&w);
-            metrics_free(m);
-            return 0;
-        }
+    http_server_stop(svc->http);
+    vgg_model_free(svc->model);
+    if (svc->have_weights) vgg_weights_free(&svc->w);
+    metrics_free(svc->m);
+}
+
+/* A shutdown signal already waiting (sent during loading or warm-up)? */
+static bool signal_pending(service *svc, long wait_ns) {
+    struct timespec t = {0, wait_ns};
+    return sigtimedwait(&svc->sigs, NULL, &t) > 0;
+}
+
+/* The HTTP server first, so /healthz and /readyz answer while the model loads. */
+static int start_http(service *svc) {
+    const vggserve_config *cfg = &svc->cfg;
+    char err[2048];
+    svc->m = metrics_create();
+    svc->http = http_server_start(cfg, svc->m, err, sizeof err);
+    if (!svc->http) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    log_event(LOG_INFO, "listening on %s://%s:%d (state loading)",
+              cfg->tls_cert_file[0] ? "https" : "http", cfg->host, http_server_port(svc->http));
+    if (http_server_admin_port(svc->http) >= 0)
+        log_event(LOG_INFO, "admin listener on %s:%d: /healthz, /readyz, /metrics", cfg->host,
+                  http_server_admin_port(svc->http));
+    if (cfg->auth_token[0])
+        log_event(LOG_INFO, "auth: bearer token required on POST /classify, v2 infer%s%s",
+                  cfg->auth_metrics ? ", GET /metrics" : "",
+                  cfg->auth_health ? ", health, readiness, v2 metadata" : "");
+    return 0;
+}
+
+static int load_model(service *svc) {
+    const vggserve_config *cfg = &svc->cfg;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    svc->threads = cfg->threads_per_worker
+                       ? (int)cfg->threads_per_worker
+                       : (int)(cores / cfg->workers > 0 ? cores / cfg->workers : 1);
+    cli_model_spec spec = {0};
+    cli_model_spec_parse(&spec, cfg->weights[0] ? cfg->weights : NULL, cfg->model, cfg->algo,
+                         cfg->precision);
+    spec.seed = (uint64_t)cfg->seed;
+    spec.max_batch = (int)cfg->max_batch_size;
+    if (!cfg->weights[0])
+        log_event(LOG_WARNING, "no weights given: using GENERATED weights (seed %lld); predictions "
+                  "are meaningless. Pass --weights FILE.safetensors for real ones", cfg->seed);
+    metrics_set_model_info(svc->m, cfg->model, cfg->algo, cfg->precision,
+                           cfg->weights[0] ? "file" : "generated", (int)cfg->max_batch_size,
+                           (int)cfg->workers, svc->threads);
+    if (cli_build_model(&spec, &svc->w, &svc->model, true) != 0) return -1;
+    svc->have_weights = true;
+    preprocess_mode pre;
+    if (cli_preprocess_mode(cfg->preprocess, &svc->w, &pre) == 1)
+        log_event(LOG_WARNING, "the weights file asks for preprocessing '%s', which vggserve does "
+                  "not know; using torchvision's", svc->w.preprocess);
+    http_server_set_preprocess(svc->http, pre);
+    log_event(LOG_INFO, "weights loaded in %.1f s: %s %s %s, %s preprocessing",
+              cli_now_s() - svc->t_start, cfg->model, cfg->algo, cfg->precision,
+              pre == PREPROCESS_CAFFE ? "caffe" : "torchvision");
+    return 0;
+}
+
+/* Workers build and run every batch size once. Returns 0 when warm, 1 when a signal stopped
+ * it (exit 0), -1 on failure. */
+static int warm_up(service *svc) {
+    const vggserve_config *cfg = &svc->cfg;
+    char err[2048];
+    http_server_set_state(svc->http, SERVICE_WARMING);
+    batcher_options bo = {(int)cfg->workers, svc->threads, (int)cfg->max_batch_size,
+                          cfg->max_queue_delay_us, (int)cfg->queue_capacity,
+                          http_server_arrivals(svc->http)};
+    svc->b = batcher_create(svc->model, &bo, svc->m, err, sizeof err);
+    if (!svc->b) {
         fprintf(stderr, "error: warm-up: %s\n", err);
-        if (b) {
-            batcher_drain(b, 0);
-            batcher_free(b);
-        }
-        http_server_stop(http);
-        vgg_model_free(model);
-        vgg_weights_free(&w);
-        metrics_free(m);
+        return -1;
+    }
+    /* Warm-up takes seconds: keep answering SIGTERM meanwhile (stop early, exit 0). */
+    while (!batcher_is_warm(svc->b)) {
+        if (!signal_pending(svc, 100000000)) continue;
+        http_server_set_state(svc->http, SERVICE_DRAINING);
+        batcher_abort_warmup(svc->b);
+        log_event(LOG_INFO, "signal during warm-up: stopping");
+        batcher_wait_warm(svc->b, err, sizeof err);
         return 1;
+    }
+    if (batcher_wait_warm(svc->b, err, sizeof err) != 0) {
+        fprintf(stderr, "error: warm-up: %s\n", err);
+        return -1;
     }
     /* Every batch size has its weight formats now: the plain copy can go. */
-    vgg_model_release_source(model);
-    vgg_weights_free(&w);
-    const vgg_config *mc = vgg_model_config(model);
-    http_server_set_batcher(http, b, mc->n_classes, mc->in_channels * mc->input_hw * mc->input_hw);
-    http_server_set_state(http, SERVICE_READY);
+    vgg_model_release_source(svc->model);
+    vgg_weights_free(&svc->w);
+    svc->have_weights = false;
+    const vgg_config *mc = vgg_model_config(svc->model);
+    http_server_set_batcher(svc->http, svc->b, mc->n_classes,
+                            mc->in_channels * mc->input_hw * mc->input_hw);
+    http_server_set_state(svc->http, SERVICE_READY);
     log_event(LOG_INFO, "ready in %.1f s: %lld worker(s) x %d thread(s), batches up to %lld, "
               "weights %.0f MiB, RSS %.0f MiB",
-              cli_now_s() - t_start, cfg.workers, threads, cfg.max_batch_size,
-              vgg_model_weight_bytes(model) / 1048576.0, cli_rss_bytes() / 1048576.0);
+              cli_now_s() - svc->t_start, cfg->workers, svc->threads, cfg->max_batch_size,
+              vgg_model_weight_bytes(svc->model) / 1048576.0, cli_rss_bytes() / 1048576.0);
+    return 0;
+}
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
+/* SIGTERM or SIGINT: 503 for new requests, arriving uploads finish, accepted work is
+ * answered. Returns the number of answers left unsent. */
+static int drain(service *svc, int sig) {
+    const vggserve_config *cfg = &svc->cfg;
     log_event(LOG_INFO, "%s: draining (grace %lld s, %d request(s) in progress)",
-              sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.shutdown_grace_s,
-              http_server_pending(http));
-    http_server_set_state(http, SERVICE_DRAINING);
+              sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_grace_s,
+              http_server_pending(svc->http));
+    http_server_set_state(svc->http, SERVICE_DRAINING);
     double t_drain = cli_now_s();
     /* Uploads already arriving get the grace to finish and be computed: new ones are refused
      * (503) from now, and the batcher stays open until the last arrival is queued. */
-    atomic_int *arriving = http_server_arrivals(http);
-    while (atomic_load(arriving) > 0 && cli_now_s() - t_drain < cfg.shutdown_grace_s)
+    atomic_int *arriving = http_server_arrivals(svc->http);
+    while (atomic_load(arriving) > 0 && cli_now_s() - t_drain < cfg->shutdown_grace_s)
         usleep(10000);
-    long long grace_left_ms = (long long)((cfg.shutdown_grace_s - (cli_now_s() - t_drain)) * 1000);
-    batcher_drain(b, grace_left_ms > 0 ? grace_left_ms : 0);
+    long long grace_left_ms = (long long)((cfg->shutdown_grace_s - (cli_now_s() - t_drain)) * 1000);
+    batcher_drain(svc->b, grace_left_ms > 0 ? grace_left_ms : 0);
     /* Every accepted request is resumed now; give MHD a moment to send the answers (counted
      * from here: a batch already running when the grace ran out is waited for). */
     double t_flush = cli_now_s();
-    while (http_server_pending(http) > 0 && cli_now_s() - t_flush < 5) usleep(10000);
-    int left = http_server_pending(http);
-    http_server_stop(http);
-    batcher_free(b);
-    vgg_model_free(model);
-    metrics_free(m);
-    log_event(left ? LOG_WARNING : LOG_INFO, "stopped after %.2f s of draining%s", cli_now_s() - t_drain,
-              left ? " with unsent answers" : "");
-    return left ? 1 : 0;
+    while (http_server_pending(svc->http) > 0 && cli_now_s() - t_flush < 5) usleep(10000);
+    int left = http_server_pending(svc->http);
+    http_server_stop(svc->http);
+    svc->http = NULL;
+    batcher_free(svc->b);
+    svc->b = NULL;
+    log_event(left ? LOG_WARNING : LOG_INFO, "stopped after %.2f s of draining%s",
+              cli_now_s() - t_drain, left ? " with unsent answers" : "");
+    return left;
+}
+
+int cmd_serve(int argc, char **argv) {
+    service svc = {0};
+    int rc = load_config(argc, argv, &svc.cfg);
+    if (rc != 0) return rc < 0 ? 2 : 0;
+    /* Block the shutdown signals before any thread exists, so only sigwait sees them. */
+    sigemptyset(&svc.sigs);
+    sigaddset(&svc.sigs, SIGTERM);
+    sigaddset(&svc.sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &svc.sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    svc.t_start = cli_now_s();
+
+    int exit_code = 1;
+    if (start_http(&svc) != 0 || load_model(&svc) != 0) goto out;
+    if (signal_pending(&svc, 0)) { /* a signal while the weights loaded */
+        log_event(LOG_INFO, "signal during loading: stopping");
+        exit_code = 0;
+        goto out;
+    }
+    int warm = warm_up(&svc);
+    if (warm != 0) {
+        exit_code = warm > 0 ? 0 : 1;
+        goto out;
+    }
+    int sig = 0;
+    sigwait(&svc.sigs, &sig);
+    exit_code = drain(&svc, sig) ? 1 : 0;
+out:
+    service_close(&svc);
+    return exit_code;
 }
