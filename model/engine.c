@@ -353,8 +353,20 @@ void vgg_model_free(vgg_model *m) {
 
 /* ---------------------------------------------------------------- plans */
 
-/* Where an argument's bytes live. Activations ping-pong between two buffers. */
-enum { AT_BUF0, AT_BUF1, AT_INPUT, AT_LOGITS, AT_PROBS, AT_EXTERNAL, AT_SCRATCH };
+/* Where an argument's bytes live. The slots before N_SLOTS are the engine's own buffers,
+ * shared by all of its plans and grown to fit the largest: activations ping-pong between
+ * BUF0 and BUF1, and each tensor only an explain plan keeps has a slot of its own. The rest
+ * are the caller's input, the engine's outputs and, never moved, weights (AT_EXTERNAL). */
+enum {
+    AT_BUF0,
+    AT_BUF1,
+    AT_SCRATCH,
+    N_SLOTS,
+    AT_INPUT = N_SLOTS,
+    AT_LOGITS,
+    AT_PROBS,
+    AT_EXTERNAL
+};
 
 typedef struct {
     int arg;   /* DNNL_ARG_* */
@@ -380,7 +392,7 @@ typedef struct {
     bool ready;
     int n_steps;
     plan_step steps[MAX_STEPS];
-    size_t buf_bytes, scratch_bytes; /* what this plan needs of the engine's buffers */
+    size_t slot_bytes[N_SLOTS]; /* what this plan needs of the engine's buffers */
 } plan;
 
 struct vgg_engine {
@@ -388,9 +400,8 @@ struct vgg_engine {
     int n_threads;
     dnnl_stream_t stream;
     plan *plans;             /* [max_batch + 1], built on first use */
-    void *buf[2];            /* activation ping-pong, shared by all plans */
-    void *scratch;
-    size_t buf_bytes, scratch_bytes;
+    void *slot[N_SLOTS];     /* AT_BUF0 ... : buffers shared by all plans */
+    size_t slot_bytes[N_SLOTS];
     float *logits, *probs;   /* (max_batch, n_classes) plain */
 };
 
@@ -866,23 +877,19 @@ static void plan_free(plan *p) {
 
 /* ---------------------------------------------------------------- prepare */
 
-/* Records what plan p needs of the engine's activation and scratchpad buffers (the largest
- * argument at each) and grows them to fit. */
+/* Records what plan p needs of each of the engine's buffers (the largest argument placed
+ * there) and grows them to fit. */
 static int plan_size_buffers(vgg_engine *e, plan *p, const pending_plan *pp) {
     for (int s = 0; s < pp->n_steps; s++)
         for (int a = 0; a < pp->steps[s].n_args; a++) {
             const pending_arg *x = &pp->steps[s].args[a];
             size_t sz = dnnl_memory_desc_get_size(&x->md);
-            if ((x->where == AT_BUF0 || x->where == AT_BUF1) && sz > p->buf_bytes) p->buf_bytes = sz;
-            if (x->where == AT_SCRATCH && sz > p->scratch_bytes) p->scratch_bytes = sz;
+            if (x->where < N_SLOTS && sz > p->slot_bytes[x->where]) p->slot_bytes[x->where] = sz;
         }
-    size_t buf0 = e->buf_bytes, buf1 = e->buf_bytes;
-    int grown = ensure_buffer(&e->buf[0], &buf0, p->buf_bytes) |
-                ensure_buffer(&e->buf[1], &buf1, p->buf_bytes);
-    e->buf_bytes = buf0 < buf1 ? buf0 : buf1;
-    return grown != 0 || ensure_buffer(&e->scratch, &e->scratch_bytes, p->scratch_bytes) != 0
-               ? -1
-               : 0;
+    for (int k = 0; k < N_SLOTS; k++)
+        if (p->slot_bytes[k] && ensure_buffer(&e->slot[k], &e->slot_bytes[k], p->slot_bytes[k]) != 0)
+            return -1;
+    return 0;
 }
 
 /* A step's line in vgg_engine_describe: its name, the oneDNN implementation, the output's
@@ -984,9 +991,7 @@ void vgg_engine_free(vgg_engine *e) {
     if (e->plans)
         for (int n = 0; n <= e->model->opt.max_batch; n++) plan_free(&e->plans[n]);
     free(e->plans);
-    free(e->buf[0]);
-    free(e->buf[1]);
-    free(e->scratch);
+    for (int k = 0; k < N_SLOTS; k++) free(e->slot[k]);
     free(e->logits);
     free(e->probs);
     if (e->stream) dnnl_stream_destroy(e->stream);
@@ -1005,13 +1010,11 @@ static int run_plan(vgg_engine *e, const float *input, int n, vgg_layer_observer
         for (int a = 0; a < st->n_args; a++) {
             void *h;
             switch (st->where[a]) {
-            case AT_BUF0: h = e->buf[0]; break;
-            case AT_BUF1: h = e->buf[1]; break;
             case AT_INPUT: h = (void *)input; break;
             case AT_LOGITS: h = e->logits; break;
             case AT_PROBS: h = e->probs; break;
-            case AT_SCRATCH: h = e->scratch; break;
-            default: continue; /* weights and biases never move */
+            case AT_EXTERNAL: continue; /* weights and biases never move */
+            default: h = e->slot[st->where[a]];
             }
             CHECK(dnnl_memory_set_data_handle(st->args[a].memory, h), st->desc);
         }
@@ -1062,8 +1065,9 @@ char *vgg_engine_describe(vgg_engine *e, int n) {
 }
 
 size_t vgg_engine_activation_bytes(const vgg_engine *e) {
-    return 2 * e->buf_bytes + e->scratch_bytes +
-           2 * (size_t)e->model->opt.max_batch * e->model->cfg.n_classes * sizeof(float);
+    size_t total = 2 * (size_t)e->model->opt.max_batch * e->model->cfg.n_classes * sizeof(float);
+    for (int k = 0; k < N_SLOTS; k++) total += e->slot_bytes[k];
+    return total;
 }
 
 int vgg_engine_threads(const vgg_engine *e) { return e->n_threads; }
