@@ -506,9 +506,19 @@ static pending_arg pa(int arg, int where, const dnnl_memory_desc_t *md, void *pt
 /* The ping-pong buffer an activation at `at` is not in (the caller's input counts as neither). */
 static int other_buf(int at) { return at == AT_BUF0 ? AT_BUF1 : AT_BUF0; }
 
-/* Appends a step, taking pd, and returns its output for the next step to read: the DIFF_SRC
- * argument of a backward step, else the DST (or reorder TO) one. The scratchpad argument is
- * added from the pd. */
+/* Which of a step's arguments is its output: DIFF_SRC in a backward step (where DST, if any,
+ * is an input), else DST, or a reorder's TO. -1 if none. */
+static int output_arg(const pending_arg *args, int n) {
+    int out = -1;
+    for (int a = 0; a < n && out < 0; a++)
+        if (args[a].arg == DNNL_ARG_DIFF_SRC) out = a;
+    for (int a = 0; a < n && out < 0; a++)
+        if (args[a].arg == DNNL_ARG_DST || args[a].arg == DNNL_ARG_TO) out = a;
+    return out;
+}
+
+/* Appends a step, taking pd, and returns its output for the next step to read (output_arg).
+ * The scratchpad argument is added from the pd. */
 static activation push_step(pending_plan *pp, dnnl_primitive_desc_t pd, const char *name,
                             int layer, const pending_arg *args, int n) {
     pending_step *s = &pp->steps[pp->n_steps++];
@@ -521,14 +531,10 @@ static activation push_step(pending_plan *pp, dnnl_primitive_desc_t pd, const ch
     s->n_args = n;
     activation out;
     memset(&out, 0, sizeof out);
-    bool backward = false;
-    for (int a = 0; a < n; a++) backward |= s->args[a].arg == DNNL_ARG_DIFF_SRC;
-    for (int a = 0; a < n; a++) {
-        int arg = s->args[a].arg;
-        if (backward ? arg == DNNL_ARG_DIFF_SRC : arg == DNNL_ARG_DST || arg == DNNL_ARG_TO) {
-            out.md = s->args[a].md;
-            out.at = s->args[a].where;
-        }
+    const int o = output_arg(s->args, n);
+    if (o >= 0) {
+        out.md = s->args[o].md;
+        out.at = s->args[o].where;
     }
     return out;
 }
@@ -1117,10 +1123,10 @@ static void step_describe(const pending_step *ps, char *out, size_t len) {
     const char *impl = "?";
     dnnl_primitive_desc_query(ps->pd, dnnl_query_impl_info_str, 0, &impl);
     char fmt[48] = "";
-    for (int a = 0; a < ps->n_args; a++)
-        if (ps->args[a].arg == DNNL_ARG_DST || ps->args[a].arg == DNNL_ARG_TO)
-            md_format_str(&ps->args[a].md, fmt, sizeof fmt);
-    snprintf(out, len, "%-16s %-28s dst %s", ps->name, impl, fmt);
+    const int o = output_arg(ps->args, ps->n_args);
+    if (o >= 0) md_format_str(&ps->args[o].md, fmt, sizeof fmt);
+    snprintf(out, len, "%-16s %-28s %s %s", ps->name, impl,
+             o >= 0 && ps->args[o].arg == DNNL_ARG_DIFF_SRC ? "diff_src" : "dst", fmt);
 }
 
 /* Appends the pending step's primitive and argument memories to plan p. Counts stay exact on
