@@ -22,7 +22,7 @@ static void print_explanation(const char *file, int class_id, float probability,
     json_t *o = json_pack("{s:s, s:i, s:s?, s:f, s:o}", "file", file, "class_id", class_id,
                           "label", labels_name(class_id), "probability", (double)probability,
                           "grid", grid);
-    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(7));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)); /* floats round-trip */
     puts(s);
     free(s);
     json_decref(o);
