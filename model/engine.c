@@ -980,8 +980,10 @@ fail:
     return -1;
 }
 
-/* The backward of fc j's fused ReLU, in place: the gradient passes where fc j's output (still
- * in its buffer) is positive. Eltwise backward wants a forward primitive as its hint; fc j's
+/* The backward of fc j's fused ReLU, in place: the gradient passes where fc j's output is
+ * positive. That output is still in its buffer: with no step between the inner products (none
+ * in f32 or bf16; int8's reorders are why it has no explanations), fc1's and fc2's outputs
+ * are the two ping-pong buffers after the forward steps. Eltwise backward wants a forward primitive as its hint; fc j's
  * ReLU is a post-op, so one is made for the purpose and dropped.
  * {N, fc_out[j]} -> {N, fc_out[j]} */
 static int push_relu_backward(plan_builder *b, int j, activation *g) {
@@ -1171,7 +1173,9 @@ static plan *prepared_plan(vgg_engine *e, int n, bool explain, char *err, size_t
         e->explain_classes = calloc(m->opt.max_batch, sizeof *e->explain_classes);
         if (!e->explain_plans || !e->explain_classes) {
             free(e->explain_plans);
+            free(e->explain_classes);
             e->explain_plans = NULL;
+            e->explain_classes = NULL;
             snprintf(err, errlen, "out of memory");
             return NULL;
         }
