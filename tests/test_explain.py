@@ -143,6 +143,7 @@ class ExplainTest(unittest.TestCase):
         self.assertLessEqual(diff, BF16_LIMIT)
 
     def test_bad_requests(self):
+        self.assertIn("usage: vggserve explain", run("explain", "--help").stdout)
         for value in ("1000", "-1", "cat"):
             p = run("explain", "--class-id", value, "--tensor", INPUTS, check=False)
             self.assertEqual(p.returncode, 2, value)
