@@ -63,7 +63,7 @@ int cmd_bench(int argc, char **argv) {
     const char *weights = NULL, *model = NULL, *algo = NULL, *precision = NULL, *threads_s = "0",
                *batches_s = "1,8,16", *seconds_s = "5", *runs_s = "3", *seed_s = "1",
                *fc1_s = "flat", *float_layers = NULL, *explain_images_s = NULL;
-    bool json = false, verbose = false, explain = false;
+    bool json = false, verbose = false, explain = false, spec_explain_plain_fc = false;
     const cli_option opts[] = {
         {"weights", "FILE", "safetensors weights (default: generated)", &weights, NULL},
         {"seed", "N", "seed for generated weights (default 1)", &seed_s, NULL},
@@ -81,6 +81,9 @@ int cmd_bench(int argc, char **argv) {
          NULL, &explain},
         {"explain-images", "K", "with --explain: images of each batch asking for a map (default "
                                 "all)", &explain_images_s, NULL},
+        {"explain-plain-fc", NULL, "with --explain: the backward reads plain copies of the fc "
+                                   "weights (faster, ~470 MB more in f32)", NULL,
+         &spec_explain_plain_fc},
         {"json", NULL, "one JSON line per batch size", NULL, &json},
         {"verbose", NULL, "print each plan's primitives and formats", NULL, &verbose},
     };
@@ -110,6 +113,7 @@ int cmd_bench(int argc, char **argv) {
     cli_model_spec spec = {0};
     spec.seed = (uint64_t)seed;
     spec.max_batch = max_batch;
+    spec.explain_plain_fc = spec_explain_plain_fc;
     if (strcmp(fc1_s, "4d") == 0) spec.fc1_layout = VGG_FC1_4D;
     else if (strcmp(fc1_s, "flat") != 0) {
         fprintf(stderr, "error: --fc1 must be flat or 4d\n");

@@ -258,6 +258,7 @@ int cli_model_options(const cli_model_spec *spec, const vgg_weights *w,
                       float act_max[VGG_N_LAYERS], vgg_model_options *opt, bool quiet) {
     *opt = (vgg_model_options){.algo = spec->algo, .precision = spec->precision,
                                .fc1_layout = spec->fc1_layout,
+                               .explain_plain_fc = spec->explain_plain_fc,
                                .max_batch = spec->max_batch > 0 ? spec->max_batch : 16};
     if (spec->precision != VGG_PRECISION_INT8) return 0;
     if (cli_int8_ranges(spec, w, act_max, quiet) != 0) return -1;

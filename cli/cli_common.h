@@ -42,6 +42,7 @@ typedef struct {
     vgg_fc1_layout fc1_layout;
     int max_batch;
     uint32_t int8_float_layers; /* int8: layers kept in f32 (vgg_layer_set_parse) */
+    bool explain_plain_fc;      /* vgg_model_options.explain_plain_fc */
 } cli_model_spec;
 
 /* The preprocessing for weights w: setting "torchvision" or "caffe" as given, or "auto": what

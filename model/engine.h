@@ -28,14 +28,18 @@
  * (inner product backward data, eltwise ReLU backward on the kept outputs) -> pool5 (pooling
  * backward through the workspace) give g = d logit_c / d A. The host then forms the map:
  * alpha_k = mean of g over channel k's positions, map = ReLU(sum_k alpha_k A_k) divided by its
- * maximum (all zeros when that is 0). No convolution is differentiated, so an explanation
- * costs the forward pass plus about what fc1..fc3 cost once more. Forward plans are untouched
- * by all this: an engine that never explains builds and runs exactly what it did before.
- * The inner products' backward reads the forward's weights where oneDNN accepts their format,
- * else a format of its own, made once per model (for fc1 that is one more copy of its weights).
+ * maximum (all zeros when that is 0). No convolution is differentiated: an explanation costs
+ * the forward pass plus the inner products' backward, which at small batches is a second read
+ * of fc1's weights (measured on 2 shared cores, f32 direct: +44 ms on a 180 ms pass at batch
+ * 1, 1.25x; 1.03-1.07x at batch 8). By default the backward reads the forward's own weights
+ * (oneDNN accepts their blocked format: no extra memory); with explain_plain_fc it reads plain
+ * copies, at memory speed (+24 ms at batch 1, 1.13x) for 470 MB more in f32. Forward plans are
+ * untouched by all this: an engine that never explains builds and runs what it did before.
  * Precisions: f32 and bf16 (direct or Winograd; in bf16 the backward runs in the forward's
- * bf16 layouts, gradients included); int8 refuses with "explanations are not supported in
- * int8", since its u8 activations are not what a gradient of the f32 network would see.
+ * bf16 layouts, gradients included: maps within 0.05 of f32's). int8 refuses ("explanations
+ * are not supported in int8"): its inner products are u8 x s8 with scaled reorders between
+ * them, and a backward in f32 would need f32 copies of fc1..fc3 that the model may already
+ * have released.
  *
  * Threads: a vgg_engine is used by one thread at a time (the one that calls forward); several
  * engines over one model may run at once from different threads. vgg_model is thread-safe.
@@ -69,6 +73,11 @@ typedef struct {
      * convolution always does). */
     const float *act_max;
     uint32_t int8_float_layers;
+    /* Explanations: the inner products' backward reads plain (O, K) copies of fc1..fc3's
+     * weights instead of the forward's blocked ones: about 470 MB more in f32 (235 in bf16),
+     * made on the first explanation, for a backward about 3x faster at batch 1 (see
+     * "Explanations" above). */
+    bool explain_plain_fc;
 } vgg_model_options;
 
 typedef struct vgg_model vgg_model;

@@ -242,8 +242,10 @@ static void check_config(const char *name, int width_div, vgg_algo algo, vgg_fc1
 
 /* vgg_engine_explain against naive_gradcam on a reduced VGG with a 96x96 input (6x6 maps):
  * each image's top-1, explicit classes and an image left out, at several batch sizes; its
- * logits and probabilities equal forward()'s bit for bit. */
-static void check_explain(int width_div, vgg_algo algo, vgg_fc1_layout fc1, vgg_precision precision) {
+ * logits and probabilities equal forward()'s bit for bit. plain_fc: the backward on plain
+ * copies of the fc weights (vgg_model_options.explain_plain_fc). */
+static void check_explain(int width_div, vgg_algo algo, vgg_fc1_layout fc1, vgg_precision precision,
+                          bool plain_fc) {
     const double tol = precision == VGG_PRECISION_BF16 ? 0.05 : 1e-4; /* measured 0.015, 1e-6 */
     vgg_config cfg;
     EXPECT(vgg_config_init_reduced(&cfg, "vgg16", width_div, 96, 32, 10));
@@ -256,7 +258,8 @@ static void check_explain(int width_div, vgg_algo algo, vgg_fc1_layout fc1, vgg_
     uint64_t st = 17;
     for (size_t i = 0; i < per * N_MAX; i++) in[i] = (float)vgg_normal_from_u64(vgg_splitmix64(&st));
     char err[512];
-    vgg_model_options opt = {.algo = algo, .precision = precision, .fc1_layout = fc1, .max_batch = N_MAX};
+    vgg_model_options opt = {.algo = algo, .precision = precision, .fc1_layout = fc1,
+                             .max_batch = N_MAX, .explain_plain_fc = plain_fc};
     vgg_model *m = vgg_model_create(&w, &opt, err, sizeof err);
     vgg_engine *e = m ? vgg_engine_create(m, 2, err, sizeof err) : NULL;
     EXPECT(e != NULL);
@@ -291,9 +294,9 @@ static void check_explain(int width_div, vgg_algo algo, vgg_fc1_layout fc1, vgg_
             EXPECT(top == 1.0f);
         }
     }
-    printf("explain vgg16/%d %-8s %s fc1=%-4s: worst |map - naive| %.3g\n", width_div,
+    printf("explain vgg16/%d %-8s %s fc1=%-4s%s: worst |map - naive| %.3g\n", width_div,
            vgg_algo_name(algo), vgg_precision_name(precision), fc1 == VGG_FC1_FLAT ? "flat" : "4d",
-           worst);
+           plain_fc ? " plain fc" : "", worst);
     EXPECT(worst <= tol);
     float maps[36];
     int bad = 10;
@@ -487,8 +490,8 @@ int main(int argc, char **argv) {
         /* bf16 + Winograd runs layers of >= 128 input channels in f32 Winograd, so it needs
          * the wider variant (16..128 channels) to mix both, with reorders at the boundaries. */
         check_config("vgg16", 4, VGG_ALGO_WINOGRAD, VGG_FC1_FLAT, VGG_PRECISION_BF16);
-        check_explain(16, VGG_ALGO_WINOGRAD, VGG_FC1_FLAT, VGG_PRECISION_F32);
-        check_explain(4, VGG_ALGO_WINOGRAD, VGG_FC1_FLAT, VGG_PRECISION_BF16);
+        check_explain(16, VGG_ALGO_WINOGRAD, VGG_FC1_FLAT, VGG_PRECISION_F32, false);
+        check_explain(4, VGG_ALGO_WINOGRAD, VGG_FC1_FLAT, VGG_PRECISION_BF16, false);
         return test_summary();
     }
     static const char *const names[] = {"vgg11", "vgg16", "vgg19"};
@@ -498,9 +501,12 @@ int main(int argc, char **argv) {
     check_config("vgg16", 16, VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_BF16);
     check_concurrent_engines();
     check_int8();
-    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_F32);
-    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_4D, VGG_PRECISION_F32);
-    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_BF16);
+    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_F32, false);
+    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_4D, VGG_PRECISION_F32, false);
+    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_BF16, false);
+    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_F32, true);
+    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_4D, VGG_PRECISION_F32, true);
+    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_BF16, true);
     check_explain_int8_refused();
     return test_summary();
 }
