@@ -33,14 +33,14 @@
  * of fc1's weights (f32 direct on one core of a shared two-core machine: +45-65 ms on a
  * 180-250 ms pass at batch 1, 1.25-1.35x; 1.03-1.07x at batch 8). By default the backward
  * reads the forward's own weights (oneDNN accepts their blocked format: no extra memory); with
- * explain_plain_fc it reads plain copies at memory speed (+24 ms at batch 1, 1.13x) for 470 MB
- * more in f32. Forward plans are
- * untouched by all this: an engine that never explains builds and runs what it did before.
- * Precisions: f32 and bf16 (direct or Winograd; in bf16 the backward runs in the forward's
- * bf16 layouts, gradients included: maps up to about 0.05 from f32's). int8 refuses ("explanations
- * are not supported in int8"): its inner products are u8 x s8 with scaled reorders between
- * them, and a backward in f32 would need f32 copies of fc1..fc3 that the model may already
- * have released.
+ * explain_plain_fc it reads plain copies at memory speed (+24 ms at batch 1, 1.13x) for
+ * 470 MB more in f32. Forward plans are untouched by all this: an engine that never explains
+ * builds and runs what it did before.
+ * Precisions: f32 and bf16, direct or Winograd (in bf16 the backward runs in the forward's
+ * bf16 layouts, gradients included: maps up to about 0.05 from f32's). int8 refuses
+ * ("explanations are not supported in int8"): its inner products are u8 x s8 with scaled
+ * reorders between them, and a backward in f32 would need f32 copies of fc1..fc3 that the
+ * model may already have released.
  *
  * Threads: a vgg_engine is used by one thread at a time (the one that calls forward); several
  * engines over one model may run at once from different threads. vgg_model is thread-safe.
