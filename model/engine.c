@@ -766,8 +766,9 @@ static int push_pool(plan_builder *b, int i, activation *x) {
     dnnl_primitive_desc_t pd = NULL;
     char what[32];
     snprintf(what, sizeof what, "pool_after_conv%d", i + 1);
-    CHECK(dnnl_pooling_v2_forward_desc_init(&pld, keep ? dnnl_forward_training : dnnl_forward_inference,
-                                            dnnl_pooling_max, &x->md, &dst, k2, k2, dil, zero, zero),
+    const dnnl_prop_kind_t kind = keep ? dnnl_forward_training : dnnl_forward_inference;
+    CHECK(dnnl_pooling_v2_forward_desc_init(&pld, kind, dnnl_pooling_max, &x->md, &dst, k2, k2,
+                                            dil, zero, zero),
           what);
     CHECK(dnnl_primitive_desc_create(&pd, &pld, b->attr_plain, b->m->eng, NULL), what);
     pending_arg args[3] = {pa(DNNL_ARG_SRC, x->at, &x->md, NULL),
@@ -988,8 +989,8 @@ fail:
 /* The backward of fc j's fused ReLU, in place: the gradient passes where fc j's output is
  * positive. That output is still in its buffer: with no step between the inner products (none
  * in f32 or bf16; int8's reorders are why it has no explanations), fc1's and fc2's outputs
- * are the two ping-pong buffers after the forward steps. Eltwise backward wants a forward primitive as its hint; fc j's
- * ReLU is a post-op, so one is made for the purpose and dropped.
+ * are the two ping-pong buffers after the forward steps. Eltwise backward wants a forward
+ * primitive as its hint; fc j's ReLU is a post-op, so one is made for the purpose and dropped.
  * {N, fc_out[j]} -> {N, fc_out[j]} */
 static int push_relu_backward(plan_builder *b, int j, activation *g) {
     const activation *y = &b->marks->fc_dst[j];
@@ -1000,7 +1001,8 @@ static int push_relu_backward(plan_builder *b, int j, activation *g) {
     char what[24];
     snprintf(what, sizeof what, "relu%d_backward", j + 1);
     const dnnl_alg_kind_t relu = dnnl_eltwise_relu_use_dst_for_bwd;
-    CHECK(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, relu, &y->md, 0.0f, 0.0f), what);
+    CHECK(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, relu, &y->md, 0.0f, 0.0f),
+          what);
     CHECK(dnnl_primitive_desc_create(&hint, &fd, b->attr_plain, b->m->eng, NULL), what);
     CHECK(dnnl_eltwise_backward_desc_init(&bd, relu, &g->md, &y->md, 0.0f, 0.0f), what);
     CHECK(dnnl_primitive_desc_create(&pd, &bd, b->attr_plain, b->m->eng, hint), what);
