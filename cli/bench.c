@@ -2,7 +2,9 @@
  *
  * For each batch size: one warm-up pass (builds the plan), then timed passes until --seconds
  * have passed and at least --min-runs were made. Reports img/s of the slowest and the median
- * pass: on a noisy machine the median is the figure to quote, the min shows the spread. */
+ * pass: on a noisy machine the median is the figure to quote, the min shows the spread.
+ * With --explain each round times a forward pass and then an explanation of the same batch
+ * (--explain-images of its images asking for a map), so both medians see the same machine. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +13,57 @@
 #include "cli_common.h"
 #include "commands.h"
 
+/* What one timed pass runs: forward, or explain with classes[] asking (maps: its output). */
+typedef struct {
+    bool explain;
+    const int *classes;
+    float *maps;
+} bench_pass;
+
+static int run_pass(vgg_engine *e, const float *in, int n, const bench_pass *p, char *err,
+                    size_t errlen) {
+    return p->explain
+               ? vgg_engine_explain(e, in, n, NULL, NULL, p->classes, p->maps, NULL, err, errlen)
+               : vgg_engine_forward(e, in, n, NULL, NULL, err, errlen);
+}
+
+static double median_sorted(double *t, int runs) {
+    qsort(t, runs, sizeof *t, cli_cmp_double);
+    return runs % 2 ? t[runs / 2] : (t[runs / 2 - 1] + t[runs / 2]) / 2;
+}
+
+/* Times the passes in turn, round after round, until `seconds` have passed and min_runs rounds
+ * were made: t[k] (out, malloc'd) holds pass k's times in seconds. Returns the round count, or
+ * -1 after printing. */
+static int time_rounds(vgg_engine *e, const float *in, int n, const bench_pass *passes,
+                       int n_passes, double seconds, long min_runs, double *t[2]) {
+    char err[512];
+    int cap = 1024, runs = 0;
+    for (int k = 0; k < n_passes; k++) t[k] = malloc(cap * sizeof *t[k]);
+    double start = cli_now_s();
+    while (runs < min_runs || cli_now_s() - start < seconds) {
+        if (runs == cap) {
+            cap *= 2;
+            for (int k = 0; k < n_passes; k++) t[k] = realloc(t[k], cap * sizeof *t[k]);
+        }
+        for (int k = 0; k < n_passes; k++) {
+            double t0 = cli_now_s();
+            if (run_pass(e, in, n, &passes[k], err, sizeof err) != 0) {
+                fprintf(stderr, "error: %s\n", err);
+                return -1;
+            }
+            t[k][runs] = cli_now_s() - t0;
+        }
+        runs++;
+    }
+    return runs;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *weights = NULL, *model = NULL, *algo = NULL, *precision = NULL, *threads_s = "0",
                *batches_s = "1,8,16", *seconds_s = "5", *runs_s = "3", *seed_s = "1",
-               *fc1_s = "flat", *float_layers = NULL;
-    bool json = false, verbose = false;
+               *fc1_s = "flat", *float_layers = NULL, *explain_images_s = NULL;
+    bool json = false, verbose = false, explain = false, spec_explain_plain_fc = false;
     const cli_option opts[] = {
         {"weights", "FILE", "safetensors weights (default: generated)", &weights, NULL},
         {"seed", "N", "seed for generated weights (default 1)", &seed_s, NULL},
@@ -29,6 +77,13 @@ int cmd_bench(int argc, char **argv) {
         {"fc1", "LAYOUT", "flat|4d: how fc1 reads pool5 (default flat)", &fc1_s, NULL},
         {"int8-float-layers", "LIST", "int8: layers kept in f32, e.g. conv2,fc3 (default none)",
          &float_layers, NULL},
+        {"explain", NULL, "also time Grad-CAM explanations, interleaved with forward passes",
+         NULL, &explain},
+        {"explain-images", "K", "with --explain: images of each batch asking for a map (default "
+                                "all)", &explain_images_s, NULL},
+        {"explain-plain-fc", NULL, "with --explain: the backward reads plain copies of the fc "
+                                   "weights (faster, ~470 MB more in f32)", NULL,
+         &spec_explain_plain_fc},
         {"json", NULL, "one JSON line per batch size", NULL, &json},
         {"verbose", NULL, "print each plan's primitives and formats", NULL, &verbose},
     };
@@ -36,11 +91,12 @@ int cmd_bench(int argc, char **argv) {
     int n_pos;
     int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0],
                        "usage: vggserve bench [--weights FILE] [--algo direct|winograd] "
-                       "[--batch 1,8,16] [--seconds S] [--json]",
+                       "[--batch 1,8,16] [--seconds S] [--explain] [--json]",
                        pos, 0, &n_pos);
     if (rc != 0) return rc < 0 ? 2 : 0;
-    long threads, seconds, min_runs, seed;
-    if (cli_parse_int("threads", threads_s, 0, 1024, &threads) ||
+    long threads, seconds, min_runs, seed, explain_images = 256;
+    if ((explain_images_s && cli_parse_int("explain-images", explain_images_s, 0, 256, &explain_images)) ||
+        cli_parse_int("threads", threads_s, 0, 1024, &threads) ||
         cli_parse_int("seconds", seconds_s, 0, 3600, &seconds) ||
         cli_parse_int("min-runs", runs_s, 1, 1000000, &min_runs) ||
         cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed))
@@ -57,6 +113,7 @@ int cmd_bench(int argc, char **argv) {
     cli_model_spec spec = {0};
     spec.seed = (uint64_t)seed;
     spec.max_batch = max_batch;
+    spec.explain_plain_fc = spec_explain_plain_fc;
     if (strcmp(fc1_s, "4d") == 0) spec.fc1_layout = VGG_FC1_4D;
     else if (strcmp(fc1_s, "flat") != 0) {
         fprintf(stderr, "error: --fc1 must be flat or 4d\n");
@@ -76,7 +133,8 @@ int cmd_bench(int argc, char **argv) {
     }
     const vgg_config *cfg = vgg_model_config(m);
     for (int b = 0; b < n_batches; b++)
-        if (vgg_engine_prepare(e, batches[b], err, sizeof err) != 0) {
+        if (vgg_engine_prepare(e, batches[b], err, sizeof err) != 0 ||
+            (explain && vgg_engine_prepare_explain(e, batches[b], err, sizeof err) != 0)) {
             fprintf(stderr, "error: %s\n", err);
             return 1;
         }
@@ -88,13 +146,20 @@ int cmd_bench(int argc, char **argv) {
     uint64_t state = 42;
     for (size_t i = 0; i < per_image * max_batch; i++)
         in[i] = (float)vgg_normal_from_u64(vgg_splitmix64(&state));
+    /* Explanations: the first --explain-images of each batch ask for their top-1's map. */
+    int *classes = malloc(max_batch * sizeof *classes);
+    const int map_hw = vgg_model_explain_hw(m);
+    float *maps = malloc((size_t)max_batch * map_hw * map_hw * sizeof *maps);
+    for (int i = 0; i < max_batch; i++) classes[i] = i < explain_images ? VGG_EXPLAIN_TOP1 : VGG_EXPLAIN_NONE;
+    const bench_pass passes[2] = {{false, NULL, NULL}, {true, classes, maps}};
+    const int n_passes = explain ? 2 : 1;
     if (!json)
         printf("%s %s %s, %ld thread(s); weights %.0f MiB in primitive formats, RSS %.0f MiB\n"
-               "%6s %6s %12s %12s %12s %14s\n",
+               "%6s %6s %12s %12s %12s %14s%s\n",
                cfg->name, vgg_algo_name(spec.algo), vgg_precision_name(spec.precision),
                threads ? threads : (long)0, vgg_model_weight_bytes(m) / 1048576.0,
                cli_rss_bytes() / 1048576.0, "batch", "runs", "img/s min", "img/s median",
-               "img/s max", "ms/batch med");
+               "img/s max", "ms/batch med", explain ? "  explain ms med  explain/forward" : "");
     int status = 0;
     for (int b = 0; b < n_batches && status == 0; b++) {
         int n = batches[b];
@@ -102,40 +167,50 @@ int cmd_bench(int argc, char **argv) {
             char *d = vgg_engine_describe(e, n);
             fprintf(stderr, "plan for batch %d:\n%s", n, d);
             free(d);
+            if (explain) {
+                d = vgg_engine_describe_explain(e, n);
+                fprintf(stderr, "explain plan for batch %d:\n%s", n, d);
+                free(d);
+            }
         }
-        if (vgg_engine_forward(e, in, n, NULL, NULL, err, sizeof err) != 0) { /* warm-up */
-            fprintf(stderr, "error: %s\n", err);
-            status = 1;
-            break;
-        }
-        int cap = 1024, runs = 0;
-        double *t = malloc(cap * sizeof *t), start = cli_now_s();
-        while (runs < min_runs || cli_now_s() - start < seconds) {
-            double t0 = cli_now_s();
-            if (vgg_engine_forward(e, in, n, NULL, NULL, err, sizeof err) != 0) {
+        for (int k = 0; k < n_passes && status == 0; k++) /* warm-up */
+            if (run_pass(e, in, n, &passes[k], err, sizeof err) != 0) {
                 fprintf(stderr, "error: %s\n", err);
                 status = 1;
-                break;
             }
-            if (runs == cap) t = realloc(t, (cap *= 2) * sizeof *t);
-            t[runs++] = cli_now_s() - t0;
+        double *t[2] = {NULL, NULL};
+        int runs = status ? -1 : time_rounds(e, in, n, passes, n_passes, seconds, min_runs, t);
+        if (runs < 0) {
+            status = 1;
+            free(t[0]);
+            free(t[1]);
+            break;
         }
-        qsort(t, runs, sizeof *t, cli_cmp_double);
-        double med = runs % 2 ? t[runs / 2] : (t[runs / 2 - 1] + t[runs / 2]) / 2;
-        double ips_min = n / t[runs - 1], ips_med = n / med, ips_max = n / t[0];
+        double med = median_sorted(t[0], runs), med_x = explain ? median_sorted(t[1], runs) : 0;
+        double ips_min = n / t[0][runs - 1], ips_med = n / med, ips_max = n / t[0][0];
+        char extra[160] = "";
+        if (json && explain)
+            snprintf(extra, sizeof extra, ", \"explain_images\": %ld, \"explain_ms_per_batch_median\": "
+                     "%.3f, \"explain_over_forward\": %.4f", explain_images < n ? explain_images : n,
+                     med_x * 1e3, med_x / med);
+        else if (explain)
+            snprintf(extra, sizeof extra, " %15.1f %16.3f", med_x * 1e3, med_x / med);
         if (json)
             printf("{\"model\": \"%s\", \"algo\": \"%s\", \"precision\": \"%s\", \"batch\": %d, "
                    "\"runs\": %d, \"img_per_s_min\": %.3f, \"img_per_s_median\": %.3f, "
-                   "\"img_per_s_max\": %.3f, \"ms_per_batch_median\": %.3f, \"rss_mb\": %.1f}\n",
+                   "\"img_per_s_max\": %.3f, \"ms_per_batch_median\": %.3f, \"rss_mb\": %.1f%s}\n",
                    cfg->name, vgg_algo_name(spec.algo), vgg_precision_name(spec.precision), n,
-                   runs, ips_min, ips_med, ips_max, med * 1e3, cli_rss_bytes() / 1048576.0);
+                   runs, ips_min, ips_med, ips_max, med * 1e3, cli_rss_bytes() / 1048576.0, extra);
         else
-            printf("%6d %6d %12.2f %12.2f %12.2f %14.1f\n", n, runs, ips_min, ips_med, ips_max,
-                   med * 1e3);
+            printf("%6d %6d %12.2f %12.2f %12.2f %14.1f%s\n", n, runs, ips_min, ips_med, ips_max,
+                   med * 1e3, extra);
         fflush(stdout);
-        free(t);
+        free(t[0]);
+        free(t[1]);
     }
     free(in);
+    free(classes);
+    free(maps);
     vgg_engine_free(e);
     vgg_model_free(m);
     return status;

@@ -30,83 +30,17 @@ static void print_result(const char *file, const float *probs, const float *logi
     json_decref(o);
 }
 
-/* A float32 (N, 3, hw, hw) .npy into *arr (out, caller frees arr->data). 0, or -1 after
- * printing why. */
-static int read_tensor(const char *path, int hw, npy_array *arr) {
-    char err[1024];
-    if (npy_read(path, arr, err, sizeof err) != 0) {
-        fprintf(stderr, "error: %s\n", err);
-        return -1;
-    }
-    if (strcmp(arr->dtype, "<f4") != 0 || arr->ndim != 4 || arr->shape[1] != 3 ||
-        arr->shape[2] != hw || arr->shape[3] != hw) {
-        fprintf(stderr, "error: %s: need a float32 array of shape (N, 3, %d, %d)\n", path, hw, hw);
-        free(arr->data);
-        arr->data = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-/* Where the rows come from: image files, or the rows of a tensor. */
-typedef struct {
-    const char *const *files;  /* n_rows paths, when tensor is NULL */
-    const char *tensor;        /* the .npy's path, or NULL */
-    const npy_array *arr;      /* its rows */
-    int n_rows;
-    size_t per_image;          /* 3 * hw * hw floats */
-    int hw;
-    const image_decode_options *decode;
-    preprocess_mode mode;
-} classify_inputs;
-
-typedef char row_name[1100];
-
-/* Fills in with the next decodable rows from *next on, at most batch of them, naming each;
- * an unreadable or undecodable file is reported and skipped (*status = 1). Returns the count. */
-static int fill_batch(const classify_inputs *src, int *next, int batch, float *in,
-                      row_name *names, int *status) {
-    char err[1024];
-    int n = 0;
-    for (; *next < src->n_rows && n < batch; (*next)++) {
-        const int row = *next;
-        if (src->tensor) {
-            memcpy(in + n * src->per_image, (const float *)src->arr->data + row * src->per_image,
-                   src->per_image * sizeof(float));
-            snprintf(names[n++], sizeof names[0], "%s#%d", src->tensor, row);
-            continue;
-        }
-        uint8_t *bytes;
-        size_t len;
-        if (cli_read_file(src->files[row], &bytes, &len) != 0) {
-            fprintf(stderr, "error: %s: cannot read\n", src->files[row]);
-            *status = 1;
-            continue;
-        }
-        preprocess_status ps = preprocess_bytes(bytes, len, src->decode, src->mode, src->hw,
-                                                in + n * src->per_image, err, sizeof err);
-        free(bytes);
-        if (ps != PREPROCESS_OK) {
-            fprintf(stderr, "error: %s: %s\n", src->files[row], err);
-            *status = 1;
-            continue;
-        }
-        snprintf(names[n++], sizeof names[0], "%s", src->files[row]);
-    }
-    return n;
-}
-
 /* Every row through the engine, batch at a time, one JSON line each. Returns the exit status. */
-static int run_batches(const classify_inputs *src, vgg_engine *e, int batch, int n_classes,
+static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, int n_classes,
                        int k, bool all) {
     float *in = malloc(src->per_image * batch * sizeof(float));
     float *probs = malloc((size_t)batch * n_classes * sizeof(float));
     float *logits = malloc((size_t)batch * n_classes * sizeof(float));
-    row_name *names = malloc((size_t)batch * sizeof *names);
+    cli_row_name *names = malloc((size_t)batch * sizeof *names);
     char err[1024];
     int status = 0;
     for (int next = 0; next < src->n_rows;) {
-        int n = fill_batch(src, &next, batch, in, names, &status);
+        int n = cli_fill_batch(src, &next, batch, in, names, &status);
         if (n == 0) continue;
         if (vgg_engine_forward(e, in, n, logits, probs, err, sizeof err) != 0) {
             fprintf(stderr, "error: forward pass: %s\n", err);
@@ -192,7 +126,7 @@ int cmd_classify(int argc, char **argv) {
             fprintf(stderr, "error: give either IMAGE arguments or --tensor, not both\n");
             return 2;
         }
-        if (read_tensor(tensor, hw, &arr) != 0) return 1;
+        if (cli_read_tensor(tensor, hw, &arr) != 0) return 1;
         n_rows = (int)arr.shape[0];
     }
 
@@ -210,7 +144,7 @@ int cmd_classify(int argc, char **argv) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }
-    const classify_inputs src = {inputs, tensor, &arr, n_rows, per_image, hw, &dopt, mode};
+    const cli_inputs src = {inputs, tensor, &arr, n_rows, per_image, hw, &dopt, mode};
     int status = run_batches(&src, e, (int)batch, vgg_model_config(m)->n_classes, (int)k, all);
     free(arr.data);
     vgg_engine_free(e);

@@ -206,10 +206,59 @@ int cli_load_photos(const char *const *paths, int n, preprocess_mode mode, int h
     return 0;
 }
 
+int cli_read_tensor(const char *path, int hw, npy_array *arr) {
+    char err[1024];
+    if (npy_read(path, arr, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    if (strcmp(arr->dtype, "<f4") != 0 || arr->ndim != 4 || arr->shape[1] != 3 ||
+        arr->shape[2] != hw || arr->shape[3] != hw) {
+        fprintf(stderr, "error: %s: need a float32 array of shape (N, 3, %d, %d)\n", path, hw, hw);
+        free(arr->data);
+        arr->data = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int cli_fill_batch(const cli_inputs *src, int *next, int batch, float *in, cli_row_name *names,
+                   int *status) {
+    char err[1024];
+    int n = 0;
+    for (; *next < src->n_rows && n < batch; (*next)++) {
+        const int row = *next;
+        if (src->tensor) {
+            memcpy(in + n * src->per_image, (const float *)src->arr->data + row * src->per_image,
+                   src->per_image * sizeof(float));
+            snprintf(names[n++], sizeof names[0], "%s#%d", src->tensor, row);
+            continue;
+        }
+        uint8_t *bytes;
+        size_t len;
+        if (cli_read_file(src->files[row], &bytes, &len) != 0) {
+            fprintf(stderr, "error: %s: cannot read\n", src->files[row]);
+            *status = 1;
+            continue;
+        }
+        preprocess_status ps = preprocess_bytes(bytes, len, src->decode, src->mode, src->hw,
+                                                in + n * src->per_image, err, sizeof err);
+        free(bytes);
+        if (ps != PREPROCESS_OK) {
+            fprintf(stderr, "error: %s: %s\n", src->files[row], err);
+            *status = 1;
+            continue;
+        }
+        snprintf(names[n++], sizeof names[0], "%s", src->files[row]);
+    }
+    return n;
+}
+
 int cli_model_options(const cli_model_spec *spec, const vgg_weights *w,
                       float act_max[VGG_N_LAYERS], vgg_model_options *opt, bool quiet) {
     *opt = (vgg_model_options){.algo = spec->algo, .precision = spec->precision,
                                .fc1_layout = spec->fc1_layout,
+                               .explain_plain_fc = spec->explain_plain_fc,
                                .max_batch = spec->max_batch > 0 ? spec->max_batch : 16};
     if (spec->precision != VGG_PRECISION_INT8) return 0;
     if (cli_int8_ranges(spec, w, act_max, quiet) != 0) return -1;

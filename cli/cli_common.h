@@ -12,6 +12,7 @@
 
 #include "engine.h"
 #include "image_decode.h"
+#include "npy.h"
 #include "preprocess.h"
 #include "vgg_weights.h"
 
@@ -41,6 +42,7 @@ typedef struct {
     vgg_fc1_layout fc1_layout;
     int max_batch;
     uint32_t int8_float_layers; /* int8: layers kept in f32 (vgg_layer_set_parse) */
+    bool explain_plain_fc;      /* vgg_model_options.explain_plain_fc */
 } cli_model_spec;
 
 /* The preprocessing for weights w: setting "torchvision" or "caffe" as given, or "auto": what
@@ -75,6 +77,29 @@ int cli_decode_options(const cli_decode_flags *f, image_decode_options *out);
  * file failed and why. */
 int cli_load_photos(const char *const *paths, int n, preprocess_mode mode, int hw,
                     const image_decode_options *opt, float *out);
+
+/* The rows classify and explain run: image files, or the rows of a preprocessed tensor. */
+typedef struct {
+    const char *const *files;  /* n_rows paths, when tensor is NULL */
+    const char *tensor;        /* the .npy's path, or NULL */
+    const npy_array *arr;      /* its rows */
+    int n_rows;
+    size_t per_image;          /* 3 * hw * hw floats */
+    int hw;
+    const image_decode_options *decode;
+    preprocess_mode mode;
+} cli_inputs;
+
+typedef char cli_row_name[1100]; /* a file's path, or "TENSOR.npy#row" */
+
+/* A float32 (N, 3, hw, hw) .npy into *arr (out, caller frees arr->data). 0, or -1 after
+ * printing why. */
+int cli_read_tensor(const char *path, int hw, npy_array *arr);
+
+/* Fills in with the next decodable rows from *next on, at most batch of them, naming each;
+ * an unreadable or undecodable file is reported and skipped (*status = 1). Returns the count. */
+int cli_fill_batch(const cli_inputs *src, int *next, int batch, float *in, cli_row_name *names,
+                   int *status);
 
 /* --int8-float-layers LIST into spec. Returns -1 after printing. */
 int cli_int8_float_layers_parse(cli_model_spec *spec, const char *list);

@@ -4,6 +4,7 @@
 #define COMMANDS_H
 
 int cmd_classify(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
 int cmd_gen_weights(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);

@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
     {"serve", cmd_serve, "run the HTTP classification service"},
     {"classify", cmd_classify, "classify image files (or a .npy tensor), JSON lines out"},
+    {"explain", cmd_explain, "Grad-CAM heat maps for image files (or a .npy tensor), JSON lines"},
     {"bench", cmd_bench, "engine-only throughput per batch size"},
     {"accuracy", cmd_accuracy, "compare a precision/algorithm with f32 direct"},
     {"gen-weights", cmd_gen_weights, "write deterministic weights from a seed"},

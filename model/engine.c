@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "topk.h"
+
 #define N_LAYERS (VGG_MAX_CONV + VGG_N_FC)
 #define FC_LAYER(j) (VGG_MAX_CONV + (j))
 #define MAX_STEPS 64
@@ -353,8 +355,27 @@ void vgg_model_free(vgg_model *m) {
 
 /* ---------------------------------------------------------------- plans */
 
-/* Where an argument's bytes live. Activations ping-pong between two buffers. */
-enum { AT_BUF0, AT_BUF1, AT_INPUT, AT_LOGITS, AT_PROBS, AT_EXTERNAL, AT_SCRATCH };
+/* Where an argument's bytes live. The slots before N_SLOTS are the engine's own buffers,
+ * shared by all of its plans and grown to fit the largest: activations ping-pong between
+ * BUF0 and BUF1, and each tensor only an explain plan keeps has a slot of its own. The rest
+ * are the caller's input, the engine's outputs and, never moved, weights (AT_EXTERNAL). */
+enum {
+    AT_BUF0,
+    AT_BUF1,
+    AT_SCRATCH,
+    /* explain plans only */
+    AT_PLAIN_A,     /* the last convolution's output (A), plain f32 NCHW, for the map */
+    AT_POOL_WS,     /* pool5's workspace: where each maximum came from */
+    AT_DIFF_LOGITS, /* d logit_c / d logits: one-hot rows, plain f32 */
+    AT_GRAD0,       /* gradients ping-pong, each in its forward tensor's layout */
+    AT_GRAD1,
+    AT_PLAIN_G,     /* d logit_c / d A, plain f32 NCHW */
+    N_SLOTS,
+    AT_INPUT = N_SLOTS,
+    AT_LOGITS,
+    AT_PROBS,
+    AT_EXTERNAL
+};
 
 typedef struct {
     int arg;   /* DNNL_ARG_* */
@@ -379,8 +400,9 @@ typedef struct {
 typedef struct {
     bool ready;
     int n_steps;
+    int n_forward_steps; /* explain plans: steps before the host picks each image's class */
     plan_step steps[MAX_STEPS];
-    size_t buf_bytes, scratch_bytes; /* what this plan needs of the engine's buffers */
+    size_t slot_bytes[N_SLOTS]; /* what this plan needs of the engine's buffers */
 } plan;
 
 struct vgg_engine {
@@ -388,9 +410,10 @@ struct vgg_engine {
     int n_threads;
     dnnl_stream_t stream;
     plan *plans;             /* [max_batch + 1], built on first use */
-    void *buf[2];            /* activation ping-pong, shared by all plans */
-    void *scratch;
-    size_t buf_bytes, scratch_bytes;
+    plan *explain_plans;     /* the same for explanations; made on first use, with: */
+    int *explain_classes;    /* [max_batch]: each image's class in the current explanation */
+    void *slot[N_SLOTS];     /* AT_BUF0 ... : buffers shared by all plans */
+    size_t slot_bytes[N_SLOTS];
     float *logits, *probs;   /* (max_batch, n_classes) plain */
 };
 
@@ -448,9 +471,20 @@ typedef struct {
 } pending_step;
 
 typedef struct {
-    int n_steps;
+    int n_steps, n_forward_steps;
     pending_step steps[MAX_STEPS];
 } pending_plan;
+
+/* What an explain plan's backward steps take from its forward ones, noted as the forward is
+ * built: each inner product's primitive (the hint for its backward) with its input (as it
+ * arrives, and as the primitive reads it: flat for fc1 flat) and output, and pool5's
+ * primitive with its input A and output. The pds are borrowed from the pending steps. */
+typedef struct {
+    dnnl_primitive_desc_t fc_pd[VGG_N_FC], pool_pd;
+    activation fc_in[VGG_N_FC], fc_src[VGG_N_FC], fc_dst[VGG_N_FC];
+    dnnl_memory_desc_t fc1_row_layout; /* zeroed unless fc1 flat */
+    activation pool_src, pool_dst;
+} explain_marks;
 
 /* What every push_* reads: the model, the batch size, the plan being built, where errors go. */
 typedef struct {
@@ -459,6 +493,7 @@ typedef struct {
     int n;
     pending_plan *pp;
     dnnl_primitive_attr_t attr_plain; /* scratchpad mode only: pools, softmax, layout probes */
+    explain_marks *marks;             /* explain plans only, else NULL */
     char *err;
     size_t errlen;
 } plan_builder;
@@ -471,8 +506,19 @@ static pending_arg pa(int arg, int where, const dnnl_memory_desc_t *md, void *pt
 /* The ping-pong buffer an activation at `at` is not in (the caller's input counts as neither). */
 static int other_buf(int at) { return at == AT_BUF0 ? AT_BUF1 : AT_BUF0; }
 
-/* Appends a step, taking pd, and returns its output for the next step to read: the DST (or
- * reorder TO) argument. The scratchpad argument is added from the pd. */
+/* Which of a step's arguments is its output: DIFF_SRC in a backward step (where DST, if any,
+ * is an input), else DST, or a reorder's TO. -1 if none. */
+static int output_arg(const pending_arg *args, int n) {
+    int out = -1;
+    for (int a = 0; a < n && out < 0; a++)
+        if (args[a].arg == DNNL_ARG_DIFF_SRC) out = a;
+    for (int a = 0; a < n && out < 0; a++)
+        if (args[a].arg == DNNL_ARG_DST || args[a].arg == DNNL_ARG_TO) out = a;
+    return out;
+}
+
+/* Appends a step, taking pd, and returns its output for the next step to read (output_arg).
+ * The scratchpad argument is added from the pd. */
 static activation push_step(pending_plan *pp, dnnl_primitive_desc_t pd, const char *name,
                             int layer, const pending_arg *args, int n) {
     pending_step *s = &pp->steps[pp->n_steps++];
@@ -485,11 +531,11 @@ static activation push_step(pending_plan *pp, dnnl_primitive_desc_t pd, const ch
     s->n_args = n;
     activation out;
     memset(&out, 0, sizeof out);
-    for (int a = 0; a < n; a++)
-        if (s->args[a].arg == DNNL_ARG_DST || s->args[a].arg == DNNL_ARG_TO) {
-            out.md = s->args[a].md;
-            out.at = s->args[a].where;
-        }
+    const int o = output_arg(s->args, n);
+    if (o >= 0) {
+        out.md = s->args[o].md;
+        out.at = s->args[o].where;
+    }
     return out;
 }
 
@@ -513,11 +559,12 @@ static dnnl_primitive_attr_t make_attr(bool relu) {
     return attr;
 }
 
-/* Appends a reorder of the activation *x into `to`, and makes it current. At a precision
- * boundary of an int8 model the reorder also scales: u8 = x * scale going in, x = u8 / scale
- * coming out (oneDNN copies the scale). */
+/* Appends a reorder of the activation *x into `to` at slot to_at, and makes it current. At a
+ * precision boundary of an int8 model the reorder also scales: u8 = x * scale going in,
+ * x = u8 / scale coming out (oneDNN copies the scale). */
 static dnnl_status_t push_reorder(pending_plan *pp, dnnl_engine_t eng, activation *x,
-                                  const dnnl_memory_desc_t *to, float scale, const char *name) {
+                                  const dnnl_memory_desc_t *to, int to_at, float scale,
+                                  const char *name) {
     dnnl_primitive_attr_t attr = make_attr(false);
     const dnnl_data_type_t from_type = x->md.data_type;
     float s = to->data_type == dnnl_u8 && from_type != dnnl_u8   ? scale
@@ -529,7 +576,7 @@ static dnnl_status_t push_reorder(pending_plan *pp, dnnl_engine_t eng, activatio
     dnnl_primitive_attr_destroy(attr);
     if (rs != dnnl_success) return rs;
     pending_arg ra[2] = {pa(DNNL_ARG_FROM, x->at, &x->md, NULL),
-                         pa(DNNL_ARG_TO, other_buf(x->at), to, NULL)};
+                         pa(DNNL_ARG_TO, to_at, to, NULL)};
     *x = push_step(pp, rpd, name, -1, ra, 2);
     return dnnl_success;
 }
@@ -682,8 +729,8 @@ static int push_conv(plan_builder *b, int i, activation *x) {
     if (!dnnl_memory_desc_equal(want_src, &x->md)) {
         /* The input reorder (and any layout change the primitives insist on). In int8 the
          * f32 output of the first convolution is quantised to u8 here. */
-        CHECK(push_reorder(b->pp, m->eng, x, want_src, i ? m->act_scale[i - 1] : 1.0f,
-                           i ? "reorder" : "reorder_input"),
+        CHECK(push_reorder(b->pp, m->eng, x, want_src, other_buf(x->at),
+                           i ? m->act_scale[i - 1] : 1.0f, i ? "reorder" : "reorder_input"),
               "reorder");
     }
     const dnnl_memory_desc_t *wmd = q(pd, dnnl_query_weights_md);
@@ -702,12 +749,15 @@ fail:
     return -1;
 }
 
-/* 2x2 max pool, stride 2, after convolution i; oneDNN picks the output layout.
+/* 2x2 max pool, stride 2, after convolution i; oneDNN picks the output layout. In an explain
+ * plan pool5 trains: same output, plus a workspace saying where each maximum was, which its
+ * backward routes the gradient through.
  * {N, C, H, W} -> {N, C, H/2, W/2} */
 static int push_pool(plan_builder *b, int i, activation *x) {
     char *err = b->err;
     size_t errlen = b->errlen;
     const vgg_config *c = b->c;
+    const bool keep = b->marks && i == c->n_conv - 1;
     dnnl_memory_desc_t dst;
     dnnl_dims_t od = {b->n, c->conv_out[i], c->conv_hw[i] / 2, c->conv_hw[i] / 2};
     dnnl_memory_desc_init_by_tag(&dst, 4, od, x->md.data_type, dnnl_format_tag_any);
@@ -716,13 +766,20 @@ static int push_pool(plan_builder *b, int i, activation *x) {
     dnnl_primitive_desc_t pd = NULL;
     char what[32];
     snprintf(what, sizeof what, "pool_after_conv%d", i + 1);
-    CHECK(dnnl_pooling_v2_forward_desc_init(&pld, dnnl_forward_inference, dnnl_pooling_max,
-                                            &x->md, &dst, k2, k2, dil, zero, zero),
+    const dnnl_prop_kind_t kind = keep ? dnnl_forward_training : dnnl_forward_inference;
+    CHECK(dnnl_pooling_v2_forward_desc_init(&pld, kind, dnnl_pooling_max, &x->md, &dst, k2, k2,
+                                            dil, zero, zero),
           what);
     CHECK(dnnl_primitive_desc_create(&pd, &pld, b->attr_plain, b->m->eng, NULL), what);
-    pending_arg args[2] = {pa(DNNL_ARG_SRC, x->at, &x->md, NULL),
+    pending_arg args[3] = {pa(DNNL_ARG_SRC, x->at, &x->md, NULL),
                            pa(DNNL_ARG_DST, other_buf(x->at), q(pd, dnnl_query_dst_md), NULL)};
-    *x = push_step(b->pp, pd, "maxpool", -1, args, 2);
+    if (keep) {
+        args[2] = pa(DNNL_ARG_WORKSPACE, AT_POOL_WS, q(pd, dnnl_query_workspace_md), NULL);
+        b->marks->pool_pd = pd;
+        b->marks->pool_src = *x;
+    }
+    *x = push_step(b->pp, pd, "maxpool", -1, args, keep ? 3 : 2);
+    if (keep) b->marks->pool_dst = *x;
     return 0;
 fail:
     return -1;
@@ -779,7 +836,8 @@ static int push_fc(plan_builder *b, int j, activation *x) {
         /* A precision boundary of an int8 model: same layout, the other data type. */
         dnnl_memory_desc_t to = x->md;
         to.data_type = t[0];
-        CHECK(push_reorder(b->pp, m->eng, x, &to, m->act_scale[input_layer(c, l)], "reorder"),
+        CHECK(push_reorder(b->pp, m->eng, x, &to, other_buf(x->at),
+                           m->act_scale[input_layer(c, l)], "reorder"),
               "reorder");
     }
     dnnl_memory_desc_t src, w_any, row_layout, bias, dst;
@@ -808,7 +866,14 @@ static int push_fc(plan_builder *b, int j, activation *x) {
                            pa(DNNL_ARG_BIAS, AT_EXTERNAL, &bias, layer_bias(m, l)),
                            pa(DNNL_ARG_DST, j == 2 ? AT_LOGITS : other_buf(x->at),
                               q(pd, dnnl_query_dst_md), NULL)};
+    if (b->marks) {
+        b->marks->fc_pd[j] = pd;
+        b->marks->fc_in[j] = *x;
+        b->marks->fc_src[j] = (activation){src, x->at};
+        if (flat) b->marks->fc1_row_layout = row_layout;
+    }
     *x = push_step(b->pp, pd, flat ? "fc1_flat" : what, l, args, 4);
+    if (b->marks) b->marks->fc_dst[j] = *x;
     return 0;
 fail:
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -832,12 +897,187 @@ fail:
     return -1;
 }
 
-/* The forward pass for n images as pending steps, top to bottom. On failure the steps pushed
- * so far stay in pp for the caller to free. */
-static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size_t errlen) {
+/* ---------------------------------------------------------------- explain: the backward pass */
+
+/* The backward pass of an explain plan runs from d logit_c / d logits (one-hot rows the host
+ * writes after the forward steps) down to d logit_c / d A, A being the last convolution's
+ * output after its ReLU; the convolutions themselves are never differentiated. Every gradient
+ * has the memory desc of the tensor it is the gradient of, so each step mirrors a forward one
+ * and reads the layouts that one chose. */
+
+/* The gradient slot a gradient at `at` is not in (the one-hot logits count as neither). */
+static int other_grad(int at) { return at == AT_GRAD0 ? AT_GRAD1 : AT_GRAD0; }
+
+/* {N, C, H, W} in plain f32, where the host reads A and its gradient. */
+static void plain_nchw(const dnnl_memory_desc_t *like, dnnl_memory_desc_t *out) {
+    dnnl_memory_desc_init_by_tag(out, 4, like->dims, dnnl_f32, dnnl_nchw);
+}
+
+/* Appends a copy of activation x, plain f32, into slot `at`; x stays current. */
+static int push_plain_copy(plan_builder *b, const activation *x, int at, const char *name) {
+    char *err = b->err;
+    size_t errlen = b->errlen;
+    activation copy = *x;
+    dnnl_memory_desc_t plain;
+    plain_nchw(&x->md, &plain);
+    CHECK(push_reorder(b->pp, b->m->eng, &copy, &plain, at, 1.0f, name), name);
+    return 0;
+fail:
+    return -1;
+}
+
+/* The backward data primitive of inner product j reading gradient g. It takes the forward's
+ * weights where it can (no second copy of fc1's 400 MB), else a format of its choosing; with
+ * the model's explain_plain_fc, plain (O, K) weights first, which the gemm kernel reads at
+ * memory speed where brgemm's backward on the forward's blocked format takes about 3x as long
+ * at batch 1 (fc1 f32: 14 against 46 ms on one core). model_weights makes a new format once. */
+static dnnl_status_t fc_backward_pd(const plan_builder *b, int j, const dnnl_memory_desc_t *g,
+                                    dnnl_primitive_desc_t *pd /* out */) {
+    const explain_marks *mk = b->marks;
+    dnnl_memory_desc_t w = *q(mk->fc_pd[j], dnnl_query_weights_md), w_plain, w_any;
+    dnnl_memory_desc_init_by_tag(&w_plain, 2, w.dims, w.data_type, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&w_any, w.ndims, w.dims, w.data_type, dnnl_format_tag_any);
+    /* Only as a matrix: fc1 4-D on plain (O, C, H, W) weights gets the reference kernel. */
+    const bool plain = b->m->opt.explain_plain_fc && w.ndims == 2;
+    const dnnl_memory_desc_t *choices[3] = {plain ? &w_plain : &w, plain ? &w : &w_any, &w_any};
+    dnnl_status_t st = dnnl_unimplemented;
+    for (int k = 0; k < 3 && st != dnnl_success; k++) {
+        dnnl_inner_product_desc_t ipd;
+        st = dnnl_inner_product_backward_data_desc_init(&ipd, &mk->fc_src[j].md, choices[k], g);
+        if (st == dnnl_success)
+            st = dnnl_primitive_desc_create(pd, &ipd, b->attr_plain, b->m->eng, mk->fc_pd[j]);
+    }
+    return st;
+}
+
+/* d/d src = d/d dst x W for inner product j, into the other gradient slot; preceded, where the
+ * primitive has no kernel for the gradient's data type (bf16 weights and the f32 logits), by a
+ * reorder to the weights' type.
+ * {N, fc_out[j]} -> {N, K} (fc1: as it reads pool5's output) */
+static int push_fc_backward(plan_builder *b, int j, activation *g) {
+    const explain_marks *mk = b->marks;
+    char *err = b->err;
+    size_t errlen = b->errlen;
+    dnnl_primitive_desc_t pd = NULL;
+    char what[24];
+    snprintf(what, sizeof what, "fc%d_backward", j + 1);
+    dnnl_status_t st = fc_backward_pd(b, j, &g->md, &pd);
+    const dnnl_data_type_t wt = q(mk->fc_pd[j], dnnl_query_weights_md)->data_type;
+    if (st == dnnl_unimplemented && g->md.data_type != wt) {
+        dnnl_memory_desc_t to = g->md;
+        to.data_type = wt;
+        CHECK(push_reorder(b->pp, b->m->eng, g, &to, other_grad(g->at), 1.0f, "reorder_grad"),
+              "reorder_grad");
+        st = fc_backward_pd(b, j, &g->md, &pd);
+    }
+    CHECK(st, what);
+    const int l = FC_LAYER(j);
+    const dnnl_memory_desc_t *wmd = q(pd, dnnl_query_weights_md);
+    const bool flat = j == 0 && mk->fc1_row_layout.ndims != 0;
+    void *wp = model_weights(b->m, l, wmd, flat ? &mk->fc1_row_layout : NULL, err, errlen);
+    if (!wp) goto fail;
+    pending_arg args[3] = {pa(DNNL_ARG_DIFF_DST, g->at, &g->md, NULL),
+                           pa(DNNL_ARG_WEIGHTS, AT_EXTERNAL, wmd, wp),
+                           pa(DNNL_ARG_DIFF_SRC, other_grad(g->at), &mk->fc_src[j].md, NULL)};
+    *g = push_step(b->pp, pd, what, -1, args, 3);
+    return 0;
+fail:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return -1;
+}
+
+/* The backward of fc j's fused ReLU, in place: the gradient passes where fc j's output is
+ * positive. That output is still in its buffer: with no step between the inner products (none
+ * in f32 or bf16; int8's reorders are why it has no explanations), fc1's and fc2's outputs
+ * are the two ping-pong buffers after the forward steps. Eltwise backward wants a forward
+ * primitive as its hint; fc j's ReLU is a post-op, so one is made for the purpose and dropped.
+ * {N, fc_out[j]} -> {N, fc_out[j]} */
+static int push_relu_backward(plan_builder *b, int j, activation *g) {
+    const activation *y = &b->marks->fc_dst[j];
+    char *err = b->err;
+    size_t errlen = b->errlen;
+    dnnl_eltwise_desc_t fd, bd;
+    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    char what[24];
+    snprintf(what, sizeof what, "relu%d_backward", j + 1);
+    const dnnl_alg_kind_t relu = dnnl_eltwise_relu_use_dst_for_bwd;
+    CHECK(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, relu, &y->md, 0.0f, 0.0f),
+          what);
+    CHECK(dnnl_primitive_desc_create(&hint, &fd, b->attr_plain, b->m->eng, NULL), what);
+    CHECK(dnnl_eltwise_backward_desc_init(&bd, relu, &g->md, &y->md, 0.0f, 0.0f), what);
+    CHECK(dnnl_primitive_desc_create(&pd, &bd, b->attr_plain, b->m->eng, hint), what);
+    dnnl_primitive_desc_destroy(hint);
+    pending_arg args[3] = {pa(DNNL_ARG_DST, y->at, &y->md, NULL),
+                           pa(DNNL_ARG_DIFF_DST, g->at, &g->md, NULL),
+                           pa(DNNL_ARG_DIFF_SRC, g->at, &g->md, NULL)};
+    *g = push_step(b->pp, pd, what, -1, args, 3);
+    return 0;
+fail:
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    return -1;
+}
+
+/* pool5's backward: each gradient goes to the position its window's maximum came from (the
+ * forward's workspace), zeros elsewhere.
+ * {N, C, H/2, W/2} -> {N, C, H, W} */
+static int push_pool_backward(plan_builder *b, activation *g) {
+    const explain_marks *mk = b->marks;
+    char *err = b->err;
+    size_t errlen = b->errlen;
+    dnnl_dims_t k2 = {2, 2}, dil = {0, 0}, zero = {0, 0};
+    dnnl_pooling_v2_desc_t pld;
+    dnnl_primitive_desc_t pd = NULL;
+    CHECK(dnnl_pooling_v2_backward_desc_init(&pld, dnnl_pooling_max, &mk->pool_src.md, &g->md,
+                                             k2, k2, dil, zero, zero),
+          "pool5_backward");
+    CHECK(dnnl_primitive_desc_create(&pd, &pld, b->attr_plain, b->m->eng, mk->pool_pd),
+          "pool5_backward");
+    pending_arg args[3] = {
+        pa(DNNL_ARG_DIFF_DST, g->at, &g->md, NULL),
+        pa(DNNL_ARG_WORKSPACE, AT_POOL_WS, q(mk->pool_pd, dnnl_query_workspace_md), NULL),
+        pa(DNNL_ARG_DIFF_SRC, other_grad(g->at), &mk->pool_src.md, NULL)};
+    *g = push_step(b->pp, pd, "pool5_backward", -1, args, 3);
+    return 0;
+fail:
+    return -1;
+}
+
+/* d logit_c / d A, from the one-hot rows down: fc3, ReLU, fc2, ReLU, fc1, pool5 (dropout is
+ * the identity at inference), then a plain f32 copy for the host.
+ * {N, n_classes} -> ... -> {N, C, H, W} in AT_PLAIN_G */
+static int push_explain_backward(plan_builder *b) {
+    const explain_marks *mk = b->marks;
+    char *err = b->err;
+    size_t errlen = b->errlen;
+    activation g = {mk->fc_dst[VGG_N_FC - 1].md, AT_DIFF_LOGITS};
+    for (int j = VGG_N_FC - 1; j >= 0; j--) {
+        if (push_fc_backward(b, j, &g) != 0) return -1;
+        if (j > 0 && push_relu_backward(b, j - 1, &g) != 0) return -1;
+    }
+    /* fc1 flat read pool5's output as (N, C*H*W): the same bytes in pool5's layout, which
+     * (bf16 with Winograd) may be f32 before a reorder to fc1's bf16. */
+    g.md = mk->fc_in[0].md;
+    if (!dnnl_memory_desc_equal(&g.md, &mk->pool_dst.md))
+        CHECK(push_reorder(b->pp, b->m->eng, &g, &mk->pool_dst.md, other_grad(g.at), 1.0f,
+                           "reorder_grad"),
+              "reorder_grad");
+    if (push_pool_backward(b, &g) != 0) return -1;
+    return push_plain_copy(b, &g, AT_PLAIN_G, "plain_grad_a");
+fail:
+    return -1;
+}
+
+/* The forward pass for n images as pending steps, top to bottom; for an explain plan also a
+ * plain copy of A, pool5 with its workspace, and after the forward the backward steps. The
+ * forward steps are otherwise the forward plan's, so they compute the same logits bit for
+ * bit. On failure the steps pushed so far stay in pp for the caller to free. */
+static int build_pending(vgg_engine *e, int n, bool explain, pending_plan *pp, char *err,
+                         size_t errlen) {
     vgg_model *m = e->model;
     const vgg_config *c = &m->cfg;
-    plan_builder b = {m, c, n, pp, make_attr(false), err, errlen};
+    explain_marks marks;
+    memset(&marks, 0, sizeof marks);
+    plan_builder b = {m, c, n, pp, make_attr(false), explain ? &marks : NULL, err, errlen};
     int rc = -1;
     /* The caller's images: {N, 3, 224, 224} f32 NCHW. */
     activation x = {.at = AT_INPUT};
@@ -845,12 +1085,17 @@ static int build_pending(vgg_engine *e, int n, pending_plan *pp, char *err, size
     dnnl_memory_desc_init_by_tag(&x.md, 4, in_dims, dnnl_f32, dnnl_nchw);
     for (int i = 0; i < c->n_conv; i++) {
         if (push_conv(&b, i, &x) != 0) goto done; /* -> {N, conv_out[i], hw, hw} */
+        /* A: {N, 512, 14, 14} after the last ReLU, kept for the map */
+        if (explain && i == c->n_conv - 1 && push_plain_copy(&b, &x, AT_PLAIN_A, "plain_a") != 0)
+            goto done;
         if (c->pool_after[i] && push_pool(&b, i, &x) != 0) goto done; /* -> {.., hw/2, hw/2} */
     }
     /* {N, 512, 7, 7} -> fc1 {N, 4096} -> fc2 {N, 4096} -> fc3 {N, 1000} logits */
     for (int j = 0; j < VGG_N_FC; j++)
         if (push_fc(&b, j, &x) != 0) goto done;
     rc = push_softmax(&b, &x); /* -> {N, 1000} probabilities */
+    pp->n_forward_steps = pp->n_steps;
+    if (rc == 0 && explain) rc = push_explain_backward(&b); /* -> {N, 512, 14, 14} d logit_c / d A */
 done:
     dnnl_primitive_attr_destroy(b.attr_plain);
     return rc;
@@ -866,23 +1111,19 @@ static void plan_free(plan *p) {
 
 /* ---------------------------------------------------------------- prepare */
 
-/* Records what plan p needs of the engine's activation and scratchpad buffers (the largest
- * argument at each) and grows them to fit. */
+/* Records what plan p needs of each of the engine's buffers (the largest argument placed
+ * there) and grows them to fit. */
 static int plan_size_buffers(vgg_engine *e, plan *p, const pending_plan *pp) {
     for (int s = 0; s < pp->n_steps; s++)
         for (int a = 0; a < pp->steps[s].n_args; a++) {
             const pending_arg *x = &pp->steps[s].args[a];
             size_t sz = dnnl_memory_desc_get_size(&x->md);
-            if ((x->where == AT_BUF0 || x->where == AT_BUF1) && sz > p->buf_bytes) p->buf_bytes = sz;
-            if (x->where == AT_SCRATCH && sz > p->scratch_bytes) p->scratch_bytes = sz;
+            if (x->where < N_SLOTS && sz > p->slot_bytes[x->where]) p->slot_bytes[x->where] = sz;
         }
-    size_t buf0 = e->buf_bytes, buf1 = e->buf_bytes;
-    int grown = ensure_buffer(&e->buf[0], &buf0, p->buf_bytes) |
-                ensure_buffer(&e->buf[1], &buf1, p->buf_bytes);
-    e->buf_bytes = buf0 < buf1 ? buf0 : buf1;
-    return grown != 0 || ensure_buffer(&e->scratch, &e->scratch_bytes, p->scratch_bytes) != 0
-               ? -1
-               : 0;
+    for (int k = 0; k < N_SLOTS; k++)
+        if (p->slot_bytes[k] && ensure_buffer(&e->slot[k], &e->slot_bytes[k], p->slot_bytes[k]) != 0)
+            return -1;
+    return 0;
 }
 
 /* A step's line in vgg_engine_describe: its name, the oneDNN implementation, the output's
@@ -891,10 +1132,10 @@ static void step_describe(const pending_step *ps, char *out, size_t len) {
     const char *impl = "?";
     dnnl_primitive_desc_query(ps->pd, dnnl_query_impl_info_str, 0, &impl);
     char fmt[48] = "";
-    for (int a = 0; a < ps->n_args; a++)
-        if (ps->args[a].arg == DNNL_ARG_DST || ps->args[a].arg == DNNL_ARG_TO)
-            md_format_str(&ps->args[a].md, fmt, sizeof fmt);
-    snprintf(out, len, "%-16s %-28s dst %s", ps->name, impl, fmt);
+    const int o = output_arg(ps->args, ps->n_args);
+    if (o >= 0) md_format_str(&ps->args[o].md, fmt, sizeof fmt);
+    snprintf(out, len, "%-16s %-28s %s %s", ps->name, impl,
+             o >= 0 && ps->args[o].arg == DNNL_ARG_DIFF_SRC ? "diff_src" : "dst", fmt);
 }
 
 /* Appends the pending step's primitive and argument memories to plan p. Counts stay exact on
@@ -923,35 +1164,61 @@ fail:
     return -1;
 }
 
-int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen) {
+/* The cached plan for n images, forward or explain, built on first use; NULL with err. */
+static plan *prepared_plan(vgg_engine *e, int n, bool explain, char *err, size_t errlen) {
     vgg_model *m = e->model;
     if (n < 1 || n > m->opt.max_batch) {
         snprintf(err, errlen, "batch size %d outside 1..%d", n, m->opt.max_batch);
-        return -1;
+        return NULL;
     }
-    plan *p = &e->plans[n];
-    if (p->ready) return 0;
+    if (explain && m->opt.precision == VGG_PRECISION_INT8) {
+        snprintf(err, errlen, "explanations are not supported in int8 (use f32 or bf16)");
+        return NULL;
+    }
+    if (explain && !e->explain_plans) {
+        e->explain_plans = calloc(m->opt.max_batch + 1, sizeof *e->explain_plans);
+        e->explain_classes = calloc(m->opt.max_batch, sizeof *e->explain_classes);
+        if (!e->explain_plans || !e->explain_classes) {
+            free(e->explain_plans);
+            free(e->explain_classes);
+            e->explain_plans = NULL;
+            e->explain_classes = NULL;
+            snprintf(err, errlen, "out of memory");
+            return NULL;
+        }
+    }
+    plan *p = explain ? &e->explain_plans[n] : &e->plans[n];
+    if (p->ready) return p;
     omp_set_num_threads(e->n_threads); /* kernels are chosen for the threads they will get */
     pending_plan *pp = calloc(1, sizeof *pp);
     int rc = -1;
     if (!pp) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return NULL;
     }
-    if (build_pending(e, n, pp, err, errlen) != 0) goto done;
+    if (build_pending(e, n, explain, pp, err, errlen) != 0) goto done;
     if (plan_size_buffers(e, p, pp) != 0) {
         snprintf(err, errlen, "out of memory for batch %d activations", n);
         goto done;
     }
     for (int s = 0; s < pp->n_steps; s++)
         if (plan_add_step(e, p, &pp->steps[s], err, errlen) != 0) goto done;
+    p->n_forward_steps = pp->n_forward_steps;
     p->ready = true;
     rc = 0;
 done:
     for (int s = 0; s < pp->n_steps; s++) dnnl_primitive_desc_destroy(pp->steps[s].pd);
     free(pp);
     if (rc != 0) plan_free(p);
-    return rc;
+    return rc == 0 ? p : NULL;
+}
+
+int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen) {
+    return prepared_plan(e, n, false, err, errlen) ? 0 : -1;
+}
+
+int vgg_engine_prepare_explain(vgg_engine *e, int n, char *err, size_t errlen) {
+    return prepared_plan(e, n, true, err, errlen) ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- engine */
@@ -981,37 +1248,35 @@ fail:
 
 void vgg_engine_free(vgg_engine *e) {
     if (!e) return;
-    if (e->plans)
-        for (int n = 0; n <= e->model->opt.max_batch; n++) plan_free(&e->plans[n]);
+    for (int n = 0; n <= e->model->opt.max_batch; n++) {
+        if (e->plans) plan_free(&e->plans[n]);
+        if (e->explain_plans) plan_free(&e->explain_plans[n]);
+    }
     free(e->plans);
-    free(e->buf[0]);
-    free(e->buf[1]);
-    free(e->scratch);
+    free(e->explain_plans);
+    free(e->explain_classes);
+    for (int k = 0; k < N_SLOTS; k++) free(e->slot[k]);
     free(e->logits);
     free(e->probs);
     if (e->stream) dnnl_stream_destroy(e->stream);
     free(e);
 }
 
-/* Runs the plan for n images. With observe, also shows it what each conv/fc layer wrote
- * (f32 plans only; for calibration). */
-static int run_plan(vgg_engine *e, const float *input, int n, vgg_layer_observer observe,
-                    void *ctx, char *err, size_t errlen) {
-    if (vgg_engine_prepare(e, n, err, errlen) != 0) return -1;
-    plan *p = &e->plans[n];
+/* Runs steps [first, end) of plan p and waits for them. With observe, also shows it what each
+ * conv/fc layer wrote (f32 plans only; for calibration). */
+static int run_steps(vgg_engine *e, plan *p, int first, int end, const float *input,
+                     vgg_layer_observer observe, void *ctx, char *err, size_t errlen) {
     omp_set_num_threads(e->n_threads);
-    for (int s = 0; s < p->n_steps; s++) {
+    for (int s = first; s < end; s++) {
         plan_step *st = &p->steps[s];
         for (int a = 0; a < st->n_args; a++) {
             void *h;
             switch (st->where[a]) {
-            case AT_BUF0: h = e->buf[0]; break;
-            case AT_BUF1: h = e->buf[1]; break;
             case AT_INPUT: h = (void *)input; break;
             case AT_LOGITS: h = e->logits; break;
             case AT_PROBS: h = e->probs; break;
-            case AT_SCRATCH: h = e->scratch; break;
-            default: continue; /* weights and biases never move */
+            case AT_EXTERNAL: continue; /* weights and biases never move */
+            default: h = e->slot[st->where[a]];
             }
             CHECK(dnnl_memory_set_data_handle(st->args[a].memory, h), st->desc);
         }
@@ -1029,6 +1294,13 @@ static int run_plan(vgg_engine *e, const float *input, int n, vgg_layer_observer
     return 0;
 fail:
     return -1;
+}
+
+/* Runs the forward plan for n images. */
+static int run_plan(vgg_engine *e, const float *input, int n, vgg_layer_observer observe,
+                    void *ctx, char *err, size_t errlen) {
+    plan *p = prepared_plan(e, n, false, err, errlen);
+    return p ? run_steps(e, p, 0, p->n_steps, input, observe, ctx, err, errlen) : -1;
 }
 
 int vgg_engine_observe(vgg_engine *e, const float *input, int n, vgg_layer_observer observe,
@@ -1049,10 +1321,75 @@ int vgg_engine_forward(vgg_engine *e, const float *input, int n, float *logits, 
     return 0;
 }
 
-char *vgg_engine_describe(vgg_engine *e, int n) {
-    char err[256];
-    if (vgg_engine_prepare(e, n, err, sizeof err) != 0) return strdup(err);
-    plan *p = &e->plans[n];
+/* ---------------------------------------------------------------- explain: the maps */
+
+int vgg_model_explain_hw(const vgg_model *m) { return m->cfg.conv_hw[m->cfg.n_conv - 1]; }
+
+/* Each image's class (its own, or its top-1 as classify ranks them), and one-hot rows of
+ * d logit_c / d logits for the backward steps; a row left out is all zeros. Returns -1 with
+ * err for a class outside 0..n_classes-1. */
+static int pick_classes(vgg_engine *e, int n, const int *class_id, int *classes /* out */,
+                        char *err, size_t errlen) {
+    const int n_classes = e->model->cfg.n_classes;
+    float *one_hot = e->slot[AT_DIFF_LOGITS];
+    memset(one_hot, 0, (size_t)n * n_classes * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        int c = class_id ? class_id[i] : VGG_EXPLAIN_TOP1;
+        if (c == VGG_EXPLAIN_TOP1) topk_indices(e->probs + (size_t)i * n_classes, n_classes, 1, &c);
+        if (c != VGG_EXPLAIN_NONE && (c < 0 || c >= n_classes)) {
+            snprintf(err, errlen, "class id %d outside 0..%d", c, n_classes - 1);
+            return -1;
+        }
+        classes[i] = c;
+        if (c >= 0) one_hot[(size_t)i * n_classes + c] = 1.0f;
+    }
+    return 0;
+}
+
+/* Grad-CAM for one image from plain A and g = d logit_c / d A, (C, hw, hw) each:
+ * alpha_k = mean of g_k, map = ReLU(sum_k alpha_k A_k) / its maximum (zeros when that is 0). */
+static void gradcam_map(const float *a, const float *g, int channels, int hw, float *map) {
+    const int area = hw * hw;
+    for (int p = 0; p < area; p++) map[p] = 0;
+    for (int k = 0; k < channels; k++) {
+        double alpha = 0;
+        for (int p = 0; p < area; p++) alpha += g[(size_t)k * area + p];
+        alpha /= area;
+        for (int p = 0; p < area; p++) map[p] += (float)(alpha * a[(size_t)k * area + p]);
+    }
+    float max = 0;
+    for (int p = 0; p < area; p++) max = fmaxf(max, map[p]);
+    for (int p = 0; p < area; p++) map[p] = max > 0 && map[p] > 0 ? map[p] / max : 0.0f;
+}
+
+int vgg_engine_explain(vgg_engine *e, const float *input, int n, float *logits, float *probs,
+                       const int *class_id, float *maps, int *explained_class, char *err,
+                       size_t errlen) {
+    const vgg_config *c = &e->model->cfg;
+    plan *p = prepared_plan(e, n, true, err, errlen);
+    if (!p || run_steps(e, p, 0, p->n_forward_steps, input, NULL, NULL, err, errlen) != 0)
+        return -1;
+    int *classes = e->explain_classes;
+    if (pick_classes(e, n, class_id, classes, err, errlen) != 0 ||
+        run_steps(e, p, p->n_forward_steps, p->n_steps, input, NULL, NULL, err, errlen) != 0)
+        return -1;
+    const int hw = vgg_model_explain_hw(e->model), channels = c->conv_out[c->n_conv - 1];
+    const size_t per_image = (size_t)channels * hw * hw;
+    for (int i = 0; i < n; i++) {
+        float *map = maps + (size_t)i * hw * hw;
+        if (classes[i] < 0) memset(map, 0, (size_t)hw * hw * sizeof(float));
+        else gradcam_map((const float *)e->slot[AT_PLAIN_A] + i * per_image,
+                         (const float *)e->slot[AT_PLAIN_G] + i * per_image, channels, hw, map);
+        if (explained_class) explained_class[i] = classes[i] < 0 ? -1 : classes[i];
+    }
+    size_t out_bytes = (size_t)n * c->n_classes * sizeof(float);
+    if (logits) memcpy(logits, e->logits, out_bytes);
+    if (probs) memcpy(probs, e->probs, out_bytes);
+    return 0;
+}
+
+/* One line per step of plan p (vgg_engine_describe). */
+static char *describe_plan(const plan *p) {
     size_t cap = (size_t)p->n_steps * 200 + 64, used = 0;
     char *out = malloc(cap);
     out[0] = '\0';
@@ -1061,9 +1398,22 @@ char *vgg_engine_describe(vgg_engine *e, int n) {
     return out;
 }
 
+char *vgg_engine_describe(vgg_engine *e, int n) {
+    char err[256];
+    plan *p = prepared_plan(e, n, false, err, sizeof err);
+    return p ? describe_plan(p) : strdup(err);
+}
+
+char *vgg_engine_describe_explain(vgg_engine *e, int n) {
+    char err[256];
+    plan *p = prepared_plan(e, n, true, err, sizeof err);
+    return p ? describe_plan(p) : strdup(err);
+}
+
 size_t vgg_engine_activation_bytes(const vgg_engine *e) {
-    return 2 * e->buf_bytes + e->scratch_bytes +
-           2 * (size_t)e->model->opt.max_batch * e->model->cfg.n_classes * sizeof(float);
+    size_t total = 2 * (size_t)e->model->opt.max_batch * e->model->cfg.n_classes * sizeof(float);
+    for (int k = 0; k < N_SLOTS; k++) total += e->slot_bytes[k];
+    return total;
 }
 
 int vgg_engine_threads(const vgg_engine *e) { return e->n_threads; }

@@ -21,6 +21,27 @@
  * flat (N, 25088) matrix with fc1's weights permuted once to pool5's layout (fast: brgemm), or
  * as a 4-D (N, 512, 7, 7) tensor with weights described as (4096, 512, 7, 7).
  *
+ * Explanations (Grad-CAM, Selvaraju et al. 2017) run a plan of their own per batch size: the
+ * forward plan's steps, except that pool5 trains (it keeps a workspace of where each maximum
+ * came from) and A, the last convolution's output after its ReLU, is copied out; then, from
+ * one-hot rows for each image's class c, the backward steps fc3 -> ReLU -> fc2 -> ReLU -> fc1
+ * (inner product backward data, eltwise ReLU backward on the kept outputs) -> pool5 (pooling
+ * backward through the workspace) give g = d logit_c / d A. The host then forms the map:
+ * alpha_k = mean of g over channel k's positions, map = ReLU(sum_k alpha_k A_k) divided by its
+ * maximum (all zeros when that is 0). No convolution is differentiated: an explanation costs
+ * the forward pass plus the inner products' backward, which at small batches is a second read
+ * of fc1's weights (f32 direct on one core of a shared two-core machine: +45-65 ms on a
+ * 180-250 ms pass at batch 1, 1.25-1.35x; 1.03-1.07x at batch 8). By default the backward
+ * reads the forward's own weights (oneDNN accepts their blocked format: no extra memory); with
+ * explain_plain_fc it reads plain copies at memory speed (+24 ms at batch 1, 1.13x) for
+ * 470 MB more in f32. Forward plans are untouched by all this: an engine that never explains
+ * builds and runs what it did before.
+ * Precisions: f32 and bf16, direct or Winograd (in bf16 the backward runs in the forward's
+ * bf16 layouts, gradients included: maps up to about 0.05 from f32's). int8 refuses
+ * ("explanations are not supported in int8"): its inner products are u8 x s8 with scaled
+ * reorders between them, and a backward in f32 would need f32 copies of fc1..fc3 that the
+ * model may already have released.
+ *
  * Threads: a vgg_engine is used by one thread at a time (the one that calls forward); several
  * engines over one model may run at once from different threads. vgg_model is thread-safe.
  */
@@ -53,6 +74,11 @@ typedef struct {
      * convolution always does). */
     const float *act_max;
     uint32_t int8_float_layers;
+    /* Explanations: the inner products' backward reads plain (O, K) copies of fc1..fc3's
+     * weights instead of the forward's blocked ones: about 470 MB more in f32 (235 in bf16),
+     * made on the first explanation, for a backward about 3x faster at batch 1 (see
+     * "Explanations" above). */
+    bool explain_plain_fc;
 } vgg_model_options;
 
 typedef struct vgg_model vgg_model;
@@ -93,6 +119,25 @@ int vgg_engine_prepare(vgg_engine *e, int n, char *err, size_t errlen);
 int vgg_engine_forward(vgg_engine *e, const float *input, int n, float *logits, float *probs,
                        char *err, size_t errlen);
 
+/* Grad-CAM maps for n images, batched: input, logits and probs as in forward(), which they
+ * equal bit for bit (an explanation never changes the probabilities). class_id (n entries,
+ * or NULL for all top-1) names each image's class: VGG_EXPLAIN_TOP1 for its most probable one
+ * as topk ranks them, VGG_EXPLAIN_NONE for no map (the image still gets its logits; its map is
+ * zeros), else 0..n_classes-1. maps (out): n maps of vgg_model_explain_hw() squared floats,
+ * row-major, in [0, 1] with maximum 1 (or all 0). explained_class (out, n entries, may be NULL):
+ * the class each map explains, -1 for none. Returns 0, or -1 with err (an int8 model, a
+ * class id out of range). */
+#define VGG_EXPLAIN_TOP1 (-1)
+#define VGG_EXPLAIN_NONE (-2)
+int vgg_engine_explain(vgg_engine *e, const float *input, int n, float *logits, float *probs,
+                       const int *class_id, float *maps, int *explained_class, char *err,
+                       size_t errlen);
+/* Builds (if needed) the explain plan for batch size n: for warm-up before
+ * vgg_model_release_source(), as its backward may need weight formats of its own. */
+int vgg_engine_prepare_explain(vgg_engine *e, int n, char *err, size_t errlen);
+/* The side of an explanation map: the last convolution's (14 for a 224 input). */
+int vgg_model_explain_hw(const vgg_model *m);
+
 /* Called with every value a conv/fc layer wrote (count floats, in the layer's own memory
  * format, padding included, which holds zeros), after its ReLU; for calibration. */
 typedef void (*vgg_layer_observer)(void *ctx, int layer, const float *values, size_t count);
@@ -105,6 +150,8 @@ int vgg_engine_observe(vgg_engine *e, const float *input, int n, vgg_layer_obser
 /* Human-readable plan for batch n: one line per step with the oneDNN implementation chosen
  * and memory format (for `bench --verbose` and debugging). Caller frees. */
 char *vgg_engine_describe(vgg_engine *e, int n);
+/* The same for the explain plan of batch n. Caller frees. */
+char *vgg_engine_describe_explain(vgg_engine *e, int n);
 
 /* Bytes of activation, scratchpad and output buffers held by this engine (shared by all of
  * its plans, sized for the largest). */

@@ -3,7 +3,8 @@
  * Narrow channels (width / 16) and a 32x32 input keep it to seconds while exercising every
  * code path: the input reorder, conv+ReLU, pools, fc1 in both layouts, Winograd (in a run of
  * its own, ctest's engine_naive_winograd, skipped without AVX-512), several batch sizes, and
- * two engines running at once on one shared model from two threads. */
+ * two engines running at once on one shared model from two threads; and Grad-CAM maps
+ * (vgg_engine_explain) against a hand-written backward pass. */
 #include <dnnl.h>
 #include <math.h>
 #include <pthread.h>
@@ -76,6 +77,54 @@ static void naive_forward(const vgg_weights *wt, const float *image, float *logi
     linear(a, c->fc_in[2], wt->fc_w[2], wt->fc_b[2], c->fc_out[2], 0, logits);
     free(a);
     free(b);
+}
+
+/* Grad-CAM for one image and class by hand: the forward pass keeping A (the last
+ * convolution's output) and the classifier's hidden outputs, then d logit_cls / d A back
+ * through fc3, ReLU, fc2, ReLU, fc1 and pool5 (to the first maximum of each window: which one
+ * of a tie gets it does not change the channel means), then the map (engine.h). */
+static void naive_gradcam(const vgg_weights *wt, const float *image, int cls, float *map) {
+    const vgg_config *c = &wt->cfg;
+    const int last = c->n_conv - 1, ch = c->conv_out[last], hw = c->conv_hw[last], ph = hw / 2;
+    size_t max = (size_t)64 * c->input_hw * c->input_hw * 4;
+    float *a = malloc(max * sizeof(float)), *b = malloc(max * sizeof(float));
+    memcpy(a, image, sizeof(float) * 3 * c->input_hw * c->input_hw);
+    for (int i = 0; i < c->n_conv; i++) {
+        conv3x3_relu(a, c->conv_in[i], c->conv_hw[i], wt->conv_w[i], wt->conv_b[i], c->conv_out[i], b);
+        float *t = a; a = b; b = t;
+        if (c->pool_after[i] && i != last) {
+            maxpool2(a, c->conv_out[i], c->conv_hw[i], b);
+            t = a; a = b; b = t;
+        }
+    }
+    /* a = A (ch, hw, hw); b = pool5 */
+    maxpool2(a, ch, hw, b);
+    const int h = c->fc_out[0];
+    float *h1 = malloc(h * sizeof(float)), *h2 = malloc(h * sizeof(float));
+    float *logits = malloc(c->n_classes * sizeof(float));
+    linear(b, c->fc_in[0], wt->fc_w[0], wt->fc_b[0], h, 1, h1);
+    linear(h1, c->fc_in[1], wt->fc_w[1], wt->fc_b[1], c->fc_out[1], 1, h2);
+    linear(h2, c->fc_in[2], wt->fc_w[2], wt->fc_b[2], c->fc_out[2], 0, logits);
+    double *d2 = calloc(h, sizeof(double)), *d1 = calloc(h, sizeof(double));
+    double *dp = calloc(c->fc_in[0], sizeof(double));
+    for (int i = 0; i < c->fc_in[2]; i++) d2[i] = h2[i] > 0 ? wt->fc_w[2][(size_t)cls * c->fc_in[2] + i] : 0;
+    for (int o = 0; o < c->fc_out[1]; o++)
+        for (int i = 0; i < c->fc_in[1]; i++) d1[i] += d2[o] * wt->fc_w[1][(size_t)o * c->fc_in[1] + i];
+    for (int i = 0; i < h; i++) d1[i] = h1[i] > 0 ? d1[i] : 0;
+    for (int o = 0; o < h; o++)
+        for (int i = 0; i < c->fc_in[0]; i++) dp[i] += d1[o] * wt->fc_w[0][(size_t)o * c->fc_in[0] + i];
+    /* Every window sends its whole gradient into one position, so the mean of channel k's
+     * gradient over A's positions is the sum of its pool5 gradients over hw * hw. */
+    double cam[64 * 64] = {0}, top = 0;
+    for (int k = 0; k < ch; k++) {
+        double alpha = 0;
+        for (int p = 0; p < ph * ph; p++) alpha += dp[k * ph * ph + p];
+        alpha /= hw * hw;
+        for (int p = 0; p < hw * hw; p++) cam[p] += alpha * a[k * hw * hw + p];
+    }
+    for (int p = 0; p < hw * hw; p++) top = fmax(top, cam[p]);
+    for (int p = 0; p < hw * hw; p++) map[p] = top > 0 && cam[p] > 0 ? (float)(cam[p] / top) : 0;
+    free(a); free(b); free(h1); free(h2); free(logits); free(d2); free(d1); free(dp);
 }
 
 /* ---------------------------------------------------------------- checks */
@@ -187,6 +236,98 @@ static void check_config(const char *name, int width_div, vgg_algo algo, vgg_fc1
     vgg_model_free(m);
     vgg_weights_free(&w);
     free(in);
+}
+
+/* ---------------------------------------------------------------- explanations */
+
+/* vgg_engine_explain against naive_gradcam on a reduced VGG with a 96x96 input (6x6 maps):
+ * each image's top-1, explicit classes and an image left out, at several batch sizes; its
+ * logits and probabilities equal forward()'s bit for bit. plain_fc: the backward on plain
+ * copies of the fc weights (vgg_model_options.explain_plain_fc). */
+static void check_explain(int width_div, vgg_algo algo, vgg_fc1_layout fc1, vgg_precision precision,
+                          bool plain_fc) {
+    const double tol = precision == VGG_PRECISION_BF16 ? 0.05 : 1e-4; /* measured 0.015, 1e-6 */
+    vgg_config cfg;
+    EXPECT(vgg_config_init_reduced(&cfg, "vgg16", width_div, 96, 32, 10));
+    vgg_weights w;
+    EXPECT(vgg_weights_generate(&w, &cfg, 21) == 0);
+    for (int j = 0; j < VGG_N_FC; j++)
+        for (int64_t i = 0; i < (int64_t)cfg.fc_out[j] * cfg.fc_in[j]; i++) w.fc_w[j][i] *= 30;
+    const size_t per = (size_t)3 * cfg.input_hw * cfg.input_hw;
+    float *in = malloc(per * N_MAX * sizeof(float));
+    uint64_t st = 17;
+    for (size_t i = 0; i < per * N_MAX; i++) in[i] = (float)vgg_normal_from_u64(vgg_splitmix64(&st));
+    char err[512];
+    vgg_model_options opt = {.algo = algo, .precision = precision, .fc1_layout = fc1,
+                             .max_batch = N_MAX, .explain_plain_fc = plain_fc};
+    vgg_model *m = vgg_model_create(&w, &opt, err, sizeof err);
+    vgg_engine *e = m ? vgg_engine_create(m, 2, err, sizeof err) : NULL;
+    EXPECT(e != NULL);
+    if (!e) return;
+    const int hw = vgg_model_explain_hw(m), area = hw * hw;
+    EXPECT(hw == 6);
+    double worst = 0;
+    for (int n = 1; n <= N_MAX; n += 2) {
+        float logits[N_MAX * 10], probs[N_MAX * 10], xl[N_MAX * 10], xp[N_MAX * 10];
+        float maps[N_MAX * 36], ref[36];
+        int classes[N_MAX], explained[N_MAX];
+        for (int i = 0; i < n; i++) classes[i] = i == 1 ? VGG_EXPLAIN_NONE : i < 2 ? VGG_EXPLAIN_TOP1 : (3 * i) % 10;
+        EXPECT(vgg_engine_forward(e, in, n, logits, probs, err, sizeof err) == 0);
+        EXPECT(vgg_engine_explain(e, in, n, xl, xp, classes, maps, explained, err, sizeof err) == 0);
+        EXPECT(memcmp(logits, xl, n * 10 * sizeof(float)) == 0);
+        EXPECT(memcmp(probs, xp, n * 10 * sizeof(float)) == 0);
+        for (int i = 0; i < n; i++) {
+            int want = classes[i];
+            if (want == VGG_EXPLAIN_TOP1)
+                for (int k = want = 0; k < 10; k++) want = probs[i * 10 + k] > probs[i * 10 + want] ? k : want;
+            EXPECT(explained[i] == (want == VGG_EXPLAIN_NONE ? -1 : want));
+            if (want == VGG_EXPLAIN_NONE) {
+                for (int p = 0; p < area; p++) EXPECT(maps[i * area + p] == 0);
+                continue;
+            }
+            naive_gradcam(&w, in + i * per, want, ref);
+            float top = 0;
+            for (int p = 0; p < area; p++) {
+                worst = fmax(worst, fabs(maps[i * area + p] - ref[p]));
+                top = fmaxf(top, maps[i * area + p]);
+            }
+            EXPECT(top == 1.0f);
+        }
+    }
+    printf("explain vgg16/%d %-8s %s fc1=%-4s%s: worst |map - naive| %.3g\n", width_div,
+           vgg_algo_name(algo), vgg_precision_name(precision), fc1 == VGG_FC1_FLAT ? "flat" : "4d",
+           plain_fc ? " plain fc" : "", worst);
+    EXPECT(worst <= tol);
+    float maps[36];
+    int bad = 10;
+    EXPECT(vgg_engine_explain(e, in, 1, NULL, NULL, &bad, maps, NULL, err, sizeof err) != 0);
+    EXPECT(strstr(err, "class id 10 outside 0..9") != NULL);
+    vgg_engine_free(e);
+    vgg_model_free(m);
+    vgg_weights_free(&w);
+    free(in);
+}
+
+/* int8 says so instead of explaining. */
+static void check_explain_int8_refused(void) {
+    vgg_config cfg;
+    vgg_config_init_reduced(&cfg, "vgg16", 16, 64, 32, 10);
+    vgg_weights w;
+    vgg_weights_generate(&w, &cfg, 3);
+    float act_max[VGG_N_LAYERS];
+    for (int l = 0; l < VGG_N_LAYERS; l++) act_max[l] = 1.0f;
+    vgg_model_options opt = {.precision = VGG_PRECISION_INT8, .max_batch = 1, .act_max = act_max};
+    char err[256];
+    vgg_model *m = vgg_model_create(&w, &opt, err, sizeof err);
+    vgg_engine *e = m ? vgg_engine_create(m, 1, err, sizeof err) : NULL;
+    EXPECT(e != NULL);
+    float *in = calloc((size_t)3 * 64 * 64, sizeof(float)), maps[16];
+    EXPECT(e && vgg_engine_explain(e, in, 1, NULL, NULL, NULL, maps, NULL, err, sizeof err) != 0);
+    EXPECT(strstr(err, "explanations are not supported in int8") != NULL);
+    free(in);
+    vgg_engine_free(e);
+    vgg_model_free(m);
+    vgg_weights_free(&w);
 }
 
 /* ---------------------------------------------------------------- concurrency */
@@ -349,6 +490,8 @@ int main(int argc, char **argv) {
         /* bf16 + Winograd runs layers of >= 128 input channels in f32 Winograd, so it needs
          * the wider variant (16..128 channels) to mix both, with reorders at the boundaries. */
         check_config("vgg16", 4, VGG_ALGO_WINOGRAD, VGG_FC1_FLAT, VGG_PRECISION_BF16);
+        check_explain(16, VGG_ALGO_WINOGRAD, VGG_FC1_FLAT, VGG_PRECISION_F32, false);
+        check_explain(4, VGG_ALGO_WINOGRAD, VGG_FC1_FLAT, VGG_PRECISION_BF16, false);
         return test_summary();
     }
     static const char *const names[] = {"vgg11", "vgg16", "vgg19"};
@@ -358,5 +501,12 @@ int main(int argc, char **argv) {
     check_config("vgg16", 16, VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_BF16);
     check_concurrent_engines();
     check_int8();
+    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_F32, false);
+    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_4D, VGG_PRECISION_F32, false);
+    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_BF16, false);
+    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_F32, true);
+    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_4D, VGG_PRECISION_F32, true);
+    check_explain(16, VGG_ALGO_DIRECT, VGG_FC1_FLAT, VGG_PRECISION_BF16, true);
+    check_explain_int8_refused();
     return test_summary();
 }

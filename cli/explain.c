@@ -1,0 +1,165 @@
+/* explain.c - `vggserve explain`: Grad-CAM maps for images (or a preprocessed .npy), JSON lines. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "labels.h"
+
+#define MAX_INPUTS 4096
+
+/* One JSON line: the explained class, its probability, and the map as hw rows of hw numbers
+ * (row 0 is the top of the network's view of the image). */
+static void print_explanation(const char *file, int class_id, float probability,
+                              const float *map, int hw) {
+    json_t *grid = json_array();
+    for (int y = 0; y < hw; y++) {
+        json_t *row = json_array();
+        for (int x = 0; x < hw; x++) json_array_append_new(row, json_real(map[y * hw + x]));
+        json_array_append_new(grid, row);
+    }
+    json_t *o = json_pack("{s:s, s:i, s:s?, s:f, s:o}", "file", file, "class_id", class_id,
+                          "label", labels_name(class_id), "probability", (double)probability,
+                          "grid", grid);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)); /* floats round-trip */
+    puts(s);
+    free(s);
+    json_decref(o);
+}
+
+/* What each batch is asked: every image's class (or VGG_EXPLAIN_TOP1), and the map's side. */
+typedef struct {
+    int class_id;
+    int n_classes;
+    int hw;
+} explain_request;
+
+/* Every row through the engine, batch at a time, one JSON line each. Returns the exit status. */
+static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, const explain_request *rq) {
+    const size_t map_floats = (size_t)rq->hw * rq->hw;
+    float *in = malloc(src->per_image * batch * sizeof(float));
+    float *probs = malloc((size_t)batch * rq->n_classes * sizeof(float));
+    float *maps = malloc(batch * map_floats * sizeof(float));
+    int *classes = malloc((size_t)batch * sizeof(int)), *explained = malloc((size_t)batch * sizeof(int));
+    cli_row_name *names = malloc((size_t)batch * sizeof *names);
+    char err[1024];
+    int status = 0;
+    for (int i = 0; i < batch; i++) classes[i] = rq->class_id;
+    for (int next = 0; next < src->n_rows;) {
+        int n = cli_fill_batch(src, &next, batch, in, names, &status);
+        if (n == 0) continue;
+        if (vgg_engine_explain(e, in, n, NULL, probs, classes, maps, explained, err, sizeof err) != 0) {
+            fprintf(stderr, "error: explanation: %s\n", err);
+            status = 1;
+            break;
+        }
+        for (int i = 0; i < n; i++)
+            print_explanation(names[i], explained[i], probs[(size_t)i * rq->n_classes + explained[i]],
+                              maps + i * map_floats, rq->hw);
+        fflush(stdout);
+    }
+    free(in);
+    free(probs);
+    free(maps);
+    free(classes);
+    free(explained);
+    free(names);
+    return status;
+}
+
+/* Options, their checks, the inputs, the model, then run_batches (classify's shape). */
+int cmd_explain(int argc, char **argv) {
+    const char *weights = NULL, *model = NULL, *algo = NULL, *threads_s = "0", *precision = NULL,
+               *tensor = NULL, *batch_s = "8", *mode_s = "auto", *seed_s = "1", *class_s = NULL;
+    cli_decode_flags dflags = CLI_DECODE_FLAGS_DEFAULT;
+    const cli_option opts[] = {
+        {"weights", "FILE", "safetensors weights (default: generated from --seed)", &weights, NULL},
+        {"seed", "N", "seed for generated weights when --weights is absent (default 1)", &seed_s, NULL},
+        {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &model, NULL},
+        {"class-id", "C", "the class to explain, 0..999 (default: each image's top-1)", &class_s, NULL},
+        {"algo", "ALGO", "direct|winograd convolutions (default direct)", &algo, NULL},
+        {"precision", "P", "f32|bf16 (default f32; int8 has no explanations)", &precision, NULL},
+        {"threads", "T", "oneDNN threads (default: all cores)", &threads_s, NULL},
+        {"batch", "B", "images per pass (default 8)", &batch_s, NULL},
+        {"mode", "MODE", "preprocessing: auto|torchvision|caffe (default auto: what the weights "
+                         "file says, else torchvision)", &mode_s, NULL},
+        {"tensor", "FILE.npy", "explain a preprocessed float32 (N,3,224,224) array", &tensor, NULL},
+        CLI_DECODE_OPTIONS(dflags),
+    };
+    const char *inputs[MAX_INPUTS];
+    int n_inputs;
+    int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0],
+                       "usage: vggserve explain [--weights FILE] [--class-id C] [options] IMAGE...\n"
+                       "       vggserve explain [--weights FILE] [--class-id C] [options] --tensor FILE.npy\n"
+                       "Prints one JSON object per image: {\"file\", \"class_id\", \"label\", "
+                       "\"probability\", \"grid\"}: the Grad-CAM map of the last convolution (14 x 14 "
+                       "for VGG16), in [0, 1].",
+                       inputs, MAX_INPUTS, &n_inputs);
+    if (rc != 0) return rc < 0 ? 2 : 0;
+    image_decode_options dopt;
+    if (cli_decode_options(&dflags, &dopt) != 0) return 2;
+    long threads, batch, seed, class_id = VGG_EXPLAIN_TOP1;
+    if (cli_parse_int("threads", threads_s, 0, 1024, &threads) ||
+        cli_parse_int("batch", batch_s, 1, 256, &batch) ||
+        cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed) ||
+        (class_s && cli_parse_int("class-id", class_s, 0, LABELS_COUNT - 1, &class_id)))
+        return 2;
+    const vgg_weights no_weights = {0}; /* only the setting's spelling is checked here */
+    preprocess_mode mode;
+    if (cli_preprocess_mode(mode_s, &no_weights, &mode) < 0) {
+        fprintf(stderr, "error: --mode must be auto, torchvision or caffe, got '%s'\n", mode_s);
+        return 2;
+    }
+    if (!tensor && n_inputs == 0) {
+        fprintf(stderr, "error: give at least one IMAGE or --tensor FILE.npy (see --help)\n");
+        return 2;
+    }
+    cli_model_spec spec = {0};
+    spec.seed = (uint64_t)seed;
+    spec.max_batch = (int)batch;
+    if (cli_model_spec_parse(&spec, weights, model, algo, precision) != 0) return 2;
+    if (spec.precision == VGG_PRECISION_INT8) {
+        fprintf(stderr, "error: explanations are not supported in int8 (use f32 or bf16)\n");
+        return 2;
+    }
+
+    /* Inputs first, so a bad path fails before weights load. */
+    vgg_config cfg_probe;
+    vgg_config_init(&cfg_probe, spec.model);
+    const int hw = cfg_probe.input_hw;
+    npy_array arr = {0};
+    int n_rows = n_inputs;
+    if (tensor) {
+        if (n_inputs) {
+            fprintf(stderr, "error: give either IMAGE arguments or --tensor, not both\n");
+            return 2;
+        }
+        if (cli_read_tensor(tensor, hw, &arr) != 0) return 1;
+        n_rows = (int)arr.shape[0];
+    }
+
+    vgg_weights w;
+    vgg_model *m;
+    if (cli_build_model(&spec, &w, &m, false) != 0) {
+        free(arr.data);
+        return 1;
+    }
+    if (cli_preprocess_mode(mode_s, &w, &mode) == 1)
+        fprintf(stderr, "warning: the weights file asks for preprocessing '%s', which vggserve "
+                "does not know; using torchvision's\n", w.preprocess);
+    char err[1024];
+    vgg_engine *e = vgg_engine_create(m, (int)threads, err, sizeof err);
+    if (!e) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    const cli_inputs src = {inputs, tensor, &arr, n_rows, (size_t)3 * hw * hw, hw, &dopt, mode};
+    const explain_request rq = {(int)class_id, vgg_model_config(m)->n_classes, vgg_model_explain_hw(m)};
+    int status = run_batches(&src, e, (int)batch, &rq);
+    free(arr.data);
+    vgg_engine_free(e);
+    vgg_model_free(m);
+    vgg_weights_free(&w);
+    return status;
+}

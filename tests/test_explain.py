@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Grad-CAM explanations (`vggserve explain`, model/engine.c vgg_engine_explain) against torch
+autograd on torchvision's VGG16 with the same weights file (`gen-weights --seed 1`).
+
+The reference: A = features[:-1](x) (conv5_3 after its ReLU), g = d logit_c / d A by autograd
+through pool5 and the classifier in eval mode (dropout off), alpha = mean of g over each
+channel's 14 x 14 positions, map = ReLU(sum_k alpha_k A_k) / its maximum (zeros when it is 0).
+f32 must match it to 1e-3 (max absolute difference): on the fixture's five inputs for each
+one's top-1, which must be torch's, and on image files through the service's decoding for an
+explicit class. bf16 is measured against the f32 reference and held to a loose bound. The
+probability printed with each map equals `classify`'s bit for bit.
+
+Usage: test_explain.py BUILD/vggserve (Debian python3-torch, python3-torchvision, numpy);
+about 40 s on two cores, most of it loading the 528 MB weights once per vggserve run."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+
+from service_util import IMAGES, TESTS, binary_from_argv
+
+sys.path.insert(0, os.path.join(TESTS, "reference"))
+import torch_reference  # noqa: E402  (read_safetensors, to_torchvision_names, build_vgg)
+
+BIN = binary_from_argv()
+INPUTS = os.path.join(TESTS, "fixtures", "parity_inputs.npy")
+PHOTOS = ("chelsea.jpg", "coffee.jpg")
+F32_LIMIT = 1e-3
+# bf16 keeps 8 bits of mantissa through 13 convolutions: measured 0.042 on these inputs.
+BF16_LIMIT = 0.1
+
+
+def run(*args, check=True):
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=300)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{args} exited {p.returncode}: {p.stderr}")
+    return p
+
+
+def json_lines(p):
+    return [json.loads(line) for line in p.stdout.splitlines()]
+
+
+def grids(rows):
+    return np.array([r["grid"] for r in rows], dtype=np.float64)
+
+
+def conv5_3(model, x):
+    """A: the features before pool5, (N, 512, 14, 14), for inputs x (N, 3, 224, 224)."""
+    with torch.no_grad():
+        return model.features[:-1](torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+
+
+def torch_gradcam(model, a, classes):
+    """(N, 14, 14) maps and (N, 1000) logits from A (conv5_3) for classes (N,)."""
+    a = a.clone().requires_grad_(True)
+    logits = model.classifier(torch.flatten(model.avgpool(model.features[-1](a)), 1))
+    logits[torch.arange(len(classes)), torch.as_tensor(classes)].sum().backward()
+    alpha = a.grad.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((alpha * a).sum(dim=1)).detach().double()
+    top = cam.amax(dim=(1, 2), keepdim=True)
+    cam = torch.where(top > 0, cam / torch.where(top > 0, top, torch.ones_like(top)), cam)
+    return cam.numpy(), logits.detach().numpy()
+
+
+class ExplainTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        torch.set_num_threads(2)
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.weights = os.path.join(cls.tmp.name, "seed1.safetensors")
+        run("gen-weights", "--seed", "1", "--out", cls.weights)
+        tensors, _, _ = torch_reference.read_safetensors(cls.weights)
+        state = {k: torch.from_numpy(v) for k, v in torch_reference.to_torchvision_names(tensors).items()}
+        cls.model = torch_reference.build_vgg("vgg16")
+        cls.model.load_state_dict(state, strict=True)
+        cls.model.eval()
+        del state, tensors
+        cls.x = np.load(INPUTS)
+        cls.a = conv5_3(cls.model, cls.x)
+        # Each input's top-1 map, and an explicit class for every row: row 0's second most
+        # likely one.
+        cls.ref_logits = torch_gradcam(cls.model, cls.a, [0] * len(cls.x))[1]
+        cls.top1 = cls.ref_logits.argmax(axis=1)
+        cls.ref_top1 = torch_gradcam(cls.model, cls.a, cls.top1)[0]
+        cls.other = int(np.argsort(-cls.ref_logits[0])[1])
+        cls.ref_other = torch_gradcam(cls.model, cls.a, [cls.other] * len(cls.x))[0]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def explain(self, *args):
+        return json_lines(run("explain", "--weights", self.weights, *args))
+
+    def test_f32_top1_matches_torch_and_classify(self):
+        rows = self.explain("--tensor", INPUTS)
+        self.assertEqual(len(rows), len(self.x))
+        for r in rows:
+            self.assertEqual(set(r), {"file", "class_id", "label", "probability", "grid"})
+            self.assertEqual(np.array(r["grid"]).shape, (14, 14))
+            self.assertEqual(max(max(row) for row in r["grid"]), 1.0)
+        self.assertEqual([r["class_id"] for r in rows], self.top1.tolist())
+        diff = np.abs(grids(rows) - self.ref_top1).max()
+        print(f"f32 direct, top-1: max |map - torch| = {diff:.3g}")
+        self.assertLessEqual(diff, F32_LIMIT)
+        # The probability that comes with a map is classify's, bit for bit (9 digits round-trip).
+        classified = json_lines(run("classify", "--weights", self.weights, "--top-k", "1",
+                                    "--tensor", INPUTS))
+        for r, c in zip(rows, classified):
+            self.assertEqual(r["class_id"], c["top_k"][0]["class_id"])
+            self.assertEqual(r["label"], c["top_k"][0]["label"])
+            self.assertEqual(r["probability"], c["top_k"][0]["probability"])
+
+    def test_f32_explicit_class_on_image_files_matches_torch(self):
+        # Through the service's decoding: torch sees what `vggserve preprocess` writes.
+        files = [os.path.join(IMAGES, f) for f in PHOTOS]
+        seen = []
+        for i, f in enumerate(files):
+            out = os.path.join(self.tmp.name, f"photo{i}.npy")
+            run("preprocess", f, "--out", out)
+            seen.append(np.load(out))
+        ref = torch_gradcam(self.model, conv5_3(self.model, np.concatenate(seen)),
+                            [self.other] * len(files))[0]
+        rows = self.explain("--class-id", str(self.other), "--batch", "1", *files)
+        self.assertEqual([r["file"] for r in rows], files)
+        self.assertEqual({r["class_id"] for r in rows}, {self.other})
+        diff = np.abs(grids(rows) - ref).max()
+        print(f"f32 direct, image files, class {self.other}: max |map - torch| = {diff:.3g}")
+        self.assertLessEqual(diff, F32_LIMIT)
+
+    def test_bf16_is_near_f32(self):
+        # One class for every row, so the map's error is measured apart from ranking (bf16's
+        # top-1 may differ where generated weights leave classes a hair apart).
+        rows = self.explain("--precision", "bf16", "--class-id", str(self.other), "--tensor", INPUTS)
+        diff = np.abs(grids(rows) - self.ref_other).max()
+        print(f"bf16 direct, class {self.other}: max |map - torch f32| = {diff:.3g}")
+        self.assertLessEqual(diff, BF16_LIMIT)
+
+    def test_bad_requests(self):
+        self.assertIn("usage: vggserve explain", run("explain", "--help").stdout)
+        for value in ("1000", "-1", "cat"):
+            p = run("explain", "--class-id", value, "--tensor", INPUTS, check=False)
+            self.assertEqual(p.returncode, 2, value)
+            self.assertIn("--class-id", p.stderr)
+        p = run("explain", "--precision", "int8", "--tensor", INPUTS, check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("explanations are not supported in int8", p.stderr)
+        self.assertEqual(p.stdout, "")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
