@@ -56,6 +56,7 @@ long long classify_timeout_ms(const char *header, long long default_ms) {
 
 void classify_input_free(classify_input *in) {
     free(in->inputs);
+    free(in->sizes);
     memset(in, 0, sizeof *in);
 }
 
@@ -119,7 +120,10 @@ api_status classify_request_parse(const classify_http_request *req, const classi
     }
     const size_t image_floats = (size_t)3 * lim->image_hw * lim->image_hw;
     float *inputs = malloc((size_t)n * image_floats * sizeof(float));
-    if (!inputs) {
+    int (*sizes)[2] = malloc((size_t)n * sizeof *sizes);
+    if (!inputs || !sizes) {
+        free(inputs);
+        free(sizes);
         free(parts);
         snprintf(msg, msglen, "out of memory");
         return API_INTERNAL;
@@ -129,8 +133,9 @@ api_status classify_request_parse(const classify_http_request *req, const classi
         char why[384];
         const image_decode_options dopt = classify_decode_options(lim);
         preprocess_status ps =
-            preprocess_bytes(parts[i].data, parts[i].len, &dopt, lim->preprocess, lim->image_hw,
-                             inputs + (size_t)i * image_floats, why, sizeof why);
+            preprocess_bytes_sized(parts[i].data, parts[i].len, &dopt, lim->preprocess,
+                                   lim->image_hw, inputs + (size_t)i * image_floats, sizes[i],
+                                   why, sizeof why);
         if (ps != PREPROCESS_OK) {
             const char *fn = parts[i].filename;
             if (n > 1) snprintf(msg, msglen, "image %d%s%s%s: %s", i + 1, fn[0] ? " (" : "", fn,
@@ -138,6 +143,7 @@ api_status classify_request_parse(const classify_http_request *req, const classi
             else snprintf(msg, msglen, "%s", why);
             free(parts);
             free(inputs);
+            free(sizes);
             out->n_images = n; /* for the access log */
             return api_status_from_preprocess(ps);
         }
@@ -146,6 +152,7 @@ api_status classify_request_parse(const classify_http_request *req, const classi
     out->top_k = top_k;
     out->n_images = n;
     out->inputs = inputs;
+    out->sizes = sizes;
     out->decode_ms = now_ms() - t0;
     return API_OK;
 }

@@ -55,6 +55,7 @@ typedef struct {
     int top_k;
     int n_images;
     float *inputs;    /* n_images x (3, image_hw, image_hw), owned */
+    int (*sizes)[2];  /* n_images upright (width, height) as uploaded, owned */
     double decode_ms; /* decode + preprocess of every image */
 } classify_input;
 

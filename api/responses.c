@@ -29,3 +29,24 @@ json_t *api_classify_json(const char *model, const char *request_id, const float
                      "queue", t->queue_ms, "inference", t->inference_ms, "total", t->total_ms,
                      "batch_size", batch_size);
 }
+
+void api_add_explanations(json_t *classify_body, int n_images, const char *layer,
+                          const int *class_ids, const float *maps, int map_hw,
+                          const double (*crops)[4]) {
+    json_t *preds = json_object_get(classify_body, "predictions");
+    for (int i = 0; i < n_images; i++) {
+        const float *map = maps + (size_t)i * map_hw * map_hw;
+        json_t *grid = json_array();
+        for (int y = 0; y < map_hw; y++) {
+            json_t *row = json_array();
+            for (int x = 0; x < map_hw; x++) json_array_append_new(row, json_real(map[y * map_hw + x]));
+            json_array_append_new(grid, row);
+        }
+        const double *c = crops[i];
+        json_t *e = json_pack("{s:s, s:s, s:i, s:s?, s:o, s:[f, f, f, f]}", "method", "grad-cam",
+                              "layer", layer, "class_id", class_ids[i], "label",
+                              labels_name(class_ids[i]), "grid", grid, "crop", c[0], c[1], c[2],
+                              c[3]);
+        json_object_set_new(json_array_get(preds, (size_t)i), "explanation", e);
+    }
+}

@@ -21,4 +21,12 @@ json_t *api_classify_json(const char *model, const char *request_id, const float
                           int n_images, int n_classes, int top_k, const api_timings *t,
                           int batch_size);
 
+/* One Grad-CAM explanation per prediction of a /classify body (api_classify_json's), as
+ * POST /explain answers: predictions[i].explanation = {"method": "grad-cam", "layer",
+ * "class_id", "label", "grid": map_hw rows of map_hw numbers, "crop": [x0, y0, x1, y1]},
+ * crop being the window of the uploaded (upright) image the network saw. */
+void api_add_explanations(json_t *classify_body, int n_images, const char *layer,
+                          const int *class_ids, const float *maps, int map_hw,
+                          const double (*crops)[4]);
+
 #endif

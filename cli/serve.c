@@ -102,6 +102,7 @@ typedef struct {
     sigset_t sigs;
     double t_start;
     int threads; /* oneDNN threads per worker */
+    bool explanations; /* POST /explain works (every precision but int8) */
     metrics *m;
     http_server *http;
     vgg_weights w;
@@ -160,6 +161,7 @@ static int load_model(service *svc) {
                          cfg->precision);
     spec.seed = (uint64_t)cfg->seed;
     spec.max_batch = (int)cfg->max_batch_size;
+    svc->explanations = spec.precision != VGG_PRECISION_INT8;
     if (!cfg->weights[0])
         log_event(LOG_WARNING, "no weights given: using GENERATED weights (seed %lld); predictions "
                   "are meaningless. Pass --weights FILE.safetensors for real ones", cfg->seed);
@@ -187,7 +189,7 @@ static int warm_up(service *svc) {
     http_server_set_state(svc->http, SERVICE_WARMING);
     batcher_options bo = {(int)cfg->workers, svc->threads, (int)cfg->max_batch_size,
                           cfg->max_queue_delay_us, (int)cfg->queue_capacity,
-                          http_server_arrivals(svc->http)};
+                          http_server_arrivals(svc->http), svc->explanations};
     svc->b = batcher_create(svc->model, &bo, svc->m, err, sizeof err);
     if (!svc->b) {
         fprintf(stderr, "error: warm-up: %s\n", err);
@@ -213,6 +215,11 @@ static int warm_up(service *svc) {
     const vgg_config *mc = vgg_model_config(svc->model);
     http_server_set_batcher(svc->http, svc->b, mc->n_classes,
                             mc->in_channels * mc->input_hw * mc->input_hw);
+    if (svc->explanations) {
+        char layer[16];
+        vgg_config_conv_name(mc, mc->n_conv - 1, layer, sizeof layer);
+        http_server_set_explanations(svc->http, vgg_model_explain_hw(svc->model), layer);
+    }
     http_server_set_state(svc->http, SERVICE_READY);
     log_event(LOG_INFO, "ready in %.1f s: %lld worker(s) x %d thread(s), batches up to %lld, "
               "weights %.0f MiB, RSS %.0f MiB",

@@ -162,24 +162,48 @@ done:
 /* torchvision geometry: shorter side to resize_to (the longer one int(resize_to * long /
  * short), as torchvision computes it), then the centre out_hw square (crop offsets
  * int(round((size - out) / 2))). Writes 0..255 planar RGB. */
+/* torchvision's Resize(resize_to) size and CenterCrop(out_hw) offset for a w x h image. */
+static void resize_and_crop(int w, int h, int resize_to, int out_hw, int *rw, int *rh, int *x0,
+                            int *y0) {
+    if (w <= h) {
+        *rw = resize_to;
+        *rh = (int)((int64_t)resize_to * h / w);
+    } else {
+        *rh = resize_to;
+        *rw = (int)((int64_t)resize_to * w / h);
+    }
+    /* Python's round() is round-half-to-even, and so is nearbyint in the default mode. */
+    *x0 = (int)nearbyint((*rw - out_hw) / 2.0);
+    *y0 = (int)nearbyint((*rh - out_hw) / 2.0);
+}
+
 static preprocess_status torchvision_geometry(const preprocess_image *img, int resize_to,
                                               int out_hw, float *out) {
     /* The sizes from the full-resolution image, as PIL computes them on it; the resampler then
      * maps them onto the (maybe DCT-scaled) pixels at hand. */
     int w = img->full_width ? img->full_width : img->width;
     int h = img->full_height ? img->full_height : img->height;
-    int rw, rh;
-    if (w <= h) {
-        rw = resize_to;
-        rh = (int)((int64_t)resize_to * h / w);
-    } else {
-        rh = resize_to;
-        rw = (int)((int64_t)resize_to * w / h);
-    }
+    int rw, rh, x0, y0;
+    resize_and_crop(w, h, resize_to, out_hw, &rw, &rh, &x0, &y0);
     if (rw < out_hw || rh < out_hw) return PREPROCESS_UNDECODABLE; /* cannot happen for 256/224 */
-    /* Python's round() is round-half-to-even, and so is nearbyint in the default mode. */
-    int x0 = (int)nearbyint((rw - out_hw) / 2.0), y0 = (int)nearbyint((rh - out_hw) / 2.0);
     return resample_window(img, rw, rh, x0, y0, out_hw, out_hw, out);
+}
+
+void preprocess_view_window(preprocess_mode mode, int w, int h, int resize_to, int out_hw,
+                            double box[4]) {
+    if (mode == PREPROCESS_CAFFE) { /* the whole image, squeezed to out_hw x out_hw */
+        box[0] = box[1] = 0;
+        box[2] = w;
+        box[3] = h;
+        return;
+    }
+    int rw, rh, x0, y0;
+    resize_and_crop(w, h, resize_to, out_hw, &rw, &rh, &x0, &y0);
+    const double sx = (double)w / rw, sy = (double)h / rh;
+    box[0] = x0 * sx;
+    box[1] = y0 * sy;
+    box[2] = (x0 + out_hw) * sx;
+    box[3] = (y0 + out_hw) * sy;
 }
 
 preprocess_status preprocess_rgb_unit(const preprocess_image *img, int resize_to, int out_hw,
@@ -224,12 +248,23 @@ void preprocess_tune_malloc(void) {
 preprocess_status preprocess_bytes(const uint8_t *bytes, size_t len,
                                    const image_decode_options *opt, preprocess_mode mode,
                                    int out_hw, float *out, char *err, size_t errlen) {
+    return preprocess_bytes_sized(bytes, len, opt, mode, out_hw, out, NULL, err, errlen);
+}
+
+preprocess_status preprocess_bytes_sized(const uint8_t *bytes, size_t len,
+                                         const image_decode_options *opt, preprocess_mode mode,
+                                         int out_hw, float *out, int size[2], char *err,
+                                         size_t errlen) {
     image_decode_options o = opt ? *opt
                                  : (image_decode_options){.max_pixels = IMAGE_DECODE_DEFAULT_MAX_PIXELS};
     o.min_side = mode == PREPROCESS_CAFFE ? out_hw : 256;
     preprocess_image img;
     preprocess_status st = image_decode(bytes, len, &o, &img, err, errlen);
     if (st != PREPROCESS_OK) return st;
+    if (size) {
+        size[0] = img.full_width ? img.full_width : img.width;
+        size[1] = img.full_height ? img.full_height : img.height;
+    }
     st = preprocess_rgb(&img, mode, 256, out_hw, out);
     if (st == PREPROCESS_NO_MEMORY) snprintf(err, errlen, "out of memory while resizing");
     preprocess_image_free(&img);

@@ -56,6 +56,12 @@ void preprocess_image_free(preprocess_image *img);
 preprocess_status preprocess_rgb(const preprocess_image *img, preprocess_mode mode,
                                  int resize_to, int out_hw, float *out);
 
+/* The window of a w x h (upright) image that the network sees, in its pixels: {x0, y0, x1,
+ * y1}. torchvision mode: the centre crop after the resize; caffe: the whole image. So a
+ * client can place an explanation's grid on the photo. */
+void preprocess_view_window(preprocess_mode mode, int w, int h, int resize_to, int out_hw,
+                            double box[4]);
+
 /* The same before normalisation: RGB in [0, 1] (torchvision geometry), for parity tests. */
 preprocess_status preprocess_rgb_unit(const preprocess_image *img, int resize_to, int out_hw,
                                       float *out);
@@ -76,5 +82,11 @@ struct image_decode_options;
 preprocess_status preprocess_bytes(const uint8_t *bytes, size_t len,
                                    const struct image_decode_options *opt, preprocess_mode mode,
                                    int out_hw, float *out, char *err, size_t errlen);
+/* The same, and the image's upright size at full resolution into size (w, h) when not NULL. */
+preprocess_status preprocess_bytes_sized(const uint8_t *bytes, size_t len,
+                                         const struct image_decode_options *opt,
+                                         preprocess_mode mode,
+                                         int out_hw, float *out, int size[2], char *err,
+                                         size_t errlen);
 
 #endif

@@ -88,3 +88,15 @@ double vgg_config_flops(const vgg_config *cfg) {
     for (int i = 0; i < VGG_N_FC; i++) macs += (double)cfg->fc_out[i] * cfg->fc_in[i];
     return 2 * macs;
 }
+
+void vgg_config_conv_name(const vgg_config *cfg, int i, char *out, size_t cap) {
+    int block = 1, in_block = 0;
+    for (int j = 0; j <= i && j < cfg->n_conv; j++) {
+        in_block++;
+        if (j < i && cfg->pool_after[j]) {
+            block++;
+            in_block = 0;
+        }
+    }
+    snprintf(out, cap, "conv%d_%d", block, in_block);
+}

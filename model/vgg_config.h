@@ -12,6 +12,7 @@
 #define VGG_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define VGG_MAX_CONV 16   /* VGG19 has 16 convolutions */
@@ -46,6 +47,8 @@ bool vgg_config_init_reduced(vgg_config *cfg, const char *name, int width_div, i
 
 /* Parameter counts: per conv (weights + bias), per fc, and the total. */
 int64_t vgg_config_conv_params(const vgg_config *cfg, int i);
+/* The conventional name of conv i: "conv<block>_<index in block>" (VGG16's last: conv5_3). */
+void vgg_config_conv_name(const vgg_config *cfg, int i, char *out, size_t cap);
 int64_t vgg_config_fc_params(const vgg_config *cfg, int i);
 int64_t vgg_config_total_params(const vgg_config *cfg);
 

@@ -82,144 +82,222 @@ static queued_image pop_locked(batcher *b) {
     return q;
 }
 
+/* One worker's engine and its batch-sized buffers. */
+typedef struct {
+    vgg_engine *e;
+    float *in, *probs, *logits, *maps;
+    int *classes, *explained;
+    int map_floats; /* one explanation map */
+    queued_image *taken;
+    batch_request **finished; /* at most every queued image plus a batch */
+    char err[512];
+} worker_state;
+
+static int worker_state_init(batcher *b, worker_state *ws) {
+    const size_t max_batch = (size_t)b->opt.max_batch;
+    ws->e = vgg_engine_create(b->model, b->opt.threads_per_worker, ws->err, sizeof ws->err);
+    if (!ws->e) return -1; /* err set by vgg_engine_create */
+    const int hw = vgg_model_explain_hw(b->model);
+    ws->map_floats = hw * hw;
+    ws->in = calloc(max_batch * b->image_floats, sizeof(float));
+    ws->probs = malloc(max_batch * b->n_classes * sizeof(float));
+    ws->logits = malloc(max_batch * b->n_classes * sizeof(float));
+    ws->maps = malloc(max_batch * ws->map_floats * sizeof(float));
+    ws->classes = malloc(max_batch * sizeof(int));
+    ws->explained = malloc(max_batch * sizeof(int));
+    ws->taken = malloc(max_batch * sizeof *ws->taken);
+    ws->finished = malloc(((size_t)b->opt.queue_capacity + max_batch) * sizeof *ws->finished);
+    if (!ws->in || !ws->probs || !ws->logits || !ws->maps || !ws->classes || !ws->explained ||
+        !ws->taken || !ws->finished) {
+        snprintf(ws->err, sizeof ws->err, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void worker_state_free(worker_state *ws) {
+    free(ws->in);
+    free(ws->probs);
+    free(ws->logits);
+    free(ws->maps);
+    free(ws->classes);
+    free(ws->explained);
+    free(ws->taken);
+    free(ws->finished);
+    vgg_engine_free(ws->e);
+}
+
+/* Warm-up: build every plan (and with it every weight format) and run each once, so the first
+ * real request pays no primitive creation or page faults. A shutdown stops it between plans
+ * (each takes well under a second). */
+static int warm_up(batcher *b, worker_state *ws) {
+    const int max_batch = b->opt.max_batch;
+    for (int n = 1; n <= max_batch; n++) {
+        if (atomic_load(&b->abort_warmup)) {
+            snprintf(ws->err, sizeof ws->err, "warm-up interrupted by shutdown");
+            return -1;
+        }
+        if (vgg_engine_prepare(ws->e, n, ws->err, sizeof ws->err) != 0) return -1;
+        if (b->opt.explanations && vgg_engine_prepare_explain(ws->e, n, ws->err, sizeof ws->err) != 0)
+            return -1;
+    }
+    if (vgg_engine_forward(ws->e, ws->in, max_batch, NULL, ws->probs, ws->err, sizeof ws->err) != 0)
+        return -1;
+    if (max_batch > 1 && vgg_engine_forward(ws->e, ws->in, 1, NULL, ws->probs, ws->err,
+                                            sizeof ws->err) != 0)
+        return -1;
+    return 0;
+}
+
+/* Dynamic batching (lock held): a partial batch waits while more images are on their way (the
+ * HTTP layer is receiving or decoding them), at most max_queue_delay_us after its oldest
+ * image; with nothing on its way it leaves after a short settle. Closed-loop clients
+ * answered together re-send together, and this is what lets their requests meet in full
+ * batches again. */
+static void wait_for_fuller_batch(batcher *b) {
+    const int max_batch = b->opt.max_batch;
+    if (b->count >= max_batch || b->opt.max_queue_delay_us <= 0 || b->stopping) return;
+    int64_t oldest = b->ring[b->head].req->enqueued_ns;
+    int64_t cap = oldest + b->opt.max_queue_delay_us * 1000;
+    int64_t settle_us = b->opt.max_queue_delay_us < BATCHER_SETTLE_US ? b->opt.max_queue_delay_us
+                                                                     : BATCHER_SETTLE_US;
+    int64_t settle = oldest + settle_us * 1000;
+    for (;;) {
+        bool more_coming = b->opt.arriving && atomic_load(b->opt.arriving) > 0;
+        int64_t now_ns = batcher_now_ns(), until = more_coming ? cap : settle;
+        if (now_ns >= until || b->count == 0 || b->count >= max_batch || b->stopping) return;
+        /* Poll at least every millisecond: arrivals that end in an error don't signal. */
+        int64_t wake = until < now_ns + 1000000 ? until : now_ns + 1000000;
+        struct timespec abs;
+        clock_gettime(CLOCK_MONOTONIC, &abs);
+        int64_t wait_ns = wake - now_ns;
+        abs.tv_sec += wait_ns / 1000000000;
+        abs.tv_nsec += wait_ns % 1000000000;
+        if (abs.tv_nsec >= 1000000000) {
+            abs.tv_sec++;
+            abs.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&b->work_ready, &b->lock, &abs);
+    }
+}
+
+/* Takes up to max_batch images (lock held); those past their deadline finish as expired
+ * (into ws->finished, *n_finished). Returns the batch size. */
+static int take_batch(batcher *b, worker_state *ws, int *n_finished) {
+    int64_t now = batcher_now_ns();
+    int n = 0;
+    while (b->count > 0 && n < b->opt.max_batch) {
+        queued_image q = pop_locked(b);
+        int64_t waited = now - q.req->enqueued_ns;
+        if (waited > q.req->max_queue_ns) q.req->max_queue_ns = waited;
+        metrics_observe_queue_wait(b->metrics, waited / 1e9);
+        if (now > q.req->deadline_ns) {
+            if (finish_image_locked(q.req, BATCH_IMAGE_EXPIRED)) ws->finished[(*n_finished)++] = q.req;
+            continue;
+        }
+        ws->taken[n++] = q;
+    }
+    metrics_set_queue_depth(b->metrics, b->count);
+    return n;
+}
+
+/* Runs the batch (unlocked): a forward pass, or an explanation pass when any image asks for
+ * one; the others in it pay nothing. Copies each image's outputs into its request. Returns
+ * the engine's status; *took_ns the pass's time. */
+static int run_batch(batcher *b, worker_state *ws, int n, uint64_t batch_id, int64_t *took_ns) {
+    int explaining = 0;
+    for (int i = 0; i < n; i++) {
+        const queued_image *q = &ws->taken[i];
+        memcpy(ws->in + (size_t)i * b->image_floats, q->req->inputs + (size_t)q->index * b->image_floats,
+               b->image_floats * sizeof(float));
+        ws->classes[i] = q->req->explain_class ? q->req->explain_class[q->index] : VGG_EXPLAIN_NONE;
+        explaining += ws->classes[i] != VGG_EXPLAIN_NONE;
+    }
+    int64_t t0 = batcher_now_ns();
+    int rc = explaining ? vgg_engine_explain(ws->e, ws->in, n, ws->logits, ws->probs, ws->classes,
+                                             ws->maps, ws->explained, ws->err, sizeof ws->err)
+                        : vgg_engine_forward(ws->e, ws->in, n, ws->logits, ws->probs, ws->err,
+                                             sizeof ws->err);
+    *took_ns = batcher_now_ns() - t0;
+    if (rc != 0) log_event_fields(LOG_ERROR, NULL, (long long)batch_id, ws->err, "forward failed");
+    metrics_observe_batch(b->metrics, n, *took_ns / 1e9, rc == 0);
+    if (explaining && rc == 0) metrics_observe_explain(b->metrics, explaining, *took_ns / 1e9);
+    for (int i = 0; i < n && rc == 0; i++) {
+        batch_request *r = ws->taken[i].req;
+        const int k = ws->taken[i].index;
+        const size_t row = (size_t)k * b->n_classes;
+        memcpy(r->probs + row, ws->probs + (size_t)i * b->n_classes, b->n_classes * sizeof(float));
+        if (r->logits)
+            memcpy(r->logits + row, ws->logits + (size_t)i * b->n_classes,
+                   b->n_classes * sizeof(float));
+        if (r->explain_class && r->maps) {
+            memcpy(r->maps + (size_t)k * ws->map_floats, ws->maps + (size_t)i * ws->map_floats,
+                   ws->map_floats * sizeof(float));
+            if (r->explained_class) r->explained_class[k] = ws->explained[i];
+        }
+    }
+    return rc;
+}
+
+/* Marks the batch's images done (lock held); requests whose last image it was go to
+ * ws->finished. */
+static void finish_batch_locked(worker_state *ws, int n, int rc, int64_t took, uint64_t batch_id,
+                                int *n_finished) {
+    for (int i = 0; i < n; i++) {
+        batch_request *r = ws->taken[i].req;
+        /* Count a batch's time once per request even when several of its images rode it. */
+        bool first_of_request = true;
+        for (int j = 0; j < i; j++) first_of_request &= ws->taken[j].req != r;
+        if (first_of_request) r->inference_ns += took;
+        if (n > r->max_batch_seen) r->max_batch_seen = n;
+        r->last_batch_id = batch_id;
+        if (finish_image_locked(r, rc == 0 ? BATCH_IMAGE_OK : BATCH_IMAGE_FAILED))
+            ws->finished[(*n_finished)++] = r;
+    }
+}
+
+static void complete(worker_state *ws, int n_finished) {
+    for (int i = 0; i < n_finished; i++) ws->finished[i]->on_complete(ws->finished[i]);
+}
+
 static void *worker_main(void *arg) {
     worker *w = arg;
     batcher *b = w->b;
-    char err[512];
-    const int max_batch = b->opt.max_batch;
-    vgg_engine *e = vgg_engine_create(b->model, b->opt.threads_per_worker, err, sizeof err);
-    /* Warm-up: build every plan (and with it every weight format) and run each once, so the
-     * first real request pays no primitive creation or page faults. */
-    float *in = e ? calloc((size_t)max_batch * b->image_floats, sizeof(float)) : NULL;
-    float *probs = e ? malloc((size_t)max_batch * b->n_classes * sizeof(float)) : NULL;
-    float *logits = e ? malloc((size_t)max_batch * b->n_classes * sizeof(float)) : NULL;
-    int rc = e && in && probs && logits ? 0 : -1;
-    if (!e) {
-        /* err set by vgg_engine_create */
-    } else if (rc != 0) {
-        snprintf(err, sizeof err, "out of memory");
-    }
-    /* A shutdown during warm-up stops it between plans (each takes well under a second). */
-    for (int n = 1; rc == 0 && n <= max_batch && !atomic_load(&b->abort_warmup); n++)
-        rc = vgg_engine_prepare(e, n, err, sizeof err);
-    if (rc == 0 && atomic_load(&b->abort_warmup)) {
-        rc = -1;
-        snprintf(err, sizeof err, "warm-up interrupted by shutdown");
-    }
-    if (rc == 0) rc = vgg_engine_forward(e, in, max_batch, NULL, probs, err, sizeof err);
-    if (rc == 0 && max_batch > 1) rc = vgg_engine_forward(e, in, 1, NULL, probs, err, sizeof err);
+    worker_state ws = {0};
+    int rc = worker_state_init(b, &ws);
+    if (rc == 0) rc = warm_up(b, &ws);
 
     pthread_mutex_lock(&b->lock);
-    if (rc == 0) {
-        b->warm_workers++;
-    } else {
-        if (b->failed_workers++ == 0) snprintf(b->warm_error, sizeof b->warm_error, "worker %d: %s", w->id, err);
-    }
+    if (rc == 0) b->warm_workers++;
+    else if (b->failed_workers++ == 0)
+        snprintf(b->warm_error, sizeof b->warm_error, "worker %d: %s", w->id, ws.err);
     pthread_cond_broadcast(&b->warm);
-    queued_image *taken = malloc((size_t)max_batch * sizeof *taken);
-    /* Requests finished by one pass: at most every queued image plus a batch. */
-    batch_request **finished = malloc(((size_t)b->opt.queue_capacity + max_batch) * sizeof *finished);
     while (rc == 0) {
         while (b->count == 0 && !b->stopping) pthread_cond_wait(&b->work_ready, &b->lock);
         if (b->count == 0 && b->stopping) break;
-        /* Dynamic batching: a partial batch waits while more images are on their way (the
-         * HTTP layer is receiving or decoding them), at most max_queue_delay_us after its
-         * oldest image; with nothing on its way it leaves after a short settle. Closed-loop
-         * clients answered together re-send together, and this is what lets their requests
-         * meet in full batches again. */
-        if (b->count < max_batch && b->opt.max_queue_delay_us > 0 && !b->stopping) {
-            int64_t oldest = b->ring[b->head].req->enqueued_ns;
-            int64_t cap = oldest + b->opt.max_queue_delay_us * 1000;
-            int64_t settle_us = b->opt.max_queue_delay_us < BATCHER_SETTLE_US ? b->opt.max_queue_delay_us
-                                                                             : BATCHER_SETTLE_US;
-            int64_t settle = oldest + settle_us * 1000;
-            for (;;) {
-                bool more_coming = b->opt.arriving && atomic_load(b->opt.arriving) > 0;
-                int64_t now_ns = batcher_now_ns(), until = more_coming ? cap : settle;
-                if (now_ns >= until || b->count == 0 || b->count >= max_batch || b->stopping) break;
-                /* Poll at least every millisecond: arrivals that end in an error don't signal. */
-                int64_t wake = until < now_ns + 1000000 ? until : now_ns + 1000000;
-                struct timespec abs;
-                clock_gettime(CLOCK_MONOTONIC, &abs);
-                int64_t wait_ns = wake - now_ns;
-                abs.tv_sec += wait_ns / 1000000000;
-                abs.tv_nsec += wait_ns % 1000000000;
-                if (abs.tv_nsec >= 1000000000) {
-                    abs.tv_sec++;
-                    abs.tv_nsec -= 1000000000;
-                }
-                pthread_cond_timedwait(&b->work_ready, &b->lock, &abs);
-            }
-            if (b->count == 0) continue; /* another worker took them */
-        }
-        int64_t now = batcher_now_ns();
-        int n = 0;
+        wait_for_fuller_batch(b);
+        if (b->count == 0) continue; /* another worker took them */
         int n_finished = 0;
-        while (b->count > 0 && n < max_batch) {
-            queued_image q = pop_locked(b);
-            int64_t waited = now - q.req->enqueued_ns;
-            if (waited > q.req->max_queue_ns) q.req->max_queue_ns = waited;
-            metrics_observe_queue_wait(b->metrics, waited / 1e9);
-            if (now > q.req->deadline_ns) {
-                if (finish_image_locked(q.req, BATCH_IMAGE_EXPIRED)) finished[n_finished++] = q.req;
-                continue;
-            }
-            taken[n++] = q;
-        }
-        metrics_set_queue_depth(b->metrics, b->count);
+        int n = take_batch(b, &ws, &n_finished);
         uint64_t batch_id = ++b->next_batch_id;
         if (n > 0) b->running_batches++;
         pthread_mutex_unlock(&b->lock);
-        for (int i = 0; i < n_finished; i++) finished[i]->on_complete(finished[i]);
-        n_finished = 0;
-        if (n == 0) {
+        complete(&ws, n_finished);
+        if (n > 0) {
+            int64_t took;
+            int frc = run_batch(b, &ws, n, batch_id, &took);
             pthread_mutex_lock(&b->lock);
-            continue;
+            n_finished = 0;
+            finish_batch_locked(&ws, n, frc, took, batch_id, &n_finished);
+            b->running_batches--;
+            if (b->count == 0 && b->running_batches == 0) pthread_cond_broadcast(&b->idle);
+            pthread_mutex_unlock(&b->lock);
+            complete(&ws, n_finished);
         }
-
-        for (int i = 0; i < n; i++)
-            memcpy(in + (size_t)i * b->image_floats,
-                   taken[i].req->inputs + (size_t)taken[i].index * b->image_floats,
-                   b->image_floats * sizeof(float));
-        int64_t t0 = batcher_now_ns();
-        int frc = vgg_engine_forward(e, in, n, logits, probs, err, sizeof err);
-        int64_t took = batcher_now_ns() - t0;
-        if (frc != 0) log_event_fields(LOG_ERROR, NULL, (long long)batch_id, err, "forward failed");
-        metrics_observe_batch(b->metrics, n, took / 1e9, frc == 0);
-        for (int i = 0; i < n && frc == 0; i++) {
-            const size_t row = (size_t)taken[i].index * b->n_classes;
-            memcpy(taken[i].req->probs + row, probs + (size_t)i * b->n_classes,
-                   b->n_classes * sizeof(float));
-            if (taken[i].req->logits)
-                memcpy(taken[i].req->logits + row, logits + (size_t)i * b->n_classes,
-                       b->n_classes * sizeof(float));
-        }
-
-        pthread_mutex_lock(&b->lock);
-        for (int i = 0; i < n; i++) {
-            batch_request *r = taken[i].req;
-            /* Count a batch's time once per request even when several of its images rode it. */
-            bool first_of_request = true;
-            for (int j = 0; j < i; j++) first_of_request &= taken[j].req != r;
-            if (first_of_request) r->inference_ns += took;
-            if (n > r->max_batch_seen) r->max_batch_seen = n;
-            r->last_batch_id = batch_id;
-            if (finish_image_locked(r, frc == 0 ? BATCH_IMAGE_OK : BATCH_IMAGE_FAILED))
-                finished[n_finished++] = r;
-        }
-        b->running_batches--;
-        if (b->count == 0 && b->running_batches == 0) pthread_cond_broadcast(&b->idle);
-        pthread_mutex_unlock(&b->lock);
-        for (int i = 0; i < n_finished; i++) finished[i]->on_complete(finished[i]);
         pthread_mutex_lock(&b->lock);
     }
     pthread_mutex_unlock(&b->lock);
-    free(taken);
-    free(finished);
-    free(in);
-    free(probs);
-    free(logits);
-    vgg_engine_free(e);
+    worker_state_free(&ws);
     return NULL;
 }
 

@@ -31,6 +31,12 @@ struct batch_request {
     const float *inputs;   /* n_images x (3, H, W), borrowed until on_complete */
     float *probs;          /* n_images x n_classes, written by the workers */
     float *logits;         /* n_images x n_classes, written by the workers; NULL: not wanted */
+    /* Grad-CAM (engine.h vgg_engine_explain): per image a class, VGG_EXPLAIN_TOP1 or
+     * VGG_EXPLAIN_NONE; NULL: no image of this request asks. maps (n_images x map_hw^2) and
+     * explained_class (n_images) are written by the workers when explain_class is set. */
+    const int *explain_class;
+    float *maps;
+    int *explained_class;
     int64_t deadline_ns;   /* CLOCK_MONOTONIC */
     void (*on_complete)(batch_request *r); /* called once, on a worker (or draining) thread */
     void *user;
@@ -59,6 +65,7 @@ typedef struct {
      * non-zero a partial batch waits for them, up to max_queue_delay_us; when nothing is on
      * its way the batch leaves after BATCHER_SETTLE_US, so an idle request does not wait. */
     atomic_int *arriving;
+    bool explanations; /* warm-up also builds the explain plans (not for int8) */
 } batcher_options;
 
 #define BATCHER_SETTLE_US 500

@@ -54,6 +54,8 @@ struct http_server {
     _Atomic int state;
     _Atomic int preprocess; /* preprocess_mode, set once the weights are known */
     bool decode_full_resolution, ignore_exif; /* cfg's decode_scaling, exif_orientation */
+    int explain_hw;          /* Grad-CAM map side; 0: no explanations (int8) */
+    char explain_layer[16];  /* the layer they explain: conv5_3 */
     batcher *_Atomic batcher;
     int n_classes, image_floats;
     atomic_int pending; /* accepted classify requests not yet completed */
@@ -67,6 +69,7 @@ struct http_server {
 typedef enum {
     ROUTE_NONE,
     ROUTE_CLASSIFY,
+    ROUTE_EXPLAIN, /* POST /explain: /classify with Grad-CAM maps */
     ROUTE_HEALTHZ,
     ROUTE_READYZ,
     ROUTE_METRICS,
@@ -77,11 +80,13 @@ typedef enum {
 } route;
 
 /* Routes that run the network (and count in the per-model statistics). */
-static bool route_is_inference(route rt) { return rt == ROUTE_CLASSIFY || rt == ROUTE_V2_INFER; }
+static bool route_is_inference(route rt) {
+    return rt == ROUTE_CLASSIFY || rt == ROUTE_V2_INFER || rt == ROUTE_EXPLAIN;
+}
 
 /* Routes a page on another origin may call when cors_allowed_origins allows it. */
 static bool route_allows_cors(route rt) {
-    return rt == ROUTE_CLASSIFY || rt == ROUTE_V2 || rt == ROUTE_V2_INFER;
+    return rt == ROUTE_CLASSIFY || rt == ROUTE_EXPLAIN || rt == ROUTE_V2 || rt == ROUTE_V2_INFER;
 }
 
 /* KServe v2 routes answer errors in the protocol's shape, {"error": "message"}. */
@@ -127,6 +132,9 @@ typedef struct {
     int64_t output_ns; /* writing the answer (Triton's compute_output) */
     batch_request br;
     float *logits; /* only for a v2 request that asks for them */
+    int *explain_class, *explained; /* POST /explain: per image, asked and explained */
+    float *maps;                     /* their Grad-CAM maps */
+    int (*sizes)[2];                 /* upright size of each upload, for the crop window */
     kserve_v2_route v2_route;
     kserve_v2_infer v2; /* the parsed v2 request (its inputs moved to .inputs) */
     char infer_header_len[24]; /* Inference-Header-Content-Length of a binary v2 answer */
@@ -297,6 +305,7 @@ static metrics_endpoint endpoint_of(route rt) {
     case ROUTE_V2:
     case ROUTE_V2_MISSING: return METRICS_EP_V2;
     case ROUTE_DEMO: return METRICS_EP_DEMO;
+    case ROUTE_EXPLAIN: return METRICS_EP_EXPLAIN;
     default: return METRICS_EP_OTHER;
     }
 }
@@ -393,6 +402,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     free(r->inputs);
     free(r->probs);
     free(r->logits);
+    free(r->explain_class);
+    free(r->explained);
+    free(r->maps);
+    free(r->sizes);
     kserve_v2_infer_free(&r->v2);
     free(r);
     *req_cls = NULL;
@@ -450,6 +463,9 @@ static enum MHD_Result submit_inference(request *r) {
     r->br.inputs = r->inputs;
     r->br.probs = r->probs;
     r->br.logits = r->logits;
+    r->br.explain_class = r->explain_class;
+    r->br.maps = r->maps;
+    r->br.explained_class = r->explained;
     r->br.deadline_ns = deadline_of(r);
     r->br.on_complete = on_inference_done;
     r->br.user = r;
@@ -472,6 +488,48 @@ static enum MHD_Result submit_inference(request *r) {
     return MHD_YES;
 }
 
+/* POST /explain: ?class_id=C (else each image's top-1) for every image of the request. */
+static enum MHD_Result ask_explanations(request *r) {
+    http_server *s = r->srv;
+    if (!s->explain_hw)
+        return send_error(r, API_BAD_REQUEST, "explanations are not supported in int8; serve "
+                          "with --precision f32 or bf16");
+    const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "class_id");
+    int cls = VGG_EXPLAIN_TOP1;
+    if (q) {
+        char *end;
+        errno = 0;
+        long v = strtol(q, &end, 10);
+        if (errno || end == q || *end || v < 0 || v >= s->n_classes) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "class_id '%.32s' must be an integer from 0 to %d", q,
+                     s->n_classes - 1);
+            return send_error(r, API_BAD_REQUEST, msg);
+        }
+        cls = (int)v;
+    }
+    const int n = r->n_images, hw = s->explain_hw;
+    r->explain_class = malloc((size_t)n * sizeof(int));
+    r->explained = malloc((size_t)n * sizeof(int));
+    r->maps = malloc((size_t)n * hw * hw * sizeof(float));
+    if (!r->explain_class || !r->explained || !r->maps)
+        return send_error(r, API_INTERNAL, "out of memory");
+    for (int i = 0; i < n; i++) r->explain_class[i] = cls;
+    return MHD_YES;
+}
+
+static void add_explanations(request *r, json_t *body) {
+    http_server *s = r->srv;
+    double (*crops)[4] = malloc((size_t)r->n_images * sizeof *crops);
+    if (!crops) return;
+    preprocess_mode mode = (preprocess_mode)atomic_load(&s->preprocess);
+    for (int i = 0; i < r->n_images; i++)
+        preprocess_view_window(mode, r->sizes[i][0], r->sizes[i][1], 256, IMAGE_HW, crops[i]);
+    api_add_explanations(body, r->n_images, s->explain_layer, r->explained, r->maps,
+                         s->explain_hw, (const double (*)[4])crops);
+    free(crops);
+}
+
 static enum MHD_Result classify_body_done(request *r) {
     http_server *s = r->srv;
     char msg[800];
@@ -490,7 +548,12 @@ static enum MHD_Result classify_body_done(request *r) {
     if (st != API_OK) return send_error(r, st, msg);
     r->top_k = ci.top_k;
     r->inputs = ci.inputs; /* freed in on_completed */
+    r->sizes = ci.sizes;
     r->decode_ms = ci.decode_ms;
+    if (r->route == ROUTE_EXPLAIN) {
+        enum MHD_Result res = ask_explanations(r);
+        if (r->http_code) return res;
+    }
     return submit_inference(r);
 }
 
@@ -522,6 +585,7 @@ static enum MHD_Result classify_answer(request *r) {
                      ms_between(r->start_ns, batcher_now_ns())};
     json_t *body = api_classify_json(s->cfg->model, r->id, r->probs, r->n_images, s->n_classes,
                                      r->top_k, &t, r->br.max_batch_seen);
+    if (r->route == ROUTE_EXPLAIN) add_explanations(r, body);
     enum MHD_Result res = send_json(r, 200, body, API_OK);
     r->output_ns = batcher_now_ns() - t0;
     return res;
@@ -653,6 +717,7 @@ static route route_of(const http_server *s, const char *url, kserve_v2_route *v2
                       kserve_v2_view *view) {
     *view = KSERVE_V2_VIEW_FULL;
     if (strcmp(url, "/classify") == 0) return ROUTE_CLASSIFY;
+    if (strcmp(url, "/explain") == 0) return ROUTE_EXPLAIN;
     if (strcmp(url, "/healthz") == 0) return ROUTE_HEALTHZ;
     if (strcmp(url, "/readyz") == 0) return ROUTE_READYZ;
     if (strcmp(url, "/metrics") == 0) return ROUTE_METRICS;
@@ -688,6 +753,7 @@ static bool needs_auth(const vggserve_config *cfg, route rt) {
     if (!cfg->auth_token[0]) return false;
     switch (rt) {
     case ROUTE_CLASSIFY:
+    case ROUTE_EXPLAIN:
     case ROUTE_V2_INFER: return true;
     case ROUTE_V2: return cfg->auth_health; /* v2 health and metadata */
     case ROUTE_METRICS: return cfg->auth_metrics;
@@ -1063,7 +1129,8 @@ static enum MHD_Result body_done(request *r) {
     enum MHD_Result res = finish_body_decoding(r);
     if (r->http_code) return res;
     switch (r->route) {
-    case ROUTE_CLASSIFY: return classify_body_done(r);
+    case ROUTE_CLASSIFY:
+    case ROUTE_EXPLAIN: return classify_body_done(r);
     case ROUTE_V2_INFER: return v2_infer_body_done(r);
     default: return answer_get(r); /* the v2 repository routes */
     }
@@ -1358,6 +1425,11 @@ void http_server_set_batcher(http_server *s, batcher *b, int n_classes, int imag
     s->n_classes = n_classes;
     s->image_floats = image_floats;
     atomic_store(&s->batcher, b);
+}
+
+void http_server_set_explanations(http_server *s, int map_hw, const char *layer) {
+    snprintf(s->explain_layer, sizeof s->explain_layer, "%s", layer);
+    s->explain_hw = map_hw;
 }
 
 void http_server_set_preprocess(http_server *s, preprocess_mode mode) {

@@ -30,6 +30,9 @@ int http_server_admin_port(const http_server *s);
 
 void http_server_set_batcher(http_server *s, batcher *b, int n_classes, int image_floats);
 void http_server_set_state(http_server *s, service_state st);
+/* POST /explain's maps: their side (14) and layer name; map_hw 0 (the default) answers 400
+ * (int8 cannot explain). Set before the state turns ready. */
+void http_server_set_explanations(http_server *s, int map_hw, const char *layer);
 /* How uploads are preprocessed (default torchvision); set before the state turns ready. */
 void http_server_set_preprocess(http_server *s, preprocess_mode mode);
 service_state http_server_state(const http_server *s);

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 static const char *const endpoint_names[METRICS_EP_COUNT] = {
-    "classify", "healthz", "readyz", "metrics", "v2_infer", "v2", "demo", "other"};
+    "classify", "healthz", "readyz", "metrics", "v2_infer", "v2", "demo", "explain", "other"};
 /* The status codes the service can send, plus 499 (the client left before the answer, as
  * nginx counts it); anything else is counted under 500. */
 static const int codes[] = {200, 204, 400, 401, 403, 404, 405, 408, 413, 414, 415, 422, 429,
@@ -46,7 +46,8 @@ struct metrics {
     atomic_ullong batches_of[METRICS_MAX_BATCH], batch_ns_of[METRICS_MAX_BATCH];
     atomic_ullong requests[METRICS_EP_COUNT][N_CODES];
     histogram request_seconds[METRICS_EP_COUNT];
-    histogram queue_wait_seconds, inference_seconds, batch_size;
+    histogram queue_wait_seconds, inference_seconds, batch_size, explain_seconds;
+    atomic_ullong explanations;
     atomic_ullong images, batches, batch_failures;
     atomic_ullong rejected[N_REASONS];
     atomic_int queue_depth, in_flight;
@@ -80,6 +81,7 @@ metrics *metrics_create(void) {
     histogram_init(&m->queue_wait_seconds, latency, 12);
     histogram_init(&m->inference_seconds, latency, 12);
     histogram_init(&m->batch_size, sizes, 7);
+    histogram_init(&m->explain_seconds, latency, 12);
     pthread_mutex_init(&m->info_lock, NULL);
     atomic_store(&m->state, SERVICE_LOADING);
     return m;
@@ -91,6 +93,7 @@ void metrics_free(metrics *m) {
     pthread_mutex_destroy(&m->queue_wait_seconds.lock);
     pthread_mutex_destroy(&m->inference_seconds.lock);
     pthread_mutex_destroy(&m->batch_size.lock);
+    pthread_mutex_destroy(&m->explain_seconds.lock);
     pthread_mutex_destroy(&m->info_lock);
     free(m);
 }
@@ -132,6 +135,11 @@ void metrics_observe_batch(metrics *m, int batch_size, double seconds, bool ok) 
     atomic_fetch_add(&m->batches, 1);
     if (ok) atomic_fetch_add(&m->images, (unsigned long long)batch_size);
     else atomic_fetch_add(&m->batch_failures, 1);
+}
+
+void metrics_observe_explain(metrics *m, int n, double seconds) {
+    atomic_fetch_add(&m->explanations, (unsigned long long)n);
+    histogram_observe(&m->explain_seconds, seconds);
 }
 
 void metrics_add_images(metrics *m, int n) { atomic_fetch_add(&m->images, (unsigned long long)n); }
@@ -328,6 +336,11 @@ char *metrics_render(metrics *m, size_t *len) {
     put_histogram(&t, "vggserve_inference_duration_seconds", "", &m->inference_seconds);
     header(&t, "vggserve_batch_size", "histogram", "Images per forward pass.");
     put_histogram(&t, "vggserve_batch_size", "", &m->batch_size);
+    header(&t, "vggserve_explanations_total", "counter", "Grad-CAM maps computed.");
+    put(&t, "vggserve_explanations_total %llu\n", (unsigned long long)atomic_load(&m->explanations));
+    header(&t, "vggserve_explain_pass_duration_seconds", "histogram",
+           "Time of the passes that explained (forward and backward of their whole batch).");
+    put_histogram(&t, "vggserve_explain_pass_duration_seconds", "", &m->explain_seconds);
     header(&t, "vggserve_batches_total", "counter", "Forward passes run.");
     put(&t, "vggserve_batches_total %llu\n", (unsigned long long)atomic_load(&m->batches));
     header(&t, "vggserve_batch_failures_total", "counter", "Forward passes that failed.");

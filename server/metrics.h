@@ -22,6 +22,7 @@ typedef enum {
     METRICS_EP_V2_INFER, /* POST /v2/models/M/infer */
     METRICS_EP_V2,       /* the other /v2 routes: health and metadata */
     METRICS_EP_DEMO,     /* GET / */
+    METRICS_EP_EXPLAIN,  /* POST /explain */
     METRICS_EP_OTHER,
     METRICS_EP_COUNT
 } metrics_endpoint;
@@ -38,6 +39,8 @@ void metrics_observe_request(metrics *m, metrics_endpoint ep, int http_code, dou
 void metrics_observe_queue_wait(metrics *m, double seconds);
 void metrics_observe_batch(metrics *m, int batch_size, double seconds, bool ok);
 void metrics_add_images(metrics *m, int n);
+/* A pass that explained n images (Grad-CAM) and took seconds in all. */
+void metrics_observe_explain(metrics *m, int n, double seconds);
 void metrics_add_rejected(metrics *m, api_status why); /* reason label: api_status_type() */
 void metrics_set_queue_depth(metrics *m, int depth);
 void metrics_add_in_flight(metrics *m, int delta);

@@ -154,5 +154,74 @@ class ExplainTest(unittest.TestCase):
         self.assertEqual(p.stdout, "")
 
 
+class HttpExplainTest(ExplainTest):
+    """POST /explain on `vggserve serve` with the same weights: the maps torch gives, the
+    probabilities /classify gives, the crop window torchvision's geometry gives."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        import service_util as su
+        cls.su = su
+        cls.server = su.Server(BIN, cls.tmp.name, "explain", ["--weights", cls.weights,
+                                                              "--max-batch-size", "2"],
+                               base_flags=())
+        cls.server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.kill()
+        super().tearDownClass()
+
+    # The CLI cases ran in ExplainTest; here only the HTTP ones.
+    test_f32_top1_matches_torch_and_classify = None
+    test_f32_explicit_class_on_image_files_matches_torch = None
+    test_bf16_is_near_f32 = None
+    test_bad_requests = None
+
+    def post(self, data, query="", **kw):
+        return self.server.request("POST", "/explain" + query, body=data,
+                                   headers={"Content-Type": "image/jpeg"}, **kw)
+
+    def test_http_maps_match_torch_and_classify(self):
+        photo = self.su.image("chelsea.jpg")
+        out = os.path.join(self.tmp.name, "chelsea.npy")
+        run("preprocess", os.path.join(IMAGES, "chelsea.jpg"), "--out", out)
+        seen = np.load(out)
+        before = self.su.metric(self.server.metrics(), "vggserve_explanations_total")
+        r = self.post(photo, "?class_id=%d&top_k=3" % self.other)
+        self.assertEqual(r.status, 200, r)
+        pred = r.json()["predictions"][0]
+        e = pred["explanation"]
+        self.assertEqual((e["method"], e["layer"], e["class_id"]), ("grad-cam", "conv5_3", self.other))
+        ref = torch_gradcam(self.model, conv5_3(self.model, seen), [self.other])[0][0]
+        diff = np.abs(np.array(e["grid"]) - ref).max()
+        print(f"POST /explain f32, class {self.other}: max |map - torch| = {diff:.3g}")
+        self.assertLessEqual(diff, F32_LIMIT)
+        # 451 x 300: Resize(256) gives 384 x 256, the centre crop starts at (80, 16).
+        np.testing.assert_allclose(e["crop"], [80 * 451 / 384, 16 * 300 / 256, 304 * 451 / 384,
+                                               240 * 300 / 256], rtol=1e-6)
+        plain = self.server.classify(photo, query="?top_k=3")
+        self.assertEqual(pred["top_k"], plain.json()["predictions"][0]["top_k"])
+        top1 = self.post(photo).json()["predictions"][0]
+        self.assertEqual(top1["explanation"]["class_id"], top1["top_k"][0]["class_id"])
+        after = self.su.metric(self.server.metrics(), "vggserve_explanations_total")
+        self.assertEqual(after - before, 2)
+
+    def test_http_multipart_and_bad_class_ids(self):
+        photos = [self.su.image(p) for p in PHOTOS]
+        body, ctype = self.su.multipart([("a.jpg", photos[0]), ("b.jpg", photos[1])])
+        r = self.server.request("POST", "/explain", body=body, headers={"Content-Type": ctype})
+        self.assertEqual(r.status, 200, r)
+        preds = r.json()["predictions"]
+        self.assertEqual(len(preds), 2)
+        for p in preds:
+            self.assertEqual(np.array(p["explanation"]["grid"]).shape, (14, 14))
+        for value in ("1000", "-1", "cat", "1.5"):
+            r = self.post(photos[0], "?class_id=" + value)
+            self.assertEqual(r.status, 400, (value, r))
+            self.assertIn("class_id", r.json()["error"]["message"])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -137,6 +137,8 @@ const REQUESTS = [
   ["/classify", { method: "POST", body: Buffer.concat([image.subarray(0, 200), Buffer.alloc(64)]), headers: auth }],
   ["/classify", { method: "POST", body: image, headers: { "Content-Type": "image/jpeg" } }], // 401
   ["/classify", { method: "GET" }], // 405
+  ["/explain", CLASSIFY_IMAGE],
+  ["/explain?class_id=5000", CLASSIFY_IMAGE], // 400
   ["/healthz", { method: "GET" }],
   ["/readyz", { method: "GET" }],
   ["/metrics", { method: "GET" }],
