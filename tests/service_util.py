@@ -349,6 +349,21 @@ class Server:
             raise
         return self
 
+    def wait_ready(self, timeout=READY_TIMEOUT_S):
+        """After start(ready=False): waits until /readyz answers 200 (else fails with the logs)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive("before ready")
+            try:
+                if self.request("GET", "/readyz", timeout=10).status == 200:
+                    return self
+            except (OSError, http.client.HTTPException):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("%s: /readyz not 200 after %d s\n%s"
+                                     % (self.name, timeout, self.tail()))
+            time.sleep(0.1)
+
     def while_starting(self):
         """Called once the server listens, before it is ready: a subclass looks at the
         answers given while loading or warming up here."""

@@ -8,7 +8,9 @@ channel's 14 x 14 positions, map = ReLU(sum_k alpha_k A_k) / its maximum (zeros 
 f32 must match it to 1e-3 (max absolute difference): on the fixture's five inputs for each
 one's top-1, which must be torch's, and on image files through the service's decoding for an
 explicit class. bf16 is measured against the f32 reference and held to a loose bound. The
-probability printed with each map equals `classify`'s bit for bit.
+probability printed with each map equals `classify`'s bit for bit. POST /explain on a server
+with the same weights gives the same maps (to torch's 1e-3), /classify's probabilities and the
+crop window torchvision's geometry gives.
 
 Usage: test_explain.py BUILD/vggserve (Debian python3-torch, python3-torchvision, numpy);
 about 40 s on two cores, most of it loading the 528 MB weights once per vggserve run."""
@@ -22,6 +24,7 @@ import unittest
 import numpy as np
 import torch
 
+import service_util as su
 from service_util import IMAGES, TESTS, binary_from_argv
 
 sys.path.insert(0, os.path.join(TESTS, "reference"))
@@ -69,12 +72,19 @@ def torch_gradcam(model, a, classes):
 
 
 class ExplainTest(unittest.TestCase):
+    """`vggserve explain` and POST /explain (a server on the same weights file, started first
+    so that it loads while torch computes the references)."""
+
     @classmethod
     def setUpClass(cls):
         torch.set_num_threads(2)
         cls.tmp = tempfile.TemporaryDirectory()
         cls.weights = os.path.join(cls.tmp.name, "seed1.safetensors")
         run("gen-weights", "--seed", "1", "--out", cls.weights)
+        cls.server = su.Server(BIN, cls.tmp.name, "explain", ["--weights", cls.weights,
+                                                              "--max-batch-size", "2"],
+                               base_flags=())
+        cls.server.start(ready=False)
         tensors, _, _ = torch_reference.read_safetensors(cls.weights)
         state = {k: torch.from_numpy(v) for k, v in torch_reference.to_torchvision_names(tensors).items()}
         cls.model = torch_reference.build_vgg("vgg16")
@@ -93,6 +103,7 @@ class ExplainTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        cls.server.kill()
         cls.tmp.cleanup()
 
     def explain(self, *args):
@@ -153,42 +164,19 @@ class ExplainTest(unittest.TestCase):
         self.assertIn("explanations are not supported in int8", p.stderr)
         self.assertEqual(p.stdout, "")
 
-
-class HttpExplainTest(ExplainTest):
-    """POST /explain on `vggserve serve` with the same weights: the maps torch gives, the
-    probabilities /classify gives, the crop window torchvision's geometry gives."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        import service_util as su
-        cls.su = su
-        cls.server = su.Server(BIN, cls.tmp.name, "explain", ["--weights", cls.weights,
-                                                              "--max-batch-size", "2"],
-                               base_flags=())
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.kill()
-        super().tearDownClass()
-
-    # The CLI cases ran in ExplainTest; here only the HTTP ones.
-    test_f32_top1_matches_torch_and_classify = None
-    test_f32_explicit_class_on_image_files_matches_torch = None
-    test_bf16_is_near_f32 = None
-    test_bad_requests = None
+    # ---- POST /explain
 
     def post(self, data, query="", **kw):
         return self.server.request("POST", "/explain" + query, body=data,
                                    headers={"Content-Type": "image/jpeg"}, **kw)
 
     def test_http_maps_match_torch_and_classify(self):
-        photo = self.su.image("chelsea.jpg")
+        self.server.wait_ready()
+        photo = su.image("chelsea.jpg")
         out = os.path.join(self.tmp.name, "chelsea.npy")
         run("preprocess", os.path.join(IMAGES, "chelsea.jpg"), "--out", out)
         seen = np.load(out)
-        before = self.su.metric(self.server.metrics(), "vggserve_explanations_total")
+        before = su.metric(self.server.metrics(), "vggserve_explanations_total")
         r = self.post(photo, "?class_id=%d&top_k=3" % self.other)
         self.assertEqual(r.status, 200, r)
         pred = r.json()["predictions"][0]
@@ -205,12 +193,13 @@ class HttpExplainTest(ExplainTest):
         self.assertEqual(pred["top_k"], plain.json()["predictions"][0]["top_k"])
         top1 = self.post(photo).json()["predictions"][0]
         self.assertEqual(top1["explanation"]["class_id"], top1["top_k"][0]["class_id"])
-        after = self.su.metric(self.server.metrics(), "vggserve_explanations_total")
+        after = su.metric(self.server.metrics(), "vggserve_explanations_total")
         self.assertEqual(after - before, 2)
 
     def test_http_multipart_and_bad_class_ids(self):
-        photos = [self.su.image(p) for p in PHOTOS]
-        body, ctype = self.su.multipart([("a.jpg", photos[0]), ("b.jpg", photos[1])])
+        self.server.wait_ready()
+        photos = [su.image(p) for p in PHOTOS]
+        body, ctype = su.multipart([("a.jpg", photos[0]), ("b.jpg", photos[1])])
         r = self.server.request("POST", "/explain", body=body, headers={"Content-Type": ctype})
         self.assertEqual(r.status, 200, r)
         preds = r.json()["predictions"]

@@ -290,7 +290,16 @@ class TritonClients(su.ServerTestCase):
             self.infer(name, body, size)
         bad = self.post("/v2/models/%s/infer" % name, b"{}")
         self.assertEqual(bad.status, 400)
-        r = self.get("/v2/models/%s/versions/1/stats" % name)
+        # A request is counted when libmicrohttpd reports it complete, just after its answer
+        # went out: wait until the three are in.
+        fails = before["inference_stats"]["fail"]["count"]
+        def counted():
+            r = self.get("/v2/models/%s/versions/1/stats" % name)
+            st = r.json()["model_stats"][0]["inference_stats"]
+            return r if st["fail"]["count"] - fails >= 1 and st["success"]["count"] - \
+                before["inference_stats"]["success"]["count"] >= 2 else None
+        r = su.wait_for(counted, timeout=10)
+        self.assertIsNotNone(r, "the stats never counted the three requests")
         self.assertEqual(r.status, 200, r)
         stats = r.json()["model_stats"]
         self.assertEqual(len(stats), 1)
