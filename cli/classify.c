@@ -113,42 +113,11 @@ int cmd_classify(int argc, char **argv) {
     spec.max_batch = (int)batch;
     if (cli_model_spec_parse(&spec, weights, model, algo, precision) != 0) return 2;
 
-    /* Inputs first, so a bad path fails before weights load. */
-    vgg_config cfg_probe;
-    vgg_config_init(&cfg_probe, spec.model);
-    const int hw = cfg_probe.input_hw;
-    const size_t per_image = (size_t)3 * hw * hw;
-    npy_array arr = {0};
-    int n_rows = n_inputs;
-    char err[1024];
-    if (tensor) {
-        if (n_inputs) {
-            fprintf(stderr, "error: give either IMAGE arguments or --tensor, not both\n");
-            return 2;
-        }
-        if (cli_read_tensor(tensor, hw, &arr) != 0) return 1;
-        n_rows = (int)arr.shape[0];
-    }
-
-    vgg_weights w;
-    vgg_model *m;
-    if (cli_build_model(&spec, &w, &m, false) != 0) {
-        free(arr.data);
-        return 1;
-    }
-    if (cli_preprocess_mode(mode_s, &w, &mode) == 1)
-        fprintf(stderr, "warning: the weights file asks for preprocessing '%s', which vggserve "
-                "does not know; using torchvision's\n", w.preprocess);
-    vgg_engine *e = vgg_engine_create(m, (int)threads, err, sizeof err);
-    if (!e) {
-        fprintf(stderr, "error: %s\n", err);
-        return 1;
-    }
-    const cli_inputs src = {inputs, tensor, &arr, n_rows, per_image, hw, &dopt, mode};
-    int status = run_batches(&src, e, (int)batch, vgg_model_config(m)->n_classes, (int)k, all);
-    free(arr.data);
-    vgg_engine_free(e);
-    vgg_model_free(m);
-    vgg_weights_free(&w);
+    cli_run run;
+    int status = cli_run_open(&run, &spec, inputs, n_inputs, tensor, &dopt, mode_s, (int)threads);
+    if (status == 0)
+        status = run_batches(&run.src, run.e, (int)batch, vgg_model_config(run.m)->n_classes,
+                             (int)k, all);
+    cli_run_close(&run);
     return status;
 }

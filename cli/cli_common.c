@@ -321,3 +321,46 @@ int cli_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
+
+int cli_run_open(cli_run *run, const cli_model_spec *spec, const char *const *images,
+                 int n_images, const char *tensor, const image_decode_options *decode,
+                 const char *mode_setting, int threads) {
+    memset(run, 0, sizeof *run);
+    vgg_config cfg;
+    vgg_config_init(&cfg, spec->model);
+    const int hw = cfg.input_hw;
+    int n_rows = n_images;
+    if (tensor) {
+        if (n_images) {
+            fprintf(stderr, "error: give either IMAGE arguments or --tensor, not both\n");
+            return 2;
+        }
+        if (cli_read_tensor(tensor, hw, &run->arr) != 0) return 1;
+        n_rows = (int)run->arr.shape[0];
+    }
+    if (cli_build_model(spec, &run->w, &run->m, false) != 0) {
+        memset(&run->w, 0, sizeof run->w); /* cli_build_model frees what it held */
+        return 1;
+    }
+    preprocess_mode mode;
+    if (cli_preprocess_mode(mode_setting, &run->w, &mode) == 1)
+        fprintf(stderr, "warning: the weights file asks for preprocessing '%s', which vggserve "
+                "does not know; using torchvision's\n", run->w.preprocess);
+    char err[1024];
+    run->e = vgg_engine_create(run->m, threads, err, sizeof err);
+    if (!run->e) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    run->src = (cli_inputs){images, tensor, &run->arr, n_rows, (size_t)3 * hw * hw, hw, decode,
+                            mode};
+    return 0;
+}
+
+void cli_run_close(cli_run *run) {
+    free(run->arr.data);
+    vgg_engine_free(run->e);
+    vgg_model_free(run->m);
+    vgg_weights_free(&run->w);
+    memset(run, 0, sizeof *run);
+}

@@ -90,6 +90,24 @@ typedef struct {
     preprocess_mode mode;
 } cli_inputs;
 
+/* What classify and explain both open: the rows (--tensor's, read first so that a bad path
+ * fails before the weights load), the model and one engine over it. */
+typedef struct {
+    npy_array arr;
+    cli_inputs src; /* src.arr points at arr */
+    vgg_weights w;
+    vgg_model *m;
+    vgg_engine *e;
+} cli_run;
+
+/* Opens run for images (n_images paths) or tensor (NULL: none), with --mode's setting and
+ * the weights' own preprocessing. Returns 0, or the exit status (1, 2) after printing why;
+ * cli_run_close is safe either way. */
+int cli_run_open(cli_run *run, const cli_model_spec *spec, const char *const *images,
+                 int n_images, const char *tensor, const image_decode_options *decode,
+                 const char *mode_setting, int threads);
+void cli_run_close(cli_run *run);
+
 typedef char cli_row_name[1100]; /* a file's path, or "TENSOR.npy#row" */
 
 /* A float32 (N, 3, hw, hw) .npy into *arr (out, caller frees arr->data). 0, or -1 after

@@ -124,42 +124,13 @@ int cmd_explain(int argc, char **argv) {
         return 2;
     }
 
-    /* Inputs first, so a bad path fails before weights load. */
-    vgg_config cfg_probe;
-    vgg_config_init(&cfg_probe, spec.model);
-    const int hw = cfg_probe.input_hw;
-    npy_array arr = {0};
-    int n_rows = n_inputs;
-    if (tensor) {
-        if (n_inputs) {
-            fprintf(stderr, "error: give either IMAGE arguments or --tensor, not both\n");
-            return 2;
-        }
-        if (cli_read_tensor(tensor, hw, &arr) != 0) return 1;
-        n_rows = (int)arr.shape[0];
+    cli_run run;
+    int status = cli_run_open(&run, &spec, inputs, n_inputs, tensor, &dopt, mode_s, (int)threads);
+    if (status == 0) {
+        const explain_request rq = {(int)class_id, vgg_model_config(run.m)->n_classes,
+                                    vgg_model_explain_hw(run.m)};
+        status = run_batches(&run.src, run.e, (int)batch, &rq);
     }
-
-    vgg_weights w;
-    vgg_model *m;
-    if (cli_build_model(&spec, &w, &m, false) != 0) {
-        free(arr.data);
-        return 1;
-    }
-    if (cli_preprocess_mode(mode_s, &w, &mode) == 1)
-        fprintf(stderr, "warning: the weights file asks for preprocessing '%s', which vggserve "
-                "does not know; using torchvision's\n", w.preprocess);
-    char err[1024];
-    vgg_engine *e = vgg_engine_create(m, (int)threads, err, sizeof err);
-    if (!e) {
-        fprintf(stderr, "error: %s\n", err);
-        return 1;
-    }
-    const cli_inputs src = {inputs, tensor, &arr, n_rows, (size_t)3 * hw * hw, hw, &dopt, mode};
-    const explain_request rq = {(int)class_id, vgg_model_config(m)->n_classes, vgg_model_explain_hw(m)};
-    int status = run_batches(&src, e, (int)batch, &rq);
-    free(arr.data);
-    vgg_engine_free(e);
-    vgg_model_free(m);
-    vgg_weights_free(&w);
+    cli_run_close(&run);
     return status;
 }
