@@ -254,15 +254,23 @@ class LimitsTest(unittest.TestCase):
         self.assertEqual(r.status, 200)
 
     def test_connections_over_the_per_ip_limit_are_closed(self):
-        held = [su.raw_connect(self.server.port) for _ in range(3)]
-        try:
-            time.sleep(0.3)
-            extra = su.raw_connect(self.server.port)
-            self.assertTrue(su.closed_by_peer(extra, 3), "a 4th connection from one IP stayed open")
-            extra.close()
-        finally:
-            for s in held:
-                s.close()
+        # Earlier requests' connections stay open (keep-alive) until the server has read the
+        # client's close; on a loaded machine one may still count when this starts, and then
+        # the total (4) is reached before the per-address limit (3). So: up to three tries.
+        for attempt in range(3):
+            held = [su.raw_connect(self.server.port) for _ in range(3)]
+            try:
+                time.sleep(0.3)
+                extra = su.raw_connect(self.server.port)
+                closed = su.closed_by_peer(extra, 3)
+                extra.close()
+            finally:
+                for s in held:
+                    s.close()
+            if closed:
+                break
+            time.sleep(1)
+        self.assertTrue(closed, "a 4th connection from one IP stayed open")
         self.assertTrue(su.wait_for(self.server.healthy, 5))
 
     def test_total_connection_limit(self):
