@@ -333,17 +333,7 @@ class Server:
                 time.sleep(0.05)
             if ready:
                 self.while_starting()
-            while ready:
-                self._check_alive("before ready")
-                try:
-                    if self.request("GET", "/readyz", timeout=10).status == 200:
-                        break
-                except (OSError, http.client.HTTPException):
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError("%s: /readyz not 200 after %d s\n%s"
-                                         % (self.name, timeout, self.tail()))
-                time.sleep(0.1)
+                self.wait_ready(max(deadline - time.monotonic(), 0))
         except BaseException:
             self.kill()
             raise

@@ -75,16 +75,10 @@ class Hostile(su.ServerTestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.photo = su.image("chelsea.jpg")
-        cls.server = HostileServer(BIN, cls.tmp.name, "hostile", [
-            "--admin-port", "0", "--header-timeout-s", str(HEADER_TIMEOUT_S),
+        cls.start_shared_server("hostile", [
+            *su.LIGHT_FLAGS, "--admin-port", "0", "--header-timeout-s", str(HEADER_TIMEOUT_S),
             "--max-connections", "400", "--max-buffered-bytes", str(BUDGET)],
-            env=su.SMALL_ASAN_QUARANTINE)
-        try:
-            cls.server.start()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-        cls.port = cls.server.port
+            env=su.SMALL_ASAN_QUARANTINE, server_class=HostileServer)
 
     def rejected(self, reason):
         return su.metric(self.server.metrics(), "vggserve_rejected_total", reason=reason)
