@@ -152,6 +152,30 @@ static dnnl_primitive_attr_t weight_quant_attr(const vgg_model *m, int layer, co
     return attr;
 }
 
+/* fc1's weights summed over each input channel's positions, (O, C) plain f32, as explain
+ * plans read them: fold[o][k] = sum over p of W[o][k * H * W + p], W in torch's (C, H, W)
+ * order. Grad-CAM needs d logit_c / d A only through alpha_k, its mean over channel k, and
+ * pool5's backward moves each gradient within its channel; so alpha_k is (fold^T x d/d fc1's
+ * output)_k / (A's H x W), and the backward reads these 8 MB instead of fc1's 400. */
+static int fold_fc1_channels(const vgg_config *c, const float *w, const dnnl_memory_desc_t *md,
+                             float *fold, char *err, size_t errlen) {
+    const int channels = c->final_channels, positions = c->final_hw * c->final_hw;
+    const dnnl_blocking_desc_t *blk = &md->format_desc.blocking;
+    if (md->data_type != dnnl_f32 || md->dims[0] != c->fc_out[0] || blk->inner_nblks != 0 ||
+        blk->strides[1] != 1) {
+        snprintf(err, errlen, "fc1's channel sums are made in f32 only");
+        return -1;
+    }
+    for (int64_t o = 0; o < c->fc_out[0]; o++)
+        for (int k = 0; k < channels; k++) {
+            const float *row = w + (o * channels + k) * positions;
+            double sum = 0;
+            for (int p = 0; p < positions; p++) sum += row[p];
+            fold[o * channels + k] = (float)sum;
+        }
+    return 0;
+}
+
 static int make_variant(vgg_model *m, int layer, weight_variant *v, char *err, size_t errlen) {
     const vgg_config *c = &m->cfg;
     const vgg_weights *w = m->src;
@@ -163,6 +187,10 @@ static int make_variant(vgg_model *m, int layer, weight_variant *v, char *err, s
         dnnl_dims_t d = {c->conv_out[layer], c->conv_in[layer], 3, 3};
         dnnl_memory_desc_init_by_tag(&user, 4, d, dnnl_f32, dnnl_oihw);
         data = w->conv_w[layer];
+    } else if (layer == FC_LAYER(0) && v->md.ndims == 2 && v->md.dims[1] == c->final_channels &&
+               c->final_hw > 1) {
+        if (quant) dnnl_primitive_attr_destroy(quant);
+        return fold_fc1_channels(c, w->fc_w[0], &v->md, v->data, err, errlen);
     } else if (layer == FC_LAYER(0) && v->md.ndims == 4) {
         dnnl_dims_t d = {c->fc_out[0], c->final_channels, c->final_hw, c->final_hw};
         dnnl_memory_desc_init_by_tag(&user, 4, d, dnnl_f32, dnnl_oihw);
@@ -365,11 +393,10 @@ enum {
     AT_SCRATCH,
     /* explain plans only */
     AT_PLAIN_A,     /* the last convolution's output (A), plain f32 NCHW, for the map */
-    AT_POOL_WS,     /* pool5's workspace: where each maximum came from */
     AT_DIFF_LOGITS, /* d logit_c / d logits: one-hot rows, plain f32 */
     AT_GRAD0,       /* gradients ping-pong, each in its forward tensor's layout */
     AT_GRAD1,
-    AT_PLAIN_G,     /* d logit_c / d A, plain f32 NCHW */
+    AT_CHANNEL_G,   /* d logit_c / d A summed over each channel's positions: (N, C) f32 */
     N_SLOTS,
     AT_INPUT = N_SLOTS,
     AT_LOGITS,
@@ -476,14 +503,11 @@ typedef struct {
 } pending_plan;
 
 /* What an explain plan's backward steps take from its forward ones, noted as the forward is
- * built: each inner product's primitive (the hint for its backward) with its input (as it
- * arrives, and as the primitive reads it: flat for fc1 flat) and output, and pool5's
- * primitive with its input A and output. The pds are borrowed from the pending steps. */
+ * built: each inner product's primitive (the hint for its backward) with its input as the
+ * primitive reads it, and its output. The pds are borrowed from the pending steps. */
 typedef struct {
-    dnnl_primitive_desc_t fc_pd[VGG_N_FC], pool_pd;
-    activation fc_in[VGG_N_FC], fc_src[VGG_N_FC], fc_dst[VGG_N_FC];
-    dnnl_memory_desc_t fc1_row_layout; /* zeroed unless fc1 flat */
-    activation pool_src, pool_dst;
+    dnnl_primitive_desc_t fc_pd[VGG_N_FC];
+    activation fc_src[VGG_N_FC], fc_dst[VGG_N_FC];
 } explain_marks;
 
 /* What every push_* reads: the model, the batch size, the plan being built, where errors go. */
@@ -749,15 +773,12 @@ fail:
     return -1;
 }
 
-/* 2x2 max pool, stride 2, after convolution i; oneDNN picks the output layout. In an explain
- * plan pool5 trains: same output, plus a workspace saying where each maximum was, which its
- * backward routes the gradient through.
+/* 2x2 max pool, stride 2, after convolution i; oneDNN picks the output layout.
  * {N, C, H, W} -> {N, C, H/2, W/2} */
 static int push_pool(plan_builder *b, int i, activation *x) {
     char *err = b->err;
     size_t errlen = b->errlen;
     const vgg_config *c = b->c;
-    const bool keep = b->marks && i == c->n_conv - 1;
     dnnl_memory_desc_t dst;
     dnnl_dims_t od = {b->n, c->conv_out[i], c->conv_hw[i] / 2, c->conv_hw[i] / 2};
     dnnl_memory_desc_init_by_tag(&dst, 4, od, x->md.data_type, dnnl_format_tag_any);
@@ -766,20 +787,13 @@ static int push_pool(plan_builder *b, int i, activation *x) {
     dnnl_primitive_desc_t pd = NULL;
     char what[32];
     snprintf(what, sizeof what, "pool_after_conv%d", i + 1);
-    const dnnl_prop_kind_t kind = keep ? dnnl_forward_training : dnnl_forward_inference;
-    CHECK(dnnl_pooling_v2_forward_desc_init(&pld, kind, dnnl_pooling_max, &x->md, &dst, k2, k2,
-                                            dil, zero, zero),
+    CHECK(dnnl_pooling_v2_forward_desc_init(&pld, dnnl_forward_inference, dnnl_pooling_max,
+                                            &x->md, &dst, k2, k2, dil, zero, zero),
           what);
     CHECK(dnnl_primitive_desc_create(&pd, &pld, b->attr_plain, b->m->eng, NULL), what);
-    pending_arg args[3] = {pa(DNNL_ARG_SRC, x->at, &x->md, NULL),
+    pending_arg args[2] = {pa(DNNL_ARG_SRC, x->at, &x->md, NULL),
                            pa(DNNL_ARG_DST, other_buf(x->at), q(pd, dnnl_query_dst_md), NULL)};
-    if (keep) {
-        args[2] = pa(DNNL_ARG_WORKSPACE, AT_POOL_WS, q(pd, dnnl_query_workspace_md), NULL);
-        b->marks->pool_pd = pd;
-        b->marks->pool_src = *x;
-    }
-    *x = push_step(b->pp, pd, "maxpool", -1, args, keep ? 3 : 2);
-    if (keep) b->marks->pool_dst = *x;
+    *x = push_step(b->pp, pd, "maxpool", -1, args, 2);
     return 0;
 fail:
     return -1;
@@ -868,9 +882,7 @@ static int push_fc(plan_builder *b, int j, activation *x) {
                               q(pd, dnnl_query_dst_md), NULL)};
     if (b->marks) {
         b->marks->fc_pd[j] = pd;
-        b->marks->fc_in[j] = *x;
         b->marks->fc_src[j] = (activation){src, x->at};
-        if (flat) b->marks->fc1_row_layout = row_layout;
     }
     *x = push_step(b->pp, pd, flat ? "fc1_flat" : what, l, args, 4);
     if (b->marks) b->marks->fc_dst[j] = *x;
@@ -900,15 +912,15 @@ fail:
 /* ---------------------------------------------------------------- explain: the backward pass */
 
 /* The backward pass of an explain plan runs from d logit_c / d logits (one-hot rows the host
- * writes after the forward steps) down to d logit_c / d A, A being the last convolution's
- * output after its ReLU; the convolutions themselves are never differentiated. Every gradient
- * has the memory desc of the tensor it is the gradient of, so each step mirrors a forward one
- * and reads the layouts that one chose. */
+ * writes after the forward steps) down to d logit_c / d A summed over each channel's
+ * positions, A being the last convolution's output after its ReLU; the convolutions are never
+ * differentiated. Every gradient above fc1 has the memory desc of the tensor it is the
+ * gradient of, so each step mirrors a forward one and reads the layouts that one chose. */
 
 /* The gradient slot a gradient at `at` is not in (the one-hot logits count as neither). */
 static int other_grad(int at) { return at == AT_GRAD0 ? AT_GRAD1 : AT_GRAD0; }
 
-/* {N, C, H, W} in plain f32, where the host reads A and its gradient. */
+/* {N, C, H, W} in plain f32, where the host reads A. */
 static void plain_nchw(const dnnl_memory_desc_t *like, dnnl_memory_desc_t *out) {
     dnnl_memory_desc_init_by_tag(out, 4, like->dims, dnnl_f32, dnnl_nchw);
 }
@@ -926,19 +938,18 @@ fail:
     return -1;
 }
 
-/* The backward data primitive of inner product j reading gradient g. It takes the forward's
- * weights where it can (no second copy of fc1's 400 MB), else a format of its choosing; with
+/* The backward data primitive of inner product j (fc2 or fc3) reading gradient g. It takes
+ * the forward's weights where it can (no second copy), else a format of its choosing; with
  * the model's explain_plain_fc, plain (O, K) weights first, which the gemm kernel reads at
- * memory speed where brgemm's backward on the forward's blocked format takes about 3x as long
- * at batch 1 (fc1 f32: 14 against 46 ms on one core). model_weights makes a new format once. */
+ * memory speed where brgemm's backward on the forward's blocked format is slower at batch 1.
+ * model_weights makes a new format once. */
 static dnnl_status_t fc_backward_pd(const plan_builder *b, int j, const dnnl_memory_desc_t *g,
                                     dnnl_primitive_desc_t *pd /* out */) {
     const explain_marks *mk = b->marks;
     dnnl_memory_desc_t w = *q(mk->fc_pd[j], dnnl_query_weights_md), w_plain, w_any;
     dnnl_memory_desc_init_by_tag(&w_plain, 2, w.dims, w.data_type, dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&w_any, w.ndims, w.dims, w.data_type, dnnl_format_tag_any);
-    /* Only as a matrix: fc1 4-D on plain (O, C, H, W) weights gets the reference kernel. */
-    const bool plain = b->m->opt.explain_plain_fc && w.ndims == 2;
+    dnnl_memory_desc_init_by_tag(&w_any, 2, w.dims, w.data_type, dnnl_format_tag_any);
+    const bool plain = b->m->opt.explain_plain_fc;
     const dnnl_memory_desc_t *choices[3] = {plain ? &w_plain : &w, plain ? &w : &w_any, &w_any};
     dnnl_status_t st = dnnl_unimplemented;
     for (int k = 0; k < 3 && st != dnnl_success; k++) {
@@ -950,10 +961,23 @@ static dnnl_status_t fc_backward_pd(const plan_builder *b, int j, const dnnl_mem
     return st;
 }
 
-/* d/d src = d/d dst x W for inner product j, into the other gradient slot; preceded, where the
- * primitive has no kernel for the gradient's data type (bf16 weights and the f32 logits), by a
- * reorder to the weights' type.
- * {N, fc_out[j]} -> {N, K} (fc1: as it reads pool5's output) */
+/* Makes gradient g the data type t (same dims, plain) with a reorder into the other gradient
+ * slot, where a backward primitive has no kernel for g's type (bf16 weights and the f32
+ * logits, or fc1's f32 channel sums after bf16 layers). */
+static int push_grad_retype(plan_builder *b, activation *g, dnnl_data_type_t t) {
+    char *err = b->err;
+    size_t errlen = b->errlen;
+    dnnl_memory_desc_t to;
+    dnnl_memory_desc_init_by_tag(&to, g->md.ndims, g->md.dims, t, dnnl_ab);
+    CHECK(push_reorder(b->pp, b->m->eng, g, &to, other_grad(g->at), 1.0f, "reorder_grad"),
+          "reorder_grad");
+    return 0;
+fail:
+    return -1;
+}
+
+/* d/d src = d/d dst x W for inner product j (fc2 or fc3), into the other gradient slot.
+ * {N, fc_out[j]} -> {N, fc_in[j]} */
 static int push_fc_backward(plan_builder *b, int j, activation *g) {
     const explain_marks *mk = b->marks;
     char *err = b->err;
@@ -964,17 +988,12 @@ static int push_fc_backward(plan_builder *b, int j, activation *g) {
     dnnl_status_t st = fc_backward_pd(b, j, &g->md, &pd);
     const dnnl_data_type_t wt = q(mk->fc_pd[j], dnnl_query_weights_md)->data_type;
     if (st == dnnl_unimplemented && g->md.data_type != wt) {
-        dnnl_memory_desc_t to = g->md;
-        to.data_type = wt;
-        CHECK(push_reorder(b->pp, b->m->eng, g, &to, other_grad(g->at), 1.0f, "reorder_grad"),
-              "reorder_grad");
+        if (push_grad_retype(b, g, wt) != 0) return -1;
         st = fc_backward_pd(b, j, &g->md, &pd);
     }
     CHECK(st, what);
-    const int l = FC_LAYER(j);
     const dnnl_memory_desc_t *wmd = q(pd, dnnl_query_weights_md);
-    const bool flat = j == 0 && mk->fc1_row_layout.ndims != 0;
-    void *wp = model_weights(b->m, l, wmd, flat ? &mk->fc1_row_layout : NULL, err, errlen);
+    void *wp = model_weights(b->m, FC_LAYER(j), wmd, NULL, err, errlen);
     if (!wp) goto fail;
     pending_arg args[3] = {pa(DNNL_ARG_DIFF_DST, g->at, &g->md, NULL),
                            pa(DNNL_ARG_WEIGHTS, AT_EXTERNAL, wmd, wp),
@@ -1017,58 +1036,63 @@ fail:
     return -1;
 }
 
-/* pool5's backward: each gradient goes to the position its window's maximum came from (the
- * forward's workspace), zeros elsewhere.
- * {N, C, H/2, W/2} -> {N, C, H, W} */
-static int push_pool_backward(plan_builder *b, activation *g) {
-    const explain_marks *mk = b->marks;
+/* fc1's backward data through its weights summed over each channel's positions
+ * (fold_fc1_channels), in f32 whatever the model's precision: d logit_c / d (fc1's output
+ * before its ReLU) -> for each channel k the sum of d logit_c / d pool5 over k's positions,
+ * which equals the sum of d logit_c / d A over k's positions because pool5's backward moves
+ * each gradient to one position of the same channel. That sum is all alpha_k needs, so
+ * neither pool5's backward nor fc1's full 400 MB of weights is read a second time.
+ * {N, fc_out[0]} -> {N, C} in AT_CHANNEL_G */
+static int push_fc1_channel_backward(plan_builder *b, activation *g) {
+    const vgg_config *c = b->c;
     char *err = b->err;
     size_t errlen = b->errlen;
-    dnnl_dims_t k2 = {2, 2}, dil = {0, 0}, zero = {0, 0};
-    dnnl_pooling_v2_desc_t pld;
-    dnnl_primitive_desc_t pd = NULL;
-    CHECK(dnnl_pooling_v2_backward_desc_init(&pld, dnnl_pooling_max, &mk->pool_src.md, &g->md,
-                                             k2, k2, dil, zero, zero),
-          "pool5_backward");
-    CHECK(dnnl_primitive_desc_create(&pd, &pld, b->attr_plain, b->m->eng, mk->pool_pd),
-          "pool5_backward");
-    pending_arg args[3] = {
-        pa(DNNL_ARG_DIFF_DST, g->at, &g->md, NULL),
-        pa(DNNL_ARG_WORKSPACE, AT_POOL_WS, q(mk->pool_pd, dnnl_query_workspace_md), NULL),
-        pa(DNNL_ARG_DIFF_SRC, other_grad(g->at), &mk->pool_src.md, NULL)};
-    *g = push_step(b->pp, pd, "pool5_backward", -1, args, 3);
+    dnnl_memory_desc_t w, sums, g_f32;
+    dnnl_dims_t wd = {c->fc_out[0], c->final_channels}, sd = {b->n, c->final_channels};
+    dnnl_memory_desc_init_by_tag(&w, 2, wd, dnnl_f32, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&sums, 2, sd, dnnl_f32, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&g_f32, 2, g->md.dims, dnnl_f32, dnnl_ab);
+    if (!dnnl_memory_desc_equal(&g->md, &g_f32) && push_grad_retype(b, g, dnnl_f32) != 0)
+        return -1;
+    dnnl_inner_product_desc_t fd, bd;
+    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    CHECK(dnnl_inner_product_forward_desc_init(&fd, dnnl_forward_training, &sums, &w, NULL,
+                                               &g->md),
+          "fc1_channel_backward");
+    CHECK(dnnl_primitive_desc_create(&hint, &fd, b->attr_plain, b->m->eng, NULL),
+          "fc1_channel_backward");
+    CHECK(dnnl_inner_product_backward_data_desc_init(&bd, &sums, &w, &g->md),
+          "fc1_channel_backward");
+    CHECK(dnnl_primitive_desc_create(&pd, &bd, b->attr_plain, b->m->eng, hint),
+          "fc1_channel_backward");
+    dnnl_primitive_desc_destroy(hint);
+    hint = NULL;
+    void *wp = model_weights(b->m, FC_LAYER(0), &w, NULL, err, errlen);
+    if (!wp) goto fail;
+    pending_arg args[3] = {pa(DNNL_ARG_DIFF_DST, g->at, &g->md, NULL),
+                           pa(DNNL_ARG_WEIGHTS, AT_EXTERNAL, &w, wp),
+                           pa(DNNL_ARG_DIFF_SRC, AT_CHANNEL_G, &sums, NULL)};
+    *g = push_step(b->pp, pd, "fc1_channel_backward", -1, args, 3);
     return 0;
 fail:
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    if (pd) dnnl_primitive_desc_destroy(pd);
     return -1;
 }
 
-/* d logit_c / d A, from the one-hot rows down: fc3, ReLU, fc2, ReLU, fc1, pool5 (dropout is
- * the identity at inference), then a plain f32 copy for the host.
- * {N, n_classes} -> ... -> {N, C, H, W} in AT_PLAIN_G */
+/* d logit_c / d A summed per channel, from the one-hot rows down: fc3, ReLU, fc2, ReLU, then
+ * fc1 on its channel sums (dropout is the identity at inference).
+ * {N, n_classes} -> ... -> {N, C} in AT_CHANNEL_G */
 static int push_explain_backward(plan_builder *b) {
     const explain_marks *mk = b->marks;
-    char *err = b->err;
-    size_t errlen = b->errlen;
     activation g = {mk->fc_dst[VGG_N_FC - 1].md, AT_DIFF_LOGITS};
-    for (int j = VGG_N_FC - 1; j >= 0; j--) {
-        if (push_fc_backward(b, j, &g) != 0) return -1;
-        if (j > 0 && push_relu_backward(b, j - 1, &g) != 0) return -1;
-    }
-    /* fc1 flat read pool5's output as (N, C*H*W): the same bytes in pool5's layout, which
-     * (bf16 with Winograd) may be f32 before a reorder to fc1's bf16. */
-    g.md = mk->fc_in[0].md;
-    if (!dnnl_memory_desc_equal(&g.md, &mk->pool_dst.md))
-        CHECK(push_reorder(b->pp, b->m->eng, &g, &mk->pool_dst.md, other_grad(g.at), 1.0f,
-                           "reorder_grad"),
-              "reorder_grad");
-    if (push_pool_backward(b, &g) != 0) return -1;
-    return push_plain_copy(b, &g, AT_PLAIN_G, "plain_grad_a");
-fail:
-    return -1;
+    for (int j = VGG_N_FC - 1; j > 0; j--)
+        if (push_fc_backward(b, j, &g) != 0 || push_relu_backward(b, j - 1, &g) != 0) return -1;
+    return push_fc1_channel_backward(b, &g);
 }
 
 /* The forward pass for n images as pending steps, top to bottom; for an explain plan also a
- * plain copy of A, pool5 with its workspace, and after the forward the backward steps. The
+ * plain copy of A and, after the forward, the backward steps. The
  * forward steps are otherwise the forward plan's, so they compute the same logits bit for
  * bit. On failure the steps pushed so far stay in pp for the caller to free. */
 static int build_pending(vgg_engine *e, int n, bool explain, pending_plan *pp, char *err,
@@ -1095,7 +1119,7 @@ static int build_pending(vgg_engine *e, int n, bool explain, pending_plan *pp, c
         if (push_fc(&b, j, &x) != 0) goto done;
     rc = push_softmax(&b, &x); /* -> {N, 1000} probabilities */
     pp->n_forward_steps = pp->n_steps;
-    if (rc == 0 && explain) rc = push_explain_backward(&b); /* -> {N, 512, 14, 14} d logit_c / d A */
+    if (rc == 0 && explain) rc = push_explain_backward(&b); /* -> {N, 512} per-channel sums */
 done:
     dnnl_primitive_attr_destroy(b.attr_plain);
     return rc;
@@ -1346,15 +1370,14 @@ static int pick_classes(vgg_engine *e, int n, const int *class_id, int *classes 
     return 0;
 }
 
-/* Grad-CAM for one image from plain A and g = d logit_c / d A, (C, hw, hw) each:
- * alpha_k = mean of g_k, map = ReLU(sum_k alpha_k A_k) / its maximum (zeros when that is 0). */
-static void gradcam_map(const float *a, const float *g, int channels, int hw, float *map) {
+/* Grad-CAM for one image from plain A, (C, hw, hw), and g_sum[k], the sum over channel k of
+ * g = d logit_c / d A: alpha_k = mean of g_k, map = ReLU(sum_k alpha_k A_k) / its maximum
+ * (zeros when that is 0). */
+static void gradcam_map(const float *a, const float *g_sum, int channels, int hw, float *map) {
     const int area = hw * hw;
     for (int p = 0; p < area; p++) map[p] = 0;
     for (int k = 0; k < channels; k++) {
-        double alpha = 0;
-        for (int p = 0; p < area; p++) alpha += g[(size_t)k * area + p];
-        alpha /= area;
+        const double alpha = (double)g_sum[k] / area;
         for (int p = 0; p < area; p++) map[p] += (float)(alpha * a[(size_t)k * area + p]);
     }
     float max = 0;
@@ -1379,7 +1402,8 @@ int vgg_engine_explain(vgg_engine *e, const float *input, int n, float *logits, 
         float *map = maps + (size_t)i * hw * hw;
         if (classes[i] < 0) memset(map, 0, (size_t)hw * hw * sizeof(float));
         else gradcam_map((const float *)e->slot[AT_PLAIN_A] + i * per_image,
-                         (const float *)e->slot[AT_PLAIN_G] + i * per_image, channels, hw, map);
+                         (const float *)e->slot[AT_CHANNEL_G] + (size_t)i * channels, channels,
+                         hw, map);
         if (explained_class) explained_class[i] = classes[i] < 0 ? -1 : classes[i];
     }
     size_t out_bytes = (size_t)n * c->n_classes * sizeof(float);

@@ -22,22 +22,25 @@
  * as a 4-D (N, 512, 7, 7) tensor with weights described as (4096, 512, 7, 7).
  *
  * Explanations (Grad-CAM, Selvaraju et al. 2017) run a plan of their own per batch size: the
- * forward plan's steps, except that pool5 trains (it keeps a workspace of where each maximum
- * came from) and A, the last convolution's output after its ReLU, is copied out; then, from
- * one-hot rows for each image's class c, the backward steps fc3 -> ReLU -> fc2 -> ReLU -> fc1
- * (inner product backward data, eltwise ReLU backward on the kept outputs) -> pool5 (pooling
- * backward through the workspace) give g = d logit_c / d A. The host then forms the map:
- * alpha_k = mean of g over channel k's positions, map = ReLU(sum_k alpha_k A_k) divided by its
+ * forward plan's steps, with A, the last convolution's output after its ReLU, copied out;
+ * then, from one-hot rows for each image's class c, the backward steps fc3 -> ReLU -> fc2 ->
+ * ReLU (inner product backward data, eltwise ReLU backward on the kept outputs) -> fc1 on its
+ * weights summed over each channel's 7 x 7 positions. That last step gives, per channel k,
+ * the sum of g = d logit_c / d A over k's positions without forming g: pool5's backward only
+ * moves each gradient to one position of its own channel, so the sum is the same before and
+ * after it, and alpha_k (the mean of g_k) is all Grad-CAM takes from g. fc1's channel sums
+ * are 8 MB in f32, made once from the source weights, where a true fc1 backward reads its
+ * 400 MB again. The host then forms the map: map = ReLU(sum_k alpha_k A_k) divided by its
  * maximum (all zeros when that is 0). No convolution is differentiated: an explanation costs
- * the forward pass plus the inner products' backward, which at small batches is a second read
- * of fc1's weights (f32 direct on one core of a shared two-core machine: +45-65 ms on a
- * 180-250 ms pass at batch 1, 1.25-1.35x; 1.03-1.07x at batch 8). By default the backward
- * reads the forward's own weights (oneDNN accepts their blocked format: no extra memory); with
- * explain_plain_fc it reads plain copies at memory speed (+24 ms at batch 1, 1.13x) for
- * 470 MB more in f32. Forward plans are untouched by all this: an engine that never explains
- * builds and runs what it did before.
+ * the forward pass plus the backward of fc3 and fc2 on the forward's own weights (f32 direct,
+ * one thread, batch 1: 1.03-1.09x a classification, `vggserve bench --explain`; before the
+ * channel sums, a full fc1 backward made it 1.25-1.35x). With explain_plain_fc the backward
+ * of fc2 and fc3 reads plain copies (83 MB more in f32), which gemm reads at memory speed.
+ * Forward plans are untouched by all this: an engine that never explains builds and runs
+ * what it did before.
  * Precisions: f32 and bf16, direct or Winograd (in bf16 the backward runs in the forward's
- * bf16 layouts, gradients included: maps up to about 0.05 from f32's). int8 refuses
+ * bf16 layouts, gradients included, up to fc1's channel sums, which are f32: maps up to
+ * about 0.05 from f32's). int8 refuses
  * ("explanations are not supported in int8"): its inner products are u8 x s8 with scaled
  * reorders between them, and a backward in f32 would need f32 copies of fc1..fc3 that the
  * model may already have released.
@@ -74,10 +77,9 @@ typedef struct {
      * convolution always does). */
     const float *act_max;
     uint32_t int8_float_layers;
-    /* Explanations: the inner products' backward reads plain (O, K) copies of fc1..fc3's
-     * weights instead of the forward's blocked ones: about 470 MB more in f32 (235 in bf16),
-     * made on the first explanation, for a backward about 3x faster at batch 1 (see
-     * "Explanations" above). */
+    /* Explanations: the backward of fc2 and fc3 reads plain (O, K) copies of their weights
+     * instead of the forward's blocked ones: 83 MB more in f32 (42 in bf16), made on the
+     * first explanation (see "Explanations" above). */
     bool explain_plain_fc;
 } vgg_model_options;
 
