@@ -29,14 +29,27 @@ static double now_ms(void) {
 /* What each view of the one model offers; the one table of view names. */
 typedef struct {
     const char *suffix;
-    bool image_input, tensor_input, logits_output;
+    bool image_input, tensor_input;
+    bool outputs[KSERVE_V2_OUT_COUNT]; /* gradcam also needs a model that explains */
 } view_spec;
 
 static const view_spec views[KSERVE_V2_VIEW_COUNT] = {
-    [KSERVE_V2_VIEW_FULL] = {"", true, true, true},
-    [KSERVE_V2_VIEW_IMAGE] = {"_image", true, false, false},
-    [KSERVE_V2_VIEW_TENSOR] = {"_tensor", false, true, false},
+    [KSERVE_V2_VIEW_FULL] = {"", true, true, {true, true, true}},
+    [KSERVE_V2_VIEW_IMAGE] = {"_image", true, false, {true, false, false}},
+    [KSERVE_V2_VIEW_TENSOR] = {"_tensor", false, true, {true, false, false}},
 };
+
+/* The one table of output names, by kserve_v2_output_kind. */
+static const char *const output_names[KSERVE_V2_OUT_COUNT] = {
+    [KSERVE_V2_OUT_PROBABILITIES] = "probabilities",
+    [KSERVE_V2_OUT_LOGITS] = "logits",
+    [KSERVE_V2_OUT_GRADCAM] = "gradcam",
+};
+
+/* Whether view v offers output k on a model whose maps are gradcam_hw wide (0: none). */
+static bool view_has_output(const view_spec *v, kserve_v2_output_kind k, int gradcam_hw) {
+    return v->outputs[k] && (k != KSERVE_V2_OUT_GRADCAM || gradcam_hw > 0);
+}
 
 void kserve_v2_view_name(const char *model, kserve_v2_view v, char *out, size_t cap) {
     snprintf(out, cap, "%s%s", model, views[v].suffix);
@@ -135,6 +148,7 @@ kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, kserv
 typedef struct {
     const classify_limits *lim;
     const view_spec *view;
+    const kserve_v2_http_request *req;
     char *msg;
     size_t msglen;
 } parse_ctx;
@@ -306,6 +320,81 @@ static api_status read_tensor(parse_ctx *c, json_t *data, const unsigned char *b
     return API_OK;
 }
 
+/* The view's output names as a list for messages ("probabilities, logits, gradcam"); returns
+ * how many. */
+static int output_list(const parse_ctx *c, char *out, size_t cap) {
+    int n = 0;
+    out[0] = '\0';
+    for (int k = 0; k < KSERVE_V2_OUT_COUNT; k++)
+        if (view_has_output(c->view, (kserve_v2_output_kind)k, c->req->gradcam_hw))
+            snprintf(out + strlen(out), cap - strlen(out), "%s%s", n++ ? ", " : "",
+                     output_names[k]);
+    return n;
+}
+
+/* gradcam's "class_id" parameter (absent: each image's top-1) into out->gradcam_class. */
+static api_status read_gradcam_class(parse_ctx *c, json_t *params, kserve_v2_infer *out) {
+    json_t *cls = json_object_get(params, "class_id");
+    out->gradcam_class = -1;
+    if (!cls) return API_OK;
+    if (!json_is_integer(cls) || json_integer_value(cls) < 0 ||
+        json_integer_value(cls) >= c->req->n_classes)
+        return fail(c, API_BAD_REQUEST, "output 'gradcam': class_id must be an integer from 0 "
+                    "to %d", c->req->n_classes - 1);
+    out->gradcam_class = (int)json_integer_value(cls);
+    return API_OK;
+}
+
+/* One named output: its kind, then its parameters (binary_data, classification, class_id). */
+static api_status read_output(parse_ctx *c, json_t *o, size_t i, bool binary_default,
+                              kserve_v2_infer *out) {
+    json_t *name = json_object_get(o, "name");
+    if (!json_is_object(o) || !json_is_string(name))
+        return fail(c, API_BAD_REQUEST, "output %zu: needs a \"name\" string", i);
+    const char *n = json_string_value(name);
+    kserve_v2_output spec = {KSERVE_V2_OUT_COUNT, binary_default, 0};
+    for (int k = 0; k < KSERVE_V2_OUT_COUNT; k++)
+        if (strcmp(n, output_names[k]) == 0 && c->view->outputs[k]) spec.kind = k;
+    if (spec.kind == KSERVE_V2_OUT_GRADCAM && !c->req->gradcam_hw)
+        return fail(c, API_BAD_REQUEST, "output 'gradcam': explanations are not supported in "
+                    "int8; serve with --precision f32 or bf16");
+    if (spec.kind == KSERVE_V2_OUT_COUNT) {
+        char names[64];
+        output_list(c, names, sizeof names);
+        return fail(c, API_BAD_REQUEST, "unknown output '%.64s'; this model's outputs: %s", n,
+                    names);
+    }
+    for (size_t j = 0; j < i; j++)
+        if (out->outputs[j].kind == spec.kind)
+            return fail(c, API_BAD_REQUEST, "output '%s' is asked for twice", n);
+    json_t *p = json_object_get(o, "parameters");
+    if (p && !json_is_object(p))
+        return fail(c, API_BAD_REQUEST, "output '%s': \"parameters\" must be an object", n);
+    json_t *b = json_object_get(p, "binary_data");
+    if (b && !json_is_boolean(b))
+        return fail(c, API_BAD_REQUEST, "output '%s': binary_data must be true or false", n);
+    if (b) spec.binary = json_is_true(b);
+    json_t *k = json_object_get(p, "classification");
+    if (k && spec.kind == KSERVE_V2_OUT_GRADCAM)
+        return fail(c, API_BAD_REQUEST, "output 'gradcam': classification applies to "
+                    "probabilities and logits only");
+    if (k) {
+        if (!json_is_integer(k) || json_integer_value(k) < 1 ||
+            json_integer_value(k) > CLASSIFY_MAX_TOP_K)
+            return fail(c, API_BAD_REQUEST, "output '%s': classification must be an integer "
+                        "from 1 to %d", n, CLASSIFY_MAX_TOP_K);
+        spec.classification = (int)json_integer_value(k);
+    }
+    if (spec.kind == KSERVE_V2_OUT_GRADCAM) {
+        api_status st = read_gradcam_class(c, p, out);
+        if (st != API_OK) return st;
+        out->want_gradcam = true;
+    }
+    if (spec.kind == KSERVE_V2_OUT_LOGITS) out->want_logits = true;
+    out->outputs[out->n_outputs++] = spec;
+    return API_OK;
+}
+
 static api_status read_outputs(parse_ctx *c, json_t *root, kserve_v2_infer *out) {
     bool binary_default = false;
     json_t *params = json_object_get(root, "parameters");
@@ -319,55 +408,25 @@ static api_status read_outputs(parse_ctx *c, json_t *root, kserve_v2_infer *out)
     }
     json_t *outputs = json_object_get(root, "outputs");
     if (!outputs || (json_is_array(outputs) && json_array_size(outputs) == 0)) {
-        /* None named: every output of the view, as the protocol says. */
-        out->outputs[out->n_outputs++] =
-            (kserve_v2_output){KSERVE_V2_OUT_PROBABILITIES, binary_default, 0};
-        if (c->view->logits_output) {
-            out->outputs[out->n_outputs++] =
-                (kserve_v2_output){KSERVE_V2_OUT_LOGITS, binary_default, 0};
-            out->want_logits = true;
-        }
+        /* None named: every output of the view but gradcam, which costs a backward pass. */
+        for (int k = 0; k < KSERVE_V2_OUT_COUNT; k++)
+            if (k != KSERVE_V2_OUT_GRADCAM && c->view->outputs[k])
+                out->outputs[out->n_outputs++] =
+                    (kserve_v2_output){(kserve_v2_output_kind)k, binary_default, 0};
+        out->want_logits = c->view->outputs[KSERVE_V2_OUT_LOGITS];
         return API_OK;
     }
-    const char *names = c->view->logits_output ? "probabilities, logits" : "probabilities";
-    if (!json_is_array(outputs) || json_array_size(outputs) > KSERVE_V2_MAX_OUTPUTS)
+    if (!json_is_array(outputs) || json_array_size(outputs) > KSERVE_V2_MAX_OUTPUTS) {
+        char names[64];
+        int n = output_list(c, names, sizeof names);
         return fail(c, API_BAD_REQUEST, "\"outputs\" must be an array of at most %d outputs "
-                    "(%s)", c->view->logits_output ? 2 : 1, names);
+                    "(%s)", n, names);
+    }
     size_t i;
     json_t *o;
     json_array_foreach(outputs, i, o) {
-        json_t *name = json_object_get(o, "name");
-        if (!json_is_object(o) || !json_is_string(name))
-            return fail(c, API_BAD_REQUEST, "output %zu: needs a \"name\" string", i);
-        kserve_v2_output spec = {KSERVE_V2_OUT_PROBABILITIES, binary_default, 0};
-        if (strcmp(json_string_value(name), "logits") == 0 && c->view->logits_output)
-            spec.kind = KSERVE_V2_OUT_LOGITS;
-        else if (strcmp(json_string_value(name), "probabilities") != 0)
-            return fail(c, API_BAD_REQUEST, "unknown output '%.64s'; this model's outputs: %s",
-                        json_string_value(name), names);
-        for (size_t j = 0; j < i; j++)
-            if (out->outputs[j].kind == spec.kind)
-                return fail(c, API_BAD_REQUEST, "output '%s' is asked for twice",
-                            json_string_value(name));
-        json_t *p = json_object_get(o, "parameters");
-        if (p && !json_is_object(p))
-            return fail(c, API_BAD_REQUEST, "output '%s': \"parameters\" must be an object",
-                        json_string_value(name));
-        json_t *b = json_object_get(p, "binary_data");
-        if (b && !json_is_boolean(b))
-            return fail(c, API_BAD_REQUEST, "output '%s': binary_data must be true or false",
-                        json_string_value(name));
-        if (b) spec.binary = json_is_true(b);
-        json_t *k = json_object_get(p, "classification");
-        if (k) {
-            if (!json_is_integer(k) || json_integer_value(k) < 1 ||
-                json_integer_value(k) > CLASSIFY_MAX_TOP_K)
-                return fail(c, API_BAD_REQUEST, "output '%s': classification must be an integer "
-                            "from 1 to %d", json_string_value(name), CLASSIFY_MAX_TOP_K);
-            spec.classification = (int)json_integer_value(k);
-        }
-        out->outputs[out->n_outputs++] = spec;
-        if (spec.kind == KSERVE_V2_OUT_LOGITS) out->want_logits = true;
+        api_status st = read_output(c, o, i, binary_default, out);
+        if (st != API_OK) return st;
     }
     return API_OK;
 }
@@ -524,7 +583,8 @@ static api_status read_values(parse_ctx *c, const input_spec *in, const unsigned
 api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classify_limits *lim,
                                  kserve_v2_infer *out, char *msg, size_t msglen) {
     memset(out, 0, sizeof *out);
-    parse_ctx c = {lim, &views[req->view < KSERVE_V2_VIEW_COUNT ? req->view : 0], msg, msglen};
+    parse_ctx c = {lim, &views[req->view < KSERVE_V2_VIEW_COUNT ? req->view : 0], req, msg,
+                   msglen};
     if (req->body_over_limit)
         return fail(&c, API_BODY_TOO_LARGE, "request body is over the limit of %lld bytes",
                     lim->max_body_bytes);
@@ -581,47 +641,63 @@ static void bytes_put(bytes *b, const void *src, size_t n) {
     b->len += n;
 }
 
-/* One output tensor: the JSON object, and its bytes into bin when binary. Returns NULL for
- * a non-finite value (JSON has no NaN) or no memory. */
-static json_t *output_json(const kserve_v2_output *o, const float *values, int n, int n_classes,
-                           bytes *bin) {
-    const char *name = o->kind == KSERVE_V2_OUT_LOGITS ? "logits" : "probabilities";
-    size_t count = (size_t)n * n_classes;
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(values[i])) return NULL;
-    json_t *data = o->binary ? NULL : json_array();
-    size_t start = bin->len;
-    int k = o->classification;
-    if (k > n_classes) k = n_classes;
-    if (k > 0) {
-        int idx[LABELS_COUNT];
-        for (int i = 0; i < n; i++) {
-            const float *row = values + (size_t)i * n_classes;
-            int got = topk_indices(row, n_classes < LABELS_COUNT ? n_classes : LABELS_COUNT, k,
-                                   idx);
-            for (int j = 0; j < got; j++) {
-                char s[160];
-                const char *label = labels_name(idx[j]);
-                int len = snprintf(s, sizeof s, "%.9g:%d:%s", (double)row[idx[j]], idx[j],
-                                   label ? label : "");
-                if (len < 0) len = 0;
-                if ((size_t)len >= sizeof s) len = (int)sizeof s - 1;
-                if (data) {
-                    json_array_append_new(data, json_stringn(s, (size_t)len));
-                } else {
-                    unsigned char le[4] = {(unsigned char)len, (unsigned char)(len >> 8), 0, 0};
-                    bytes_put(bin, le, 4);
-                    bytes_put(bin, s, (size_t)len);
-                }
+/* An output's values: n rows of `row` floats, a row being one image's [d1] or [d1, d2]. */
+typedef struct {
+    const float *values;
+    int n, d1, d2; /* d2 0: rows are vectors */
+} output_values;
+
+static output_values values_of(const kserve_v2_output *o, int n, const kserve_v2_results *r) {
+    switch (o->kind) {
+    case KSERVE_V2_OUT_LOGITS: return (output_values){r->logits, n, r->n_classes, 0};
+    case KSERVE_V2_OUT_GRADCAM: return (output_values){r->gradcam, n, r->gradcam_hw, r->gradcam_hw};
+    default: return (output_values){r->probs, n, r->n_classes, 0};
+    }
+}
+
+/* The top k of each row as BYTES "score:index:label", into data (JSON) or bin. */
+static void classification_values(const output_values *v, int k, json_t *data, bytes *bin) {
+    int idx[LABELS_COUNT];
+    const int n_classes = v->d1;
+    for (int i = 0; i < v->n; i++) {
+        const float *row = v->values + (size_t)i * n_classes;
+        int got = topk_indices(row, n_classes < LABELS_COUNT ? n_classes : LABELS_COUNT, k, idx);
+        for (int j = 0; j < got; j++) {
+            char s[160];
+            const char *label = labels_name(idx[j]);
+            int len = snprintf(s, sizeof s, "%.9g:%d:%s", (double)row[idx[j]], idx[j],
+                               label ? label : "");
+            if (len < 0) len = 0;
+            if ((size_t)len >= sizeof s) len = (int)sizeof s - 1;
+            if (data) {
+                json_array_append_new(data, json_stringn(s, (size_t)len));
+            } else {
+                unsigned char le[4] = {(unsigned char)len, (unsigned char)(len >> 8), 0, 0};
+                bytes_put(bin, le, 4);
+                bytes_put(bin, s, (size_t)len);
             }
         }
-    } else if (data) {
-        for (size_t i = 0; i < count; i++) json_array_append_new(data, json_real(values[i]));
-    } else {
-        bytes_put(bin, values, count * sizeof(float));
     }
-    json_t *o_json = json_pack("{s:s, s:s, s:[i, i]}", "name", name, "datatype",
-                               k > 0 ? "BYTES" : "FP32", "shape", n, k > 0 ? k : n_classes);
+}
+
+/* One output tensor: the JSON object, and its bytes into bin when binary. Returns NULL for
+ * a non-finite value (JSON has no NaN), missing values or no memory. */
+static json_t *output_json(const kserve_v2_output *o, const output_values *v, bytes *bin) {
+    if (!v->values) return NULL;
+    const size_t count = (size_t)v->n * v->d1 * (v->d2 ? v->d2 : 1);
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(v->values[i])) return NULL;
+    json_t *data = o->binary ? NULL : json_array();
+    size_t start = bin->len;
+    const int k = o->classification > v->d1 ? v->d1 : o->classification;
+    if (k > 0) classification_values(v, k, data, bin);
+    else if (data)
+        for (size_t i = 0; i < count; i++) json_array_append_new(data, json_real(v->values[i]));
+    else bytes_put(bin, v->values, count * sizeof(float));
+    json_t *o_json = json_pack("{s:s, s:s, s:[i, i]}", "name", output_names[o->kind], "datatype",
+                               k > 0 ? "BYTES" : "FP32", "shape", v->n, k > 0 ? k : v->d1);
+    if (o_json && v->d2 && k == 0)
+        json_array_append_new(json_object_get(o_json, "shape"), json_integer(v->d2));
     if (!o_json || bin->failed) {
         json_decref(o_json);
         json_decref(data);
@@ -633,8 +709,8 @@ static json_t *output_json(const kserve_v2_output *o, const float *values, int n
     return o_json;
 }
 
-int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model, const float *probs,
-                             const float *logits, int n_classes, kserve_v2_body *out, char *msg,
+int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model,
+                             const kserve_v2_results *res, kserve_v2_body *out, char *msg,
                              size_t msglen) {
     memset(out, 0, sizeof *out);
     bytes bin = {0};
@@ -642,8 +718,8 @@ int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model, const
     bool binary = false;
     for (int i = 0; i < in->n_outputs; i++) {
         const kserve_v2_output *o = &in->outputs[i];
-        const float *values = o->kind == KSERVE_V2_OUT_LOGITS ? logits : probs;
-        json_t *t = values ? output_json(o, values, in->n_images, n_classes, &bin) : NULL;
+        const output_values v = values_of(o, in->n_images, res);
+        json_t *t = output_json(o, &v, &bin);
         if (!t) {
             snprintf(msg, msglen, "cannot encode output %d: %s", i,
                      bin.failed ? "out of memory" : "non-finite values or no data");
@@ -711,15 +787,18 @@ static json_t *view_inputs(const kserve_v2_model_facts *f, const view_spec *v, b
 }
 
 static json_t *view_outputs(const kserve_v2_model_facts *f, const view_spec *v, bool config) {
-    static const char *const names[] = {"probabilities", "logits"};
     json_t *a = json_array();
-    for (int i = 0; i < (v->logits_output ? 2 : 1); i++)
-        json_array_append_new(a, config ? json_pack("{s:s, s:s, s:[i]}", "name", names[i],
-                                                    "data_type", "TYPE_FP32", "dims",
-                                                    f->n_classes)
-                                        : json_pack("{s:s, s:s, s:[i, i]}", "name", names[i],
-                                                    "datatype", "FP32", "shape", -1,
-                                                    f->n_classes));
+    for (int k = 0; k < KSERVE_V2_OUT_COUNT; k++) {
+        if (!view_has_output(v, (kserve_v2_output_kind)k, f->gradcam_hw)) continue;
+        const bool map = k == KSERVE_V2_OUT_GRADCAM;
+        json_t *dims = map ? json_pack("[i, i]", f->gradcam_hw, f->gradcam_hw)
+                           : json_pack("[i]", f->n_classes);
+        if (!config) json_array_insert_new(dims, 0, json_integer(-1));
+        json_array_append_new(a, json_pack("{s:s, s:s, s:o}", "name", output_names[k],
+                                           config ? "data_type" : "datatype",
+                                           config ? "TYPE_FP32" : "FP32",
+                                           config ? "dims" : "shape", dims));
+    }
     return a;
 }
 

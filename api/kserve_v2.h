@@ -8,7 +8,8 @@
  * set is fixed at start-up). Anything else under /v2, another model or another version, is 404.
  *
  * Model views: M is one of three names over the one engine (same queue, batches and weights):
- *   vgg16         both inputs below, outputs probabilities and logits (the full model);
+ *   vgg16         both inputs below, outputs probabilities, logits and gradcam (the full
+ *                 model);
  *   vgg16_image   input "image" only, output "probabilities" only;
  *   vgg16_tensor  input "input" only, output "probabilities" only.
  * (for the configured model name: vgg11 gives vgg11, vgg11_image, vgg11_tensor). The single
@@ -26,8 +27,12 @@
  * is the Inference-Header-Content-Length header, followed by the input's bytes; the input's
  * "parameters": {"binary_data_size": BYTES} says how many.
  *
- * Outputs: "probabilities" (FP32 [N, 1000]) and "logits" (FP32 [N, 1000]; full view only). A
- * request without "outputs" gets every output of its view, as the protocol says. An output is sent as binary data when its "parameters" say
+ * Outputs: "probabilities" (FP32 [N, 1000]), "logits" (FP32 [N, 1000]; full view only) and
+ * "gradcam" (FP32 [N, 14, 14]; full view only, and not in int8): each image's Grad-CAM map
+ * (engine.h), in [0, 1], for the class its "parameters" give as "class_id" (else each
+ * image's top-1). A request without "outputs" gets probabilities and logits, every output of
+ * its view but gradcam, which is computed only when named since it adds a backward pass; this
+ * leaves what existing clients receive unchanged. An output is sent as binary data when its "parameters" say
  * "binary_data": true, or the request's "parameters" say "binary_data_output": true. The
  * classification extension ("parameters": {"classification": k} on an output) sends the top
  * k of that output instead: BYTES [N, k], each "score:index:label".
@@ -56,7 +61,7 @@
 #define KSERVE_V2_PLATFORM "vggserve_onednn"
 #define KSERVE_V2_MAX_ID 256         /* longest request "id" echoed back */
 #define KSERVE_V2_MAX_ABS_INPUT 1e6  /* FP32 inputs are about -2.2..2.7; far beyond is refused */
-#define KSERVE_V2_MAX_OUTPUTS 2 /* probabilities, logits */
+#define KSERVE_V2_MAX_OUTPUTS 3 /* probabilities, logits, gradcam */
 
 /* ---------------------------------------------------------------- model views */
 
@@ -101,7 +106,12 @@ kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, kserv
 
 /* ---------------------------------------------------------------- infer requests */
 
-typedef enum { KSERVE_V2_OUT_PROBABILITIES = 0, KSERVE_V2_OUT_LOGITS } kserve_v2_output_kind;
+typedef enum {
+    KSERVE_V2_OUT_PROBABILITIES = 0,
+    KSERVE_V2_OUT_LOGITS,
+    KSERVE_V2_OUT_GRADCAM,
+    KSERVE_V2_OUT_COUNT
+} kserve_v2_output_kind;
 
 typedef struct {
     kserve_v2_output_kind kind;
@@ -118,6 +128,8 @@ typedef struct {
     int n_outputs;
     kserve_v2_output outputs[KSERVE_V2_MAX_OUTPUTS]; /* in the order asked for */
     bool want_logits;                                /* some output needs the logits */
+    bool want_gradcam;                               /* the gradcam output is asked for */
+    int gradcam_class; /* its class_id, or -1: each image's top-1 */
 } kserve_v2_infer;
 
 typedef struct {
@@ -126,6 +138,8 @@ typedef struct {
     size_t body_len;           /* bytes stored in body */
     bool body_over_limit;      /* more than max_body_bytes arrived (counted, not stored) */
     kserve_v2_view view;       /* the view the path named: which inputs and outputs exist */
+    int n_classes;             /* the model's classes: the range of gradcam's class_id */
+    int gradcam_hw;            /* the gradcam map's side; 0: no explanations (int8) */
 } kserve_v2_http_request;
 
 /* Judges an infer request to req->view; the limits are POST /classify's (max_images bounds N for both
@@ -145,12 +159,20 @@ typedef struct {
     bool binary;     /* some output is binary: send application/octet-stream and the header */
 } kserve_v2_body;
 
+/* What the workers computed for an infer request, borrowed. */
+typedef struct {
+    const float *probs;   /* n_images rows of n_classes */
+    const float *logits;  /* the same; NULL unless want_logits */
+    int n_classes;
+    const float *gradcam; /* n_images maps of gradcam_hw x gradcam_hw; NULL unless want_gradcam */
+    int gradcam_hw;
+} kserve_v2_results;
+
 /* The infer response for in's outputs: {"model_name", "model_version", "id"?, "outputs":
- * [{"name", "datatype", "shape", "data" | "parameters": {"binary_data_size"}}]}. probs and
- * logits (NULL unless in->want_logits) hold n_images rows of n_classes. Returns 0, or -1
- * with msg (out of memory, or a non-finite value that JSON cannot carry). */
-int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model, const float *probs,
-                             const float *logits, int n_classes, kserve_v2_body *out, char *msg,
+ * [{"name", "datatype", "shape", "data" | "parameters": {"binary_data_size"}}]}. Returns 0,
+ * or -1 with msg (out of memory, or a non-finite value that JSON cannot carry). */
+int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model,
+                             const kserve_v2_results *res, kserve_v2_body *out, char *msg,
                              size_t msglen);
 
 /* {"name": "vggserve", "version", "extensions": ["binary_tensor_data", "classification",
@@ -166,6 +188,7 @@ typedef struct {
     long long max_queue_delay_us;
     int workers;                /* inference workers: Triton's instance count */
     bool ready;
+    int gradcam_hw;             /* the gradcam output's side; 0: no gradcam output (int8) */
 } kserve_v2_model_facts;
 
 /* {"name", "versions": ["1"], "platform", "inputs", "outputs"} of view v, with -1 for the

@@ -488,6 +488,19 @@ static enum MHD_Result submit_inference(request *r) {
     return MHD_YES;
 }
 
+/* Asks the workers for a Grad-CAM map of class cls (VGG_EXPLAIN_TOP1: each image's top-1)
+ * for every image of the request. */
+static enum MHD_Result ask_maps(request *r, int cls) {
+    const int n = r->n_images, hw = r->srv->explain_hw;
+    r->explain_class = malloc((size_t)n * sizeof(int));
+    r->explained = malloc((size_t)n * sizeof(int));
+    r->maps = malloc((size_t)n * hw * hw * sizeof(float));
+    if (!r->explain_class || !r->explained || !r->maps)
+        return send_error(r, API_INTERNAL, "out of memory");
+    for (int i = 0; i < n; i++) r->explain_class[i] = cls;
+    return MHD_YES;
+}
+
 /* POST /explain: ?class_id=C (else each image's top-1) for every image of the request. */
 static enum MHD_Result ask_explanations(request *r) {
     http_server *s = r->srv;
@@ -508,14 +521,7 @@ static enum MHD_Result ask_explanations(request *r) {
         }
         cls = (int)v;
     }
-    const int n = r->n_images, hw = s->explain_hw;
-    r->explain_class = malloc((size_t)n * sizeof(int));
-    r->explained = malloc((size_t)n * sizeof(int));
-    r->maps = malloc((size_t)n * hw * hw * sizeof(float));
-    if (!r->explain_class || !r->explained || !r->maps)
-        return send_error(r, API_INTERNAL, "out of memory");
-    for (int i = 0; i < n; i++) r->explain_class[i] = cls;
-    return MHD_YES;
+    return ask_maps(r, cls);
 }
 
 static void add_explanations(request *r, json_t *body) {
@@ -603,6 +609,7 @@ static kserve_v2_model_facts facts_of(const http_server *s) {
         .max_queue_delay_us = s->cfg->max_queue_delay_us,
         .workers = (int)s->cfg->workers,
         .ready = atomic_load(&s->state) == SERVICE_READY,
+        .gradcam_hw = s->explain_hw,
     };
     return f;
 }
@@ -677,6 +684,8 @@ static enum MHD_Result v2_infer_body_done(request *r) {
         .body = r->body,
         .body_len = r->len,
         .body_over_limit = r->body_too_large,
+        .n_classes = r->srv->n_classes,
+        .gradcam_hw = r->srv->explain_hw,
     };
     classify_limits lim = limits_of(r->srv);
     api_status st = kserve_v2_infer_parse(&in, &lim, &r->v2, msg, sizeof msg);
@@ -685,6 +694,11 @@ static enum MHD_Result v2_infer_body_done(request *r) {
     r->inputs = r->v2.inputs; /* freed in on_completed */
     r->v2.inputs = NULL;
     r->decode_ms = r->v2.decode_ms;
+    if (r->v2.want_gradcam) {
+        int cls = r->v2.gradcam_class < 0 ? VGG_EXPLAIN_TOP1 : r->v2.gradcam_class;
+        enum MHD_Result res = ask_maps(r, cls);
+        if (r->http_code) return res;
+    }
     return submit_inference(r);
 }
 
@@ -694,8 +708,8 @@ static enum MHD_Result v2_infer_answer(request *r) {
     char msg[200];
     char name[KSERVE_V2_MAX_NAME];
     kserve_v2_view_name(s->cfg->model, r->view, name, sizeof name);
-    if (kserve_v2_infer_response(&r->v2, name, r->probs, r->logits, s->n_classes, &b, msg,
-                                 sizeof msg) != 0)
+    const kserve_v2_results res = {r->probs, r->logits, s->n_classes, r->maps, s->explain_hw};
+    if (kserve_v2_infer_response(&r->v2, name, &res, &b, msg, sizeof msg) != 0)
         return send_error(r, API_INTERNAL, msg);
     if (b.binary) snprintf(r->infer_header_len, sizeof r->infer_header_len, "%zu", b.json_len);
     return send_body(r, 200, b.binary ? "application/octet-stream" : "application/json", b.data,

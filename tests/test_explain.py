@@ -14,6 +14,7 @@ crop window torchvision's geometry gives.
 
 Usage: test_explain.py BUILD/vggserve (Debian python3-torch, python3-torchvision, numpy);
 about 40 s on two cores, most of it loading the 528 MB weights once per vggserve run."""
+import base64
 import json
 import os
 import subprocess
@@ -210,6 +211,67 @@ class ExplainTest(unittest.TestCase):
             r = self.post(photos[0], "?class_id=" + value)
             self.assertEqual(r.status, 400, (value, r))
             self.assertIn("class_id", r.json()["error"]["message"])
+
+    # ---- KServe v2: the gradcam output
+
+    def v2_infer(self, photos, outputs, binary=False):
+        spec = {"name": "image", "datatype": "BYTES", "shape": [len(photos)],
+                "data": [base64.b64encode(p).decode() for p in photos]}
+        body = json.dumps({"inputs": [spec], "outputs": outputs}).encode()
+        r = self.server.request("POST", "/v2/models/vgg16/infer", body=body,
+                                headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 200, r)
+        hlen = r.headers.get("Inference-Header-Content-Length")
+        header = json.loads(r.body[:int(hlen)] if hlen else r.body)
+        got, at = {}, int(hlen) if hlen else 0
+        for o in header["outputs"]:
+            size = o.get("parameters", {}).get("binary_data_size")
+            if size is None:
+                values = np.array(o["data"], dtype=np.float32)
+            else:
+                values = np.frombuffer(r.body[at:at + size], dtype="<f4")
+                at += size
+            got[o["name"]] = values.reshape(o["shape"])
+        return got
+
+    def test_v2_gradcam_output_matches_torch_and_explain(self):
+        self.server.wait_ready()
+        meta = self.server.request("GET", "/v2/models/vgg16").json()
+        self.assertIn({"name": "gradcam", "datatype": "FP32", "shape": [-1, 14, 14]},
+                      meta["outputs"])
+        photos = [su.image(p) for p in PHOTOS]
+        seen = []
+        for i, f in enumerate(PHOTOS):
+            out = os.path.join(self.tmp.name, f"v2_{i}.npy")
+            run("preprocess", os.path.join(IMAGES, f), "--out", out)
+            seen.append(np.load(out))
+        ref = torch_gradcam(self.model, conv5_3(self.model, np.concatenate(seen)),
+                            [self.other] * len(photos))[0]
+        asked = [{"name": "gradcam", "parameters": {"class_id": self.other,
+                                                     "binary_data": True}},
+                 {"name": "probabilities"}]
+        got = self.v2_infer(photos, asked)
+        self.assertEqual(got["gradcam"].shape, (2, 14, 14))
+        diff = np.abs(got["gradcam"] - ref).max()
+        print(f"v2 gradcam f32, class {self.other}: max |map - torch| = {diff:.3g}")
+        self.assertLessEqual(diff, F32_LIMIT)
+        # The probabilities that come with it are a plain infer's; JSON carries the same maps.
+        plain = self.v2_infer(photos, [{"name": "probabilities"}])
+        np.testing.assert_array_equal(got["probabilities"], plain["probabilities"])
+        asked[0]["parameters"]["binary_data"] = False
+        np.testing.assert_array_equal(self.v2_infer(photos, asked)["gradcam"], got["gradcam"])
+        # Without class_id each image's top-1, as POST /explain gives it.
+        top1 = self.v2_infer(photos[:1], [{"name": "gradcam"}])["gradcam"][0]
+        grid = self.post(photos[0]).json()["predictions"][0]["explanation"]["grid"]
+        np.testing.assert_allclose(top1, np.array(grid), atol=1e-6)
+        for bad in (1000, -1, "7"):
+            body = json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                                           "data": [base64.b64encode(photos[0]).decode()]}],
+                               "outputs": [{"name": "gradcam", "parameters": {"class_id": bad}}]})
+            r = self.server.request("POST", "/v2/models/vgg16/infer", body=body.encode(),
+                                    headers={"Content-Type": "application/json"})
+            self.assertEqual(r.status, 400, (bad, r))
+            self.assertIn("class_id", r.json()["error"])
 
 
 if __name__ == "__main__":

@@ -241,7 +241,8 @@ class V2Test(V2TestCase):
                 "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]},
                            {"name": "input", "datatype": "FP32", "shape": [-1, 3, 224, 224]}],
                 "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 1000]},
-                            {"name": "logits", "datatype": "FP32", "shape": [-1, 1000]}]})
+                            {"name": "logits", "datatype": "FP32", "shape": [-1, 1000]},
+                            {"name": "gradcam", "datatype": "FP32", "shape": [-1, 14, 14]}]})
 
     # ---- 2. 404 and 405 in the protocol's error shape
 

@@ -60,6 +60,7 @@ static char *base64(const unsigned char *p, size_t n) {
 }
 
 static kserve_v2_view parse_view = KSERVE_V2_VIEW_FULL; /* the model view parse() asks */
+static int parse_gradcam_hw = 0; /* the served model's map side; 0: no gradcam (int8) */
 
 static api_status parse(const char *json, const char *header_length, const unsigned char *bin,
                         size_t bin_len, kserve_v2_infer *out, char *msg, size_t msglen) {
@@ -67,7 +68,8 @@ static api_status parse(const char *json, const char *header_length, const unsig
     unsigned char *body = xmalloc(jl + bin_len + 1);
     memcpy(body, json, jl);
     if (bin_len) memcpy(body + jl, bin, bin_len);
-    kserve_v2_http_request req = {header_length, body, jl + bin_len, false, parse_view};
+    kserve_v2_http_request req = {header_length, body, jl + bin_len, false, parse_view,
+                                  N_CLASSES, parse_gradcam_hw};
     api_status st = kserve_v2_infer_parse(&req, &lim, out, msg, msglen);
     free(body);
     return st;
@@ -207,8 +209,11 @@ static void test_bad_requests(void) {
          "`outputs`:[{`name`:`probabilities`,`parameters`:{`classification`:1001}}]}", NULL,
          NULL, API_BAD_REQUEST, "classification must be"},
         {"{`inputs`:[{`name`:`image`,`datatype`:`BYTES`,`shape`:[1],`data`:[`QUJD`]}],"
-         "`outputs`:[{`name`:`a`},{`name`:`b`},{`name`:`c`}]}", NULL, NULL,
-         API_BAD_REQUEST, "at most 2 outputs"},
+         "`outputs`:[{`name`:`a`},{`name`:`b`},{`name`:`c`},{`name`:`d`}]}", NULL, NULL,
+         API_BAD_REQUEST, "at most 2 outputs (probabilities, logits)"},
+        {"{`inputs`:[{`name`:`image`,`datatype`:`BYTES`,`shape`:[1],`data`:[`QUJD`]}],"
+         "`outputs`:[{`name`:`gradcam`}]}", NULL, NULL, API_BAD_REQUEST,
+         "explanations are not supported in int8"},
         {"{`inputs`:[{`name`:`image`,`datatype`:`BYTES`,`shape`:[1],`data`:[`QUJD`]}],"
          "`outputs`:[{`parameters`:{}}]}", NULL, NULL, API_BAD_REQUEST, "needs a `name`"},
         {"{`inputs`:[{`name`:`image`,`datatype`:`BYTES`,`shape`:[1],`data`:[`QUJD`]}],"
@@ -235,7 +240,7 @@ static void test_bad_requests(void) {
         EXPECT(in.inputs == NULL);
     }
     /* Over the body limit: 413 before anything is parsed. */
-    kserve_v2_http_request big = {NULL, NULL, 0, true, KSERVE_V2_VIEW_FULL};
+    kserve_v2_http_request big = {NULL, NULL, 0, true, KSERVE_V2_VIEW_FULL, N_CLASSES, 0};
     kserve_v2_infer in;
     char msg[200];
     EXPECT(kserve_v2_infer_parse(&big, &lim, &in, msg, sizeof msg) == API_BODY_TOO_LARGE);
@@ -395,7 +400,8 @@ static void test_tensors(void) {
 /* msg: 200 bytes. */
 static int respond(const kserve_v2_infer *in, const float *probs, const float *logits,
                    kserve_v2_body *b, char *msg) {
-    return kserve_v2_infer_response(in, "vgg16", probs, logits, N_CLASSES, b, msg, 200);
+    const kserve_v2_results res = {probs, logits, N_CLASSES, NULL, 0};
+    return kserve_v2_infer_response(in, "vgg16", &res, b, msg, 200);
 }
 
 static void test_responses(void) {
@@ -480,7 +486,7 @@ static void test_metadata_and_errors(void) {
                      "\"model_configuration\",\"model_repository\",\"statistics\"]") != NULL);
     free(s);
     json_decref(server);
-    const kserve_v2_model_facts f = {"vgg16", 224, 1000, 16, 8, 10000, 1, true};
+    const kserve_v2_model_facts f = {"vgg16", 224, 1000, 16, 8, 10000, 1, true, 0};
     json_t *m = kserve_v2_model_metadata_json(&f, KSERVE_V2_VIEW_FULL);
     s = json_dumps(m, JSON_COMPACT);
     EXPECT(strstr(s, "{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[-1,3,224,224]}"));
@@ -567,6 +573,108 @@ static void test_views(void) {
     parse_view = KSERVE_V2_VIEW_FULL;
 }
 
+/* The gradcam output: asked for by name only, class_id checked, FP32 [N, hw, hw] back. */
+static void test_gradcam(void) {
+    kserve_v2_infer in;
+    char msg[800] = "", json[512];
+    parse_gradcam_hw = 7;
+    const char *image = "{`inputs`:[{`name`:`image`,`datatype`:`BYTES`,`shape`:[1],"
+                        "`data`:[`QUJD`]}]";
+    static const struct {
+        const char *outputs;
+        const char *msg; /* NULL: accepted */
+    } cases[] = {
+        {"[{`name`:`gradcam`,`parameters`:{`class_id`:1000}}]", "class_id must be an integer "
+         "from 0 to 999"},
+        {"[{`name`:`gradcam`,`parameters`:{`class_id`:-2}}]", "class_id must be"},
+        {"[{`name`:`gradcam`,`parameters`:{`class_id`:`7`}}]", "class_id must be"},
+        {"[{`name`:`gradcam`,`parameters`:{`class_id`:3.5}}]", "class_id must be"},
+        {"[{`name`:`gradcam`,`parameters`:{`classification`:2}}]", "classification applies to "
+         "probabilities and logits only"},
+        {"[{`name`:`gradcam`},{`name`:`gradcam`}]", "asked for twice"},
+        {"[{`name`:`x`}]", "this model's outputs: probabilities, logits, gradcam"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char raw[512];
+        snprintf(raw, sizeof raw, "%s,`outputs`:%s}", image, cases[i].outputs);
+        quotes(raw, json, sizeof json);
+        api_status st = parse(json, NULL, NULL, 0, &in, msg, sizeof msg);
+        if (st != API_BAD_REQUEST || !strstr(msg, cases[i].msg))
+            fprintf(stderr, "gradcam case %zu (%s): status %d, '%s'\n", i, json, st, msg);
+        EXPECT(st == API_BAD_REQUEST && strstr(msg, cases[i].msg) != NULL);
+    }
+    /* Decoding fails on these 3 bytes, so parse the outputs through a tensor input instead. */
+    static float zeros[3 * HW * HW];
+    char hl[32];
+    snprintf(json, sizeof json, "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\","
+             "\"shape\":[1,3,%d,%d],\"parameters\":{\"binary_data_size\":%zu}}],\"outputs\":"
+             "[{\"name\":\"gradcam\",\"parameters\":{\"class_id\":281,\"binary_data\":true}},"
+             "{\"name\":\"probabilities\"}]}", HW, HW, sizeof zeros);
+    snprintf(hl, sizeof hl, "%zu", strlen(json));
+    EXPECT(parse(json, hl, (const unsigned char *)zeros, sizeof zeros, &in, msg, sizeof msg) ==
+           API_OK);
+    EXPECT(in.want_gradcam && in.gradcam_class == 281 && !in.want_logits && in.n_outputs == 2);
+    EXPECT(in.outputs[0].kind == KSERVE_V2_OUT_GRADCAM && in.outputs[0].binary);
+    kserve_v2_infer_free(&in);
+    /* Not among the outputs a request that names none gets. */
+    snprintf(json, sizeof json, "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\","
+             "\"shape\":[1,3,%d,%d],\"parameters\":{\"binary_data_size\":%zu}}]}", HW, HW,
+             sizeof zeros);
+    snprintf(hl, sizeof hl, "%zu", strlen(json));
+    EXPECT(parse(json, hl, (const unsigned char *)zeros, sizeof zeros, &in, msg, sizeof msg) ==
+           API_OK);
+    EXPECT(!in.want_gradcam && in.n_outputs == 2);
+    kserve_v2_infer_free(&in);
+
+    /* The answer: FP32 [N, 7, 7], as JSON and as binary. */
+    enum { N = 2, A = 7 * 7 };
+    float probs[N * N_CLASSES] = {0}, maps[N * A];
+    for (int i = 0; i < N * A; i++) maps[i] = (float)i / (N * A);
+    kserve_v2_infer req = {.n_images = N, .n_outputs = 1, .want_gradcam = true};
+    req.outputs[0] = (kserve_v2_output){KSERVE_V2_OUT_GRADCAM, false, 0};
+    const kserve_v2_results res = {probs, NULL, N_CLASSES, maps, 7};
+    kserve_v2_body b;
+    EXPECT(kserve_v2_infer_response(&req, "vgg16", &res, &b, msg, 200) == 0);
+    json_t *root = json_loadb(b.data, b.len, 0, NULL);
+    json_t *o = json_array_get(json_object_get(root, "outputs"), 0);
+    char *shape = json_dumps(json_object_get(o, "shape"), JSON_COMPACT);
+    EXPECT(strcmp(json_string_value(json_object_get(o, "name")), "gradcam") == 0);
+    EXPECT(strcmp(shape, "[2,7,7]") == 0);
+    json_t *d = json_object_get(o, "data");
+    int exact = json_array_size(d) == N * A;
+    for (int i = 0; exact && i < N * A; i++)
+        exact = (float)json_real_value(json_array_get(d, i)) == maps[i];
+    EXPECT(exact);
+    free(shape);
+    json_decref(root);
+    free(b.data);
+    req.outputs[0].binary = true;
+    EXPECT(kserve_v2_infer_response(&req, "vgg16", &res, &b, msg, 200) == 0);
+    EXPECT(b.binary && b.len - b.json_len == sizeof maps);
+    EXPECT(memcmp(b.data + b.json_len, maps, sizeof maps) == 0);
+    free(b.data);
+
+    /* Metadata and config list it for the full view of a model that explains, only there. */
+    kserve_v2_model_facts f = {"vgg16", 224, 1000, 16, 8, 10000, 1, true, 14};
+    json_t *m = kserve_v2_model_metadata_json(&f, KSERVE_V2_VIEW_FULL);
+    json_t *c = kserve_v2_model_config_json(&f, KSERVE_V2_VIEW_FULL);
+    char *ms = json_dumps(m, JSON_COMPACT), *cs = json_dumps(c, JSON_COMPACT);
+    EXPECT(strstr(ms, "{\"name\":\"gradcam\",\"datatype\":\"FP32\",\"shape\":[-1,14,14]}"));
+    EXPECT(strstr(cs, "{\"name\":\"gradcam\",\"data_type\":\"TYPE_FP32\",\"dims\":[14,14]}"));
+    free(ms);
+    free(cs);
+    json_decref(m);
+    json_decref(c);
+    m = kserve_v2_model_metadata_json(&f, KSERVE_V2_VIEW_IMAGE);
+    EXPECT(json_array_size(json_object_get(m, "outputs")) == 1);
+    json_decref(m);
+    f.gradcam_hw = 0;
+    m = kserve_v2_model_metadata_json(&f, KSERVE_V2_VIEW_FULL);
+    EXPECT(json_array_size(json_object_get(m, "outputs")) == 2);
+    json_decref(m);
+    parse_gradcam_hw = 0;
+}
+
 int main(int argc, char **argv) {
     const char *tests_dir = argc > 1 ? argv[1] : "tests";
     test_routes();
@@ -576,5 +684,6 @@ int main(int argc, char **argv) {
     test_responses();
     test_metadata_and_errors();
     test_views();
+    test_gradcam();
     return test_summary();
 }

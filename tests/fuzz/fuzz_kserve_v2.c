@@ -19,6 +19,7 @@
 
 #define N_CLASSES 1000
 #define HW 8
+#define MAP_HW 3 /* the gradcam map side; any small side will do */
 
 static void check_error(api_status st, const char *msg) {
     int code = api_status_http(st);
@@ -75,7 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(body, p, body_len);
     classify_limits lim = {1 << 20, 1 << 20, 4, HW, PREPROCESS_TORCHVISION, false, false};
     kserve_v2_http_request req = {hlen, body, body_len, body_len > (size_t)lim.max_body_bytes,
-                                  view < KSERVE_V2_VIEW_COUNT ? view : KSERVE_V2_VIEW_FULL};
+                                  view < KSERVE_V2_VIEW_COUNT ? view : KSERVE_V2_VIEW_FULL,
+                                  N_CLASSES, MAP_HW};
     kserve_v2_infer in;
     char msg[800];
     api_status st = kserve_v2_infer_parse(&req, &lim, &in, msg, sizeof msg);
@@ -88,14 +90,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t n = (size_t)in.n_images * 3 * HW * HW;
         for (size_t i = 0; i < n; i++)
             FUZZ_CHECK(isfinite(in.inputs[i]) && fabsf(in.inputs[i]) <= KSERVE_V2_MAX_ABS_INPUT);
-        static float probs[4 * N_CLASSES], logits[4 * N_CLASSES];
+        FUZZ_CHECK(in.gradcam_class >= -1 && in.gradcam_class < N_CLASSES);
+        static float probs[4 * N_CLASSES], logits[4 * N_CLASSES], maps[4 * MAP_HW * MAP_HW];
         for (int i = 0; i < in.n_images * N_CLASSES; i++) {
             probs[i] = (float)((i * 7919) % N_CLASSES) / (N_CLASSES * (N_CLASSES - 1) / 2.0f);
             logits[i] = (float)(i % 97) - 48.5f;
         }
+        for (int i = 0; i < in.n_images * MAP_HW * MAP_HW; i++) maps[i] = (float)(i % 13) / 12;
+        const kserve_v2_results res = {probs, in.want_logits ? logits : NULL, N_CLASSES,
+                                       in.want_gradcam ? maps : NULL, MAP_HW};
         kserve_v2_body b;
-        FUZZ_CHECK(kserve_v2_infer_response(&in, "vgg16", probs, in.want_logits ? logits : NULL,
-                                            N_CLASSES, &b, msg, sizeof msg) == 0);
+        FUZZ_CHECK(kserve_v2_infer_response(&in, "vgg16", &res, &b, msg, sizeof msg) == 0);
         check_response(&in, &b);
         free(b.data);
         kserve_v2_infer_free(&in);
