@@ -20,6 +20,22 @@ static void next_token(const char **p, char *tok, size_t cap) {
     snprintf(tok, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
 }
 
+/* The q-value of a token ("gzip;q=0.5", "image/png; level=1; q=0"; 1 when it has none),
+ * which is cut to its name, trimmed. */
+static double token_q(char *tok) {
+    char *semi = strchr(tok, ';');
+    if (!semi) return 1;
+    *semi = '\0';
+    for (char *e = semi - 1; e >= tok && (*e == ' ' || *e == '\t'); e--) *e = '\0';
+    double q = 1;
+    for (const char *param = semi + 1; param; param = strchr(param, ';')) {
+        if (*param == ';') param++;
+        while (*param == ' ' || *param == '\t') param++;
+        if ((param[0] == 'q' || param[0] == 'Q') && param[1] == '=') q = strtod(param + 2, NULL);
+    }
+    return q >= 0 && q <= 1 ? q : 0; /* out of range (or NaN): refused */
+}
+
 static content_coding coding_of(const char *tok) {
     if (strcasecmp(tok, "gzip") == 0 || strcasecmp(tok, "x-gzip") == 0) return CONTENT_CODING_GZIP;
     if (strcasecmp(tok, "deflate") == 0) return CONTENT_CODING_DEFLATE;
@@ -52,15 +68,7 @@ bool content_coding_accepts(const char *accept_encoding, content_coding c) {
     while (*p) {
         char tok[64];
         next_token(&p, tok, sizeof tok);
-        char *semi = strchr(tok, ';');
-        double q = 1;
-        if (semi) {
-            *semi = '\0';
-            const char *qs = semi + 1;
-            while (*qs == ' ') qs++;
-            if ((qs[0] == 'q' || qs[0] == 'Q') && qs[1] == '=') q = strtod(qs + 2, NULL);
-            for (char *e = semi - 1; e >= tok && (*e == ' ' || *e == '\t'); e--) *e = '\0';
-        }
+        const double q = token_q(tok);
         if (strcmp(tok, "*") == 0) star = q > 0;
         else if (coding_of(tok) == c) {
             named = true;
@@ -68,6 +76,24 @@ bool content_coding_accepts(const char *accept_encoding, content_coding c) {
         }
     }
     return named ? named_ok : star;
+}
+
+double content_accept_media_q(const char *accept, const char *type, bool *exact) {
+    if (exact) *exact = false;
+    if (!accept) return -1;
+    const char *slash = strchr(type, '/');
+    const size_t major = slash ? (size_t)(slash - type) : strlen(type);
+    double q_exact = -1, q_major = -1, q_any = -1;
+    for (const char *p = accept; *p;) {
+        char tok[128];
+        next_token(&p, tok, sizeof tok);
+        const double q = token_q(tok);
+        if (strcasecmp(tok, type) == 0) q_exact = q;
+        else if (strncasecmp(tok, type, major) == 0 && strcmp(tok + major, "/*") == 0) q_major = q;
+        else if (strcmp(tok, "*/*") == 0) q_any = q;
+    }
+    if (q_exact >= 0 && exact) *exact = true;
+    return q_exact >= 0 ? q_exact : q_major >= 0 ? q_major : q_any;
 }
 
 const char *content_coding_name(content_coding c) {

@@ -9,7 +9,8 @@
  * stream, which some clients send under that name, is accepted too.
  *
  * Responses: content_coding_accepts() reads Accept-Encoding; content_coding_compress() makes
- * a gzip or zlib body in one call.
+ * a gzip or zlib body in one call; content_accept_media_q() reads Accept (RFC 9110 12.5.1),
+ * for POST /explain's image/png answers.
  *
  * No globals; each inflater belongs to one request. Fuzzed by tests/fuzz/fuzz_headers.c. */
 #ifndef API_CONTENT_CODING_H
@@ -32,6 +33,13 @@ content_coding content_coding_parse(const char *header);
 
 /* Whether an Accept-Encoding header accepts coding c (a q-value of 0 refuses it; "*" counts). */
 bool content_coding_accepts(const char *accept_encoding, content_coding c);
+
+/* The q-value an Accept header gives media type `type` (such as "image/png"): that of its own
+ * entry, else of its major type's wildcard ("image" then "/" and "*"), else of the any-type
+ * wildcard (case-insensitive; media parameters other than q
+ * ignored; a q outside 0..1 counts as 0); -1 when no entry covers it or accept is NULL.
+ * exact (may be NULL): whether the entry was the type itself, not a wildcard. */
+double content_accept_media_q(const char *accept, const char *type, bool *exact);
 
 /* The header spelling of c: "gzip", "deflate" (identity: "identity"). */
 const char *content_coding_name(content_coding c);

@@ -5,14 +5,15 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "heatmap.h"
 #include "labels.h"
 
 #define MAX_INPUTS 4096
 
-/* One JSON line: the explained class, its probability, and the map as hw rows of hw numbers
- * (row 0 is the top of the network's view of the image). */
+/* One JSON line: the explained class, its probability, the map as hw rows of hw numbers
+ * (row 0 is the top of the network's view of the image) and the picture written, if any. */
 static void print_explanation(const char *file, int class_id, float probability,
-                              const float *map, int hw) {
+                              const float *map, int hw, const char *png) {
     json_t *grid = json_array();
     for (int y = 0; y < hw; y++) {
         json_t *row = json_array();
@@ -22,18 +23,47 @@ static void print_explanation(const char *file, int class_id, float probability,
     json_t *o = json_pack("{s:s, s:i, s:s?, s:f, s:o}", "file", file, "class_id", class_id,
                           "label", labels_name(class_id), "probability", (double)probability,
                           "grid", grid);
+    if (png) json_object_set_new(o, "png", json_string(png));
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)); /* floats round-trip */
     puts(s);
     free(s);
     json_decref(o);
 }
 
-/* What each batch is asked: every image's class (or VGG_EXPLAIN_TOP1), and the map's side. */
+/* What each batch is asked: every image's class (or VGG_EXPLAIN_TOP1), the map's side, and
+ * where pictures go (NULL: none). */
 typedef struct {
     int class_id;
     int n_classes;
     int hw;
+    const char *png;
 } explain_request;
+
+/* The picture path of the k-th image explained (from 0): --png itself for a single input,
+ * else with "-<k + 1>" before its extension (out.png -> out-1.png, out-2.png ...); the JSON
+ * line says which file each is. */
+static void png_path(const char *base, int k, int n_rows, char *out, size_t cap) {
+    if (n_rows == 1) {
+        snprintf(out, cap, "%s", base);
+        return;
+    }
+    const char *dot = strrchr(base, '.'), *slash = strrchr(base, '/');
+    int stem = dot && (!slash || dot > slash) ? (int)(dot - base) : (int)strlen(base);
+    snprintf(out, cap, "%.*s-%d%s", stem, base, k + 1, base + stem);
+}
+
+/* The picture of one explanation (heatmap_explanation_png) into path. Returns 0 or -1. */
+static int write_png(const char *path, preprocess_mode mode, const float *tensor, int image_hw,
+                     const float *map, int hw) {
+    size_t len;
+    unsigned char *png = heatmap_explanation_png(mode, tensor, image_hw, map, hw, &len);
+    FILE *f = png ? fopen(path, "wb") : NULL;
+    int ok = f && fwrite(png, 1, len, f) == len;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok) fprintf(stderr, "error: cannot write %s\n", path);
+    free(png);
+    return ok ? 0 : -1;
+}
 
 /* Every row through the engine, batch at a time, one JSON line each. Returns the exit status. */
 static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, const explain_request *rq) {
@@ -44,7 +74,7 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, const ex
     int *classes = malloc((size_t)batch * sizeof(int)), *explained = malloc((size_t)batch * sizeof(int));
     cli_row_name *names = malloc((size_t)batch * sizeof *names);
     char err[1024];
-    int status = 0;
+    int status = 0, explained_so_far = 0;
     for (int i = 0; i < batch; i++) classes[i] = rq->class_id;
     for (int next = 0; next < src->n_rows;) {
         int n = cli_fill_batch(src, &next, batch, in, names, &status);
@@ -54,9 +84,17 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, const ex
             status = 1;
             break;
         }
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            char path[4096];
+            if (rq->png) {
+                png_path(rq->png, explained_so_far++, src->n_rows, path, sizeof path);
+                if (write_png(path, src->mode, in + i * src->per_image, src->hw,
+                              maps + i * map_floats, rq->hw) != 0)
+                    status = 1;
+            }
             print_explanation(names[i], explained[i], probs[(size_t)i * rq->n_classes + explained[i]],
-                              maps + i * map_floats, rq->hw);
+                              maps + i * map_floats, rq->hw, rq->png ? path : NULL);
+        }
         fflush(stdout);
     }
     free(in);
@@ -71,7 +109,8 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, const ex
 /* Options, their checks, the inputs, the model, then run_batches (classify's shape). */
 int cmd_explain(int argc, char **argv) {
     const char *weights = NULL, *model = NULL, *algo = NULL, *threads_s = "0", *precision = NULL,
-               *tensor = NULL, *batch_s = "8", *mode_s = "auto", *seed_s = "1", *class_s = NULL;
+               *tensor = NULL, *batch_s = "8", *mode_s = "auto", *seed_s = "1", *class_s = NULL,
+               *png = NULL;
     cli_decode_flags dflags = CLI_DECODE_FLAGS_DEFAULT;
     const cli_option opts[] = {
         {"weights", "FILE", "safetensors weights (default: generated from --seed)", &weights, NULL},
@@ -85,12 +124,14 @@ int cmd_explain(int argc, char **argv) {
         {"mode", "MODE", "preprocessing: auto|torchvision|caffe (default auto: what the weights "
                          "file says, else torchvision)", &mode_s, NULL},
         {"tensor", "FILE.npy", "explain a preprocessed float32 (N,3,224,224) array", &tensor, NULL},
+        {"png", "OUT.png", "also write each image's heat map over what the network saw (several "
+                           "images: OUT-1.png, OUT-2.png ...)", &png, NULL},
         CLI_DECODE_OPTIONS(dflags),
     };
     const char *inputs[MAX_INPUTS];
     int n_inputs;
     int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0],
-                       "usage: vggserve explain [--weights FILE] [--class-id C] [options] IMAGE...\n"
+                       "usage: vggserve explain [--weights FILE] [--class-id C] [--png OUT.png] [options] IMAGE...\n"
                        "       vggserve explain [--weights FILE] [--class-id C] [options] --tensor FILE.npy\n"
                        "Prints one JSON object per image: {\"file\", \"class_id\", \"label\", "
                        "\"probability\", \"grid\"}: the Grad-CAM map of the last convolution (14 x 14 "
@@ -128,7 +169,7 @@ int cmd_explain(int argc, char **argv) {
     int status = cli_run_open(&run, &spec, inputs, n_inputs, tensor, &dopt, mode_s, (int)threads);
     if (status == 0) {
         const explain_request rq = {(int)class_id, vgg_model_config(run.m)->n_classes,
-                                    vgg_model_explain_hw(run.m)};
+                                    vgg_model_explain_hw(run.m), png};
         status = run_batches(&run.src, run.e, (int)batch, &rq);
     }
     cli_run_close(&run);

@@ -214,6 +214,11 @@ preprocess_status preprocess_rgb_unit(const preprocess_image *img, int resize_to
     return PREPROCESS_OK;
 }
 
+/* The normalisations: torchvision's ImageNet mean and std of [0, 1] RGB, and caffe's BGR
+ * means of 0..255 pixels. */
+static const float torch_mean[3] = {0.485f, 0.456f, 0.406f}, torch_std[3] = {0.229f, 0.224f, 0.225f};
+static const float caffe_mean_bgr[3] = {103.939f, 116.779f, 123.68f};
+
 preprocess_status preprocess_rgb(const preprocess_image *img, preprocess_mode mode,
                                  int resize_to, int out_hw, float *out) {
     const size_t plane = (size_t)out_hw * out_hw;
@@ -223,21 +228,30 @@ preprocess_status preprocess_rgb(const preprocess_image *img, preprocess_mode mo
         preprocess_status st =
             resample_window(img, out_hw, out_hw, 0, 0, out_hw, out_hw, rgb);
         if (st == PREPROCESS_OK) {
-            static const float mean_bgr[3] = {103.939f, 116.779f, 123.68f};
             for (int c = 0; c < 3; c++) /* output channel c (BGR) takes input channel 2 - c */
                 for (size_t i = 0; i < plane; i++)
-                    out[c * plane + i] = rgb[(2 - c) * plane + i] - mean_bgr[c];
+                    out[c * plane + i] = rgb[(2 - c) * plane + i] - caffe_mean_bgr[c];
         }
         free(rgb);
         return st;
     }
     preprocess_status st = torchvision_geometry(img, resize_to, out_hw, out);
     if (st != PREPROCESS_OK) return st;
-    static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
     for (int c = 0; c < 3; c++)
         for (size_t i = 0; i < plane; i++)
-            out[c * plane + i] = (out[c * plane + i] / 255.0f - mean[c]) / std[c];
+            out[c * plane + i] = (out[c * plane + i] / 255.0f - torch_mean[c]) / torch_std[c];
     return PREPROCESS_OK;
+}
+
+void preprocess_tensor_rgb(preprocess_mode mode, const float *tensor, int hw, uint8_t *rgb) {
+    const size_t plane = (size_t)hw * hw;
+    for (int c = 0; c < 3; c++) /* RGB channel c */
+        for (size_t i = 0; i < plane; i++) {
+            float v = mode == PREPROCESS_CAFFE
+                          ? tensor[(2 - c) * plane + i] + caffe_mean_bgr[2 - c]
+                          : (tensor[c * plane + i] * torch_std[c] + torch_mean[c]) * 255.0f;
+            rgb[i * 3 + c] = (uint8_t)(v <= 0 ? 0 : v >= 255 ? 255 : lrintf(v));
+        }
 }
 
 void preprocess_tune_malloc(void) {

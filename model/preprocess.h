@@ -62,6 +62,11 @@ preprocess_status preprocess_rgb(const preprocess_image *img, preprocess_mode mo
 void preprocess_view_window(preprocess_mode mode, int w, int h, int resize_to, int out_hw,
                             double box[4]);
 
+/* The picture a (3, hw, hw) tensor of mode's normalisation shows: hw x hw RGB bytes,
+ * row-major (preprocess_rgb undone, rounded and clamped), for drawing over what the network
+ * saw. */
+void preprocess_tensor_rgb(preprocess_mode mode, const float *tensor, int hw, uint8_t *rgb);
+
 /* The same before normalisation: RGB in [0, 1] (torchvision geometry), for parity tests. */
 preprocess_status preprocess_rgb_unit(const preprocess_image *img, int resize_to, int out_hw,
                                       float *out);

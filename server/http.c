@@ -25,6 +25,7 @@
 #include "demo_page.h"
 #include "errors.h"
 #include "guard.h"
+#include "heatmap.h"
 #include "kserve_v2.h"
 #include "labels.h"
 #include "log.h"
@@ -134,6 +135,8 @@ typedef struct {
     float *logits; /* only for a v2 request that asks for them */
     int *explain_class, *explained; /* POST /explain: per image, asked and explained */
     float *maps;                     /* their Grad-CAM maps */
+    bool answer_png;                 /* POST /explain with Accept: image/png: one picture */
+    char explained_header[24];       /* X-Explained-Class of that picture */
     int (*sizes)[2];                 /* upright size of each upload, for the crop window */
     kserve_v2_route v2_route;
     kserve_v2_infer v2; /* the parsed v2 request (its inputs moved to .inputs) */
@@ -188,8 +191,8 @@ static void add_cors_headers(request *r, struct MHD_Response *resp) {
     if (!r->cors_origin) return;
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
     MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-                            "X-Request-Id, Inference-Header-Content-Length, traceparent, "
-                            "Retry-After");
+                            "X-Request-Id, Inference-Header-Content-Length, X-Explained-Class, "
+                            "traceparent, Retry-After");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin, Accept-Encoding");
 }
 
@@ -209,6 +212,8 @@ static enum MHD_Result send_body(request *r, int code, const char *content_type,
                                 route_is_post(r) ? "POST" : "GET, HEAD");
     if (r->infer_header_len[0])
         MHD_add_response_header(resp, "Inference-Header-Content-Length", r->infer_header_len);
+    if (r->explained_header[0])
+        MHD_add_response_header(resp, "X-Explained-Class", r->explained_header);
     if (r->route == ROUTE_DEMO)
         MHD_add_response_header(resp, "Content-Security-Policy", DEMO_PAGE_CSP);
     if (api_status_retry_after(st)) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
@@ -501,12 +506,39 @@ static enum MHD_Result ask_maps(request *r, int cls) {
     return MHD_YES;
 }
 
+/* Whether POST /explain answers a PNG: image/png is named in Accept and preferred to JSON
+ * (at equal q the PNG wins over JSON that only a wildcard accepts, such as curl's and
+ * browsers' trailing * / *). */
+static bool accept_prefers_png(const char *accept) {
+    bool png_named, json_named;
+    const double png = content_accept_media_q(accept, "image/png", &png_named);
+    const double json = content_accept_media_q(accept, "application/json", &json_named);
+    return png_named && png > 0 && (png > json || (png == json && !json_named));
+}
+
+/* Accept: image/png answers one image as a picture; several get JSON when the client takes
+ * it, else 400. Sets r->answer_png; returns MHD_YES, or what send_error returned. */
+static enum MHD_Result negotiate_explanation(request *r) {
+    const char *accept = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_ACCEPT);
+    r->answer_png = accept_prefers_png(accept);
+    if (!r->answer_png || r->n_images == 1) return MHD_YES;
+    r->answer_png = false;
+    if (content_accept_media_q(accept, "application/json", NULL) > 0) return MHD_YES;
+    char msg[160];
+    snprintf(msg, sizeof msg, "Accept: image/png answers one image; this request has %d "
+             "(accept application/json for several)", r->n_images);
+    return send_error(r, API_BAD_REQUEST, msg);
+}
+
 /* POST /explain: ?class_id=C (else each image's top-1) for every image of the request. */
 static enum MHD_Result ask_explanations(request *r) {
     http_server *s = r->srv;
     if (!s->explain_hw)
         return send_error(r, API_BAD_REQUEST, "explanations are not supported in int8; serve "
                           "with --precision f32 or bf16");
+    enum MHD_Result negotiated = negotiate_explanation(r);
+    if (r->http_code) return negotiated;
     const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "class_id");
     int cls = VGG_EXPLAIN_TOP1;
     if (q) {
@@ -565,6 +597,21 @@ static enum MHD_Result classify_body_done(request *r) {
 
 static enum MHD_Result v2_infer_answer(request *r);
 
+/* POST /explain's picture (Accept: image/png): the one image as the network saw it with its
+ * map over it (model/heatmap.h), the class it explains in X-Explained-Class. PNG is
+ * compressed already, so no Content-Encoding. */
+static enum MHD_Result explanation_png_answer(request *r) {
+    http_server *s = r->srv;
+    size_t len;
+    preprocess_mode mode = (preprocess_mode)atomic_load(&s->preprocess);
+    unsigned char *png = heatmap_explanation_png(mode, r->inputs, IMAGE_HW, r->maps,
+                                                 s->explain_hw, &len);
+    if (!png) return send_error(r, API_INTERNAL, "out of memory drawing the explanation");
+    snprintf(r->explained_header, sizeof r->explained_header, "%d", r->explained[0]);
+    r->answer_coding = CONTENT_CODING_IDENTITY;
+    return send_body(r, 200, "image/png", (char *)png, len, API_OK);
+}
+
 /* Answers a request the workers finished: its errors, or its body (classify or v2 infer). */
 static enum MHD_Result classify_answer(request *r) {
     http_server *s = r->srv;
@@ -591,6 +638,12 @@ static enum MHD_Result classify_answer(request *r) {
                      ms_between(r->start_ns, batcher_now_ns())};
     json_t *body = api_classify_json(s->cfg->model, r->id, r->probs, r->n_images, s->n_classes,
                                      r->top_k, &t, r->br.max_batch_seen);
+    if (r->answer_png) {
+        json_decref(body);
+        enum MHD_Result res = explanation_png_answer(r);
+        r->output_ns = batcher_now_ns() - t0;
+        return res;
+    }
     if (r->route == ROUTE_EXPLAIN) add_explanations(r, body);
     enum MHD_Result res = send_json(r, 200, body, API_OK);
     r->output_ns = batcher_now_ns() - t0;

@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "classify_request.h"
 #include "config.h"
+#include "content_coding.h"
 #include "errors.h"
 #include "image_check.h"
 #include "test_util.h"
@@ -302,6 +303,39 @@ static void test_config_keys(void) {
     EXPECT(config_load_secrets(&c, err, sizeof err) != 0 && strstr(err, path));
 }
 
+/* Accept's q-values for a media type: the most specific entry wins, q=0 refuses. */
+static void test_accept_media(void) {
+    static const struct {
+        const char *accept, *type;
+        double q;
+        bool exact;
+    } cases[] = {
+        {NULL, "image/png", -1, false},
+        {"", "image/png", -1, false},
+        {"application/json", "image/png", -1, false},
+        {"image/png", "image/png", 1, true},
+        {"IMAGE/PNG;q=0.5", "image/png", 0.5, true},
+        {"image/*;q=0.3, */*;q=0.1", "image/png", 0.3, false},
+        {"*/*", "application/json", 1, false},
+        {"image/png;q=0, */*", "image/png", 0, true},
+        {"text/html, image/png ; level=1 ; q=0.8", "image/png", 0.8, true},
+        {"image/png;q=7", "image/png", 0, true},
+        {"image/pngx, image/*x", "image/png", -1, false},
+        {"application/*", "application/json", 1, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool exact = !cases[i].exact;
+        double q = content_accept_media_q(cases[i].accept, cases[i].type, &exact);
+        if (fabs(q - cases[i].q) > 1e-9 || exact != cases[i].exact)
+            fprintf(stderr, "accept case %zu: q %g exact %d\n", i, q, exact);
+        EXPECT(fabs(q - cases[i].q) <= 1e-9 && exact == cases[i].exact);
+    }
+    /* Accept-Encoding reads its q-values the same way. */
+    EXPECT(content_coding_accepts("gzip;q=0.5", CONTENT_CODING_GZIP));
+    EXPECT(!content_coding_accepts("gzip;q=0, *", CONTENT_CODING_GZIP));
+    EXPECT(content_coding_accepts("br, *;q=0.1", CONTENT_CODING_DEFLATE));
+}
+
 int main(int argc, char **argv) {
     tests_dir = argc > 1 ? argv[1] : "tests";
     static const test_case tests[] = {
@@ -310,6 +344,7 @@ int main(int argc, char **argv) {
         {"auth", test_auth},
         {"utf8 sanitize", test_utf8_sanitize},
         {"config keys", test_config_keys},
+        {"accept media", test_accept_media},
     };
     test_run(tests, sizeof tests / sizeof tests[0]);
     return test_summary();

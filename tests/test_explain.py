@@ -167,9 +167,9 @@ class ExplainTest(unittest.TestCase):
 
     # ---- POST /explain
 
-    def post(self, data, query="", **kw):
+    def post(self, data, query="", headers=None, **kw):
         return self.server.request("POST", "/explain" + query, body=data,
-                                   headers={"Content-Type": "image/jpeg"}, **kw)
+                                   headers=headers or {"Content-Type": "image/jpeg"}, **kw)
 
     def test_http_maps_match_torch_and_classify(self):
         self.server.wait_ready()
@@ -211,6 +211,62 @@ class ExplainTest(unittest.TestCase):
             r = self.post(photos[0], "?class_id=" + value)
             self.assertEqual(r.status, 400, (value, r))
             self.assertIn("class_id", r.json()["error"]["message"])
+
+    # ---- Accept: image/png and explain --png: the picture
+
+    @staticmethod
+    def expected_picture(tensor, grid):
+        """What heatmap.h promises, computed here: the tensor's picture (normalisation undone),
+        the grid upsampled by torch's bilinear interpolation, the jet ramp, opacity 0.25..0.65
+        growing with the value."""
+        mean = np.array([0.485, 0.456, 0.406])[:, None, None]
+        std = np.array([0.229, 0.224, 0.225])[:, None, None]
+        rgb = np.clip(np.rint((tensor * std + mean) * 255), 0, 255).transpose(1, 2, 0)
+        g = torch.from_numpy(np.asarray(grid, dtype=np.float32))[None, None]
+        v = torch.nn.functional.interpolate(g, size=rgb.shape[:2], mode="bilinear",
+                                            align_corners=False)[0, 0].double().numpy()
+        v = np.clip(v, 0, 1)[..., None]
+        jet = np.clip(1.5 - 4 * np.abs(v - np.array([0.75, 0.5, 0.25])), 0, 1)
+        a = 0.25 + 0.4 * v
+        return (1 - a) * rgb + a * np.rint(jet * 255)
+
+    def test_png_answer_and_cli_png_draw_the_map_over_the_crop(self):
+        from PIL import Image  # python3-pil, as test_decode uses
+        import io
+        self.server.wait_ready()
+        photo = su.image("chelsea.jpg")
+        r = self.post(photo, "?class_id=%d" % self.other,
+                      headers={"Content-Type": "image/jpeg", "Accept": "image/png, */*"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers["Content-Type"], "image/png")
+        self.assertEqual(r.headers["X-Explained-Class"], str(self.other))
+        picture = np.asarray(Image.open(io.BytesIO(r.body)).convert("RGB"), dtype=np.float64)
+        self.assertEqual(picture.shape, (224, 224, 3))
+        grid = self.post(photo, "?class_id=%d" % self.other).json()["predictions"][0][
+            "explanation"]["grid"]
+        out = os.path.join(self.tmp.name, "png_chelsea.npy")
+        run("preprocess", os.path.join(IMAGES, "chelsea.jpg"), "--out", out)
+        want = self.expected_picture(np.load(out)[0].astype(np.float64), grid)
+        diff = np.abs(picture - want).max()
+        print(f"Accept: image/png: max |pixel - reference| = {diff:.3g} of 255")
+        self.assertLessEqual(diff, 1.5)
+        # The CLI draws the same picture.
+        png = os.path.join(self.tmp.name, "cli.png")
+        rows = self.explain("--class-id", str(self.other), "--batch", "1", "--png", png,
+                            os.path.join(IMAGES, "chelsea.jpg"))
+        self.assertEqual(rows[0]["png"], png)
+        cli = np.asarray(Image.open(png).convert("RGB"), dtype=np.float64)
+        self.assertLessEqual(np.abs(cli - picture).max(), 1)
+        # Several images: JSON when the client takes it, else 400; JSON preferred: JSON.
+        body, ctype = su.multipart([("a.jpg", photo), ("b.jpg", photo)])
+        for accept, status in (("image/png", 400), ("image/png, application/json;q=0.5", 200)):
+            r = self.server.request("POST", "/explain", body=body,
+                                    headers={"Content-Type": ctype, "Accept": accept})
+            self.assertEqual(r.status, status, (accept, r))
+            self.assertTrue(r.headers["Content-Type"].startswith("application/json"), accept)
+        r = self.post(photo, headers={"Content-Type": "image/jpeg",
+                                      "Accept": "application/json, image/png;q=0.9"})
+        self.assertTrue(r.headers["Content-Type"].startswith("application/json"))
 
     # ---- KServe v2: the gradcam output
 

@@ -1,5 +1,5 @@
 /* fuzz_headers.c - the request headers the service reads itself and compressed bodies:
- * Content-Encoding and Accept-Encoding (api/content_coding.c), traceparent
+ * Content-Encoding, Accept-Encoding and Accept (api/content_coding.c), traceparent
  * (api/trace_context.c), and the inflater under a limit.
  *
  * Input: one header value line, "\n", then a body. The line is read as each header; the
@@ -20,6 +20,10 @@ static void check_headers(const char *line) {
     FUZZ_CHECK(c >= CONTENT_CODING_IDENTITY && c <= CONTENT_CODING_UNSUPPORTED);
     (void)content_coding_accepts(line, CONTENT_CODING_GZIP);
     (void)content_coding_accepts(line, CONTENT_CODING_DEFLATE);
+    bool exact;
+    const double q = content_accept_media_q(line, "image/png", &exact);
+    FUZZ_CHECK(q == -1 || (q >= 0 && q <= 1));
+    FUZZ_CHECK(!exact || q >= 0);
     trace_context tc;
     if (trace_context_parse(line, &tc)) {
         FUZZ_CHECK(strlen(tc.trace_id) == 32 && strlen(tc.parent_id) == 16);
