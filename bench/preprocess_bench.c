@@ -52,10 +52,11 @@ int main(int argc, char **argv) {
     for (; first < argc && strncmp(argv[first], "--", 2) == 0; first++) {
         if (strcmp(argv[first], "--glibc-defaults") == 0) defaults = 1;
         else if (strcmp(argv[first], "--decode-scaling") == 0 && first + 1 < argc) {
-            if (image_decode_parse_scaling(argv[++first], &opt.full_resolution) != 0) {
-                fprintf(stderr, "--decode-scaling: auto or off\n");
+            int scaling;
+            if (cli_parse_choice("decode-scaling", argv[++first], image_decode_scaling_names,
+                                 &scaling) != 0)
                 return 2;
-            }
+            opt.full_resolution = scaling == IMAGE_DECODE_SCALING_OFF;
         }
         else if (strcmp(argv[first], "--threads") == 0 && first + 1 < argc) threads = atoi(argv[++first]);
         else if (strcmp(argv[first], "--iterations") == 0 && first + 1 < argc) iterations = atoi(argv[++first]);

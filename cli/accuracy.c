@@ -116,6 +116,41 @@ static void print_report(accuracy_tally *t, const cli_model_spec *cand, bool jso
                rel_logit_err, median_margin, t->max_flip_margin);
 }
 
+/* The reference (f32 direct) and the candidate, two models over one set of weights. */
+typedef struct {
+    vgg_weights w;
+    vgg_model *ref_m, *cand_m;
+    vgg_engine *ref_e, *cand_e;
+} model_pair;
+
+static void pair_close(model_pair *p) {
+    vgg_engine_free(p->ref_e);
+    vgg_engine_free(p->cand_e);
+    vgg_model_free(p->ref_m);
+    vgg_model_free(p->cand_m);
+    vgg_weights_free(&p->w);
+}
+
+/* Returns 0, or -1 after printing (pair_close is safe either way). */
+static int pair_open(model_pair *p, const cli_model_spec *ref, const cli_model_spec *cand,
+                     int threads) {
+    memset(p, 0, sizeof *p);
+    if (cli_build_model(ref, &p->w, &p->ref_m, true) != 0) {
+        memset(&p->w, 0, sizeof p->w); /* cli_build_model frees what it held */
+        return -1;
+    }
+    char err[512];
+    vgg_model_options copt;
+    float act_max[VGG_N_LAYERS]; /* read while the candidate is created */
+    if (cli_model_options(cand, &p->w, act_max, &copt, false) != 0) return -1;
+    p->cand_m = vgg_model_create(&p->w, &copt, err, sizeof err);
+    p->ref_e = vgg_engine_create(p->ref_m, threads, err, sizeof err);
+    p->cand_e = p->cand_m ? vgg_engine_create(p->cand_m, threads, err, sizeof err) : NULL;
+    if (p->cand_m && p->ref_e && p->cand_e) return 0;
+    fprintf(stderr, "error: %s\n", err);
+    return -1;
+}
+
 int cmd_accuracy(int argc, char **argv) {
     const char *weights = NULL, *model = NULL, *algo = NULL, *precision = "bf16",
                *random_s = "200", *seed_s = "1", *threads_s = "0", *float_layers = NULL;
@@ -161,39 +196,28 @@ int cmd_accuracy(int argc, char **argv) {
         cli_model_spec_parse(&cand_spec, weights, model, algo, precision) != 0 ||
         cli_int8_float_layers_parse(&cand_spec, float_layers) != 0)
         return 2;
-    vgg_weights w;
-    vgg_model *ref_m;
-    if (cli_build_model(&ref_spec, &w, &ref_m, true) != 0) return 1;
-    char err[512];
-    vgg_model_options copt;
-    float act_max[VGG_N_LAYERS];
-    if (cli_model_options(&cand_spec, &w, act_max, &copt, false) != 0) return 1;
-    vgg_model *cand_m = vgg_model_create(&w, &copt, err, sizeof err);
-    vgg_engine *ref_e = vgg_engine_create(ref_m, (int)threads, err, sizeof err);
-    vgg_engine *cand_e = cand_m ? vgg_engine_create(cand_m, (int)threads, err, sizeof err) : NULL;
-    if (!cand_m || !ref_e || !cand_e) {
-        fprintf(stderr, "error: %s\n", err);
+    model_pair pair;
+    if (pair_open(&pair, &ref_spec, &cand_spec, (int)threads) != 0) {
+        pair_close(&pair);
         return 1;
     }
-    const vgg_config *cfg = vgg_model_config(ref_m);
+    const vgg_config *cfg = vgg_model_config(pair.ref_m);
     const size_t per = (size_t)3 * cfg->input_hw * cfg->input_hw;
     const int total = n_images + (int)n_random, nc = cfg->n_classes;
     float *photos = malloc(per * n_images * sizeof(float));
     preprocess_mode mode; /* what the weights were trained with */
-    cli_preprocess_mode("auto", &w, &mode);
-    if (cli_load_photos(images, n_images, mode, cfg->input_hw, &dopt, photos) != 0) return 1;
+    preprocess_resolve(PREPROCESS_SETTING_AUTO, pair.w.preprocess, &mode);
     accuracy_tally tally = {.margins = malloc((size_t)total * sizeof(double))};
-    if (compare(ref_e, cand_e, photos, n_images, total, per, nc, &tally, err, sizeof err) != 0) {
+    char err[512];
+    int status = cli_load_photos(images, n_images, mode, cfg->input_hw, &dopt, photos) != 0;
+    if (!status && compare(pair.ref_e, pair.cand_e, photos, n_images, total, per, nc, &tally,
+                           err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
-        return 1;
+        status = 1;
     }
-    print_report(&tally, &cand_spec, json);
+    if (!status) print_report(&tally, &cand_spec, json);
     free(photos);
     free(tally.margins);
-    vgg_engine_free(ref_e);
-    vgg_engine_free(cand_e);
-    vgg_model_free(ref_m);
-    vgg_model_free(cand_m);
-    vgg_weights_free(&w);
-    return 0;
+    pair_close(&pair);
+    return status;
 }

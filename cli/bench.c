@@ -59,11 +59,20 @@ static int time_rounds(vgg_engine *e, const float *in, int n, const bench_pass *
     return runs;
 }
 
-int cmd_bench(int argc, char **argv) {
+/* What the command line asks for. */
+typedef struct {
+    cli_model_spec spec;
+    long threads, seconds, min_runs, explain_images;
+    int batches[32], n_batches, max_batch;
+    bool json, verbose, explain;
+} bench_args;
+
+/* The options into *a. Returns 0, 1 after --help, or -1 after printing an error. */
+static int parse_args(int argc, char **argv, bench_args *a) {
     const char *weights = NULL, *model = NULL, *algo = NULL, *precision = NULL, *threads_s = "0",
                *batches_s = "1,8,16", *seconds_s = "5", *runs_s = "3", *seed_s = "1",
                *fc1_s = "flat", *float_layers = NULL, *explain_images_s = NULL;
-    bool json = false, verbose = false, explain = false, spec_explain_plain_fc = false;
+    bool explain_plain_fc = false;
     const cli_option opts[] = {
         {"weights", "FILE", "safetensors weights (default: generated)", &weights, NULL},
         {"seed", "N", "seed for generated weights (default 1)", &seed_s, NULL},
@@ -78,14 +87,14 @@ int cmd_bench(int argc, char **argv) {
         {"int8-float-layers", "LIST", "int8: layers kept in f32, e.g. conv2,fc3 (default none)",
          &float_layers, NULL},
         {"explain", NULL, "also time Grad-CAM explanations, interleaved with forward passes",
-         NULL, &explain},
+         NULL, &a->explain},
         {"explain-images", "K", "with --explain: images of each batch asking for a map (default "
                                 "all)", &explain_images_s, NULL},
-        {"explain-plain-fc", NULL, "with --explain: the backward reads plain copies of the fc "
-                                   "weights (faster, ~470 MB more in f32)", NULL,
-         &spec_explain_plain_fc},
-        {"json", NULL, "one JSON line per batch size", NULL, &json},
-        {"verbose", NULL, "print each plan's primitives and formats", NULL, &verbose},
+        {"explain-plain-fc", NULL, "with --explain: the backward of fc2 and fc3 reads plain "
+                                   "copies of their weights (~83 MB more in f32)", NULL,
+         &explain_plain_fc},
+        {"json", NULL, "one JSON line per batch size", NULL, &a->json},
+        {"verbose", NULL, "print each plan's primitives and formats", NULL, &a->verbose},
     };
     const char *pos[1];
     int n_pos;
@@ -93,54 +102,124 @@ int cmd_bench(int argc, char **argv) {
                        "usage: vggserve bench [--weights FILE] [--algo direct|winograd] "
                        "[--batch 1,8,16] [--seconds S] [--explain] [--json]",
                        pos, 0, &n_pos);
-    if (rc != 0) return rc < 0 ? 2 : 0;
-    long threads, seconds, min_runs, seed, explain_images = 256;
-    if ((explain_images_s && cli_parse_int("explain-images", explain_images_s, 0, 256, &explain_images)) ||
-        cli_parse_int("threads", threads_s, 0, 1024, &threads) ||
-        cli_parse_int("seconds", seconds_s, 0, 3600, &seconds) ||
-        cli_parse_int("min-runs", runs_s, 1, 1000000, &min_runs) ||
+    if (rc != 0) return rc;
+    long seed;
+    a->explain_images = 256;
+    if ((explain_images_s &&
+         cli_parse_int("explain-images", explain_images_s, 0, 256, &a->explain_images)) ||
+        cli_parse_int("threads", threads_s, 0, 1024, &a->threads) ||
+        cli_parse_int("seconds", seconds_s, 0, 3600, &a->seconds) ||
+        cli_parse_int("min-runs", runs_s, 1, 1000000, &a->min_runs) ||
         cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed))
-        return 2;
-    int batches[32], n_batches = 0, max_batch = 1;
+        return -1;
     char list[256];
     snprintf(list, sizeof list, "%s", batches_s);
+    a->max_batch = 1;
     for (char *save, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         long b;
-        if (n_batches == 32 || cli_parse_int("batch", tok, 1, 256, &b)) return 2;
-        batches[n_batches++] = (int)b;
-        if (b > max_batch) max_batch = (int)b;
+        if (a->n_batches == 32 || cli_parse_int("batch", tok, 1, 256, &b)) return -1;
+        a->batches[a->n_batches++] = (int)b;
+        if (b > a->max_batch) a->max_batch = (int)b;
     }
-    cli_model_spec spec = {0};
-    spec.seed = (uint64_t)seed;
-    spec.max_batch = max_batch;
-    spec.explain_plain_fc = spec_explain_plain_fc;
-    if (strcmp(fc1_s, "4d") == 0) spec.fc1_layout = VGG_FC1_4D;
+    a->spec.seed = (uint64_t)seed;
+    a->spec.max_batch = a->max_batch;
+    a->spec.explain_plain_fc = explain_plain_fc;
+    if (strcmp(fc1_s, "4d") == 0) a->spec.fc1_layout = VGG_FC1_4D;
     else if (strcmp(fc1_s, "flat") != 0) {
         fprintf(stderr, "error: --fc1 must be flat or 4d\n");
-        return 2;
+        return -1;
     }
-    if (cli_model_spec_parse(&spec, weights, model, algo, precision) != 0 ||
-        cli_int8_float_layers_parse(&spec, float_layers) != 0)
-        return 2;
+    if (cli_model_spec_parse(&a->spec, weights, model, algo, precision) != 0 ||
+        cli_int8_float_layers_parse(&a->spec, float_layers) != 0)
+        return -1;
+    return 0;
+}
+
+/* The model and one engine with a plan for every batch size (and its explanation's). The
+ * weights' plain copy is dropped once everything is in primitive formats, as the server does.
+ * Returns 0, or -1 after printing. */
+static int open_engine(const bench_args *a, vgg_model **m, vgg_engine **e) {
     vgg_weights w;
-    vgg_model *m;
-    if (cli_build_model(&spec, &w, &m, true) != 0) return 1;
     char err[512];
-    vgg_engine *e = vgg_engine_create(m, (int)threads, err, sizeof err);
-    if (!e) {
-        fprintf(stderr, "error: %s\n", err);
-        return 1;
-    }
-    const vgg_config *cfg = vgg_model_config(m);
-    for (int b = 0; b < n_batches; b++)
-        if (vgg_engine_prepare(e, batches[b], err, sizeof err) != 0 ||
-            (explain && vgg_engine_prepare_explain(e, batches[b], err, sizeof err) != 0)) {
+    *e = NULL;
+    if (cli_build_model(&a->spec, &w, m, true) != 0) return -1;
+    *e = vgg_engine_create(*m, (int)a->threads, err, sizeof err);
+    for (int b = 0; *e && b < a->n_batches; b++)
+        if (vgg_engine_prepare(*e, a->batches[b], err, sizeof err) != 0 ||
+            (a->explain && vgg_engine_prepare_explain(*e, a->batches[b], err, sizeof err) != 0)) {
+            vgg_engine_free(*e);
+            *e = NULL;
+        }
+    vgg_model_release_source(*m);
+    vgg_weights_free(&w);
+    if (*e) return 0;
+    fprintf(stderr, "error: %s\n", err);
+    vgg_model_free(*m);
+    return -1;
+}
+
+static void print_plans(vgg_engine *e, int n, bool explain) {
+    char *d = vgg_engine_describe(e, n);
+    fprintf(stderr, "plan for batch %d:\n%s", n, d);
+    free(d);
+    if (!explain) return;
+    d = vgg_engine_describe_explain(e, n);
+    fprintf(stderr, "explain plan for batch %d:\n%s", n, d);
+    free(d);
+}
+
+/* One batch size: a warm-up of each pass, the timed rounds, one printed line. Returns 0, or
+ * 1 after printing. */
+static int bench_batch(vgg_engine *e, const vgg_config *cfg, const bench_args *a,
+                       const float *in, int n, const bench_pass passes[2]) {
+    const int n_passes = a->explain ? 2 : 1;
+    char err[512];
+    if (a->verbose) print_plans(e, n, a->explain);
+    for (int k = 0; k < n_passes; k++) /* warm-up */
+        if (run_pass(e, in, n, &passes[k], err, sizeof err) != 0) {
             fprintf(stderr, "error: %s\n", err);
             return 1;
         }
-    /* Everything is in primitive formats now: drop the plain copy, as the server does. */
-    vgg_model_release_source(m);
-    vgg_weights_free(&w);
+    double *t[2] = {NULL, NULL};
+    int runs = time_rounds(e, in, n, passes, n_passes, a->seconds, a->min_runs, t);
+    if (runs < 0) {
+        free(t[0]);
+        free(t[1]);
+        return 1;
+    }
+    double med = median_sorted(t[0], runs), med_x = a->explain ? median_sorted(t[1], runs) : 0;
+    double ips_min = n / t[0][runs - 1], ips_med = n / med, ips_max = n / t[0][0];
+    char extra[160] = "";
+    if (a->json && a->explain)
+        snprintf(extra, sizeof extra, ", \"explain_images\": %ld, \"explain_ms_per_batch_median\": "
+                 "%.3f, \"explain_over_forward\": %.4f",
+                 a->explain_images < n ? a->explain_images : n, med_x * 1e3, med_x / med);
+    else if (a->explain)
+        snprintf(extra, sizeof extra, " %15.1f %16.3f", med_x * 1e3, med_x / med);
+    if (a->json)
+        printf("{\"model\": \"%s\", \"algo\": \"%s\", \"precision\": \"%s\", \"batch\": %d, "
+               "\"runs\": %d, \"img_per_s_min\": %.3f, \"img_per_s_median\": %.3f, "
+               "\"img_per_s_max\": %.3f, \"ms_per_batch_median\": %.3f, \"rss_mb\": %.1f%s}\n",
+               cfg->name, vgg_algo_name(a->spec.algo), vgg_precision_name(a->spec.precision), n,
+               runs, ips_min, ips_med, ips_max, med * 1e3, cli_rss_bytes() / 1048576.0, extra);
+    else
+        printf("%6d %6d %12.2f %12.2f %12.2f %14.1f%s\n", n, runs, ips_min, ips_med, ips_max,
+               med * 1e3, extra);
+    fflush(stdout);
+    free(t[0]);
+    free(t[1]);
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    bench_args a = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc != 0) return rc < 0 ? 2 : 0;
+    vgg_model *m;
+    vgg_engine *e;
+    if (open_engine(&a, &m, &e) != 0) return 1;
+    const vgg_config *cfg = vgg_model_config(m);
+    const int max_batch = a.max_batch;
     size_t per_image = (size_t)3 * cfg->input_hw * cfg->input_hw;
     float *in = malloc(per_image * max_batch * sizeof(float));
     uint64_t state = 42;
@@ -150,64 +229,19 @@ int cmd_bench(int argc, char **argv) {
     int *classes = malloc(max_batch * sizeof *classes);
     const int map_hw = vgg_model_explain_hw(m);
     float *maps = malloc((size_t)max_batch * map_hw * map_hw * sizeof *maps);
-    for (int i = 0; i < max_batch; i++) classes[i] = i < explain_images ? VGG_EXPLAIN_TOP1 : VGG_EXPLAIN_NONE;
+    for (int i = 0; i < max_batch; i++)
+        classes[i] = i < a.explain_images ? VGG_EXPLAIN_TOP1 : VGG_EXPLAIN_NONE;
     const bench_pass passes[2] = {{false, NULL, NULL}, {true, classes, maps}};
-    const int n_passes = explain ? 2 : 1;
-    if (!json)
+    if (!a.json)
         printf("%s %s %s, %ld thread(s); weights %.0f MiB in primitive formats, RSS %.0f MiB\n"
                "%6s %6s %12s %12s %12s %14s%s\n",
-               cfg->name, vgg_algo_name(spec.algo), vgg_precision_name(spec.precision),
-               threads ? threads : (long)0, vgg_model_weight_bytes(m) / 1048576.0,
-               cli_rss_bytes() / 1048576.0, "batch", "runs", "img/s min", "img/s median",
-               "img/s max", "ms/batch med", explain ? "  explain ms med  explain/forward" : "");
+               cfg->name, vgg_algo_name(a.spec.algo), vgg_precision_name(a.spec.precision),
+               a.threads, vgg_model_weight_bytes(m) / 1048576.0, cli_rss_bytes() / 1048576.0,
+               "batch", "runs", "img/s min", "img/s median", "img/s max", "ms/batch med",
+               a.explain ? "  explain ms med  explain/forward" : "");
     int status = 0;
-    for (int b = 0; b < n_batches && status == 0; b++) {
-        int n = batches[b];
-        if (verbose) {
-            char *d = vgg_engine_describe(e, n);
-            fprintf(stderr, "plan for batch %d:\n%s", n, d);
-            free(d);
-            if (explain) {
-                d = vgg_engine_describe_explain(e, n);
-                fprintf(stderr, "explain plan for batch %d:\n%s", n, d);
-                free(d);
-            }
-        }
-        for (int k = 0; k < n_passes && status == 0; k++) /* warm-up */
-            if (run_pass(e, in, n, &passes[k], err, sizeof err) != 0) {
-                fprintf(stderr, "error: %s\n", err);
-                status = 1;
-            }
-        double *t[2] = {NULL, NULL};
-        int runs = status ? -1 : time_rounds(e, in, n, passes, n_passes, seconds, min_runs, t);
-        if (runs < 0) {
-            status = 1;
-            free(t[0]);
-            free(t[1]);
-            break;
-        }
-        double med = median_sorted(t[0], runs), med_x = explain ? median_sorted(t[1], runs) : 0;
-        double ips_min = n / t[0][runs - 1], ips_med = n / med, ips_max = n / t[0][0];
-        char extra[160] = "";
-        if (json && explain)
-            snprintf(extra, sizeof extra, ", \"explain_images\": %ld, \"explain_ms_per_batch_median\": "
-                     "%.3f, \"explain_over_forward\": %.4f", explain_images < n ? explain_images : n,
-                     med_x * 1e3, med_x / med);
-        else if (explain)
-            snprintf(extra, sizeof extra, " %15.1f %16.3f", med_x * 1e3, med_x / med);
-        if (json)
-            printf("{\"model\": \"%s\", \"algo\": \"%s\", \"precision\": \"%s\", \"batch\": %d, "
-                   "\"runs\": %d, \"img_per_s_min\": %.3f, \"img_per_s_median\": %.3f, "
-                   "\"img_per_s_max\": %.3f, \"ms_per_batch_median\": %.3f, \"rss_mb\": %.1f%s}\n",
-                   cfg->name, vgg_algo_name(spec.algo), vgg_precision_name(spec.precision), n,
-                   runs, ips_min, ips_med, ips_max, med * 1e3, cli_rss_bytes() / 1048576.0, extra);
-        else
-            printf("%6d %6d %12.2f %12.2f %12.2f %14.1f%s\n", n, runs, ips_min, ips_med, ips_max,
-                   med * 1e3, extra);
-        fflush(stdout);
-        free(t[0]);
-        free(t[1]);
-    }
+    for (int b = 0; b < a.n_batches && status == 0; b++)
+        status = bench_batch(e, cfg, &a, in, a.batches[b], passes);
     free(in);
     free(classes);
     free(maps);

@@ -63,7 +63,7 @@ int cmd_calibrate(int argc, char **argv) {
     size_t per = (size_t)3 * hw * hw;
     float *inputs = malloc(per * (n > 0 ? n : 1) * sizeof(float));
     preprocess_mode mode; /* what the weights were trained with */
-    cli_preprocess_mode("auto", &w, &mode);
+    preprocess_resolve(PREPROCESS_SETTING_AUTO, w.preprocess, &mode);
     if (cli_load_photos(images, n_images, mode, hw, &dopt, inputs) != 0) return 1;
     vgg_calibration_images(inputs + (size_t)n_images * per, (int)generated, hw, 1);
     float act_max[VGG_N_LAYERS];

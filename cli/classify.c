@@ -59,28 +59,14 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, int n_cl
     return status;
 }
 
-/* Options, their checks, the inputs, the model, then run_batches: longer than 80 lines only by
- * its declarative option table and one check per option. */
 int cmd_classify(int argc, char **argv) {
-    const char *weights = NULL, *model = NULL, *topk_s = "5", *algo = NULL, *threads_s = "0",
-               *precision = NULL, *tensor = NULL, *batch_s = "8", *mode_s = "auto",
-               *seed_s = "1";
+    const char *topk_s = "5";
     bool all = false;
-    cli_decode_flags dflags = CLI_DECODE_FLAGS_DEFAULT;
+    cli_run_flags rf = CLI_RUN_FLAGS_DEFAULT;
     const cli_option opts[] = {
-        {"weights", "FILE", "safetensors weights (default: generated from --seed)", &weights, NULL},
-        {"seed", "N", "seed for generated weights when --weights is absent (default 1)", &seed_s, NULL},
-        {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &model, NULL},
+        CLI_RUN_OPTIONS(rf),
         {"top-k", "K", "classes per image (default 5)", &topk_s, NULL},
-        {"algo", "ALGO", "direct|winograd convolutions (default direct)", &algo, NULL},
-        {"precision", "P", "f32|bf16|int8 (default f32)", &precision, NULL},
-        {"threads", "T", "oneDNN threads (default: all cores)", &threads_s, NULL},
-        {"batch", "B", "images per forward pass (default 8)", &batch_s, NULL},
-        {"mode", "MODE", "preprocessing: auto|torchvision|caffe (default auto: what the weights "
-                         "file says, else torchvision)", &mode_s, NULL},
-        {"tensor", "FILE.npy", "classify a preprocessed float32 (N,3,224,224) array", &tensor, NULL},
         {"all", NULL, "also print all probabilities and logits", NULL, &all},
-        CLI_DECODE_OPTIONS(dflags),
     };
     const char *inputs[MAX_INPUTS];
     int n_inputs;
@@ -91,32 +77,14 @@ int cmd_classify(int argc, char **argv) {
                        "label, probability}]}.",
                        inputs, MAX_INPUTS, &n_inputs);
     if (rc != 0) return rc < 0 ? 2 : 0;
-    image_decode_options dopt;
-    if (cli_decode_options(&dflags, &dopt) != 0) return 2;
-    long k, threads, batch, seed;
-    if (cli_parse_int("top-k", topk_s, 1, 1000, &k) || cli_parse_int("threads", threads_s, 0, 1024, &threads) ||
-        cli_parse_int("batch", batch_s, 1, 256, &batch) ||
-        cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed))
+    long k;
+    cli_run_settings rs;
+    if (cli_parse_int("top-k", topk_s, 1, 1000, &k) || cli_run_options(&rf, n_inputs, &rs) != 0)
         return 2;
-    const vgg_weights no_weights = {0}; /* only the setting's spelling is checked here */
-    preprocess_mode mode;
-    if (cli_preprocess_mode(mode_s, &no_weights, &mode) < 0) {
-        fprintf(stderr, "error: --mode must be auto, torchvision or caffe, got '%s'\n", mode_s);
-        return 2;
-    }
-    if (!tensor && n_inputs == 0) {
-        fprintf(stderr, "error: give at least one IMAGE or --tensor FILE.npy (see --help)\n");
-        return 2;
-    }
-    cli_model_spec spec = {0};
-    spec.seed = (uint64_t)seed;
-    spec.max_batch = (int)batch;
-    if (cli_model_spec_parse(&spec, weights, model, algo, precision) != 0) return 2;
-
     cli_run run;
-    int status = cli_run_open(&run, &spec, inputs, n_inputs, tensor, &dopt, mode_s, (int)threads);
+    int status = cli_run_open(&run, &rs, inputs, n_inputs);
     if (status == 0)
-        status = run_batches(&run.src, run.e, (int)batch, vgg_model_config(run.m)->n_classes,
+        status = run_batches(&run.src, run.e, rs.batch, vgg_model_config(run.m)->n_classes,
                              (int)k, all);
     cli_run_close(&run);
     return status;

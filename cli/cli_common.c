@@ -78,16 +78,17 @@ int cli_parse_int(const char *name, const char *s, long min, long max, long *out
     return 0;
 }
 
-int cli_preprocess_mode(const char *setting, const vgg_weights *w, preprocess_mode *out) {
-    const char *mode = setting;
-    *out = PREPROCESS_TORCHVISION;
-    if (strcmp(setting, "auto") == 0) {
-        mode = w->preprocess[0] ? w->preprocess : "torchvision";
-        if (strcmp(mode, "torchvision") != 0 && strcmp(mode, "caffe") != 0) return 1;
-    }
-    if (strcmp(mode, "caffe") == 0) *out = PREPROCESS_CAFFE;
-    else if (strcmp(mode, "torchvision") != 0) return -1;
-    return 0;
+int cli_parse_choice(const char *name, const char *s, const char *const *names, int *out) {
+    for (int i = 0; names[i]; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    char list[256] = "";
+    for (int i = 0; names[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "|" : "", names[i]);
+    fprintf(stderr, "error: --%s must be one of %s, got '%s'\n", name, list, s);
+    return -1;
 }
 
 int cli_int8_float_layers_parse(cli_model_spec *spec, const char *list) {
@@ -102,23 +103,16 @@ int cli_int8_float_layers_parse(cli_model_spec *spec, const char *list) {
 
 int cli_model_spec_parse(cli_model_spec *spec, const char *weights, const char *model,
                          const char *algo, const char *precision) {
-    vgg_config probe;
+    int model_i, algo_i = spec->algo, precision_i = spec->precision;
     spec->weights = weights;
-    spec->model = model ? model : "vgg16";
-    if (!vgg_config_init(&probe, spec->model)) {
-        fprintf(stderr, "error: --model must be vgg11, vgg13, vgg16 or vgg19, got '%s'\n",
-                spec->model);
+    if (cli_parse_choice("model", model ? model : "vgg16", vgg_model_names, &model_i) != 0 ||
+        (algo && cli_parse_choice("algo", algo, vgg_algo_names, &algo_i) != 0) ||
+        (precision && cli_parse_choice("precision", precision, vgg_precision_names,
+                                       &precision_i) != 0))
         return -1;
-    }
-    if (algo && vgg_algo_parse(algo, &spec->algo) != 0) {
-        fprintf(stderr, "error: --algo must be direct or winograd, got '%s'\n", algo);
-        return -1;
-    }
-    if (precision && vgg_precision_parse(precision, &spec->precision) != 0) {
-        fprintf(stderr, "error: --precision must be f32, bf16 or int8, "
-                "got '%s'\n", precision);
-        return -1;
-    }
+    spec->model = vgg_model_names[model_i];
+    spec->algo = (vgg_algo)algo_i;
+    spec->precision = (vgg_precision)precision_i;
     return 0;
 }
 
@@ -171,14 +165,12 @@ int cli_read_file(const char *path, uint8_t **out, size_t *len) {
 
 int cli_decode_options(const cli_decode_flags *f, image_decode_options *out) {
     *out = (image_decode_options){0};
-    if (image_decode_parse_scaling(f->scaling, &out->full_resolution) != 0) {
-        fprintf(stderr, "error: --decode-scaling must be auto or off, got '%s'\n", f->scaling);
+    int scaling, exif;
+    if (cli_parse_choice("decode-scaling", f->scaling, image_decode_scaling_names, &scaling) ||
+        cli_parse_choice("exif-orientation", f->exif, image_decode_exif_names, &exif))
         return -1;
-    }
-    if (image_decode_parse_exif(f->exif, &out->ignore_exif) != 0) {
-        fprintf(stderr, "error: --exif-orientation must be apply or ignore, got '%s'\n", f->exif);
-        return -1;
-    }
+    out->full_resolution = scaling == IMAGE_DECODE_SCALING_OFF;
+    out->ignore_exif = exif == IMAGE_EXIF_IGNORE;
     long v;
     if (cli_parse_int("max-pixels", f->max_pixels, 1, 0x7fffffffffffffffL, &v) != 0) return -1;
     out->max_pixels = v;
@@ -322,9 +314,35 @@ int cli_cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int cli_run_open(cli_run *run, const cli_model_spec *spec, const char *const *images,
-                 int n_images, const char *tensor, const image_decode_options *decode,
-                 const char *mode_setting, int threads) {
+int cli_run_options(const cli_run_flags *f, int n_images, cli_run_settings *out) {
+    memset(out, 0, sizeof *out);
+    long threads, batch, seed;
+    int mode;
+    if (cli_decode_options(&f->decode, &out->decode) != 0 ||
+        cli_parse_int("threads", f->threads, 0, 1024, &threads) ||
+        cli_parse_int("batch", f->batch, 1, 256, &batch) ||
+        cli_parse_int("seed", f->seed, 0, 0x7fffffffffffffffL, &seed) ||
+        cli_parse_choice("mode", f->mode, preprocess_setting_names, &mode) != 0)
+        return -1;
+    if (!f->tensor && n_images == 0) {
+        fprintf(stderr, "error: give at least one IMAGE or --tensor FILE.npy (see --help)\n");
+        return -1;
+    }
+    out->spec.seed = (uint64_t)seed;
+    out->spec.max_batch = (int)batch;
+    if (cli_model_spec_parse(&out->spec, f->weights, f->model, f->algo, f->precision) != 0)
+        return -1;
+    out->mode = (preprocess_setting)mode;
+    out->threads = (int)threads;
+    out->batch = (int)batch;
+    out->tensor = f->tensor;
+    return 0;
+}
+
+int cli_run_open(cli_run *run, const cli_run_settings *rs, const char *const *images,
+                 int n_images) {
+    const cli_model_spec *spec = &rs->spec;
+    const char *tensor = rs->tensor;
     memset(run, 0, sizeof *run);
     vgg_config cfg;
     vgg_config_init(&cfg, spec->model);
@@ -343,17 +361,17 @@ int cli_run_open(cli_run *run, const cli_model_spec *spec, const char *const *im
         return 1;
     }
     preprocess_mode mode;
-    if (cli_preprocess_mode(mode_setting, &run->w, &mode) == 1)
+    if (preprocess_resolve(rs->mode, run->w.preprocess, &mode) == 1)
         fprintf(stderr, "warning: the weights file asks for preprocessing '%s', which vggserve "
                 "does not know; using torchvision's\n", run->w.preprocess);
     char err[1024];
-    run->e = vgg_engine_create(run->m, threads, err, sizeof err);
+    run->e = vgg_engine_create(run->m, rs->threads, err, sizeof err);
     if (!run->e) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }
-    run->src = (cli_inputs){images, tensor, &run->arr, n_rows, (size_t)3 * hw * hw, hw, decode,
-                            mode};
+    run->src = (cli_inputs){images, tensor, &run->arr, n_rows, (size_t)3 * hw * hw, hw,
+                            &rs->decode, mode};
     return 0;
 }
 

@@ -45,11 +45,9 @@ typedef struct {
     bool explain_plain_fc;      /* vgg_model_options.explain_plain_fc */
 } cli_model_spec;
 
-/* The preprocessing for weights w: setting "torchvision" or "caffe" as given, or "auto": what
- * the weights file's metadata says ("preprocess"), torchvision when it says nothing. Returns
- * 0; 1 when auto met a value it does not know (torchvision is used; the caller warns); -1 for
- * an unknown setting. */
-int cli_preprocess_mode(const char *setting, const vgg_weights *w, preprocess_mode *out);
+/* s as an index into the NULL-terminated table names (the module's own spellings of an
+ * enum): 0, or -1 after printing "--NAME must be one of ...". */
+int cli_parse_choice(const char *name, const char *s, const char *const *names, int *out);
 
 /* The model options spec asks for on weights w; for int8 the ranges go into act_max (which
  * must outlive the model's creation). Returns -1 after printing. */
@@ -90,6 +88,41 @@ typedef struct {
     preprocess_mode mode;
 } cli_inputs;
 
+/* The options classify and explain share: the model, threads, batch, preprocessing, --tensor
+ * and the decode flags. CLI_RUN_OPTIONS(f) expands to their cli_option rows;
+ * cli_run_options() checks them into a cli_run_settings. */
+typedef struct {
+    const char *weights, *seed, *model, *algo, *precision, *threads, *batch, *mode, *tensor;
+    cli_decode_flags decode;
+} cli_run_flags;
+#define CLI_RUN_FLAGS_DEFAULT {NULL, "1", NULL, NULL, NULL, "0", "8", "auto", NULL, CLI_DECODE_FLAGS_DEFAULT}
+#define CLI_RUN_OPTIONS(f)                                                                         \
+    {"weights", "FILE", "safetensors weights (default: generated from --seed)", &(f).weights,     \
+     NULL},                                                                                        \
+    {"seed", "N", "seed for generated weights when --weights is absent (default 1)", &(f).seed,   \
+     NULL},                                                                                        \
+    {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &(f).model, NULL},               \
+    {"algo", "ALGO", "direct|winograd convolutions (default direct)", &(f).algo, NULL},           \
+    {"precision", "P", "f32|bf16|int8 (default f32)", &(f).precision, NULL},                      \
+    {"threads", "T", "oneDNN threads (default: all cores)", &(f).threads, NULL},                  \
+    {"batch", "B", "images per forward pass (default 8)", &(f).batch, NULL},                      \
+    {"mode", "MODE", "preprocessing: auto|torchvision|caffe (default auto: what the weights "     \
+                     "file says, else torchvision)", &(f).mode, NULL},                            \
+    {"tensor", "FILE.npy", "a preprocessed float32 (N,3,224,224) array instead of images",        \
+     &(f).tensor, NULL},                                                                           \
+    CLI_DECODE_OPTIONS((f).decode)
+
+typedef struct {
+    cli_model_spec spec;
+    image_decode_options decode;
+    preprocess_setting mode;
+    int threads, batch;
+    const char *tensor;
+} cli_run_settings;
+
+/* Checks f, and that there are images (n_images) or a tensor. Returns -1 after printing. */
+int cli_run_options(const cli_run_flags *f, int n_images, cli_run_settings *out);
+
 /* What classify and explain both open: the rows (--tensor's, read first so that a bad path
  * fails before the weights load), the model and one engine over it. */
 typedef struct {
@@ -100,12 +133,11 @@ typedef struct {
     vgg_engine *e;
 } cli_run;
 
-/* Opens run for images (n_images paths) or tensor (NULL: none), with --mode's setting and
- * the weights' own preprocessing. Returns 0, or the exit status (1, 2) after printing why;
- * cli_run_close is safe either way. */
-int cli_run_open(cli_run *run, const cli_model_spec *spec, const char *const *images,
-                 int n_images, const char *tensor, const image_decode_options *decode,
-                 const char *mode_setting, int threads);
+/* Opens run for images (n_images paths) or rs->tensor. rs is borrowed for run's life.
+ * Returns 0, or the exit status (1, 2) after printing why; cli_run_close is safe either
+ * way. */
+int cli_run_open(cli_run *run, const cli_run_settings *rs, const char *const *images,
+                 int n_images);
 void cli_run_close(cli_run *run);
 
 typedef char cli_row_name[1100]; /* a file's path, or "TENSOR.npy#row" */

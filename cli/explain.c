@@ -106,27 +106,14 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, const ex
     return status;
 }
 
-/* Options, their checks, the inputs, the model, then run_batches (classify's shape). */
 int cmd_explain(int argc, char **argv) {
-    const char *weights = NULL, *model = NULL, *algo = NULL, *threads_s = "0", *precision = NULL,
-               *tensor = NULL, *batch_s = "8", *mode_s = "auto", *seed_s = "1", *class_s = NULL,
-               *png = NULL;
-    cli_decode_flags dflags = CLI_DECODE_FLAGS_DEFAULT;
+    const char *class_s = NULL, *png = NULL;
+    cli_run_flags rf = CLI_RUN_FLAGS_DEFAULT;
     const cli_option opts[] = {
-        {"weights", "FILE", "safetensors weights (default: generated from --seed)", &weights, NULL},
-        {"seed", "N", "seed for generated weights when --weights is absent (default 1)", &seed_s, NULL},
-        {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &model, NULL},
+        CLI_RUN_OPTIONS(rf),
         {"class-id", "C", "the class to explain, 0..999 (default: each image's top-1)", &class_s, NULL},
-        {"algo", "ALGO", "direct|winograd convolutions (default direct)", &algo, NULL},
-        {"precision", "P", "f32|bf16 (default f32; int8 has no explanations)", &precision, NULL},
-        {"threads", "T", "oneDNN threads (default: all cores)", &threads_s, NULL},
-        {"batch", "B", "images per pass (default 8)", &batch_s, NULL},
-        {"mode", "MODE", "preprocessing: auto|torchvision|caffe (default auto: what the weights "
-                         "file says, else torchvision)", &mode_s, NULL},
-        {"tensor", "FILE.npy", "explain a preprocessed float32 (N,3,224,224) array", &tensor, NULL},
         {"png", "OUT.png", "also write each image's heat map over what the network saw (several "
                            "images: OUT-1.png, OUT-2.png ...)", &png, NULL},
-        CLI_DECODE_OPTIONS(dflags),
     };
     const char *inputs[MAX_INPUTS];
     int n_inputs;
@@ -135,42 +122,24 @@ int cmd_explain(int argc, char **argv) {
                        "       vggserve explain [--weights FILE] [--class-id C] [options] --tensor FILE.npy\n"
                        "Prints one JSON object per image: {\"file\", \"class_id\", \"label\", "
                        "\"probability\", \"grid\"}: the Grad-CAM map of the last convolution (14 x 14 "
-                       "for VGG16), in [0, 1].",
+                       "for VGG16), in [0, 1]. Precision f32 or bf16 (int8 has no explanations).",
                        inputs, MAX_INPUTS, &n_inputs);
     if (rc != 0) return rc < 0 ? 2 : 0;
-    image_decode_options dopt;
-    if (cli_decode_options(&dflags, &dopt) != 0) return 2;
-    long threads, batch, seed, class_id = VGG_EXPLAIN_TOP1;
-    if (cli_parse_int("threads", threads_s, 0, 1024, &threads) ||
-        cli_parse_int("batch", batch_s, 1, 256, &batch) ||
-        cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed) ||
-        (class_s && cli_parse_int("class-id", class_s, 0, LABELS_COUNT - 1, &class_id)))
+    long class_id = VGG_EXPLAIN_TOP1;
+    cli_run_settings rs;
+    if ((class_s && cli_parse_int("class-id", class_s, 0, LABELS_COUNT - 1, &class_id)) ||
+        cli_run_options(&rf, n_inputs, &rs) != 0)
         return 2;
-    const vgg_weights no_weights = {0}; /* only the setting's spelling is checked here */
-    preprocess_mode mode;
-    if (cli_preprocess_mode(mode_s, &no_weights, &mode) < 0) {
-        fprintf(stderr, "error: --mode must be auto, torchvision or caffe, got '%s'\n", mode_s);
-        return 2;
-    }
-    if (!tensor && n_inputs == 0) {
-        fprintf(stderr, "error: give at least one IMAGE or --tensor FILE.npy (see --help)\n");
-        return 2;
-    }
-    cli_model_spec spec = {0};
-    spec.seed = (uint64_t)seed;
-    spec.max_batch = (int)batch;
-    if (cli_model_spec_parse(&spec, weights, model, algo, precision) != 0) return 2;
-    if (spec.precision == VGG_PRECISION_INT8) {
+    if (rs.spec.precision == VGG_PRECISION_INT8) {
         fprintf(stderr, "error: explanations are not supported in int8 (use f32 or bf16)\n");
         return 2;
     }
-
     cli_run run;
-    int status = cli_run_open(&run, &spec, inputs, n_inputs, tensor, &dopt, mode_s, (int)threads);
+    int status = cli_run_open(&run, &rs, inputs, n_inputs);
     if (status == 0) {
         const explain_request rq = {(int)class_id, vgg_model_config(run.m)->n_classes,
                                     vgg_model_explain_hw(run.m), png};
-        status = run_batches(&run.src, run.e, (int)batch, &rq);
+        status = run_batches(&run.src, run.e, rs.batch, &rq);
     }
     cli_run_close(&run);
     return status;

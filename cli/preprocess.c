@@ -31,13 +31,14 @@ int cmd_preprocess(int argc, char **argv) {
         fprintf(stderr, "error: give one IMAGE and --out FILE.npy\n");
         return 2;
     }
+    /* A setting but "auto": there are no weights here to ask. */
+    preprocess_setting setting;
     preprocess_mode mode;
-    if (strcmp(mode_s, "torchvision") == 0) mode = PREPROCESS_TORCHVISION;
-    else if (strcmp(mode_s, "caffe") == 0) mode = PREPROCESS_CAFFE;
-    else {
+    if (preprocess_setting_parse(mode_s, &setting) != 0 || setting == PREPROCESS_SETTING_AUTO) {
         fprintf(stderr, "error: --mode must be torchvision or caffe, got '%s'\n", mode_s);
         return 2;
     }
+    preprocess_resolve(setting, "", &mode);
     uint8_t *bytes;
     size_t got;
     if (cli_read_file(pos[0], &bytes, &got) != 0) {

@@ -156,11 +156,10 @@ static int load_model(service *svc) {
     svc->threads = cfg->threads_per_worker
                        ? (int)cfg->threads_per_worker
                        : (int)(cores / cfg->workers > 0 ? cores / cfg->workers : 1);
-    cli_model_spec spec = {0};
-    cli_model_spec_parse(&spec, cfg->weights[0] ? cfg->weights : NULL, cfg->model, cfg->algo,
-                         cfg->precision);
-    spec.seed = (uint64_t)cfg->seed;
-    spec.max_batch = (int)cfg->max_batch_size;
+    const cli_model_spec spec = {.weights = cfg->weights[0] ? cfg->weights : NULL,
+                                 .model = cfg->model, .seed = (uint64_t)cfg->seed,
+                                 .algo = cfg->algo, .precision = cfg->precision,
+                                 .max_batch = (int)cfg->max_batch_size};
     svc->explanations = spec.precision != VGG_PRECISION_INT8;
     if (!cfg->weights[0])
         log_event(LOG_WARNING, "no weights given: using GENERATED weights (seed %lld); predictions "
@@ -171,13 +170,13 @@ static int load_model(service *svc) {
     if (cli_build_model(&spec, &svc->w, &svc->model, true) != 0) return -1;
     svc->have_weights = true;
     preprocess_mode pre;
-    if (cli_preprocess_mode(cfg->preprocess, &svc->w, &pre) == 1)
+    if (preprocess_resolve(cfg->preprocess, svc->w.preprocess, &pre) == 1)
         log_event(LOG_WARNING, "the weights file asks for preprocessing '%s', which vggserve does "
                   "not know; using torchvision's", svc->w.preprocess);
     http_server_set_preprocess(svc->http, pre);
     log_event(LOG_INFO, "weights loaded in %.1f s: %s %s %s, %s preprocessing",
-              cli_now_s() - svc->t_start, cfg->model, cfg->algo, cfg->precision,
-              pre == PREPROCESS_CAFFE ? "caffe" : "torchvision");
+              cli_now_s() - svc->t_start, cfg->model, vgg_algo_name(cfg->algo),
+              vgg_precision_name(cfg->precision), preprocess_mode_name(pre));
     return 0;
 }
 

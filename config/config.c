@@ -4,44 +4,42 @@
 #include "config.h"
 
 #include "auth.h"
-#include "image_decode.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { KIND_INT, KIND_STRING, KIND_BOOL } field_kind;
+/* KIND_CHOICE: an enum (held as int) whose value is its index in choices. */
+typedef enum { KIND_INT, KIND_STRING, KIND_BOOL, KIND_CHOICE } field_kind;
 
 typedef struct {
     const char *key;
     field_kind kind;
     size_t offset, size;         /* size: string capacity */
     long long min, max;          /* ints */
-    const char *const *choices;  /* strings limited to a set, or NULL */
+    const char *const *choices;  /* NULL-terminated: the values of a choice, or of a string
+                                  * limited to a set; else NULL */
     const char *def;
     const char *help;
 } config_field;
 
-static const char *const models[] = {"vgg11", "vgg13", "vgg16", "vgg19", NULL};
-static const char *const algos[] = {"direct", "winograd", NULL};
-static const char *const precisions[] = {"f32", "bf16", "int8", NULL};
-static const char *const log_formats[] = {"json", "logfmt", NULL};
-static const char *const preprocess_modes[] = {"auto", "torchvision", "caffe", NULL};
+static const char *const access_log_format_names[] = {"json", "logfmt", NULL};
 
 #define INT_FIELD(k, lo, hi, d, h) {#k, KIND_INT, offsetof(vggserve_config, k), 0, lo, hi, NULL, d, h}
 #define BOOL_FIELD(k, d, h) {#k, KIND_BOOL, offsetof(vggserve_config, k), 0, 0, 1, NULL, d, h}
 #define STR_FIELD(k, ch, d, h) \
     {#k, KIND_STRING, offsetof(vggserve_config, k), sizeof(((vggserve_config *)0)->k), 0, 0, ch, d, h}
+#define CHOICE_FIELD(k, ch, d, h) {#k, KIND_CHOICE, offsetof(vggserve_config, k), 0, 0, 0, ch, d, h}
 
 static const config_field fields[] = {
     STR_FIELD(host, NULL, "127.0.0.1", "address to listen on (0.0.0.0 for all)"),
     INT_FIELD(port, 0, 65535, "8080", "TCP port (0 picks a free one, printed in the log)"),
     STR_FIELD(weights, NULL, "", "safetensors weights; empty generates them from seed"),
-    STR_FIELD(model, models, "vgg16", "vgg11|vgg13|vgg16|vgg19"),
-    STR_FIELD(algo, algos, "direct", "convolution algorithm: direct|winograd"),
-    STR_FIELD(precision, precisions, "f32", "compute precision: f32|bf16|int8"),
-    STR_FIELD(preprocess, preprocess_modes, "auto",
+    STR_FIELD(model, vgg_model_names, "vgg16", "vgg11|vgg13|vgg16|vgg19"),
+    CHOICE_FIELD(algo, vgg_algo_names, "direct", "convolution algorithm: direct|winograd"),
+    CHOICE_FIELD(precision, vgg_precision_names, "f32", "compute precision: f32|bf16|int8"),
+    CHOICE_FIELD(preprocess, preprocess_setting_names, "auto",
               "image preprocessing: auto (what the weights file says, else torchvision)|"
               "torchvision|caffe"),
     INT_FIELD(seed, 0, 0x7fffffffffffffffLL, "1", "seed of generated weights"),
@@ -55,17 +53,17 @@ static const config_field fields[] = {
               "deadline of a request (clients may shorten it: X-Request-Timeout-Ms)"),
     INT_FIELD(max_body_bytes, 1, 1LL << 32, "20971520", "largest request body; then 413"),
     INT_FIELD(max_pixels, 1, 1LL << 32, "40000000", "largest image (width x height); then 422"),
-    STR_FIELD(decode_scaling, image_decode_scaling_names, "auto",
+    CHOICE_FIELD(decode_scaling, image_decode_scaling_names, "auto",
               "JPEG/WebP decoded at a reduced size that still covers the resize (auto), or "
               "every pixel for bit-closeness to PIL (off)"),
-    STR_FIELD(exif_orientation, image_decode_exif_names, "apply",
+    CHOICE_FIELD(exif_orientation, image_decode_exif_names, "apply",
               "turn photos upright by their EXIF orientation (apply) or keep the stored pixels (ignore)"),
     INT_FIELD(max_images_per_request, 1, 1024, "16", "images in one multipart request at most"),
     INT_FIELD(http_threads, 0, 256, "0", "HTTP threads, which also decode images (0: cores)"),
     INT_FIELD(connection_timeout_s, 1, 3600, "30",
               "idle connection timeout, and the longest a request body may take to arrive"),
     INT_FIELD(shutdown_grace_s, 0, 3600, "30", "time to finish accepted work after SIGTERM"),
-    STR_FIELD(log_format, log_formats, "json", "access log lines: json|logfmt"),
+    CHOICE_FIELD(log_format, access_log_format_names, "json", "access log lines: json|logfmt"),
     INT_FIELD(max_header_bytes, 4096, 16LL << 20, "32768",
               "memory per connection for the request line and headers; beyond it 431"),
     INT_FIELD(max_connections, 1, 1000000, "1000",
@@ -94,6 +92,14 @@ static const config_field fields[] = {
               "any; empty: none"),
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
+
+/* A choice is stored through an int: every enum above must be one. */
+_Static_assert(sizeof(vgg_algo) == sizeof(int) && sizeof(vgg_precision) == sizeof(int) &&
+                   sizeof(preprocess_setting) == sizeof(int) &&
+                   sizeof(image_decode_scaling) == sizeof(int) &&
+                   sizeof(image_exif_orientation) == sizeof(int) &&
+                   sizeof(access_log_format) == sizeof(int),
+               "config choices are ints");
 
 static const config_field *find_field(const char *key) {
     for (size_t i = 0; i < N_FIELDS; i++)
@@ -127,15 +133,16 @@ static int set_field(vggserve_config *c, const config_field *f, const char *valu
         memcpy(dst, &v, sizeof v);
         return 0;
     }
-    if (strlen(value) >= f->size) {
+    if (f->kind == KIND_STRING && strlen(value) >= f->size) {
         snprintf(err, errlen, "%s: %s is too long (at most %zu characters)", source, f->key,
                  f->size - 1);
         return -1;
     }
     if (f->choices) {
-        int ok = 0;
-        for (const char *const *ch = f->choices; *ch; ch++) ok |= strcmp(*ch, value) == 0;
-        if (!ok) {
+        int index = -1;
+        for (int i = 0; f->choices[i]; i++)
+            if (strcmp(f->choices[i], value) == 0) index = i;
+        if (index < 0) {
             char list[128] = "";
             for (const char *const *ch = f->choices; *ch; ch++)
                 snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
@@ -143,6 +150,10 @@ static int set_field(vggserve_config *c, const config_field *f, const char *valu
             snprintf(err, errlen, "%s: %s must be one of %s, got '%s'", source, f->key, list,
                      value);
             return -1;
+        }
+        if (f->kind == KIND_CHOICE) {
+            memcpy(dst, &index, sizeof index);
+            return 0;
         }
     }
     snprintf(dst, f->size, "%s", value);
@@ -189,7 +200,7 @@ static int load_json(vggserve_config *c, json_t *root, const char *path, char *e
             snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
         } else if (f->kind == KIND_BOOL && json_is_boolean(v)) {
             snprintf(text, sizeof text, "%s", json_is_true(v) ? "true" : "false");
-        } else if (f->kind == KIND_STRING && json_is_string(v)) {
+        } else if ((f->kind == KIND_STRING || f->kind == KIND_CHOICE) && json_is_string(v)) {
             snprintf(text, sizeof text, "%s", json_string_value(v));
         } else {
             snprintf(err, errlen, "%s: %s must be %s", path, key,
@@ -322,6 +333,10 @@ json_t *config_to_json(const vggserve_config *c) {
             bool v;
             memcpy(&v, p, sizeof v);
             json_object_set_new(o, fields[i].key, json_boolean(v));
+        } else if (fields[i].kind == KIND_CHOICE) {
+            int v;
+            memcpy(&v, p, sizeof v);
+            json_object_set_new(o, fields[i].key, json_string(fields[i].choices[v]));
         } else if (strcmp(fields[i].key, "auth_token") == 0 && p[0]) {
             json_object_set_new(o, fields[i].key, json_string("***")); /* never print secrets */
         } else {
@@ -338,7 +353,8 @@ void config_print_flags(FILE *out) {
         for (const char *k = fields[i].key; *k && n + 1 < sizeof flag; k++) flag[n++] = *k == '_' ? '-' : *k;
         flag[n] = '\0';
         fprintf(out, "  --%-24s %s (default %s%s%s)\n", flag, fields[i].help,
-                fields[i].kind == KIND_STRING ? "\"" : "", fields[i].def,
-                fields[i].kind == KIND_STRING ? "\"" : "");
+                fields[i].kind == KIND_STRING || fields[i].kind == KIND_CHOICE ? "\"" : "",
+                fields[i].def,
+                fields[i].kind == KIND_STRING || fields[i].kind == KIND_CHOICE ? "\"" : "");
     }
 }

@@ -3,7 +3,9 @@
  * Precedence, lowest first: built-in defaults < JSON file (--config) < VGGSERVE_* environment
  * variables < command-line flags. Every key is a flag spelled with dashes (max_batch_size ->
  * --max-batch-size) and an environment variable in upper case (VGGSERVE_MAX_BATCH_SIZE).
- * Every value is checked as it is set; an error names the key and where it came from.
+ * Every value is checked as it is set; an error names the key and where it came from. Settings
+ * with a fixed set of values are held as the enums of the modules they configure, spelled by
+ * those modules' name tables.
  *
  * Start-up only: not thread-safe; after start-up the struct is read-only. */
 #ifndef CONFIG_H
@@ -13,14 +15,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "engine.h"
+#include "image_decode.h"
+#include "preprocess.h"
+
+/* The access log's line format (log_format). */
+typedef enum { ACCESS_LOG_JSON, ACCESS_LOG_LOGFMT } access_log_format;
+
 typedef struct {
     char host[256];
     long long port;
     char weights[4096];   /* empty: generate from seed */
-    char model[16];
-    char algo[16];
-    char precision[16];
-    char preprocess[16];  /* auto|torchvision|caffe */
+    char model[16];                 /* one of vgg_model_names */
+    vgg_algo algo;
+    vgg_precision precision;
+    preprocess_setting preprocess;
     long long seed;
     long long workers;
     long long threads_per_worker; /* 0: the machine's cores divided among workers */
@@ -30,13 +39,13 @@ typedef struct {
     long long request_timeout_ms;
     long long max_body_bytes;
     long long max_pixels;
-    char decode_scaling[8];       /* auto | off (model/image_decode.h) */
-    char exif_orientation[8];     /* apply | ignore */
+    image_decode_scaling decode_scaling;
+    image_exif_orientation exif_orientation;
     long long max_images_per_request;
     long long http_threads;       /* 0: number of cores */
     long long connection_timeout_s;
     long long shutdown_grace_s;
-    char log_format[16];          /* json | logfmt */
+    access_log_format log_format;
     long long max_header_bytes;   /* per-connection memory for request line + headers */
     long long max_connections;    /* open connections, all clients together */
     long long max_connections_per_ip; /* 0: no limit; -1: max_connections / 4 */

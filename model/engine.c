@@ -29,18 +29,27 @@
 
 /* ---------------------------------------------------------------- names */
 
+const char *const vgg_algo_names[VGG_N_ALGOS + 1] = {"direct", "winograd", NULL};
+const char *const vgg_precision_names[VGG_N_PRECISIONS + 1] = {"f32", "bf16", "int8", NULL};
+
+/* The index of s in a NULL-terminated name table, or -1. */
+static int name_index(const char *const *names, const char *s) {
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], s) == 0) return i;
+    return -1;
+}
+
 int vgg_algo_parse(const char *s, vgg_algo *out) {
-    if (strcmp(s, "direct") == 0) *out = VGG_ALGO_DIRECT;
-    else if (strcmp(s, "winograd") == 0) *out = VGG_ALGO_WINOGRAD;
-    else return -1;
+    int i = name_index(vgg_algo_names, s);
+    if (i < 0) return -1;
+    *out = (vgg_algo)i;
     return 0;
 }
 
 int vgg_precision_parse(const char *s, vgg_precision *out) {
-    if (strcmp(s, "f32") == 0) *out = VGG_PRECISION_F32;
-    else if (strcmp(s, "bf16") == 0) *out = VGG_PRECISION_BF16;
-    else if (strcmp(s, "int8") == 0) *out = VGG_PRECISION_INT8;
-    else return -1;
+    int i = name_index(vgg_precision_names, s);
+    if (i < 0) return -1;
+    *out = (vgg_precision)i;
     return 0;
 }
 
@@ -70,9 +79,11 @@ int vgg_layer_set_parse(const char *s, uint32_t *out) {
     return 0;
 }
 
-const char *vgg_algo_name(vgg_algo a) { return a == VGG_ALGO_WINOGRAD ? "winograd" : "direct"; }
+const char *vgg_algo_name(vgg_algo a) {
+    return (unsigned)a < VGG_N_ALGOS ? vgg_algo_names[a] : "unknown";
+}
 const char *vgg_precision_name(vgg_precision p) {
-    return p == VGG_PRECISION_BF16 ? "bf16" : p == VGG_PRECISION_INT8 ? "int8" : "f32";
+    return (unsigned)p < VGG_N_PRECISIONS ? vgg_precision_names[p] : "unknown";
 }
 
 /* ---------------------------------------------------------------- model */

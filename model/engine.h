@@ -57,8 +57,12 @@
 #include "vgg_config.h"
 #include "vgg_weights.h"
 
-typedef enum { VGG_ALGO_DIRECT, VGG_ALGO_WINOGRAD } vgg_algo;
-typedef enum { VGG_PRECISION_F32, VGG_PRECISION_BF16, VGG_PRECISION_INT8 } vgg_precision;
+typedef enum { VGG_ALGO_DIRECT, VGG_ALGO_WINOGRAD, VGG_N_ALGOS } vgg_algo;
+typedef enum { VGG_PRECISION_F32, VGG_PRECISION_BF16, VGG_PRECISION_INT8, VGG_N_PRECISIONS } vgg_precision;
+/* Their spellings, indexed by value and NULL-terminated: the one table that flags, config
+ * and metrics all read. */
+extern const char *const vgg_algo_names[VGG_N_ALGOS + 1];
+extern const char *const vgg_precision_names[VGG_N_PRECISIONS + 1];
 
 /* Layers in index order for per-layer data: conv i is i, fc j is VGG_MAX_CONV + j. */
 #define VGG_N_LAYERS (VGG_MAX_CONV + VGG_N_FC)

@@ -34,24 +34,6 @@ const char *image_format_name(image_format f) {
 const char *const image_decode_scaling_names[3] = {"auto", "off", NULL};
 const char *const image_decode_exif_names[3] = {"apply", "ignore", NULL};
 
-/* names[0] is false, names[1] true. */
-static int parse_pair(const char *const names[3], const char *s, bool *out) {
-    for (int i = 0; i < 2; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = i == 1;
-            return 0;
-        }
-    return -1;
-}
-
-int image_decode_parse_scaling(const char *s, bool *full_resolution) {
-    return parse_pair(image_decode_scaling_names, s, full_resolution);
-}
-
-int image_decode_parse_exif(const char *s, bool *ignore_exif) {
-    return parse_pair(image_decode_exif_names, s, ignore_exif);
-}
-
 /* The pixel limit, on the header's size, before anything is decoded. */
 static preprocess_status check_size(int64_t w, int64_t h, const image_decode_options *o,
                                     const char *fmt, char *err, size_t errlen) {

@@ -61,12 +61,10 @@ const char *image_format_name(image_format f);
 preprocess_status image_decode(const uint8_t *bytes, size_t len, const image_decode_options *opt,
                                preprocess_image *img, char *err, size_t errlen);
 
-/* Parses the two settings' spellings: "auto" / "off" into *full_resolution, "apply" /
- * "ignore" into *ignore_exif. Return 0, or -1 for anything else. */
-int image_decode_parse_scaling(const char *s, bool *full_resolution);
-int image_decode_parse_exif(const char *s, bool *ignore_exif);
-/* The spellings themselves, NULL-terminated, default first: the one table config's choices
- * point at. */
+/* The two settings (config decode_scaling and exif_orientation, the CLI's flags of the same
+ * names) and their spellings, indexed by value, NULL-terminated, default first. */
+typedef enum { IMAGE_DECODE_SCALING_AUTO, IMAGE_DECODE_SCALING_OFF } image_decode_scaling;
+typedef enum { IMAGE_EXIF_APPLY, IMAGE_EXIF_IGNORE } image_exif_orientation;
 extern const char *const image_decode_scaling_names[3];
 extern const char *const image_decode_exif_names[3];
 

@@ -7,51 +7,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-int npy_read(const char *path, npy_array *out, char *err, size_t errlen) {
-    memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
+/* The header dictionary's text after the magic and version, into header (NUL-terminated).
+ * Returns 0, or -1 with err. */
+static int read_header(FILE *fp, const char *path, char *header, size_t cap, char *err,
+                       size_t errlen) {
     unsigned char magic[10];
-    char header[4096];
-    int rc = -1;
     if (fread(magic, 1, 8, fp) != 8 || memcmp(magic, "\x93NUMPY", 6) != 0) {
         snprintf(err, errlen, "%s: not a .npy file", path);
-        goto done;
+        return -1;
     }
     size_t hlen;
-    if (magic[6] == 1) {
-        if (fread(magic + 8, 1, 2, fp) != 2) goto truncated;
-        hlen = magic[8] | (size_t)magic[9] << 8;
+    unsigned char l[4];
+    if (magic[6] == 1) { /* version 1: a 2-byte length; 2 and 3: 4 bytes */
+        if (fread(l, 1, 2, fp) != 2) goto truncated;
+        hlen = l[0] | (size_t)l[1] << 8;
     } else {
-        unsigned char l[4];
         if (fread(l, 1, 4, fp) != 4) goto truncated;
         hlen = l[0] | (size_t)l[1] << 8 | (size_t)l[2] << 16 | (size_t)l[3] << 24;
     }
-    if (hlen >= sizeof header) {
+    if (hlen >= cap) {
         snprintf(err, errlen, "%s: header of %zu bytes is too long", path, hlen);
-        goto done;
+        return -1;
     }
     if (fread(header, 1, hlen, fp) != hlen) goto truncated;
     header[hlen] = '\0';
-    const char *d = strstr(header, "'descr':"), *f = strstr(header, "'fortran_order':"),
-               *s = strstr(header, "'shape':");
-    if (!d || !f || !s) {
-        snprintf(err, errlen, "%s: header lacks descr, fortran_order or shape", path);
-        goto done;
-    }
-    if (sscanf(d, "'descr': '%7[^']'", out->dtype) != 1 ||
-        (strcmp(out->dtype, "<f4") != 0 && strcmp(out->dtype, "|u1") != 0)) {
-        snprintf(err, errlen, "%s: dtype %s not supported (need float32 '<f4' or uint8)", path,
-                 out->dtype);
-        goto done;
-    }
-    if (strncmp(f, "'fortran_order': False", 22) != 0) {
-        snprintf(err, errlen, "%s: Fortran-ordered arrays are not supported", path);
-        goto done;
-    }
+    return 0;
+truncated:
+    snprintf(err, errlen, "%s: file is truncated", path);
+    return -1;
+}
+
+/* The tuple after 'shape': into out->shape, ndim and numel. */
+static int parse_shape(const char *s, npy_array *out, const char *path, char *err,
+                       size_t errlen) {
     const char *p = strchr(s, '(');
     out->numel = 1;
     while (p && *p && *p != ')') {
@@ -60,31 +48,61 @@ int npy_read(const char *path, npy_array *out, char *err, size_t errlen) {
         if (*p == ')') break;
         char *end;
         long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0 || out->ndim == NPY_MAX_DIMS) {
-            snprintf(err, errlen, "%s: bad shape in header", path);
-            goto done;
-        }
+        if (end == p || v < 0 || out->ndim == NPY_MAX_DIMS) goto bad;
         if (v > 0 && out->numel > INT64_MAX / 4 / v) {
             snprintf(err, errlen, "%s: shape too large", path);
-            goto done;
+            return -1;
         }
         out->shape[out->ndim++] = v;
         out->numel *= v;
         p = end;
         while (*p == ' ') p++;
-        if (*p != ',' && *p != ')') {
-            snprintf(err, errlen, "%s: bad shape in header", path);
-            goto done;
-        }
+        if (*p != ',' && *p != ')') goto bad;
     }
-    size_t elem = out->dtype[1] == 'f' ? 4 : 1, bytes = (size_t)out->numel * elem;
-    out->data = malloc(bytes ? bytes : 1);
-    if (!out->data || fread(out->data, 1, bytes, fp) != bytes) goto truncated;
-    rc = 0;
-    goto done;
-truncated:
-    snprintf(err, errlen, "%s: file is truncated", path);
-done:
+    return 0;
+bad:
+    snprintf(err, errlen, "%s: bad shape in header", path);
+    return -1;
+}
+
+/* descr (float32 or uint8 only), fortran_order (False only) and shape. */
+static int parse_header(const char *header, npy_array *out, const char *path, char *err,
+                        size_t errlen) {
+    const char *d = strstr(header, "'descr':"), *f = strstr(header, "'fortran_order':"),
+               *s = strstr(header, "'shape':");
+    if (!d || !f || !s) {
+        snprintf(err, errlen, "%s: header lacks descr, fortran_order or shape", path);
+        return -1;
+    }
+    if (sscanf(d, "'descr': '%7[^']'", out->dtype) != 1 ||
+        (strcmp(out->dtype, "<f4") != 0 && strcmp(out->dtype, "|u1") != 0)) {
+        snprintf(err, errlen, "%s: dtype %s not supported (need float32 '<f4' or uint8)", path,
+                 out->dtype);
+        return -1;
+    }
+    if (strncmp(f, "'fortran_order': False", 22) != 0) {
+        snprintf(err, errlen, "%s: Fortran-ordered arrays are not supported", path);
+        return -1;
+    }
+    return parse_shape(s, out, path, err, errlen);
+}
+
+int npy_read(const char *path, npy_array *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char header[4096];
+    int rc = -1;
+    if (read_header(fp, path, header, sizeof header, err, errlen) == 0 &&
+        parse_header(header, out, path, err, errlen) == 0) {
+        size_t elem = out->dtype[1] == 'f' ? 4 : 1, bytes = (size_t)out->numel * elem;
+        out->data = malloc(bytes ? bytes : 1);
+        if (out->data && fread(out->data, 1, bytes, fp) == bytes) rc = 0;
+        else snprintf(err, errlen, "%s: file is truncated", path);
+    }
     if (rc != 0) {
         free(out->data);
         out->data = NULL;

@@ -11,6 +11,33 @@
 
 #include "image_decode.h"
 
+const char *const preprocess_setting_names[PREPROCESS_N_SETTINGS + 1] = {"auto", "torchvision",
+                                                                          "caffe", NULL};
+
+const char *preprocess_mode_name(preprocess_mode m) {
+    return m == PREPROCESS_CAFFE ? preprocess_setting_names[PREPROCESS_SETTING_CAFFE]
+                                 : preprocess_setting_names[PREPROCESS_SETTING_TORCHVISION];
+}
+
+int preprocess_setting_parse(const char *s, preprocess_setting *out) {
+    for (int i = 0; i < PREPROCESS_N_SETTINGS; i++)
+        if (strcmp(s, preprocess_setting_names[i]) == 0) {
+            *out = (preprocess_setting)i;
+            return 0;
+        }
+    return -1;
+}
+
+int preprocess_resolve(preprocess_setting s, const char *weights_says, preprocess_mode *out) {
+    *out = PREPROCESS_TORCHVISION;
+    if (s == PREPROCESS_SETTING_AUTO && weights_says && weights_says[0]) {
+        if (preprocess_setting_parse(weights_says, &s) != 0 || s == PREPROCESS_SETTING_AUTO)
+            return 1;
+    }
+    if (s == PREPROCESS_SETTING_CAFFE) *out = PREPROCESS_CAFFE;
+    return 0;
+}
+
 void preprocess_image_free(preprocess_image *img) {
     free(img->rgb); /* every decoder allocates with malloc (stb_image's STBI_MALLOC default) */
     img->rgb = NULL;

@@ -24,6 +24,25 @@
 
 typedef enum { PREPROCESS_TORCHVISION, PREPROCESS_CAFFE } preprocess_mode;
 
+/* The preprocess setting (config, `--mode`): a mode, or AUTO, which follows the weights file
+ * ("preprocess" in its metadata) and is torchvision when the file says nothing. */
+typedef enum {
+    PREPROCESS_SETTING_AUTO,
+    PREPROCESS_SETTING_TORCHVISION,
+    PREPROCESS_SETTING_CAFFE,
+    PREPROCESS_N_SETTINGS
+} preprocess_setting;
+/* The spellings, indexed by setting, NULL-terminated; a mode is spelled as its setting
+ * (preprocess_mode_name). */
+extern const char *const preprocess_setting_names[PREPROCESS_N_SETTINGS + 1];
+const char *preprocess_mode_name(preprocess_mode m);
+/* Returns 0, or -1 for an unknown spelling. */
+int preprocess_setting_parse(const char *s, preprocess_setting *out);
+/* The mode setting s means for weights whose metadata says weights_says ("": nothing).
+ * Returns 0; 1 when AUTO met a value it does not know (torchvision is used; the caller
+ * warns). */
+int preprocess_resolve(preprocess_setting s, const char *weights_says, preprocess_mode *out);
+
 typedef enum {
     PREPROCESS_OK = 0,
     PREPROCESS_UNSUPPORTED, /* not JPEG, PNG or WebP (or an animated WebP) */

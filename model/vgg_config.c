@@ -4,34 +4,32 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Channel counts with POOL for a max-pool, END to terminate: torchvision's cfgs A/B/D/E. */
-enum { POOL = 0, END = -1 };
-static const struct {
-    const char *name;
-    int layers[24];
-} vgg_tables[] = {
-    {"vgg11", {64, POOL, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL, END}},
-    {"vgg13", {64, 64, POOL, 128, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL, END}},
-    {"vgg16", {64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL, 512, 512, 512, POOL,
-               512, 512, 512, POOL, END}},
-    {"vgg19", {64, 64, POOL, 128, 128, POOL, 256, 256, 256, 256, POOL, 512, 512, 512, 512, POOL,
-               512, 512, 512, 512, POOL, END}},
-};
+const char *const vgg_model_names[VGG_N_MODELS + 1] = {"vgg11", "vgg13", "vgg16", "vgg19", NULL};
 
-const char *const vgg_model_names[4] = {"vgg11", "vgg13", "vgg16", "vgg19"};
+/* Channel counts with POOL for a max-pool, END to terminate: torchvision's cfgs A/B/D/E,
+ * indexed like vgg_model_names. */
+enum { POOL = 0, END = -1 };
+static const int vgg_tables[VGG_N_MODELS][24] = {
+    {64, POOL, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL, END},
+    {64, 64, POOL, 128, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL, END},
+    {64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL, 512, 512, 512, POOL, 512, 512, 512, POOL,
+     END},
+    {64, 64, POOL, 128, 128, POOL, 256, 256, 256, 256, POOL, 512, 512, 512, 512, POOL, 512, 512,
+     512, 512, POOL, END},
+};
 
 bool vgg_config_init_reduced(vgg_config *cfg, const char *name, int width_div, int input_hw,
                              int fc_hidden, int n_classes) {
     memset(cfg, 0, sizeof *cfg);
     if (width_div < 1 || input_hw < 32 || input_hw % 32 != 0 || fc_hidden < 1 || n_classes < 1)
         return false;
-    for (size_t t = 0; t < sizeof vgg_tables / sizeof vgg_tables[0]; t++) {
-        if (strcmp(vgg_tables[t].name, name) != 0) continue;
+    for (size_t t = 0; t < VGG_N_MODELS; t++) {
+        if (strcmp(vgg_model_names[t], name) != 0) continue;
         snprintf(cfg->name, sizeof cfg->name, "%s", name);
         cfg->in_channels = 3;
         cfg->input_hw = input_hw;
         int channels = 3, hw = input_hw, feature_index = 0;
-        for (const int *l = vgg_tables[t].layers; *l != END; l++) {
+        for (const int *l = vgg_tables[t]; *l != END; l++) {
             if (*l == POOL) {
                 cfg->pool_after[cfg->n_conv - 1] = true;
                 hw /= 2;

@@ -55,7 +55,9 @@ int64_t vgg_config_total_params(const vgg_config *cfg);
 /* Multiply-add count x 2 for one image (the usual FLOP figure: 30.9 G for VGG16). */
 double vgg_config_flops(const vgg_config *cfg);
 
-/* The names the loader and writer use: "vgg11".."vgg19", for --help texts. */
-extern const char *const vgg_model_names[4];
+/* The family's names, "vgg11".."vgg19", NULL-terminated: the one table that
+ * vgg_config_init, config and the CLI's --model read. */
+#define VGG_N_MODELS 4
+extern const char *const vgg_model_names[VGG_N_MODELS + 1];
 
 #endif

@@ -272,7 +272,7 @@ static void access_log(request *r) {
     api_utf8_sanitize(r->path, path, sizeof path);
     api_utf8_sanitize(r->error, error, sizeof error);
     pthread_mutex_lock(&s->log_lock);
-    if (strcmp(s->cfg->log_format, "logfmt") == 0) {
+    if (s->cfg->log_format == ACCESS_LOG_LOGFMT) {
         printf("ts=%s.%03ldZ request_id=%s trace_id=%s method=%s path=%s status=%d bytes=%zu "
                "images=%d queue_ms=%.2f inference_ms=%.2f total_ms=%.2f batch_id=%llu",
                ts, now.tv_nsec / 1000000, r->id, r->trace_id, method, path, r->http_code,
@@ -1396,8 +1396,14 @@ static void server_free(http_server *s) {
     free(s);
 }
 
-http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err, size_t errlen) {
+/* The server before any socket: settings, v2 model names, request ids, the guard thread. */
+static http_server *server_create(const vggserve_config *cfg, metrics *m, char *err,
+                                  size_t errlen) {
     http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     s->cfg = cfg;
     s->metrics = m;
     s->main_listener = (listener){s, false};
@@ -1410,9 +1416,9 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
         name_ptrs[v] = names[v];
     }
     metrics_set_model_names(m, name_ptrs, KSERVE_V2_VIEW_COUNT); /* index = kserve_v2_view */
-    /* Validated by config's choices already: parsed once here, not per request. */
-    image_decode_parse_scaling(cfg->decode_scaling, &s->decode_full_resolution);
-    image_decode_parse_exif(cfg->exif_orientation, &s->ignore_exif);
+    /* The decode settings as the decoder's options take them. */
+    s->decode_full_resolution = cfg->decode_scaling == IMAGE_DECODE_SCALING_OFF;
+    s->ignore_exif = cfg->exif_orientation == IMAGE_EXIF_IGNORE;
     atomic_store(&s->state, SERVICE_LOADING);
     pthread_mutex_init(&s->log_lock, NULL);
     struct timespec ts;
@@ -1426,29 +1432,33 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
         return NULL;
     }
 
+    return s;
+}
+
+/* Checks the addresses, then starts the main daemon and, when admin_port >= 0, the admin
+ * listener. Returns 0, or -1 with err and no daemon running. */
+static int start_listeners(http_server *s, char *err, size_t errlen) {
+    const vggserve_config *cfg = s->cfg;
     struct sockaddr_in addr, admin_addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)cfg->port);
     if (inet_pton(AF_INET, cfg->host, &addr.sin_addr) != 1) {
         snprintf(err, errlen, "host: '%s' is not an IPv4 address", cfg->host);
-        server_free(s);
-        return NULL;
+        return -1;
     }
     admin_addr = addr;
     admin_addr.sin_port = htons((uint16_t)(cfg->admin_port > 0 ? cfg->admin_port : 0));
     if (check_bind(&addr, err, errlen) != 0 ||
         (cfg->admin_port > 0 && check_bind(&admin_addr, err, errlen) != 0)) {
-        server_free(s);
-        return NULL;
+        return -1;
     }
     long threads = cfg->http_threads ? cfg->http_threads : sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
     if (threads > cfg->max_connections) threads = (long)cfg->max_connections;
     bool tls = cfg->tls_cert_file[0] && cfg->tls_key_file[0];
     if (tls && load_tls(s, err, errlen) != 0) {
-        server_free(s);
-        return NULL;
+        return -1;
     }
     /* -1: one address may take a quarter of the slots, so three others always find room. */
     long long per_ip = cfg->max_connections_per_ip >= 0 ? cfg->max_connections_per_ip
@@ -1464,8 +1474,7 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
         else
             snprintf(err, errlen, "cannot start the HTTP server on %s:%lld (see the log line "
                      "above)", cfg->host, cfg->port);
-        server_free(s);
-        return NULL;
+        return -1;
     }
     s->port = bound_port(s->daemon, (int)cfg->port);
     if (cfg->admin_port >= 0) {
@@ -1478,10 +1487,19 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
             snprintf(err, errlen, "cannot start the admin listener on %s:%lld (see the log line "
                      "above)", cfg->host, cfg->admin_port);
             MHD_stop_daemon(s->daemon);
-            server_free(s);
-            return NULL;
+            s->daemon = NULL;
+            return -1;
         }
         s->admin_port = bound_port(s->admin_daemon, (int)cfg->admin_port);
+    }
+    return 0;
+}
+
+http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err, size_t errlen) {
+    http_server *s = server_create(cfg, m, err, errlen);
+    if (s && start_listeners(s, err, errlen) != 0) {
+        server_free(s);
+        return NULL;
     }
     return s;
 }

@@ -98,14 +98,15 @@ void metrics_free(metrics *m) {
     free(m);
 }
 
-void metrics_set_model_info(metrics *m, const char *model, const char *algo,
-                            const char *precision, const char *weights_source, int max_batch,
+void metrics_set_model_info(metrics *m, const char *model, vgg_algo algo,
+                            vgg_precision precision, const char *weights_source, int max_batch,
                             int workers, int threads_per_worker) {
     pthread_mutex_lock(&m->info_lock);
     snprintf(m->model_info, sizeof m->model_info,
              "model=\"%s\",algo=\"%s\",precision=\"%s\",weights=\"%s\",max_batch_size=\"%d\","
              "workers=\"%d\",threads_per_worker=\"%d\"",
-             model, algo, precision, weights_source, max_batch, workers, threads_per_worker);
+             model, vgg_algo_name(algo), vgg_precision_name(precision), weights_source, max_batch,
+             workers, threads_per_worker);
     pthread_mutex_unlock(&m->info_lock);
 }
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "engine.h"
 #include "errors.h"
 #include "service_state.h"
 
@@ -31,8 +32,8 @@ metrics *metrics_create(void);
 void metrics_free(metrics *m);
 
 /* Static facts shown as vggserve_model_info{...} 1. weights_source: "file" or "generated". */
-void metrics_set_model_info(metrics *m, const char *model, const char *algo,
-                            const char *precision, const char *weights_source, int max_batch,
+void metrics_set_model_info(metrics *m, const char *model, vgg_algo algo,
+                            vgg_precision precision, const char *weights_source, int max_batch,
                             int workers, int threads_per_worker);
 
 void metrics_observe_request(metrics *m, metrics_endpoint ep, int http_code, double seconds);
