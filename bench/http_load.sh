@@ -29,7 +29,8 @@ command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 
 weights=$(mktemp --suffix=.safetensors)
 log=$(mktemp)
 server=
-cleanup() { [[ -n $server ]] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -f "$weights" "$weights.int8.json" "$log"; }
+. bench/common.sh
+cleanup() { bench_stop; rm -f "$weights" "$weights.int8.json" "$log"; }
 trap cleanup EXIT
 $bin gen-weights --seed 1 --out "$weights" 2>/dev/null
 # int8 reads its activation clips from beside the weights
@@ -41,15 +42,8 @@ echo "$engine"
 e1_ms=$(echo "$engine" | sed -n 1p | sed 's/.*"ms_per_batch_median": \([0-9.]*\).*/\1/')
 eB_ips=$(echo "$engine" | sed -n 2p | sed 's/.*"img_per_s_median": \([0-9.]*\).*/\1/')
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-$bin serve --weights "$weights" --algo "$algo" --precision "$precision" --port "$port" --max-batch-size "$max_batch" \
-  --queue-capacity 256 >/dev/null 2>"$log" &
-server=$!
-for _ in $(seq 1 240); do
-  curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
-  sleep 0.5
-done
-curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$log"; exit 1; }
+bench_serve "$log" $bin serve --weights "$weights" --algo "$algo" --precision "$precision" \
+  --max-batch-size "$max_batch" --queue-capacity 256 || exit 1
 
 echo "== idle single requests (sequential, curl time_total)"
 times=()

@@ -22,7 +22,8 @@ done
 bin=./build/vggserve
 work=$(mktemp -d)
 server=
-cleanup() { [[ -n $server ]] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+. bench/common.sh
+cleanup() { bench_stop; rm -rf "$work"; }
 trap cleanup EXIT
 weights=$work/w.safetensors
 $bin gen-weights --seed 1 --out "$weights" 2>/dev/null
@@ -33,19 +34,10 @@ start() { # ENV=VALUE... -- SERVE_FLAG...; sets $port and $server in this shell
   local envs=()
   while [[ $1 != -- ]]; do envs+=("$1"); shift; done
   shift
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  env "${envs[@]}" "$bin" serve --weights "$weights" --precision "$precision" --algo "$algo" \
-    --port "$port" --queue-capacity 256 "$@" >/dev/null 2>"$work/log" &
-  server=$!
-  for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return 0
-    kill -0 "$server" 2>/dev/null || break
-    sleep 0.2
-  done
-  cat "$work/log" >&2
-  return 1
+  bench_serve "$work/log" env "${envs[@]}" "$bin" serve --weights "$weights" \
+    --precision "$precision" --algo "$algo" --queue-capacity 256 "$@"
 }
-stop() { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; server=; }
+stop() { bench_stop; }
 rss_mb() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^process_resident_memory_bytes/ {printf "%.0f", $2/1048576}'; }
 load() { # port -> "img/s p50 p99"
   IMAGE=$image wrk -t 1 -c "$clients" -d "${seconds}s" --timeout 60s -s bench/post_image.lua \

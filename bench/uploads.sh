@@ -42,7 +42,8 @@ after=$root/build
 before=/tmp/vggserve-before-$before_rev
 work=$(mktemp -d)
 server=
-cleanup() { [[ -n $server ]] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+. "$root/bench/common.sh"
+cleanup() { bench_stop; rm -rf "$work"; }
 trap cleanup EXIT
 
 cmake --build "$after" --target vggserve bench_preprocess -j2 >/dev/null
@@ -87,20 +88,11 @@ for f in "${files[@]}"; do
   unset ms
 done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start_server() { # BIN_DIR WEIGHTS PRECISION ALGO
-  port=$(free_port)
-  "$1/vggserve" serve --weights "$2" --precision "$3" --algo "$4" --port "$port" --max-batch-size 8 \
-    --queue-capacity 256 >/dev/null 2>"$work/server.log" &
-  server=$!
-  for _ in $(seq 1 240); do
-    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return 0
-    sleep 0.5
-  done
-  cat "$work/server.log" >&2
-  return 1
+  bench_serve "$work/server.log" "$1/vggserve" serve --weights "$2" --precision "$3" --algo "$4" \
+    --max-batch-size 8 --queue-capacity 256
 }
-stop_server() { kill "$server"; wait "$server" 2>/dev/null || true; server=; }
+stop_server() { bench_stop; }
 served() { # FILE CLIENTS -> img/s
   IMAGE="$uploads/$1" CONTENT_TYPE=$(content_type "$1") wrk -t 1 -c "$2" -d "${seconds}s" --timeout 60s \
     -s bench/post_image.lua "http://127.0.0.1:$port/classify" | tail -n 1 |

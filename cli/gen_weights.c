@@ -29,10 +29,9 @@ int cmd_gen_weights(int argc, char **argv) {
     }
     if (cli_parse_int("seed", seed_s, 0, 0x7fffffffffffffffL, &seed)) return 2;
     vgg_config cfg;
-    if (!vgg_config_init(&cfg, model)) {
-        fprintf(stderr, "error: --model must be vgg11, vgg13, vgg16 or vgg19, got '%s'\n", model);
-        return 2;
-    }
+    int model_i;
+    if (cli_parse_choice("model", model, vgg_model_names, &model_i) != 0) return 2;
+    vgg_config_init(&cfg, vgg_model_names[model_i]);
     vgg_weights w;
     if (vgg_weights_generate(&w, &cfg, (uint64_t)seed) != 0) {
         fprintf(stderr, "error: out of memory\n");

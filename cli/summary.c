@@ -39,10 +39,9 @@ int cmd_summary(int argc, char **argv) {
                        0, &n_pos);
     if (rc != 0) return rc < 0 ? 2 : 0;
     vgg_config c;
-    if (!vgg_config_init(&c, model)) {
-        fprintf(stderr, "error: --model must be vgg11, vgg13, vgg16 or vgg19, got '%s'\n", model);
-        return 2;
-    }
+    int model_i;
+    if (cli_parse_choice("model", model, vgg_model_names, &model_i) != 0) return 2;
+    vgg_config_init(&c, vgg_model_names[model_i]);
     char name[32], shape[48], total[32];
     with_commas(vgg_config_total_params(&c), total, sizeof total);
     if (dot) {
