@@ -886,7 +886,7 @@ static void start_trace(request *r) {
 
 /* "*" allows every origin; otherwise the comma-separated list must name it. */
 static bool cors_allows(const char *allowed, const char *origin) {
-    if (!allowed[0] || !origin) return false;
+    if (!allowed[0] || !origin || !origin[0]) return false; /* an empty Origin names no page */
     if (strcmp(allowed, "*") == 0) return true;
     size_t n = strlen(origin);
     for (const char *p = allowed; *p;) {
