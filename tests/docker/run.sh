@@ -13,6 +13,7 @@
 #      shipped cat photo with curl and check the JSON, `docker stop` drains and exits 0
 #   3. weights made by the image's own `gen-weights` mounted at /models: served from the file
 #   4. README's first command (scripts/run.sh) alone in a bare debian:bookworm container
+#   5. README's second command (tests/run.sh) alone in another bare debian:bookworm container
 # Cleans up what it made: containers, images, and the daemon with its data if it started one.
 #
 # --then CMD [ARGS...] runs CMD once the image is built and checked, on the same daemon and
@@ -281,5 +282,28 @@ say "$newcomer: /readyz 200 after $((SECONDS - t_new)) s"
 classify_check "$newcomer" generated
 "$DOCKER" stop -t 40 "$newcomer" >/dev/null
 
+# 4. The newcomer's second command: the whole suite from a bare debian:bookworm, where Debian's
+# own packages are all there is (Node.js 18, not this machine's 20: what pinned
+# playwright-core below 1.62). The suite writes into the tree (build/, node_modules/), so the
+# container gets a copy of the checkout's files, as git lists them, not a mount. The host's CA
+# bundle is offered to Node.js for the npm registry: where TLS to it is re-signed by an egress
+# proxy (as on CI's machines), npm would otherwise refuse it; elsewhere it is the same bundle.
+tester=vggserve-ci-newcomer-tests-$$
+containers+=("$tester")
+ca_args=()
+[[ -r /etc/ssl/certs/ca-certificates.crt ]] &&
+    ca_args=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/host-ca.crt:ro
+             -e NODE_EXTRA_CA_CERTS=/etc/ssl/host-ca.crt)
+say "$tester: tests/run.sh in a bare debian:bookworm (installs, builds, runs ctest; log in $work/newcomer-tests.log)"
+t_new=$SECONDS
+if ! git ls-files -z -c -o --exclude-standard | tar --null --ignore-failed-read -cf - -T - 2>/dev/null |
+        "$DOCKER" run -i --name "$tester" --network host "${ca_args[@]}" debian:bookworm \
+            bash -c 'mkdir /src && cd /src && tar -xf - && tests/run.sh' >"$work/newcomer-tests.log" 2>&1; then
+    grep -E 'tests passed|\(Failed\)|Error' "$work/newcomer-tests.log" | tail -20
+    tail -20 "$work/newcomer-tests.log"
+    die "$tester: tests/run.sh failed in a bare bookworm"
+fi
+say "$tester: $(grep -E 'tests passed' "$work/newcomer-tests.log") in $((SECONDS - t_new)) s"
+
 run_then
-say "PASSED in $((SECONDS - t0)) s: image $tag $((size / 1048576)) MiB built, ran ready, classified; scripts/run.sh works in a bare bookworm"
+say "PASSED in $((SECONDS - t0)) s: image $tag $((size / 1048576)) MiB built, ran ready, classified; scripts/run.sh and tests/run.sh work in a bare bookworm"
