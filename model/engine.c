@@ -32,27 +32,6 @@
 const char *const vgg_algo_names[VGG_N_ALGOS + 1] = {"direct", "winograd", NULL};
 const char *const vgg_precision_names[VGG_N_PRECISIONS + 1] = {"f32", "bf16", "int8", NULL};
 
-/* The index of s in a NULL-terminated name table, or -1. */
-static int name_index(const char *const *names, const char *s) {
-    for (int i = 0; names[i]; i++)
-        if (strcmp(names[i], s) == 0) return i;
-    return -1;
-}
-
-int vgg_algo_parse(const char *s, vgg_algo *out) {
-    int i = name_index(vgg_algo_names, s);
-    if (i < 0) return -1;
-    *out = (vgg_algo)i;
-    return 0;
-}
-
-int vgg_precision_parse(const char *s, vgg_precision *out) {
-    int i = name_index(vgg_precision_names, s);
-    if (i < 0) return -1;
-    *out = (vgg_precision)i;
-    return 0;
-}
-
 int vgg_layer_set_parse(const char *s, uint32_t *out) {
     uint32_t set = 0;
     if (strcmp(s, "none") != 0) {

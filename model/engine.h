@@ -90,9 +90,6 @@ typedef struct {
 typedef struct vgg_model vgg_model;
 typedef struct vgg_engine vgg_engine;
 
-/* Parsers for CLI and config values; return -1 for an unknown name. */
-int vgg_algo_parse(const char *s, vgg_algo *out);
-int vgg_precision_parse(const char *s, vgg_precision *out);
 /* A set of layers by name, "conv1".."conv16" and "fc1".."fc3", comma-separated ("" or "none":
  * empty), as a bit mask over the VGG_N_LAYERS index order. */
 int vgg_layer_set_parse(const char *s, uint32_t *out);
