@@ -382,13 +382,6 @@ batcher_submit_result batcher_submit(batcher *b, batch_request *r) {
     return BATCHER_OK;
 }
 
-int batcher_queue_depth(batcher *b) {
-    pthread_mutex_lock(&b->lock);
-    int n = b->count;
-    pthread_mutex_unlock(&b->lock);
-    return n;
-}
-
 void batcher_drain(batcher *b, int64_t grace_ms) {
     pthread_mutex_lock(&b->lock);
     b->accepting = false;

@@ -4,9 +4,9 @@
  * deadline, a completion callback); the batcher never sees JSON or image bytes. Each worker
  * owns a vgg_engine (its oneDNN stream and primitives) over the shared vgg_model.
  *
- * Thread-safety: batcher_submit, batcher_queue_depth and batcher_drain may be called from any
- * thread. A batch_request belongs to the caller until on_complete runs; after on_complete the
- * batcher never touches it again.
+ * Thread-safety: batcher_submit and batcher_drain may be called from any thread. A
+ * batch_request belongs to the caller until on_complete runs; after on_complete the batcher
+ * never touches it again.
  */
 #ifndef BATCHER_H
 #define BATCHER_H
@@ -88,8 +88,6 @@ int batcher_wait_warm(batcher *b, char *err, size_t errlen);
 /* Queues all of r's images, or none: BATCHER_FULL when they do not fit, BATCHER_STOPPED once
  * draining began. */
 batcher_submit_result batcher_submit(batcher *b, batch_request *r);
-
-int batcher_queue_depth(batcher *b);
 
 /* Refuses new work, waits up to grace_ms for queued and running work to finish, answers
  * what is still queued with BATCH_IMAGE_SHUTDOWN, then stops and joins the workers. */

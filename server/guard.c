@@ -177,9 +177,3 @@ void guard_release(guard *g, long long n) { atomic_fetch_sub(&g->buffered, n); }
 
 long long guard_buffered(const guard *g) { return atomic_load(&((guard *)g)->buffered); }
 
-int guard_open_connections(guard *g) {
-    pthread_mutex_lock(&g->lock);
-    int n = g->n_open;
-    pthread_mutex_unlock(&g->lock);
-    return n;
-}

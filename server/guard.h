@@ -60,7 +60,4 @@ bool guard_reserve(guard *g, long long n);
 void guard_release(guard *g, long long n);
 long long guard_buffered(const guard *g);
 
-/* How many connections are open now (for tests and the logs). */
-int guard_open_connections(guard *g);
-
 #endif
