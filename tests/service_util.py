@@ -438,6 +438,39 @@ class Server:
 
 # ---------------------------------------------------------------- test cases
 
+class LightServerCase(unittest.TestCase):
+    """One light Server (LIGHT_FLAGS) per class in a temporary directory: started in setUpClass
+    with the keyword arguments server_args() returns, stopped in tearDownClass, which asserts
+    that it drained and exited 0. A suite sets `binary` (binary_from_argv()) and `name`;
+    self.jpeg is the shipped cat photo."""
+
+    binary = None
+    name = "test"
+
+    @classmethod
+    def server_args(cls, workdir):
+        """Server's keyword arguments (flags, env, token, cafile); may write files into
+        workdir first (tokens, certificates)."""
+        return {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix=f"vggserve-{cls.name}-")
+        try:
+            cls.server = Server(cls.binary, cls.tmp.name, cls.name,
+                                **cls.server_args(cls.tmp.name)).start()
+        except BaseException:
+            cls.tmp.cleanup()
+            raise
+        cls.jpeg = image("chelsea.jpg")
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.server.stop()
+        cls.tmp.cleanup()
+        assert code == 0, f"exit code {code}"
+
+
 class ServerTestCase(unittest.TestCase):
     """Full-size servers (VGG16 and the service's defaults, not LIGHT_FLAGS) in a temporary
     directory per class; prints the logs of the servers a test used when it fails or errs.

@@ -11,7 +11,6 @@ Usage: /usr/bin/python3 tests/test_bad_inputs.py PATH/TO/vggserve
 (The files come from tests/data/bad_inputs/make_bad_inputs.py; commit both.)"""
 import json
 import os
-import tempfile
 import unittest
 
 import service_util as su
@@ -20,19 +19,14 @@ BIN = su.binary_from_argv()
 CASES = os.path.join(su.TESTS, "data", "bad_inputs")
 
 
-class BadInputs(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="vggserve-bad-inputs-")
-        with open(os.path.join(CASES, "manifest.json")) as f:
-            cls.manifest = json.load(f)
-        cls.server = su.Server(BIN, cls.tmp.name, "bad_inputs").start()
+class BadInputs(su.LightServerCase):
+    binary, name = BIN, "bad_inputs"
 
     @classmethod
-    def tearDownClass(cls):
-        code = cls.server.stop()
-        cls.tmp.cleanup()
-        assert code == 0, f"exit code {code}"
+    def setUpClass(cls):
+        with open(os.path.join(CASES, "manifest.json")) as f:
+            cls.manifest = json.load(f)
+        super().setUpClass()
 
     def send(self, case):
         with open(os.path.join(CASES, case["file"]), "rb") as f:

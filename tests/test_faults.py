@@ -145,21 +145,14 @@ def post_and_vanish(port, body, ctype="image/jpeg", send_all=True):
     s.close()
 
 
-class VanishingClients(unittest.TestCase):
+class VanishingClients(su.LightServerCase):
+    binary, name = BIN, "vanish"
     TIMEOUT_S = 3
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="vggserve-vanish-")
-        cls.server = su.Server(BIN, cls.tmp.name, "vanish",
-                               flags=["--queue-capacity", "4", "--max-images-per-request", "4",
-                                      "--connection-timeout-s", str(cls.TIMEOUT_S)]).start()
-        cls.jpeg = su.image("chelsea.jpg")
 
     @classmethod
-    def tearDownClass(cls):
-        code = cls.server.stop()
-        cls.tmp.cleanup()
-        assert code == 0, code
+    def server_args(cls, workdir):
+        return {"flags": ["--queue-capacity", "4", "--max-images-per-request", "4",
+                          "--connection-timeout-s", str(cls.TIMEOUT_S)]}
 
     def settled(self):
         m = self.server.metrics()
@@ -196,21 +189,13 @@ class VanishingClients(unittest.TestCase):
         self.assertLess(time.time() - t0, self.TIMEOUT_S + 15)
 
 
-class SlowClients(unittest.TestCase):
+class SlowClients(su.LightServerCase):
+    binary, name = BIN, "slow"
     TIMEOUT_S = 2
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="vggserve-slow-")
-        cls.server = su.Server(BIN, cls.tmp.name, "slow",
-                               flags=["--connection-timeout-s", str(cls.TIMEOUT_S)]).start()
-        cls.jpeg = su.image("chelsea.jpg")
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.server.stop()
-        cls.tmp.cleanup()
-        assert code == 0, code
+    def server_args(cls, workdir):
+        return {"flags": ["--connection-timeout-s", str(cls.TIMEOUT_S)]}
 
     def trickle(self, result):
         """Sends the body one byte every 0.2 s; records when the server cut it off."""

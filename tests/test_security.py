@@ -19,7 +19,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import unittest
 
@@ -35,19 +34,12 @@ def run_serve(*flags, env=None, timeout=60):
                           env=su.clean_env(**(env or {})), timeout=timeout)
 
 
-class AuthTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="vggserve-auth-")
-        cls.server = su.Server(BIN, cls.tmp.name, "auth", env={"VGGSERVE_AUTH_TOKEN": TOKEN},
-                               token=TOKEN).start()
-        cls.jpeg = su.image("chelsea.jpg")
+class AuthTest(su.LightServerCase):
+    binary, name = BIN, "auth"
 
     @classmethod
-    def tearDownClass(cls):
-        code = cls.server.stop()
-        cls.tmp.cleanup()
-        assert code == 0, code
+    def server_args(cls, workdir):
+        return {"env": {"VGGSERVE_AUTH_TOKEN": TOKEN}, "token": TOKEN}
 
     def assert401(self, r, invalid):
         self.assertEqual(r.status, 401, r)
@@ -99,22 +91,16 @@ class AuthTest(unittest.TestCase):
         self.assertGreaterEqual(su.metric(m, "vggserve_rejected_total", reason="unauthorized"), 1)
 
 
-class AuthFileTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="vggserve-authfile-")
-        cls.token_file = os.path.join(cls.tmp.name, "token")
-        with open(cls.token_file, "w") as f:
-            f.write(TOKEN + "\n")
-        cls.server = su.Server(BIN, cls.tmp.name, "authfile", token=TOKEN,
-                               flags=["--auth-token-file", cls.token_file, "--auth-metrics", "true",
-                                      "--auth-health", "true"]).start()
+class AuthFileTest(su.LightServerCase):
+    binary, name = BIN, "authfile"
 
     @classmethod
-    def tearDownClass(cls):
-        code = cls.server.stop()
-        cls.tmp.cleanup()
-        assert code == 0, code
+    def server_args(cls, workdir):
+        cls.token_file = os.path.join(workdir, "token")
+        with open(cls.token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        return {"token": TOKEN, "flags": ["--auth-token-file", cls.token_file,
+                                          "--auth-metrics", "true", "--auth-health", "true"]}
 
     def test_metrics_and_health_need_the_token_when_asked(self):
         for path in ("/healthz", "/readyz", "/metrics"):
@@ -158,11 +144,11 @@ class AuthFileTest(unittest.TestCase):
 
 
 @unittest.skipUnless(shutil.which("openssl") and shutil.which("curl"), "needs openssl and curl")
-class TlsTest(unittest.TestCase):
+class TlsTest(su.LightServerCase):
+    binary, name = BIN, "tls"
+
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="vggserve-tls-")
-        d = cls.tmp.name
+    def server_args(cls, d):
         cls.cert, cls.key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
         cls.other_key = os.path.join(d, "other-key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
@@ -170,16 +156,13 @@ class TlsTest(unittest.TestCase):
                         "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
         subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
                         "-out", cls.other_key], check=True, capture_output=True)
-        cls.server = su.Server(BIN, d, "tls", cafile=cls.cert, token=TOKEN,
-                               env={"VGGSERVE_AUTH_TOKEN": TOKEN},
-                               flags=["--tls-cert-file", cls.cert, "--tls-key-file", cls.key]).start()
-        cls.url = f"https://127.0.0.1:{cls.server.port}"
+        return {"cafile": cls.cert, "token": TOKEN, "env": {"VGGSERVE_AUTH_TOKEN": TOKEN},
+                "flags": ["--tls-cert-file", cls.cert, "--tls-key-file", cls.key]}
 
     @classmethod
-    def tearDownClass(cls):
-        code = cls.server.stop()
-        cls.tmp.cleanup()
-        assert code == 0, code
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.url = f"https://127.0.0.1:{cls.server.port}"
 
     def curl(self, *args):
         return subprocess.run(["curl", "-sS", "--max-time", "60", *args], capture_output=True,
@@ -231,21 +214,15 @@ class TlsTest(unittest.TestCase):
         self.assertIn("not a PEM file", p.stderr)
 
 
-class LimitsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="vggserve-limits-")
-        # One HTTP thread, so max_connections is not split among threads.
-        cls.server = su.Server(BIN, cls.tmp.name, "limits",
-                               flags=["--http-threads", "1", "--max-header-bytes", "8192",
-                                      "--max-connections", "4", "--max-connections-per-ip", "3",
-                                      "--connection-timeout-s", "5"]).start()
+class LimitsTest(su.LightServerCase):
+    binary, name = BIN, "limits"
 
     @classmethod
-    def tearDownClass(cls):
-        code = cls.server.stop()
-        cls.tmp.cleanup()
-        assert code == 0, code
+    def server_args(cls, workdir):
+        # One HTTP thread, so max_connections is not split among threads.
+        return {"flags": ["--http-threads", "1", "--max-header-bytes", "8192",
+                          "--max-connections", "4", "--max-connections-per-ip", "3",
+                          "--connection-timeout-s", "5"]}
 
     def test_headers_over_max_header_bytes_get_431(self):
         r = self.server.request("GET", "/healthz", headers={"X-Padding": "a" * 12000})
