@@ -26,7 +26,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from safetensors_write import VGG_CFGS, check_layout, vgg_layout, write_safetensors  # noqa: E402
+from safetensors_write import VGG_CFGS, check_layout, vgg_layout, write_vgg  # noqa: E402
 
 FC_LAYERS = (("fc1", 0), ("fc2", 3), ("predictions", 6))
 
@@ -116,13 +116,7 @@ def main(argv=None):
         check_layout(tensors, model)
     except ValueError as e:
         sys.exit(f"convert_keras: {args.h5}: {e}")
-    ordered = [(name, tensors[name]) for name, _ in vgg_layout(model)]
-    n_params = sum(int(np.prod(a.shape)) for _, a in ordered)
-    size = write_safetensors(args.out, ordered, {
-        "format": "pt", "model": model, "preprocess": "caffe",
-        "source": os.path.basename(args.h5), "converter": "scripts/convert_keras.py"})
-    print(f"wrote {args.out}: {model}, {len(ordered)} tensors, {n_params:,} parameters, "
-          f"{size / 1048576:.0f} MiB; serve it with caffe preprocessing", file=sys.stderr)
+    write_vgg(args.out, tensors, model, "caffe", args.h5, "scripts/convert_keras.py")
 
 
 if __name__ == "__main__":

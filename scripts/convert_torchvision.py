@@ -16,10 +16,9 @@ import argparse
 import os
 import sys
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from safetensors_write import check_layout, model_for_conv_count, vgg_layout, write_safetensors  # noqa: E402
+from safetensors_write import check_layout, model_for_conv_count, write_vgg  # noqa: E402
 
 
 def load_state_dict(path):
@@ -56,13 +55,7 @@ def main(argv=None):
         check_layout(tensors, model)
     except ValueError as e:
         sys.exit(f"convert_torchvision: {args.pth}: {e}")
-    ordered = [(name, tensors[name]) for name, _ in vgg_layout(model)]
-    n_params = sum(int(np.prod(a.shape)) for _, a in ordered)
-    size = write_safetensors(args.out, ordered, {
-        "format": "pt", "model": model, "preprocess": "torchvision",
-        "source": os.path.basename(args.pth), "converter": "scripts/convert_torchvision.py"})
-    print(f"wrote {args.out}: {model}, {len(ordered)} tensors, {n_params:,} parameters, "
-          f"{size / 1048576:.0f} MiB", file=sys.stderr)
+    write_vgg(args.out, tensors, model, "torchvision", args.pth, "scripts/convert_torchvision.py")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ vggserve's loader reads (features.N.*, classifier.{0,3,6}.*).
 """
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -87,3 +88,17 @@ def write_safetensors(path, tensors, metadata):
             f.write(memoryview(a).cast("B"))  # no copy of the (up to 400 MB) tensor
     os.replace(tmp, path)
     return 8 + len(raw) + offset
+
+
+def write_vgg(path, tensors, model, preprocess, source, converter):
+    """Writes a checked VGG's tensors ({name: array}) in vggserve's layer order, with the
+    metadata the loader reads, and prints one line saying what was written. ValueError: a
+    non-finite value."""
+    ordered = [(name, tensors[name]) for name, _ in vgg_layout(model)]
+    n_params = sum(int(np.prod(a.shape)) for _, a in ordered)
+    size = write_safetensors(path, ordered, {
+        "format": "pt", "model": model, "preprocess": preprocess,
+        "source": os.path.basename(source), "converter": converter})
+    hint = "" if preprocess == "torchvision" else f"; serve it with {preprocess} preprocessing"
+    print(f"wrote {path}: {model}, {len(ordered)} tensors, {n_params:,} parameters, "
+          f"{size / 1048576:.0f} MiB{hint}", file=sys.stderr)
