@@ -16,7 +16,6 @@ import argparse
 import os
 import sys
 
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from safetensors_write import check_layout, model_for_conv_count, write_vgg  # noqa: E402
 
