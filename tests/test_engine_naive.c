@@ -170,6 +170,26 @@ static void expect_conv_kernels(const vgg_config *c, const vgg_model_options *op
     EXPECT(convs == c->n_conv);
 }
 
+/* N_MAX inputs of standard normal values for cfg, from seed (the caller frees them). */
+static float *normal_inputs(const vgg_config *cfg, uint64_t seed) {
+    const size_t n = (size_t)3 * cfg->input_hw * cfg->input_hw * N_MAX;
+    float *in = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) in[i] = (float)vgg_normal_from_u64(vgg_splitmix64(&seed));
+    return in;
+}
+
+/* Classifier weights 30 times the 0.01 default, so that logits are well above rounding. */
+static void scale_classifier(vgg_weights *w) {
+    for (int j = 0; j < VGG_N_FC; j++)
+        for (int64_t i = 0; i < (int64_t)w->cfg.fc_out[j] * w->cfg.fc_in[j]; i++) w->fc_w[j][i] *= 30;
+}
+
+/* The naive pass's logits of each of the N_MAX inputs. */
+static void naive_logits(const vgg_weights *w, const float *in, float ref[N_MAX][10]) {
+    const size_t per = (size_t)3 * w->cfg.input_hw * w->cfg.input_hw;
+    for (int i = 0; i < N_MAX; i++) naive_forward(w, in + i * per, ref[i]);
+}
+
 static void check_config(const char *name, int width_div, vgg_algo algo, vgg_fc1_layout fc1,
                          vgg_precision precision) {
     /* bf16 keeps 8 bits of mantissa: about 3 significant digits through 16 layers. */
@@ -178,15 +198,10 @@ static void check_config(const char *name, int width_div, vgg_algo algo, vgg_fc1
     EXPECT(vgg_config_init_reduced(&cfg, name, width_div, 64, 32, 10));
     vgg_weights w;
     EXPECT(vgg_weights_generate(&w, &cfg, 7) == 0);
-    /* Larger classifier weights than the 0.01 default so logits are well above rounding. */
-    for (int j = 0; j < VGG_N_FC; j++)
-        for (int64_t i = 0; i < (int64_t)cfg.fc_out[j] * cfg.fc_in[j]; i++) w.fc_w[j][i] *= 30;
-    const size_t per = (size_t)3 * cfg.input_hw * cfg.input_hw;
-    float *in = malloc(per * N_MAX * sizeof(float));
-    uint64_t st = 99;
-    for (size_t i = 0; i < per * N_MAX; i++) in[i] = (float)vgg_normal_from_u64(vgg_splitmix64(&st));
+    scale_classifier(&w);
+    float *in = normal_inputs(&cfg, 99);
     float ref[N_MAX][10];
-    for (int i = 0; i < N_MAX; i++) naive_forward(&w, in + i * per, ref[i]);
+    naive_logits(&w, in, ref);
 
     char err[512];
     vgg_model_options opt = {.algo = algo, .precision = precision, .fc1_layout = fc1, .max_batch = N_MAX};
@@ -251,12 +266,9 @@ static void check_explain(int width_div, vgg_algo algo, vgg_fc1_layout fc1, vgg_
     EXPECT(vgg_config_init_reduced(&cfg, "vgg16", width_div, 96, 32, 10));
     vgg_weights w;
     EXPECT(vgg_weights_generate(&w, &cfg, 21) == 0);
-    for (int j = 0; j < VGG_N_FC; j++)
-        for (int64_t i = 0; i < (int64_t)cfg.fc_out[j] * cfg.fc_in[j]; i++) w.fc_w[j][i] *= 30;
+    scale_classifier(&w);
     const size_t per = (size_t)3 * cfg.input_hw * cfg.input_hw;
-    float *in = malloc(per * N_MAX * sizeof(float));
-    uint64_t st = 17;
-    for (size_t i = 0; i < per * N_MAX; i++) in[i] = (float)vgg_normal_from_u64(vgg_splitmix64(&st));
+    float *in = normal_inputs(&cfg, 17);
     char err[512];
     vgg_model_options opt = {.algo = algo, .precision = precision, .fc1_layout = fc1,
                              .max_batch = N_MAX, .explain_plain_fc = plain_fc};
@@ -363,12 +375,9 @@ static void check_concurrent_engines(void) {
     vgg_config_init_reduced(&cfg, "vgg16", 16, 64, 32, 10);
     vgg_weights w;
     vgg_weights_generate(&w, &cfg, 11);
-    const size_t per = (size_t)3 * cfg.input_hw * cfg.input_hw;
-    float *in = malloc(per * N_MAX * sizeof(float));
-    uint64_t st = 5;
-    for (size_t i = 0; i < per * N_MAX; i++) in[i] = (float)vgg_normal_from_u64(vgg_splitmix64(&st));
+    float *in = normal_inputs(&cfg, 5);
     float ref[N_MAX][10];
-    for (int i = 0; i < N_MAX; i++) naive_forward(&w, in + i * per, ref[i]);
+    naive_logits(&w, in, ref);
     char err[256];
     vgg_model_options opt = {.algo = VGG_ALGO_DIRECT, .precision = VGG_PRECISION_F32, .fc1_layout = VGG_FC1_FLAT, .max_batch = N_MAX};
     vgg_model *m = vgg_model_create(&w, &opt, err, sizeof err);
@@ -397,17 +406,16 @@ static void check_int8(void) {
     vgg_config_init_reduced(&cfg, "vgg16", 16, 64, 32, 10);
     vgg_weights w;
     vgg_weights_generate(&w, &cfg, 3);
-    for (int j = 0; j < VGG_N_FC; j++) {
-        for (int64_t i = 0; i < (int64_t)cfg.fc_out[j] * cfg.fc_in[j]; i++) w.fc_w[j][i] *= 30;
+    scale_classifier(&w);
+    for (int j = 0; j < VGG_N_FC; j++)
         for (int i = 0; i < cfg.fc_out[j]; i++) w.fc_b[j][i] *= 20;
-    }
     for (int l = 0; l < cfg.n_conv; l++)
         for (int i = 0; i < cfg.conv_out[l]; i++) w.conv_b[l][i] *= 20;
     const size_t per = (size_t)3 * cfg.input_hw * cfg.input_hw;
     float *in = malloc(per * N_MAX * sizeof(float));
     vgg_calibration_images(in, N_MAX, cfg.input_hw, 9);
     float ref[N_MAX][10], act_max[VGG_N_LAYERS];
-    for (int i = 0; i < N_MAX; i++) naive_forward(&w, in + i * per, ref[i]);
+    naive_logits(&w, in, ref);
     char err[512];
     EXPECT(vgg_calibrate(&w, in, N_MAX, 1, NULL, act_max, err, sizeof err) == 0);
     EXPECT(act_max[0] > 0 && act_max[VGG_MAX_CONV] > 0 && act_max[1] > 0);
