@@ -374,6 +374,20 @@ static void explain_unanswered(request *r, enum MHD_RequestTerminationCode toe) 
     if (why != API_OK) metrics_add_rejected(s->metrics, why);
 }
 
+/* Our answer was queued, but the connection failed before libmicrohttpd had written it all:
+ * the client left (a reset made the write fail), so it never saw the answer. Logged and
+ * counted as 499, like an unanswered request, with the status it missed in the error. An
+ * answer written whole before the client left is not known to be lost and keeps its status. */
+static void note_lost_answer(request *r, enum MHD_RequestTerminationCode toe) {
+    if (toe != MHD_REQUEST_TERMINATED_WITH_ERROR && toe != MHD_REQUEST_TERMINATED_READ_ERROR &&
+        toe != MHD_REQUEST_TERMINATED_CLIENT_ABORT)
+        return;
+    size_t n = strlen(r->error);
+    snprintf(r->error + n, sizeof r->error - n, "%sconnection ended before the answer (%d) was "
+             "sent", n ? "; " : "", r->http_code);
+    r->http_code = 499;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe) {
     request *r = *req_cls;
@@ -391,6 +405,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     }
     http_server *s = r->srv;
     if (r->http_code == 0) explain_unanswered(r, toe);
+    else note_lost_answer(r, toe);
     double total_s = ms_between(r->start_ns, batcher_now_ns()) / 1e3;
     metrics_observe_request(s->metrics, endpoint_of(r->route), r->http_code, total_s);
     if (route_is_inference(r->route)) observe_inference(r, total_s);
