@@ -18,12 +18,6 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-image_decode_options classify_decode_options(const classify_limits *lim) {
-    return (image_decode_options){.max_pixels = lim->max_pixels,
-                                  .full_resolution = lim->decode_full_resolution,
-                                  .ignore_exif = lim->ignore_exif};
-}
-
 api_status classify_check_content_length(const char *content_length, const classify_limits *lim,
                                          char *msg, size_t msglen) {
     if (!content_length || strtoull(content_length, NULL, 10) <= (unsigned long long)lim->max_body_bytes)
@@ -131,9 +125,8 @@ api_status classify_request_parse(const classify_http_request *req, const classi
     double t0 = now_ms();
     for (int i = 0; i < n; i++) {
         char why[384];
-        const image_decode_options dopt = classify_decode_options(lim);
         preprocess_status ps =
-            preprocess_bytes_sized(parts[i].data, parts[i].len, &dopt, lim->preprocess,
+            preprocess_bytes_sized(parts[i].data, parts[i].len, &lim->decode, lim->preprocess,
                                    lim->image_hw, inputs + (size_t)i * image_floats, sizes[i],
                                    why, sizeof why);
         if (ps != PREPROCESS_OK) {

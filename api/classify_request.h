@@ -31,17 +31,12 @@
 
 typedef struct {
     long long max_body_bytes; /* 413 above this */
-    long long max_pixels;     /* per image, width x height; 422 above this */
     int max_images;           /* parts of one multipart body; 413 above this */
     int image_hw;             /* side of the network's input (224) */
     preprocess_mode preprocess; /* what the weights were trained with (0: torchvision) */
-    bool decode_full_resolution; /* decode_scaling = off (false: auto, the default) */
-    bool ignore_exif;            /* exif_orientation = ignore (false: apply, the default) */
+    image_decode_options decode; /* max_pixels (422 above it) and the decode settings: both
+                                  * request paths (/classify, v2 BYTES) decode with them */
 } classify_limits;
-
-/* The decoder's options for these limits (max_pixels and the two decode settings); both
- * request paths (/classify, v2 BYTES) decode with them. */
-image_decode_options classify_decode_options(const classify_limits *lim);
 
 typedef struct {
     const char *content_type;  /* header value, or NULL */

@@ -241,8 +241,7 @@ static long long read_fp32_json(json_t *a, const long long *dims, int ndim, int 
 static api_status decode_image(parse_ctx *c, int i, int n, const unsigned char *bytes,
                                size_t len, float *out) {
     char why[384];
-    const image_decode_options dopt = classify_decode_options(c->lim); /* as POST /classify */
-    preprocess_status ps = preprocess_bytes(bytes, len, &dopt, c->lim->preprocess,
+    preprocess_status ps = preprocess_bytes(bytes, len, &c->lim->decode, c->lim->preprocess,
                                             c->lim->image_hw, out, why, sizeof why);
     if (ps == PREPROCESS_OK) return API_OK;
     if (n > 1) return fail(c, api_status_from_preprocess(ps), "image element %d: %s", i, why);

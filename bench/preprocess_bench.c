@@ -56,7 +56,8 @@ int main(int argc, char **argv) {
             if (cli_parse_choice("decode-scaling", argv[++first], image_decode_scaling_names,
                                  &scaling) != 0)
                 return 2;
-            opt.full_resolution = scaling == IMAGE_DECODE_SCALING_OFF;
+            opt = image_decode_options_of(opt.max_pixels, (image_decode_scaling)scaling,
+                                          IMAGE_EXIF_APPLY);
         }
         else if (strcmp(argv[first], "--threads") == 0 && first + 1 < argc) threads = atoi(argv[++first]);
         else if (strcmp(argv[first], "--iterations") == 0 && first + 1 < argc) iterations = atoi(argv[++first]);

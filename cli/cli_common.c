@@ -164,16 +164,14 @@ int cli_read_file(const char *path, uint8_t **out, size_t *len) {
 }
 
 int cli_decode_options(const cli_decode_flags *f, image_decode_options *out) {
-    *out = (image_decode_options){0};
     int scaling, exif;
+    long max_pixels;
     if (cli_parse_choice("decode-scaling", f->scaling, image_decode_scaling_names, &scaling) ||
-        cli_parse_choice("exif-orientation", f->exif, image_decode_exif_names, &exif))
+        cli_parse_choice("exif-orientation", f->exif, image_decode_exif_names, &exif) ||
+        cli_parse_int("max-pixels", f->max_pixels, 1, 0x7fffffffffffffffL, &max_pixels) != 0)
         return -1;
-    out->full_resolution = scaling == IMAGE_DECODE_SCALING_OFF;
-    out->ignore_exif = exif == IMAGE_EXIF_IGNORE;
-    long v;
-    if (cli_parse_int("max-pixels", f->max_pixels, 1, 0x7fffffffffffffffL, &v) != 0) return -1;
-    out->max_pixels = v;
+    *out = image_decode_options_of(max_pixels, (image_decode_scaling)scaling,
+                                   (image_exif_orientation)exif);
     return 0;
 }
 

@@ -34,6 +34,13 @@ const char *image_format_name(image_format f) {
 const char *const image_decode_scaling_names[3] = {"auto", "off", NULL};
 const char *const image_decode_exif_names[3] = {"apply", "ignore", NULL};
 
+image_decode_options image_decode_options_of(int64_t max_pixels, image_decode_scaling scaling,
+                                             image_exif_orientation exif) {
+    return (image_decode_options){.max_pixels = max_pixels,
+                                  .full_resolution = scaling == IMAGE_DECODE_SCALING_OFF,
+                                  .ignore_exif = exif == IMAGE_EXIF_IGNORE};
+}
+
 /* The pixel limit, on the header's size, before anything is decoded. */
 static preprocess_status check_size(int64_t w, int64_t h, const image_decode_options *o,
                                     const char *fmt, char *err, size_t errlen) {

@@ -68,4 +68,8 @@ typedef enum { IMAGE_EXIF_APPLY, IMAGE_EXIF_IGNORE } image_exif_orientation;
 extern const char *const image_decode_scaling_names[3];
 extern const char *const image_decode_exif_names[3];
 
+/* The options the settings mean (min_side 0: the caller sets it for its resize). */
+image_decode_options image_decode_options_of(int64_t max_pixels, image_decode_scaling scaling,
+                                             image_exif_orientation exif);
+
 #endif

@@ -54,7 +54,7 @@ struct http_server {
     guard *guard; /* deadlines and the buffered-bytes budget (guard.h) */
     _Atomic int state;
     _Atomic int preprocess; /* preprocess_mode, set once the weights are known */
-    bool decode_full_resolution, ignore_exif; /* cfg's decode_scaling, exif_orientation */
+    image_decode_options decode; /* cfg's max_pixels and decode settings, made once */
     int explain_hw;          /* Grad-CAM map side; 0: no explanations (int8) */
     char explain_layer[16];  /* the layer they explain: conv5_3 */
     batcher *_Atomic batcher;
@@ -446,10 +446,8 @@ static void on_inference_done(batch_request *br) {
 }
 
 static classify_limits limits_of(const http_server *s) {
-    classify_limits lim = {s->cfg->max_body_bytes, s->cfg->max_pixels,
-                           (int)s->cfg->max_images_per_request, IMAGE_HW,
-                           (preprocess_mode)atomic_load(&s->preprocess),
-                           s->decode_full_resolution, s->ignore_exif};
+    classify_limits lim = {s->cfg->max_body_bytes, (int)s->cfg->max_images_per_request, IMAGE_HW,
+                           (preprocess_mode)atomic_load(&s->preprocess), s->decode};
     return lim;
 }
 
@@ -1431,9 +1429,8 @@ static http_server *server_create(const vggserve_config *cfg, metrics *m, char *
         name_ptrs[v] = names[v];
     }
     metrics_set_model_names(m, name_ptrs, KSERVE_V2_VIEW_COUNT); /* index = kserve_v2_view */
-    /* The decode settings as the decoder's options take them. */
-    s->decode_full_resolution = cfg->decode_scaling == IMAGE_DECODE_SCALING_OFF;
-    s->ignore_exif = cfg->exif_orientation == IMAGE_EXIF_IGNORE;
+    s->decode = image_decode_options_of(cfg->max_pixels, cfg->decode_scaling,
+                                        cfg->exif_orientation);
     atomic_store(&s->state, SERVICE_LOADING);
     pthread_mutex_init(&s->log_lock, NULL);
     struct timespec ts;

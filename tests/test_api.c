@@ -45,7 +45,7 @@ static unsigned char *read_file(const char *rel, size_t *len) {
 
 /* ---------------------------------------------------------------- classify_request */
 
-static const classify_limits lim = {1 << 20, 40000000, 3, 224, PREPROCESS_TORCHVISION, false, false};
+static const classify_limits lim = {1 << 20, 3, 224, PREPROCESS_TORCHVISION, {.max_pixels = 40000000}};
 
 static api_status parse(const char *ctype, const char *top_k, const void *body, size_t len,
                         classify_input *in, char *msg) {

@@ -21,7 +21,7 @@
 #define HW 8 /* a small network side keeps the FP32 cases short; the code takes it from lim */
 #define N_CLASSES 1000
 
-static const classify_limits lim = {1 << 20, 40000000, 4, HW, PREPROCESS_TORCHVISION, false, false};
+static const classify_limits lim = {1 << 20, 4, HW, PREPROCESS_TORCHVISION, {.max_pixels = 40000000}};
 
 static void *xmalloc(size_t n) {
     void *p = malloc(n);
@@ -257,7 +257,7 @@ static void test_images(const char *tests_dir) {
     if (!jpg) return;
     float want[3 * HW * HW];
     char err[256];
-    EXPECT(preprocess_bytes(jpg, len, &(image_decode_options){.max_pixels = lim.max_pixels}, PREPROCESS_TORCHVISION, HW, want, err,
+    EXPECT(preprocess_bytes(jpg, len, &lim.decode, PREPROCESS_TORCHVISION, HW, want, err,
                             sizeof err) == PREPROCESS_OK);
 
     /* JSON: two base64 strings, one with line breaks (as `base64` wraps). */

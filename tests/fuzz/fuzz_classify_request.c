@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned char *body = malloc(body_len ? body_len : 1); /* exact size for ASan */
     memcpy(body, p, body_len);
 
-    classify_limits lim = {1 << 20, 1 << 20, 4, 224, PREPROCESS_TORCHVISION, false, false};
+    classify_limits lim = {1 << 20, 4, 224, PREPROCESS_TORCHVISION, {.max_pixels = 1 << 20}};
     char msg[800];
     const char *challenge;
     api_status st = api_auth_check(auth, "fuzz-token", msg, sizeof msg, &challenge);

@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     unsigned char *body = malloc(body_len ? body_len : 1); /* exact size for ASan */
     memcpy(body, p, body_len);
-    classify_limits lim = {1 << 20, 1 << 20, 4, HW, PREPROCESS_TORCHVISION, false, false};
+    classify_limits lim = {1 << 20, 4, HW, PREPROCESS_TORCHVISION, {.max_pixels = 1 << 20}};
     kserve_v2_http_request req = {hlen, body, body_len, body_len > (size_t)lim.max_body_bytes,
                                   view < KSERVE_V2_VIEW_COUNT ? view : KSERVE_V2_VIEW_FULL,
                                   N_CLASSES, MAP_HW};
