@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "calibrate.h"
+#include "name_table.h"
 
 
 static void print_usage(const char *usage, const cli_option *opts, int n_opts) {
@@ -79,14 +80,9 @@ int cli_parse_int(const char *name, const char *s, long min, long max, long *out
 }
 
 int cli_parse_choice(const char *name, const char *s, const char *const *names, int *out) {
-    for (int i = 0; names[i]; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    char list[256] = "";
-    for (int i = 0; names[i]; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "|" : "", names[i]);
+    if ((*out = name_table_index(names, s)) >= 0) return 0;
+    char list[256];
+    name_table_join(names, list, sizeof list);
     fprintf(stderr, "error: --%s must be one of %s, got '%s'\n", name, list, s);
     return -1;
 }

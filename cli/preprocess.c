@@ -31,14 +31,9 @@ int cmd_preprocess(int argc, char **argv) {
         fprintf(stderr, "error: give one IMAGE and --out FILE.npy\n");
         return 2;
     }
-    /* A setting but "auto": there are no weights here to ask. */
-    preprocess_setting setting;
-    preprocess_mode mode;
-    if (preprocess_setting_parse(mode_s, &setting) != 0 || setting == PREPROCESS_SETTING_AUTO) {
-        fprintf(stderr, "error: --mode must be torchvision or caffe, got '%s'\n", mode_s);
-        return 2;
-    }
-    preprocess_resolve(setting, "", &mode);
+    int m; /* a mode, not "auto": there are no weights here to ask */
+    if (cli_parse_choice("mode", mode_s, preprocess_mode_names, &m) != 0) return 2;
+    const preprocess_mode mode = (preprocess_mode)m;
     uint8_t *bytes;
     size_t got;
     if (cli_read_file(pos[0], &bytes, &got) != 0) {

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "auth.h"
+#include "name_table.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -139,14 +140,10 @@ static int set_field(vggserve_config *c, const config_field *f, const char *valu
         return -1;
     }
     if (f->choices) {
-        int index = -1;
-        for (int i = 0; f->choices[i]; i++)
-            if (strcmp(f->choices[i], value) == 0) index = i;
+        int index = name_table_index(f->choices, value);
         if (index < 0) {
-            char list[128] = "";
-            for (const char *const *ch = f->choices; *ch; ch++)
-                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-                         ch == f->choices ? "" : "|", *ch);
+            char list[128];
+            name_table_join(f->choices, list, sizeof list);
             snprintf(err, errlen, "%s: %s must be one of %s, got '%s'", source, f->key, list,
                      value);
             return -1;

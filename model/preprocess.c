@@ -10,31 +10,25 @@
 #include <string.h>
 
 #include "image_decode.h"
+#include "name_table.h"
 
 const char *const preprocess_setting_names[PREPROCESS_N_SETTINGS + 1] = {"auto", "torchvision",
                                                                           "caffe", NULL};
 
-const char *preprocess_mode_name(preprocess_mode m) {
-    return m == PREPROCESS_CAFFE ? preprocess_setting_names[PREPROCESS_SETTING_CAFFE]
-                                 : preprocess_setting_names[PREPROCESS_SETTING_TORCHVISION];
-}
+const char *const *const preprocess_mode_names = &preprocess_setting_names[1];
 
-int preprocess_setting_parse(const char *s, preprocess_setting *out) {
-    for (int i = 0; i < PREPROCESS_N_SETTINGS; i++)
-        if (strcmp(s, preprocess_setting_names[i]) == 0) {
-            *out = (preprocess_setting)i;
-            return 0;
-        }
-    return -1;
-}
+const char *preprocess_mode_name(preprocess_mode m) { return preprocess_mode_names[m]; }
 
 int preprocess_resolve(preprocess_setting s, const char *weights_says, preprocess_mode *out) {
     *out = PREPROCESS_TORCHVISION;
-    if (s == PREPROCESS_SETTING_AUTO && weights_says && weights_says[0]) {
-        if (preprocess_setting_parse(weights_says, &s) != 0 || s == PREPROCESS_SETTING_AUTO)
-            return 1;
+    if (s != PREPROCESS_SETTING_AUTO) {
+        *out = (preprocess_mode)(s - 1);
+        return 0;
     }
-    if (s == PREPROCESS_SETTING_CAFFE) *out = PREPROCESS_CAFFE;
+    if (!weights_says || !weights_says[0]) return 0;
+    int m = name_table_index(preprocess_mode_names, weights_says);
+    if (m < 0) return 1;
+    *out = (preprocess_mode)m;
     return 0;
 }
 

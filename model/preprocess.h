@@ -24,20 +24,20 @@
 
 typedef enum { PREPROCESS_TORCHVISION, PREPROCESS_CAFFE } preprocess_mode;
 
-/* The preprocess setting (config, `--mode`): a mode, or AUTO, which follows the weights file
- * ("preprocess" in its metadata) and is torchvision when the file says nothing. */
+/* The preprocess setting (config, `--mode`): AUTO, which follows the weights file
+ * ("preprocess" in its metadata) and is torchvision when the file says nothing, or a mode
+ * (setting = 1 + mode). */
 typedef enum {
     PREPROCESS_SETTING_AUTO,
-    PREPROCESS_SETTING_TORCHVISION,
-    PREPROCESS_SETTING_CAFFE,
+    PREPROCESS_SETTING_TORCHVISION = 1 + PREPROCESS_TORCHVISION,
+    PREPROCESS_SETTING_CAFFE = 1 + PREPROCESS_CAFFE,
     PREPROCESS_N_SETTINGS
 } preprocess_setting;
-/* The spellings, indexed by setting, NULL-terminated; a mode is spelled as its setting
- * (preprocess_mode_name). */
+/* The spellings, indexed by setting, NULL-terminated (name_table.h); the modes' are the same
+ * table after "auto", indexed by mode. */
 extern const char *const preprocess_setting_names[PREPROCESS_N_SETTINGS + 1];
+extern const char *const *const preprocess_mode_names;
 const char *preprocess_mode_name(preprocess_mode m);
-/* Returns 0, or -1 for an unknown spelling. */
-int preprocess_setting_parse(const char *s, preprocess_setting *out);
 /* The mode setting s means for weights whose metadata says weights_says ("": nothing).
  * Returns 0; 1 when AUTO met a value it does not know (torchvision is used; the caller
  * warns). */

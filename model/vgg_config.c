@@ -1,6 +1,8 @@
 /* vgg_config.c - expands torchvision's `cfgs` table into a vgg_config. */
 #include "vgg_config.h"
 
+#include "name_table.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -23,41 +25,39 @@ bool vgg_config_init_reduced(vgg_config *cfg, const char *name, int width_div, i
     memset(cfg, 0, sizeof *cfg);
     if (width_div < 1 || input_hw < 32 || input_hw % 32 != 0 || fc_hidden < 1 || n_classes < 1)
         return false;
-    for (size_t t = 0; t < VGG_N_MODELS; t++) {
-        if (strcmp(vgg_model_names[t], name) != 0) continue;
-        snprintf(cfg->name, sizeof cfg->name, "%s", name);
-        cfg->in_channels = 3;
-        cfg->input_hw = input_hw;
-        int channels = 3, hw = input_hw, feature_index = 0;
-        for (const int *l = vgg_tables[t]; *l != END; l++) {
-            if (*l == POOL) {
-                cfg->pool_after[cfg->n_conv - 1] = true;
-                hw /= 2;
-                feature_index += 1; /* MaxPool2d */
-                continue;
-            }
-            int out = *l / width_div;
-            if (out < 1) out = 1;
-            int i = cfg->n_conv++;
-            cfg->conv_in[i] = channels;
-            cfg->conv_out[i] = out;
-            cfg->conv_hw[i] = hw;
-            cfg->feature_index[i] = feature_index;
-            feature_index += 2; /* Conv2d, ReLU */
-            channels = out;
+    const int t = name_table_index(vgg_model_names, name);
+    if (t < 0) return false;
+    snprintf(cfg->name, sizeof cfg->name, "%s", name);
+    cfg->in_channels = 3;
+    cfg->input_hw = input_hw;
+    int channels = 3, hw = input_hw, feature_index = 0;
+    for (const int *l = vgg_tables[t]; *l != END; l++) {
+        if (*l == POOL) {
+            cfg->pool_after[cfg->n_conv - 1] = true;
+            hw /= 2;
+            feature_index += 1; /* MaxPool2d */
+            continue;
         }
-        cfg->final_hw = hw;
-        cfg->final_channels = channels;
-        cfg->fc_in[0] = channels * hw * hw;
-        cfg->fc_out[0] = fc_hidden;
-        cfg->fc_in[1] = fc_hidden;
-        cfg->fc_out[1] = fc_hidden;
-        cfg->fc_in[2] = fc_hidden;
-        cfg->fc_out[2] = n_classes;
-        cfg->n_classes = n_classes;
-        return true;
+        int out = *l / width_div;
+        if (out < 1) out = 1;
+        int i = cfg->n_conv++;
+        cfg->conv_in[i] = channels;
+        cfg->conv_out[i] = out;
+        cfg->conv_hw[i] = hw;
+        cfg->feature_index[i] = feature_index;
+        feature_index += 2; /* Conv2d, ReLU */
+        channels = out;
     }
-    return false;
+    cfg->final_hw = hw;
+    cfg->final_channels = channels;
+    cfg->fc_in[0] = channels * hw * hw;
+    cfg->fc_out[0] = fc_hidden;
+    cfg->fc_in[1] = fc_hidden;
+    cfg->fc_out[1] = fc_hidden;
+    cfg->fc_in[2] = fc_hidden;
+    cfg->fc_out[2] = n_classes;
+    cfg->n_classes = n_classes;
+    return true;
 }
 
 bool vgg_config_init(vgg_config *cfg, const char *name) {
