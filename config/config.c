@@ -37,12 +37,11 @@ static const config_field fields[] = {
     STR_FIELD(host, NULL, "127.0.0.1", "address to listen on (0.0.0.0 for all)"),
     INT_FIELD(port, 0, 65535, "8080", "TCP port (0 picks a free one, printed in the log)"),
     STR_FIELD(weights, NULL, "", "safetensors weights; empty generates them from seed"),
-    STR_FIELD(model, vgg_model_names, "vgg16", "vgg11|vgg13|vgg16|vgg19"),
-    CHOICE_FIELD(algo, vgg_algo_names, "direct", "convolution algorithm: direct|winograd"),
-    CHOICE_FIELD(precision, vgg_precision_names, "f32", "compute precision: f32|bf16|int8"),
+    STR_FIELD(model, vgg_model_names, "vgg16", "the VGG family member"),
+    CHOICE_FIELD(algo, vgg_algo_names, "direct", "convolution algorithm"),
+    CHOICE_FIELD(precision, vgg_precision_names, "f32", "compute precision"),
     CHOICE_FIELD(preprocess, preprocess_setting_names, "auto",
-              "image preprocessing: auto (what the weights file says, else torchvision)|"
-              "torchvision|caffe"),
+              "image preprocessing (auto: what the weights file says, else torchvision)"),
     INT_FIELD(seed, 0, 0x7fffffffffffffffLL, "1", "seed of generated weights"),
     INT_FIELD(workers, 1, 64, "1", "inference workers (each its own oneDNN stream)"),
     INT_FIELD(threads_per_worker, 0, 1024, "0", "oneDNN threads per worker (0: cores / workers)"),
@@ -64,7 +63,7 @@ static const config_field fields[] = {
     INT_FIELD(connection_timeout_s, 1, 3600, "30",
               "idle connection timeout, and the longest a request body may take to arrive"),
     INT_FIELD(shutdown_grace_s, 0, 3600, "30", "time to finish accepted work after SIGTERM"),
-    CHOICE_FIELD(log_format, access_log_format_names, "json", "access log lines: json|logfmt"),
+    CHOICE_FIELD(log_format, access_log_format_names, "json", "access log lines"),
     INT_FIELD(max_header_bytes, 4096, 16LL << 20, "32768",
               "memory per connection for the request line and headers; beyond it 431"),
     INT_FIELD(max_connections, 1, 1000000, "1000",
@@ -349,9 +348,14 @@ void config_print_flags(FILE *out) {
         size_t n = 0;
         for (const char *k = fields[i].key; *k && n + 1 < sizeof flag; k++) flag[n++] = *k == '_' ? '-' : *k;
         flag[n] = '\0';
-        fprintf(out, "  --%-24s %s (default %s%s%s)\n", flag, fields[i].help,
-                fields[i].kind == KIND_STRING || fields[i].kind == KIND_CHOICE ? "\"" : "",
-                fields[i].def,
-                fields[i].kind == KIND_STRING || fields[i].kind == KIND_CHOICE ? "\"" : "");
+        char choices[128] = "";
+        if (fields[i].choices) {
+            strcpy(choices, ": ");
+            name_table_join(fields[i].choices, choices + 2, sizeof choices - 2);
+        }
+        const bool text = fields[i].kind == KIND_STRING || fields[i].kind == KIND_CHOICE;
+        const char *quote = text ? "\"" : "";
+        fprintf(out, "  --%-24s %s%s (default %s%s%s)\n", flag, fields[i].help, choices, quote,
+                fields[i].def, quote);
     }
 }
