@@ -66,7 +66,12 @@ typedef struct {
     const char *scaling, *exif, *max_pixels;
 } cli_decode_flags;
 #define CLI_DECODE_FLAGS_DEFAULT {"auto", "apply", "40000000"}
-#define CLI_DECODE_OPTIONS(f)                                                                      {"decode-scaling", "auto|off", "JPEG/WebP at a reduced size covering the resize (default "      "auto), or every pixel", &(f).scaling, NULL},                                                 {"exif-orientation", "apply|ignore", "turn photos upright by EXIF (default apply)",             &(f).exif, NULL},                                                                              {"max-pixels", "N", "largest image, width x height (default 40000000)", &(f).max_pixels, NULL}
+#define CLI_DECODE_OPTIONS(f)                                                                      \
+    {"decode-scaling", "auto|off", "JPEG/WebP at a reduced size covering the resize (default "      \
+                                   "auto), or every pixel", &(f).scaling, NULL},                   \
+    {"exif-orientation", "apply|ignore", "turn photos upright by EXIF (default apply)",            \
+     &(f).exif, NULL},                                                                             \
+    {"max-pixels", "N", "largest image, width x height (default 40000000)", &(f).max_pixels, NULL}
 /* Returns -1 after printing which flag is wrong. */
 int cli_decode_options(const cli_decode_flags *f, image_decode_options *out);
 
