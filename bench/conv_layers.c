@@ -1,8 +1,12 @@
 /* conv_layers.c - each VGG16 convolution shape timed alone on oneDNN, in every kernel family
- * the engine can pick for it: f32 direct, f32 Winograd, bf16 direct. This is the measurement
- * behind the engine's per-layer choice in bf16 + Winograd mode (engine.c, layer_runs_winograd).
+ * the engine can pick for it: f32 direct, f32 Winograd, bf16 direct, int8 direct and int8
+ * Winograd (u8 source, s8 weights, u8 destination, per-channel output scales as the engine
+ * sets them). This is the measurement behind the engine's per-layer choices in bf16 +
+ * Winograd and int8 + Winograd modes (engine.c, layer_runs_winograd).
  *
- *   build/bench_conv_layers [--batch 8] [--repeats 8]
+ *   build/bench_conv_layers [--batch 8] [--repeats 8] [--kinds int8]
+ *
+ * --kinds keeps the kinds whose name contains the given text ("int8", "winograd", ...).
  *
  * Per shape and kind: the implementation oneDNN picked and the min / mean ms over --repeats
  * executions after two warm-up runs, with ReLU fused as in the engine; kinds run one after the
@@ -22,16 +26,24 @@ static double now_s(void) {
 
 /* Times one convolution and names oneDNN's implementation in impl; returns 0, or -1 when
  * oneDNN has no kernel for it. */
+/* One kernel family: the algorithm and the {src, weights, dst} data types. */
+typedef struct {
+    const char *name;
+    dnnl_alg_kind_t alg;
+    dnnl_data_type_t t[3];
+} conv_kind;
+
 static int time_conv(dnnl_engine_t eng, dnnl_stream_t stream, int n, int ic, int oc, int hw,
-                     dnnl_alg_kind_t alg, dnnl_data_type_t dt, int repeats, char *impl,
-                     size_t impl_len, double *min_ms, double *mean_ms) {
+                     const conv_kind *kind, int repeats, char *impl, size_t impl_len,
+                     double *min_ms, double *mean_ms) {
     dnnl_memory_desc_t src, wei, bias, dst;
     dnnl_dims_t sd = {n, ic, hw, hw}, wd = {oc, ic, 3, 3}, bd = {oc}, dd = {n, oc, hw, hw};
     dnnl_dims_t strides = {1, 1}, pad = {1, 1};
-    dnnl_memory_desc_init_by_tag(&src, 4, sd, dt, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&wei, 4, wd, dt, dnnl_format_tag_any);
+    const dnnl_alg_kind_t alg = kind->alg;
+    dnnl_memory_desc_init_by_tag(&src, 4, sd, kind->t[0], dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&wei, 4, wd, kind->t[1], dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x);
-    dnnl_memory_desc_init_by_tag(&dst, 4, dd, dt, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&dst, 4, dd, kind->t[2], dnnl_format_tag_any);
     dnnl_convolution_desc_t cd;
     if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &src, &wei, &bias,
                                            &dst, strides, pad, pad) != dnnl_success)
@@ -43,9 +55,17 @@ static int time_conv(dnnl_engine_t eng, dnnl_stream_t stream, int n, int ic, int
     dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
     dnnl_primitive_attr_set_post_ops(attr, ops);
     dnnl_post_ops_destroy(ops);
+    float *scales = NULL;
+    if (kind->t[1] == dnnl_s8) { /* int8: one output scale per channel, as the engine's */
+        scales = malloc(oc * sizeof *scales);
+        if (!scales) return -1;
+        for (int o = 0; o < oc; o++) scales[o] = 1.0f / 64;
+        dnnl_primitive_attr_set_output_scales(attr, oc, 1 << 1, scales);
+    }
     dnnl_primitive_desc_t pd;
     dnnl_status_t st = dnnl_primitive_desc_create(&pd, &cd, attr, eng, NULL);
     dnnl_primitive_attr_destroy(attr);
+    free(scales);
     if (st != dnnl_success) return -1;
     const char *name;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
@@ -85,30 +105,32 @@ static int time_conv(dnnl_engine_t eng, dnnl_stream_t stream, int n, int ic, int
 }
 
 int main(int argc, char **argv) {
+    static const char usage[] = "usage: bench_conv_layers [--batch 8] [--repeats 8] [--kinds TEXT]\n";
     int batch = 8, repeats = 8;
+    const char *only = "";
     for (int a = 1; a < argc; a++) {
         if (strcmp(argv[a], "--batch") == 0 && a + 1 < argc) batch = atoi(argv[++a]);
         else if (strcmp(argv[a], "--repeats") == 0 && a + 1 < argc) repeats = atoi(argv[++a]);
+        else if (strcmp(argv[a], "--kinds") == 0 && a + 1 < argc) only = argv[++a];
         else {
-            fprintf(stderr, "usage: bench_conv_layers [--batch 8] [--repeats 8]\n");
+            fputs(usage, stderr);
             return 2;
         }
     }
     if (batch < 1 || repeats < 1) {
-        fprintf(stderr, "usage: bench_conv_layers [--batch 8] [--repeats 8]\n");
+        fputs(usage, stderr);
         return 2;
     }
     /* VGG16's distinct convolution shapes: input channels, output channels, image size. */
     static const int shapes[][3] = {{3, 64, 224},    {64, 64, 224},   {64, 128, 112},
                                     {128, 128, 112}, {128, 256, 56},  {256, 256, 56},
                                     {256, 512, 28},  {512, 512, 28},  {512, 512, 14}};
-    static const struct {
-        const char *name;
-        dnnl_alg_kind_t alg;
-        dnnl_data_type_t dt;
-    } kinds[] = {{"f32 direct", dnnl_convolution_direct, dnnl_f32},
-                 {"f32 winograd", dnnl_convolution_winograd, dnnl_f32},
-                 {"bf16 direct", dnnl_convolution_direct, dnnl_bf16}};
+    static const conv_kind kinds[] = {
+        {"f32 direct", dnnl_convolution_direct, {dnnl_f32, dnnl_f32, dnnl_f32}},
+        {"f32 winograd", dnnl_convolution_winograd, {dnnl_f32, dnnl_f32, dnnl_f32}},
+        {"bf16 direct", dnnl_convolution_direct, {dnnl_bf16, dnnl_bf16, dnnl_bf16}},
+        {"int8 direct", dnnl_convolution_direct, {dnnl_u8, dnnl_s8, dnnl_u8}},
+        {"int8 winograd", dnnl_convolution_winograd, {dnnl_u8, dnnl_s8, dnnl_u8}}};
     dnnl_engine_t eng;
     dnnl_stream_t stream;
     if (dnnl_engine_create(&eng, dnnl_cpu, 0) != dnnl_success ||
@@ -124,8 +146,9 @@ int main(int argc, char **argv) {
         for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
             char impl[64];
             double mn, mean;
+            if (!strstr(kinds[k].name, only)) continue;
             if (time_conv(eng, stream, batch, shapes[s][0], shapes[s][1], shapes[s][2],
-                          kinds[k].alg, kinds[k].dt, repeats, impl, sizeof impl, &mn, &mean) != 0)
+                          &kinds[k], repeats, impl, sizeof impl, &mn, &mean) != 0)
                 printf("%-16s %-13s %-34s\n", shape, kinds[k].name, "(no kernel)");
             else
                 printf("%-16s %-13s %-34s %8.2f %8.2f\n", shape, kinds[k].name, impl, mn, mean);
