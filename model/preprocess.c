@@ -32,11 +32,6 @@ int preprocess_resolve(preprocess_setting s, const char *weights_says, preproces
     return 0;
 }
 
-void preprocess_image_free(preprocess_image *img) {
-    free(img->rgb); /* every decoder allocates with malloc (stb_image's STBI_MALLOC default) */
-    img->rgb = NULL;
-}
-
 /* ---------------------------------------------------------------- orientation */
 
 /* Where upright pixel (x, y) lies in the stored buffer: origin + x * dx + y * dy (bytes). The

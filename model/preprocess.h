@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "image_decode.h" /* preprocess_image, preprocess_status, image_decode_options */
+
 typedef enum { PREPROCESS_TORCHVISION, PREPROCESS_CAFFE } preprocess_mode;
 
 /* The preprocess setting (config, `--mode`): AUTO, which follows the weights file
@@ -42,33 +44,6 @@ const char *preprocess_mode_name(preprocess_mode m);
  * Returns 0; 1 when AUTO met a value it does not know (torchvision is used; the caller
  * warns). */
 int preprocess_resolve(preprocess_setting s, const char *weights_says, preprocess_mode *out);
-
-typedef enum {
-    PREPROCESS_OK = 0,
-    PREPROCESS_UNSUPPORTED, /* not JPEG, PNG or WebP (or an animated WebP) */
-    PREPROCESS_TOO_LARGE,   /* over max_pixels */
-    PREPROCESS_UNDECODABLE, /* a known signature but broken data */
-    PREPROCESS_NO_MEMORY,
-} preprocess_status;
-
-typedef enum { IMAGE_FORMAT_UNKNOWN, IMAGE_FORMAT_JPEG, IMAGE_FORMAT_PNG, IMAGE_FORMAT_WEBP } image_format;
-
-/* Decoded pixels. A zero-initialised struct with rgb, width and height set is an upright
- * image at full resolution (what tests build by hand). */
-typedef struct {
-    uint8_t *rgb; /* width * height * 3 as stored, owned: free with preprocess_image_free */
-    int width, height; /* upright size (after orientation); the buffer is height x width
-                        * pixels, or width x height for orientations 5..8 */
-    int orientation;   /* EXIF 1..8 to apply when reading rgb; 0 or 1: as stored */
-    int full_width, full_height; /* upright size at full resolution; 0: width, height */
-    double span_width, span_height; /* how many decoded pixels the full image spans: JPEG's
-                                     * DCT scaling rounds up, so 2773 at 1/4 spans 693.25 of
-                                     * 694 pixels; 0: width, height */
-    int source_channels; /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA or CMYK */
-    image_format format;
-} preprocess_image;
-
-void preprocess_image_free(preprocess_image *img);
 
 /* Writes the (3, out_hw, out_hw) tensor (out_hw = 224 for VGG) into out. resize_to is the
  * shorter-side size in torchvision mode (256); ignored in caffe mode. */
@@ -102,7 +77,6 @@ void preprocess_tune_malloc(void);
 
 /* Decode (image_decode with opt; NULL: the defaults) + preprocess in one call. opt's
  * min_side is set here from mode (256 torchvision, out_hw caffe). */
-struct image_decode_options;
 preprocess_status preprocess_bytes(const uint8_t *bytes, size_t len,
                                    const struct image_decode_options *opt, preprocess_mode mode,
                                    int out_hw, float *out, char *err, size_t errlen);
