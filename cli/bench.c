@@ -117,7 +117,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     a->max_batch = 1;
     for (char *save, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         long b;
-        if (a->n_batches == 32 || cli_parse_int("batch", tok, 1, 256, &b)) return -1;
+        if (a->n_batches == 32 || cli_parse_int("batch", tok, 1, CLI_MAX_BATCH, &b)) return -1;
         a->batches[a->n_batches++] = (int)b;
         if (b > a->max_batch) a->max_batch = (int)b;
     }

@@ -26,6 +26,10 @@
 
 typedef enum { PREPROCESS_TORCHVISION, PREPROCESS_CAFFE } preprocess_mode;
 
+/* torchvision's Resize(256): the shorter side an image is resized to before the centre crop to
+ * the network's input (VGG_INPUT_HW), in torchvision mode. */
+#define PREPROCESS_RESIZE_TO 256
+
 /* The preprocess setting (config, `--mode`): AUTO, which follows the weights file
  * ("preprocess" in its metadata) and is torchvision when the file says nothing, or a mode
  * (setting = 1 + mode). */
@@ -45,8 +49,8 @@ const char *preprocess_mode_name(preprocess_mode m);
  * warns). */
 int preprocess_resolve(preprocess_setting s, const char *weights_says, preprocess_mode *out);
 
-/* Writes the (3, out_hw, out_hw) tensor (out_hw = 224 for VGG) into out. resize_to is the
- * shorter-side size in torchvision mode (256); ignored in caffe mode. */
+/* Writes the (3, out_hw, out_hw) tensor (out_hw = VGG_INPUT_HW for VGG) into out. resize_to
+ * is the shorter-side size in torchvision mode (PREPROCESS_RESIZE_TO); ignored in caffe mode. */
 preprocess_status preprocess_rgb(const preprocess_image *img, preprocess_mode mode,
                                  int resize_to, int out_hw, float *out);
 
@@ -75,8 +79,13 @@ preprocess_status preprocess_rgb_unit(const preprocess_image *img, int resize_to
  * ~20 megapixels) still come from mmap and go back at once. */
 void preprocess_tune_malloc(void);
 
+/* The shorter side the decoder must keep (image_decode_options.min_side) for mode's geometry
+ * and an out_hw x out_hw tensor: PREPROCESS_RESIZE_TO for torchvision's Resize(256), out_hw
+ * for caffe's direct resize. */
+int preprocess_decode_min_side(preprocess_mode mode, int out_hw);
+
 /* Decode (image_decode with opt; NULL: the defaults) + preprocess in one call. opt's
- * min_side is set here from mode (256 torchvision, out_hw caffe). */
+ * min_side is set here from mode (preprocess_decode_min_side). */
 preprocess_status preprocess_bytes(const uint8_t *bytes, size_t len,
                                    const struct image_decode_options *opt, preprocess_mode mode,
                                    int out_hw, float *out, char *err, size_t errlen);
