@@ -39,6 +39,11 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, int n_cl
     cli_row_name *names = malloc((size_t)batch * sizeof *names);
     char err[1024];
     int status = 0;
+    if (!in || !probs || !logits || !names) {
+        fprintf(stderr, "error: out of memory for a batch of %d\n", batch);
+        status = 1;
+        goto done;
+    }
     for (int next = 0; next < src->n_rows;) {
         int n = cli_fill_batch(src, &next, batch, in, names, &status);
         if (n == 0) continue;
@@ -52,6 +57,7 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, int n_cl
                          n_classes, k, all);
         fflush(stdout);
     }
+done:
     free(in);
     free(probs);
     free(logits);

@@ -75,6 +75,11 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, const ex
     cli_row_name *names = malloc((size_t)batch * sizeof *names);
     char err[1024];
     int status = 0, explained_so_far = 0;
+    if (!in || !probs || !maps || !classes || !explained || !names) {
+        fprintf(stderr, "error: out of memory for a batch of %d\n", batch);
+        status = 1;
+        goto done;
+    }
     for (int i = 0; i < batch; i++) classes[i] = rq->class_id;
     for (int next = 0; next < src->n_rows;) {
         int n = cli_fill_batch(src, &next, batch, in, names, &status);
@@ -97,6 +102,7 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, const ex
         }
         fflush(stdout);
     }
+done:
     free(in);
     free(probs);
     free(maps);

@@ -43,6 +43,11 @@ int cmd_preprocess(int argc, char **argv) {
     }
     const int hw = VGG_INPUT_HW;
     float *tensor = malloc(3 * hw * hw * sizeof(float));
+    if (!tensor) {
+        fprintf(stderr, "error: out of memory\n");
+        free(bytes);
+        return 1;
+    }
     char err[512];
     /* The decoder's smallest side follows the geometry that comes after it, as in
      * preprocess_bytes; --unnormalized always has torchvision's. */
