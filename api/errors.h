@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "preprocess.h"
+#include "image_decode.h" /* preprocess_status */
 
 typedef enum {
     API_OK = 0,

@@ -53,6 +53,7 @@
 
 #include "classify_request.h"
 #include "errors.h"
+#include "vgg_config.h" /* VGG_MAX_BATCH */
 
 #ifndef VGGSERVE_VERSION
 #define VGGSERVE_VERSION "0.1.0"
@@ -210,7 +211,7 @@ typedef struct {
     unsigned long long count, ns;
 } kserve_v2_duration;
 
-#define KSERVE_V2_MAX_BATCH_STATS 64 /* batch sizes 1..64 (max_batch_size's limit) */
+#define KSERVE_V2_MAX_BATCH_STATS VGG_MAX_BATCH /* batch sizes 1..64 (max_batch_size's limit) */
 
 typedef struct {
     unsigned long long inference_count; /* images inferred for this view's requests */

@@ -176,7 +176,7 @@ int cmd_accuracy(int argc, char **argv) {
                        "[--random 200] IMAGE...\n"
                        "Compares a mode with f32 direct: top-1 agreement, top-5 overlap, max abs "
                        "probability difference.",
-                       images, 64, &n_images);
+                       images, sizeof images / sizeof images[0], &n_images);
     if (rc != 0) return rc < 0 ? 2 : 0;
     image_decode_options dopt;
     if (cli_decode_options(&dflags, &dopt) != 0) return 2;
@@ -204,12 +204,14 @@ int cmd_accuracy(int argc, char **argv) {
     const vgg_config *cfg = vgg_model_config(pair.ref_m);
     const size_t per = (size_t)3 * cfg->input_hw * cfg->input_hw;
     const int total = n_images + (int)n_random, nc = cfg->n_classes;
-    float *photos = malloc(per * n_images * sizeof(float));
+    float *photos = malloc(per * (n_images > 0 ? n_images : 1) * sizeof(float));
     preprocess_mode mode; /* what the weights were trained with */
     preprocess_resolve(PREPROCESS_SETTING_AUTO, pair.w.preprocess, &mode);
-    accuracy_tally tally = {.margins = malloc((size_t)total * sizeof(double))};
+    accuracy_tally tally = {.margins = malloc((size_t)(total > 0 ? total : 1) * sizeof(double))};
     char err[512];
-    int status = cli_load_photos(images, n_images, mode, cfg->input_hw, &dopt, photos) != 0;
+    int status = !photos || !tally.margins;
+    if (status) fprintf(stderr, "error: out of memory for %d inputs\n", total);
+    else status = cli_load_photos(images, n_images, mode, cfg->input_hw, &dopt, photos) != 0;
     if (!status && compare(pair.ref_e, pair.cand_e, photos, n_images, total, per, nc, &tally,
                            err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);

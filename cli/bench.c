@@ -39,12 +39,17 @@ static int time_rounds(vgg_engine *e, const float *in, int n, const bench_pass *
                        int n_passes, double seconds, long min_runs, double *t[2]) {
     char err[512];
     int cap = 1024, runs = 0;
-    for (int k = 0; k < n_passes; k++) t[k] = malloc(cap * sizeof *t[k]);
+    for (int k = 0; k < n_passes; k++)
+        if (!(t[k] = malloc(cap * sizeof *t[k]))) goto out_of_memory;
     double start = cli_now_s();
     while (runs < min_runs || cli_now_s() - start < seconds) {
         if (runs == cap) {
             cap *= 2;
-            for (int k = 0; k < n_passes; k++) t[k] = realloc(t[k], cap * sizeof *t[k]);
+            for (int k = 0; k < n_passes; k++) {
+                double *grown = realloc(t[k], cap * sizeof *t[k]);
+                if (!grown) goto out_of_memory; /* t[k] stays the caller's to free */
+                t[k] = grown;
+            }
         }
         for (int k = 0; k < n_passes; k++) {
             double t0 = cli_now_s();
@@ -57,6 +62,9 @@ static int time_rounds(vgg_engine *e, const float *in, int n, const bench_pass *
         runs++;
     }
     return runs;
+out_of_memory:
+    fprintf(stderr, "error: out of memory for %d timings\n", cap);
+    return -1;
 }
 
 /* What the command line asks for. */
@@ -117,7 +125,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     a->max_batch = 1;
     for (char *save, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         long b;
-        if (a->n_batches == 32 || cli_parse_int("batch", tok, 1, 256, &b)) return -1;
+        if (a->n_batches == 32 || cli_parse_int("batch", tok, 1, CLI_MAX_BATCH, &b)) return -1;
         a->batches[a->n_batches++] = (int)b;
         if (b > a->max_batch) a->max_batch = (int)b;
     }
@@ -222,13 +230,22 @@ int cmd_bench(int argc, char **argv) {
     const int max_batch = a.max_batch;
     size_t per_image = (size_t)3 * cfg->input_hw * cfg->input_hw;
     float *in = malloc(per_image * max_batch * sizeof(float));
+    int *classes = malloc(max_batch * sizeof *classes);
+    const int map_hw = vgg_model_explain_hw(m);
+    float *maps = malloc((size_t)max_batch * map_hw * map_hw * sizeof *maps);
+    if (!in || !classes || !maps) {
+        fprintf(stderr, "error: out of memory for a batch of %d\n", max_batch);
+        free(in);
+        free(classes);
+        free(maps);
+        vgg_engine_free(e);
+        vgg_model_free(m);
+        return 1;
+    }
     uint64_t state = 42;
     for (size_t i = 0; i < per_image * max_batch; i++)
         in[i] = (float)vgg_normal_from_u64(vgg_splitmix64(&state));
     /* Explanations: the first --explain-images of each batch ask for their top-1's map. */
-    int *classes = malloc(max_batch * sizeof *classes);
-    const int map_hw = vgg_model_explain_hw(m);
-    float *maps = malloc((size_t)max_batch * map_hw * map_hw * sizeof *maps);
     for (int i = 0; i < max_batch; i++)
         classes[i] = i < a.explain_images ? VGG_EXPLAIN_TOP1 : VGG_EXPLAIN_NONE;
     const bench_pass passes[2] = {{false, NULL, NULL}, {true, classes, maps}};

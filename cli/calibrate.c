@@ -8,6 +8,30 @@
 #include "commands.h"
 #include "preprocess.h"
 
+/* act_max (out): w's layer ranges measured on the photos plus `generated` images made for
+ * the purpose, preprocessed as the weights' metadata says. Returns 0, or -1 after printing. */
+static int measure_ranges(const vgg_weights *w, const char *const *images, int n_images,
+                          int generated, const image_decode_options *dopt,
+                          const vgg_calib_method *method, float act_max[VGG_N_LAYERS]) {
+    const int n = n_images + generated, hw = w->cfg.input_hw;
+    const size_t per = (size_t)3 * hw * hw;
+    float *inputs = malloc(per * (n > 0 ? n : 1) * sizeof(float));
+    if (!inputs) {
+        fprintf(stderr, "error: out of memory for %d images\n", n);
+        return -1;
+    }
+    preprocess_mode mode; /* what the weights were trained with */
+    preprocess_resolve(PREPROCESS_SETTING_AUTO, w->preprocess, &mode);
+    char err[1024];
+    int rc = cli_load_photos(images, n_images, mode, hw, dopt, inputs) != 0 ? -1 : 0;
+    if (rc == 0) {
+        vgg_calibration_images(inputs + (size_t)n_images * per, generated, hw, 1);
+        rc = vgg_calibrate(w, inputs, n, 0, method, act_max, err, sizeof err);
+        if (rc != 0) fprintf(stderr, "error: %s\n", err);
+    }
+    free(inputs);
+    return rc;
+}
 
 int cmd_calibrate(int argc, char **argv) {
     const char *weights = NULL, *model = "vgg16", *out = NULL, *generated_s = "32", *seed_s = "1",
@@ -29,7 +53,7 @@ int cmd_calibrate(int argc, char **argv) {
                        "usage: vggserve calibrate --weights FILE [--generated 32] [--method mse] [IMAGE...]\n"
                        "Measures each layer's activation range for int8 on the photos given plus\n"
                        "generated images, and stores it beside the weights.",
-                       images, 256, &n_images);
+                       images, sizeof images / sizeof images[0], &n_images);
     if (rc != 0) return rc < 0 ? 2 : 0;
     image_decode_options dopt;
     if (cli_decode_options(&dflags, &dopt) != 0) return 2;
@@ -59,16 +83,10 @@ int cmd_calibrate(int argc, char **argv) {
         fprintf(stderr, "error: %s\n", weights ? err : "out of memory");
         return 1;
     }
-    int n = n_images + (int)generated, hw = cfg.input_hw;
-    size_t per = (size_t)3 * hw * hw;
-    float *inputs = malloc(per * (n > 0 ? n : 1) * sizeof(float));
-    preprocess_mode mode; /* what the weights were trained with */
-    preprocess_resolve(PREPROCESS_SETTING_AUTO, w.preprocess, &mode);
-    if (cli_load_photos(images, n_images, mode, hw, &dopt, inputs) != 0) return 1;
-    vgg_calibration_images(inputs + (size_t)n_images * per, (int)generated, hw, 1);
+    const int n = n_images + (int)generated;
     float act_max[VGG_N_LAYERS];
-    if (vgg_calibrate(&w, inputs, n, 0, &method, act_max, err, sizeof err) != 0) {
-        fprintf(stderr, "error: %s\n", err);
+    if (measure_ranges(&w, images, n_images, (int)generated, &dopt, &method, act_max) != 0) {
+        vgg_weights_free(&w);
         return 1;
     }
     char path[4200];
@@ -78,7 +96,6 @@ int cmd_calibrate(int argc, char **argv) {
     if (rc != 0) fprintf(stderr, "error: %s\n", err);
     else fprintf(stderr, "wrote %s: ranges of %d layers from %d photos + %ld generated images\n",
                  path, cfg.n_conv + VGG_N_FC, n_images, generated);
-    free(inputs);
     vgg_weights_free(&w);
     return rc ? 1 : 0;
 }

@@ -11,8 +11,9 @@
 
 #define MAX_INPUTS 4096
 
-/* Prints one JSON line for row i of the batch results. */
-static void print_result(const char *file, const float *probs, const float *logits,
+/* Prints one JSON line for row i of the batch results. Returns 0, or -1 after printing an
+ * error (out of memory). */
+static int print_result(const char *file, const float *probs, const float *logits,
                          int n_classes, int k, bool all) {
     json_t *o = json_pack("{s:s, s:o}", "file", file, "top_k", api_topk_json(probs, n_classes, k));
     if (all) {
@@ -24,10 +25,15 @@ static void print_result(const char *file, const float *probs, const float *logi
         json_object_set_new(o, "probabilities", p);
         json_object_set_new(o, "logits", l);
     }
-    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)); /* NULL if any part failed */
+    json_decref(o);
+    if (!s) {
+        fprintf(stderr, "error: %s: out of memory\n", file);
+        return -1;
+    }
     puts(s);
     free(s);
-    json_decref(o);
+    return 0;
 }
 
 /* Every row through the engine, batch at a time, one JSON line each. Returns the exit status. */
@@ -39,6 +45,11 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, int n_cl
     cli_row_name *names = malloc((size_t)batch * sizeof *names);
     char err[1024];
     int status = 0;
+    if (!in || !probs || !logits || !names) {
+        fprintf(stderr, "error: out of memory for a batch of %d\n", batch);
+        status = 1;
+        goto done;
+    }
     for (int next = 0; next < src->n_rows;) {
         int n = cli_fill_batch(src, &next, batch, in, names, &status);
         if (n == 0) continue;
@@ -48,10 +59,12 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, int n_cl
             break;
         }
         for (int i = 0; i < n; i++)
-            print_result(names[i], probs + (size_t)i * n_classes, logits + (size_t)i * n_classes,
-                         n_classes, k, all);
+            if (print_result(names[i], probs + (size_t)i * n_classes,
+                             logits + (size_t)i * n_classes, n_classes, k, all) != 0)
+                status = 1;
         fflush(stdout);
     }
+done:
     free(in);
     free(probs);
     free(logits);

@@ -314,7 +314,7 @@ int cli_run_options(const cli_run_flags *f, int n_images, cli_run_settings *out)
     int mode;
     if (cli_decode_options(&f->decode, &out->decode) != 0 ||
         cli_parse_int("threads", f->threads, 0, 1024, &threads) ||
-        cli_parse_int("batch", f->batch, 1, 256, &batch) ||
+        cli_parse_int("batch", f->batch, 1, CLI_MAX_BATCH, &batch) ||
         cli_parse_int("seed", f->seed, 0, 0x7fffffffffffffffL, &seed) ||
         cli_parse_choice("mode", f->mode, preprocess_setting_names, &mode) != 0)
         return -1;

@@ -100,6 +100,9 @@ typedef struct {
     const char *weights, *seed, *model, *algo, *precision, *threads, *batch, *mode, *tensor;
     cli_decode_flags decode;
 } cli_run_flags;
+/* The largest --batch of classify, explain and bench (the CLI is not held to the service's
+ * VGG_MAX_BATCH: bench measures past it). */
+#define CLI_MAX_BATCH 256
 #define CLI_RUN_FLAGS_DEFAULT {NULL, "1", NULL, NULL, NULL, "0", "8", "auto", NULL, CLI_DECODE_FLAGS_DEFAULT}
 #define CLI_RUN_OPTIONS(f)                                                                         \
     {"weights", "FILE", "safetensors weights (default: generated from --seed)", &(f).weights,     \

@@ -11,8 +11,9 @@
 #define MAX_INPUTS 4096
 
 /* One JSON line: the explained class, its probability, the map as hw rows of hw numbers
- * (row 0 is the top of the network's view of the image) and the picture written, if any. */
-static void print_explanation(const char *file, int class_id, float probability,
+ * (row 0 is the top of the network's view of the image) and the picture written, if any.
+ * Returns 0, or -1 after printing an error (out of memory). */
+static int print_explanation(const char *file, int class_id, float probability,
                               const float *map, int hw, const char *png) {
     json_t *grid = json_array();
     for (int y = 0; y < hw; y++) {
@@ -24,10 +25,16 @@ static void print_explanation(const char *file, int class_id, float probability,
                           "label", labels_name(class_id), "probability", (double)probability,
                           "grid", grid);
     if (png) json_object_set_new(o, "png", json_string(png));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)); /* floats round-trip */
+    /* Floats round-trip; NULL if any part failed. */
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    if (!s) {
+        fprintf(stderr, "error: %s: out of memory\n", file);
+        return -1;
+    }
     puts(s);
     free(s);
-    json_decref(o);
+    return 0;
 }
 
 /* What each batch is asked: every image's class (or VGG_EXPLAIN_TOP1), the map's side, and
@@ -75,6 +82,11 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, const ex
     cli_row_name *names = malloc((size_t)batch * sizeof *names);
     char err[1024];
     int status = 0, explained_so_far = 0;
+    if (!in || !probs || !maps || !classes || !explained || !names) {
+        fprintf(stderr, "error: out of memory for a batch of %d\n", batch);
+        status = 1;
+        goto done;
+    }
     for (int i = 0; i < batch; i++) classes[i] = rq->class_id;
     for (int next = 0; next < src->n_rows;) {
         int n = cli_fill_batch(src, &next, batch, in, names, &status);
@@ -92,11 +104,14 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, const ex
                               maps + i * map_floats, rq->hw) != 0)
                     status = 1;
             }
-            print_explanation(names[i], explained[i], probs[(size_t)i * rq->n_classes + explained[i]],
-                              maps + i * map_floats, rq->hw, rq->png ? path : NULL);
+            if (print_explanation(names[i], explained[i],
+                                  probs[(size_t)i * rq->n_classes + explained[i]],
+                                  maps + i * map_floats, rq->hw, rq->png ? path : NULL) != 0)
+                status = 1;
         }
         fflush(stdout);
     }
+done:
     free(in);
     free(probs);
     free(maps);

@@ -8,6 +8,7 @@
 #include "npy.h"
 #include "image_decode.h"
 #include "preprocess.h"
+#include "vgg_config.h"
 
 int cmd_preprocess(int argc, char **argv) {
     const char *mode_s = "torchvision", *out = NULL;
@@ -40,16 +41,22 @@ int cmd_preprocess(int argc, char **argv) {
         fprintf(stderr, "error: %s: cannot open\n", pos[0]);
         return 1;
     }
-    float *tensor = malloc(3 * 224 * 224 * sizeof(float));
+    const int hw = VGG_INPUT_HW;
+    float *tensor = malloc(3 * hw * hw * sizeof(float));
+    if (!tensor) {
+        fprintf(stderr, "error: out of memory\n");
+        free(bytes);
+        return 1;
+    }
     char err[512];
-    /* The decoder's smallest side follows the geometry that comes after it (as
-     * preprocess_bytes sets it): 256 for torchvision's Resize(256), 224 for caffe's. */
-    dopt.min_side = !unit && mode == PREPROCESS_CAFFE ? 224 : 256;
+    /* The decoder's smallest side follows the geometry that comes after it, as in
+     * preprocess_bytes; --unnormalized always has torchvision's. */
+    dopt.min_side = preprocess_decode_min_side(unit ? PREPROCESS_TORCHVISION : mode, hw);
     preprocess_image img;
     preprocess_status st = image_decode(bytes, got, &dopt, &img, err, sizeof err);
     if (st == PREPROCESS_OK) {
-        st = unit ? preprocess_rgb_unit(&img, 256, 224, tensor)
-                  : preprocess_rgb(&img, mode, 256, 224, tensor);
+        st = unit ? preprocess_rgb_unit(&img, PREPROCESS_RESIZE_TO, hw, tensor)
+                  : preprocess_rgb(&img, mode, PREPROCESS_RESIZE_TO, hw, tensor);
         if (st != PREPROCESS_OK) snprintf(err, sizeof err, "cannot resize the image");
         preprocess_image_free(&img);
     }
@@ -59,7 +66,7 @@ int cmd_preprocess(int argc, char **argv) {
         free(tensor);
         return 1;
     }
-    const int64_t shape[4] = {1, 3, 224, 224};
+    const int64_t shape[4] = {1, 3, hw, hw};
     rc = npy_write_f32(out, tensor, shape, 4, err, sizeof err);
     if (rc != 0) fprintf(stderr, "error: %s\n", err);
     free(tensor);

@@ -45,7 +45,7 @@ static const config_field fields[] = {
     INT_FIELD(seed, 0, 0x7fffffffffffffffLL, "1", "seed of generated weights"),
     INT_FIELD(workers, 1, 64, "1", "inference workers (each its own oneDNN stream)"),
     INT_FIELD(threads_per_worker, 0, 1024, "0", "oneDNN threads per worker (0: cores / workers)"),
-    INT_FIELD(max_batch_size, 1, 64, "8", "images per forward pass at most"),
+    INT_FIELD(max_batch_size, 1, VGG_MAX_BATCH, "8", "images per forward pass at most"),
     INT_FIELD(max_queue_delay_us, 0, 10000000, "10000",
               "longest a batch waits for images on their way after the first (0: never)"),
     INT_FIELD(queue_capacity, 1, 100000, "64", "images waiting for a worker at most; then 503"),

@@ -201,6 +201,10 @@ int vgg_calibration_save(const char *path, const vgg_weights *w, int n_inputs,
                              "vggserve-int8-calibration/1", "model", w->cfg.name,
                              "weights_fingerprint", fp, "inputs", n_inputs, "method",
                              vgg_calib_method_name(method, how, sizeof how), "act_max", layers);
+    if (!root) { /* jansson passes a NULL part along: one check covers the whole document */
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
     int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
     json_decref(root);
     if (rc != 0) snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));

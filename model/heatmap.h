@@ -10,7 +10,7 @@
  * heatmap_explanation_png: both, over the picture an input tensor shows.
  *
  * Pure functions of their arguments: no globals besides stb's compression level, which is never
- * changed. Fuzzing has nothing to parse here; tests/test_model.c checks the colours, the
+ * changed. Fuzzing has nothing to parse here; tests/test_heatmap.c checks the colours, the
  * upsampling and a round trip through stb_image. */
 #ifndef MODEL_HEATMAP_H
 #define MODEL_HEATMAP_H

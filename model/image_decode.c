@@ -12,6 +12,11 @@
 #include "exif.h"
 #include "image_check.h"
 
+void preprocess_image_free(preprocess_image *img) {
+    free(img->rgb); /* every decoder allocates with malloc (stb_image's STBI_MALLOC default) */
+    img->rgb = NULL;
+}
+
 image_format image_format_sniff(const uint8_t *b, size_t len) {
     if (len >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) return IMAGE_FORMAT_JPEG;
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};

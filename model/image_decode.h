@@ -31,6 +31,11 @@
  * buffer: preprocess_rgb() reads the buffer through the orientation, so turning a photo
  * costs no copy. width/height are the upright size, as PIL's exif_transpose gives it.
  *
+ * The decoder's output types (preprocess_image, preprocess_status, image_format) are defined
+ * here, where they are produced; preprocess.h includes this header for them. This header
+ * includes no project header, so api/errors.h can name preprocess_status without pulling in
+ * the preprocessing API.
+ *
  * Reentrant; the decoders keep no state between calls. img->rgb is owned by the caller:
  * preprocess_image_free(). */
 #ifndef MODEL_IMAGE_DECODE_H
@@ -40,7 +45,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "preprocess.h"
+typedef enum {
+    PREPROCESS_OK = 0,
+    PREPROCESS_UNSUPPORTED, /* not JPEG, PNG or WebP (or an animated WebP) */
+    PREPROCESS_TOO_LARGE,   /* over max_pixels */
+    PREPROCESS_UNDECODABLE, /* a known signature but broken data */
+    PREPROCESS_NO_MEMORY,
+} preprocess_status;
+
+typedef enum { IMAGE_FORMAT_UNKNOWN, IMAGE_FORMAT_JPEG, IMAGE_FORMAT_PNG, IMAGE_FORMAT_WEBP } image_format;
+
+/* Decoded pixels. A zero-initialised struct with rgb, width and height set is an upright
+ * image at full resolution (what tests build by hand). */
+typedef struct {
+    uint8_t *rgb; /* width * height * 3 as stored, owned: free with preprocess_image_free */
+    int width, height; /* upright size (after orientation); the buffer is height x width
+                        * pixels, or width x height for orientations 5..8 */
+    int orientation;   /* EXIF 1..8 to apply when reading rgb; 0 or 1: as stored */
+    int full_width, full_height; /* upright size at full resolution; 0: width, height */
+    double span_width, span_height; /* how many decoded pixels the full image spans: JPEG's
+                                     * DCT scaling rounds up, so 2773 at 1/4 spans 693.25 of
+                                     * 694 pixels; 0: width, height */
+    int source_channels; /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA or CMYK */
+    image_format format;
+} preprocess_image;
+
+/* Frees img->rgb and sets it to NULL; the rest of *img is left as it was. */
+void preprocess_image_free(preprocess_image *img);
 
 /* What preprocess_bytes() and the CLI use when given no options: the service's defaults. */
 #define IMAGE_DECODE_DEFAULT_MAX_PIXELS 40000000

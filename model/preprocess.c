@@ -32,11 +32,6 @@ int preprocess_resolve(preprocess_setting s, const char *weights_says, preproces
     return 0;
 }
 
-void preprocess_image_free(preprocess_image *img) {
-    free(img->rgb); /* every decoder allocates with malloc (stb_image's STBI_MALLOC default) */
-    img->rgb = NULL;
-}
-
 /* ---------------------------------------------------------------- orientation */
 
 /* Where upright pixel (x, y) lies in the stored buffer: origin + x * dx + y * dy (bytes). The
@@ -286,13 +281,17 @@ preprocess_status preprocess_bytes(const uint8_t *bytes, size_t len,
     return preprocess_bytes_sized(bytes, len, opt, mode, out_hw, out, NULL, err, errlen);
 }
 
+int preprocess_decode_min_side(preprocess_mode mode, int out_hw) {
+    return mode == PREPROCESS_CAFFE ? out_hw : PREPROCESS_RESIZE_TO;
+}
+
 preprocess_status preprocess_bytes_sized(const uint8_t *bytes, size_t len,
                                          const image_decode_options *opt, preprocess_mode mode,
                                          int out_hw, float *out, int size[2], char *err,
                                          size_t errlen) {
     image_decode_options o = opt ? *opt
                                  : (image_decode_options){.max_pixels = IMAGE_DECODE_DEFAULT_MAX_PIXELS};
-    o.min_side = mode == PREPROCESS_CAFFE ? out_hw : 256;
+    o.min_side = preprocess_decode_min_side(mode, out_hw);
     preprocess_image img;
     preprocess_status st = image_decode(bytes, len, &o, &img, err, errlen);
     if (st != PREPROCESS_OK) return st;
@@ -300,7 +299,7 @@ preprocess_status preprocess_bytes_sized(const uint8_t *bytes, size_t len,
         size[0] = img.full_width ? img.full_width : img.width;
         size[1] = img.full_height ? img.full_height : img.height;
     }
-    st = preprocess_rgb(&img, mode, 256, out_hw, out);
+    st = preprocess_rgb(&img, mode, PREPROCESS_RESIZE_TO, out_hw, out);
     if (st == PREPROCESS_NO_MEMORY) snprintf(err, errlen, "out of memory while resizing");
     preprocess_image_free(&img);
     return st;

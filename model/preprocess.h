@@ -22,7 +22,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "image_decode.h" /* preprocess_image, preprocess_status, image_decode_options */
+
 typedef enum { PREPROCESS_TORCHVISION, PREPROCESS_CAFFE } preprocess_mode;
+
+/* torchvision's Resize(256): the shorter side an image is resized to before the centre crop to
+ * the network's input (VGG_INPUT_HW), in torchvision mode. */
+#define PREPROCESS_RESIZE_TO 256
 
 /* The preprocess setting (config, `--mode`): AUTO, which follows the weights file
  * ("preprocess" in its metadata) and is torchvision when the file says nothing, or a mode
@@ -43,35 +49,8 @@ const char *preprocess_mode_name(preprocess_mode m);
  * warns). */
 int preprocess_resolve(preprocess_setting s, const char *weights_says, preprocess_mode *out);
 
-typedef enum {
-    PREPROCESS_OK = 0,
-    PREPROCESS_UNSUPPORTED, /* not JPEG, PNG or WebP (or an animated WebP) */
-    PREPROCESS_TOO_LARGE,   /* over max_pixels */
-    PREPROCESS_UNDECODABLE, /* a known signature but broken data */
-    PREPROCESS_NO_MEMORY,
-} preprocess_status;
-
-typedef enum { IMAGE_FORMAT_UNKNOWN, IMAGE_FORMAT_JPEG, IMAGE_FORMAT_PNG, IMAGE_FORMAT_WEBP } image_format;
-
-/* Decoded pixels. A zero-initialised struct with rgb, width and height set is an upright
- * image at full resolution (what tests build by hand). */
-typedef struct {
-    uint8_t *rgb; /* width * height * 3 as stored, owned: free with preprocess_image_free */
-    int width, height; /* upright size (after orientation); the buffer is height x width
-                        * pixels, or width x height for orientations 5..8 */
-    int orientation;   /* EXIF 1..8 to apply when reading rgb; 0 or 1: as stored */
-    int full_width, full_height; /* upright size at full resolution; 0: width, height */
-    double span_width, span_height; /* how many decoded pixels the full image spans: JPEG's
-                                     * DCT scaling rounds up, so 2773 at 1/4 spans 693.25 of
-                                     * 694 pixels; 0: width, height */
-    int source_channels; /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA or CMYK */
-    image_format format;
-} preprocess_image;
-
-void preprocess_image_free(preprocess_image *img);
-
-/* Writes the (3, out_hw, out_hw) tensor (out_hw = 224 for VGG) into out. resize_to is the
- * shorter-side size in torchvision mode (256); ignored in caffe mode. */
+/* Writes the (3, out_hw, out_hw) tensor (out_hw = VGG_INPUT_HW for VGG) into out. resize_to
+ * is the shorter-side size in torchvision mode (PREPROCESS_RESIZE_TO); ignored in caffe mode. */
 preprocess_status preprocess_rgb(const preprocess_image *img, preprocess_mode mode,
                                  int resize_to, int out_hw, float *out);
 
@@ -100,9 +79,13 @@ preprocess_status preprocess_rgb_unit(const preprocess_image *img, int resize_to
  * ~20 megapixels) still come from mmap and go back at once. */
 void preprocess_tune_malloc(void);
 
+/* The shorter side the decoder must keep (image_decode_options.min_side) for mode's geometry
+ * and an out_hw x out_hw tensor: PREPROCESS_RESIZE_TO for torchvision's Resize(256), out_hw
+ * for caffe's direct resize. */
+int preprocess_decode_min_side(preprocess_mode mode, int out_hw);
+
 /* Decode (image_decode with opt; NULL: the defaults) + preprocess in one call. opt's
- * min_side is set here from mode (256 torchvision, out_hw caffe). */
-struct image_decode_options;
+ * min_side is set here from mode (preprocess_decode_min_side). */
 preprocess_status preprocess_bytes(const uint8_t *bytes, size_t len,
                                    const struct image_decode_options *opt, preprocess_mode mode,
                                    int out_hw, float *out, char *err, size_t errlen);

@@ -52,6 +52,10 @@ static int parse_entry(safetensors_tensor *t, const char *name, json_t *v, const
         return -1;
     }
     t->name = strdup(name);
+    if (!t->name) {
+        snprintf(err, errlen, "tensor '%s': out of memory", name);
+        return -1;
+    }
     snprintf(t->dtype_name, sizeof t->dtype_name, "%s", json_string_value(dtype));
     t->dtype = dtype_from_name(t->dtype_name);
     if (t->dtype == ST_OTHER) {
@@ -107,6 +111,48 @@ static int parse_entry(safetensors_tensor *t, const char *name, json_t *v, const
     return 0;
 }
 
+/* Keeps the string entries of the header's "__metadata__" object (the first
+ * SAFETENSORS_MAX_METADATA; anything else, or a meta that is not an object, is ignored). */
+static int parse_metadata(safetensors_file *f, json_t *meta, char *err, size_t errlen) {
+    const char *key;
+    json_t *value;
+    json_object_foreach(meta, key, value) {
+        if (!json_is_string(value) || f->n_meta == SAFETENSORS_MAX_METADATA) continue;
+        char *k = strdup(key), *v = strdup(json_string_value(value));
+        if (!k || !v) {
+            free(k);
+            free(v);
+            snprintf(err, errlen, "metadata '%s': out of memory", key);
+            return -1;
+        }
+        f->meta_keys[f->n_meta] = k;
+        f->meta_values[f->n_meta] = v;
+        f->n_meta++;
+    }
+    return 0;
+}
+
+/* Rejects a table whose tensors overlap in the data section: the header lies. Checked on a
+ * sorted copy of the table, so the file's order is kept. */
+static int check_no_overlap(const safetensors_file *f, char *err, size_t errlen) {
+    safetensors_tensor *sorted = malloc(f->n_tensors * sizeof *sorted);
+    if (!sorted) {
+        snprintf(err, errlen, "out of memory checking %d tensors", f->n_tensors);
+        return -1;
+    }
+    memcpy(sorted, f->tensors, f->n_tensors * sizeof *sorted);
+    qsort(sorted, f->n_tensors, sizeof *sorted, cmp_by_offset);
+    int rc = 0;
+    for (int i = 1; i < f->n_tensors && rc == 0; i++)
+        if (sorted[i].data < sorted[i - 1].data + sorted[i - 1].nbytes) {
+            snprintf(err, errlen, "tensors '%s' and '%s' overlap in the data section",
+                     sorted[i - 1].name, sorted[i].name);
+            rc = -1;
+        }
+    free(sorted);
+    return rc;
+}
+
 int safetensors_parse(safetensors_file *f, const uint8_t *buf, size_t size, char *err,
                       size_t errlen) {
     memset(f, 0, sizeof *f);
@@ -137,41 +183,21 @@ int safetensors_parse(safetensors_file *f, const uint8_t *buf, size_t size, char
     const uint8_t *data = buf + 8 + header_len;
     uint64_t data_size = size - 8 - header_len;
     f->tensors = calloc(json_object_size(root) + 1, sizeof *f->tensors);
+    if (!f->tensors) {
+        snprintf(err, errlen, "out of memory for %zu header entries", json_object_size(root));
+        json_decref(root);
+        return -1;
+    }
     const char *name;
     json_t *v;
     int rc = 0;
     json_object_foreach(root, name, v) {
-        if (strcmp(name, "__metadata__") == 0) {
-            const char *key; /* not an object, or not strings: nothing we use, ignored */
-            json_t *value;
-            json_object_foreach(v, key, value) {
-                if (!json_is_string(value) || f->n_meta == SAFETENSORS_MAX_METADATA) continue;
-                f->meta_keys[f->n_meta] = strdup(key);
-                f->meta_values[f->n_meta] = strdup(json_string_value(value));
-                f->n_meta++;
-            }
-            continue;
-        }
-        safetensors_tensor *t = &f->tensors[f->n_tensors++];
-        if (parse_entry(t, name, v, data, data_size, err, errlen) != 0) {
-            rc = -1;
-            break;
-        }
+        if (strcmp(name, "__metadata__") == 0) rc = parse_metadata(f, v, err, errlen);
+        else rc = parse_entry(&f->tensors[f->n_tensors++], name, v, data, data_size, err, errlen);
+        if (rc != 0) break;
     }
     json_decref(root);
-    if (rc == 0 && f->n_tensors > 1) {
-        /* Overlapping tensors mean the header lies; check on a sorted copy of the table. */
-        safetensors_tensor *sorted = malloc(f->n_tensors * sizeof *sorted);
-        memcpy(sorted, f->tensors, f->n_tensors * sizeof *sorted);
-        qsort(sorted, f->n_tensors, sizeof *sorted, cmp_by_offset);
-        for (int i = 1; i < f->n_tensors && rc == 0; i++)
-            if (sorted[i].data < sorted[i - 1].data + sorted[i - 1].nbytes) {
-                snprintf(err, errlen, "tensors '%s' and '%s' overlap in the data section",
-                         sorted[i - 1].name, sorted[i].name);
-                rc = -1;
-            }
-        free(sorted);
-    }
+    if (rc == 0 && f->n_tensors > 1) rc = check_no_overlap(f, err, errlen);
     if (rc != 0) safetensors_close(f);
     return rc;
 }
@@ -272,7 +298,12 @@ int safetensors_write_f32(const char *path, int n, const char *const *names,
         json_object_set_new(root, "__metadata__", meta);
     }
     uint64_t offset = 0;
-    size_t *nbytes = calloc(n, sizeof *nbytes);
+    size_t *nbytes = calloc(n > 0 ? n : 1, sizeof *nbytes);
+    if (!nbytes) {
+        json_decref(root);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
     for (int i = 0; i < n; i++) {
         json_t *shape = json_array();
         uint64_t numel = 1;
@@ -291,6 +322,11 @@ int safetensors_write_f32(const char *path, int n, const char *const *names,
      * tensor stays 4-byte aligned for readers that map the file. */
     char *header = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);
+    if (!header) { /* jansson returns NULL (and passes NULL along) when it runs out of memory */
+        snprintf(err, errlen, "%s: out of memory writing the header", path);
+        free(nbytes);
+        return -1;
+    }
     size_t hlen = strlen(header), padded = (hlen + 7) / 8 * 8;
     FILE *fp = fopen(path, "wb");
     if (!fp) {

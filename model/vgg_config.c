@@ -61,7 +61,7 @@ bool vgg_config_init_reduced(vgg_config *cfg, const char *name, int width_div, i
 }
 
 bool vgg_config_init(vgg_config *cfg, const char *name) {
-    return vgg_config_init_reduced(cfg, name, 1, 224, 4096, 1000);
+    return vgg_config_init_reduced(cfg, name, 1, VGG_INPUT_HW, 4096, 1000);
 }
 
 int64_t vgg_config_conv_params(const vgg_config *cfg, int i) {

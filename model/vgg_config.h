@@ -18,6 +18,13 @@
 #define VGG_MAX_CONV 16   /* VGG19 has 16 convolutions */
 #define VGG_N_FC 3        /* fc1, fc2, fc3 */
 #define VGG_N_POOL 5
+/* The side of the full-size networks' square input (reduced test variants choose their own):
+ * what every image is preprocessed to. */
+#define VGG_INPUT_HW 224
+/* The most images one forward pass takes in the service: config's max_batch_size limit and
+ * the batcher's clamp; the metrics and v2 statistics keep one counter per batch size
+ * 1..VGG_MAX_BATCH. */
+#define VGG_MAX_BATCH 64
 
 typedef struct {
     char name[16];                   /* "vgg16" */
@@ -28,7 +35,7 @@ typedef struct {
     bool pool_after[VGG_MAX_CONV];   /* a 2x2/2 max-pool follows conv i */
     int feature_index[VGG_MAX_CONV]; /* torchvision's `features.N` index of conv i */
     int in_channels;                 /* 3 */
-    int input_hw;                    /* 224 */
+    int input_hw;                    /* VGG_INPUT_HW = 224 */
     int final_hw;                    /* input_hw / 32 = 7 */
     int final_channels;              /* 512 */
     int fc_in[VGG_N_FC];             /* 25088, 4096, 4096 */

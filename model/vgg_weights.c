@@ -136,10 +136,15 @@ int vgg_weights_load(vgg_weights *w, const vgg_config *cfg, const char *path, ch
         return -1;
     }
     const int use_timm = safetensors_find(&f, "head.fc.weight") != NULL;
-    char *used = calloc(f.n_tensors + 1, 1);
+    char *used = calloc(f.n_tensors + 1, 1); /* [i]: the file's tensor i is a parameter */
+    if (!used) {
+        snprintf(err, errlen, "%s: out of memory for %s weights", path, cfg->name);
+        vgg_weights_free(w);
+        safetensors_close(&f);
+        return -1;
+    }
     int n_problems = 0;
     snprintf(err, errlen, "%s: not %s weights: ", path, cfg->name);
-    size_t prefix_len = strlen(err);
     for (int k = 0; k < n; k++) {
         const param_spec *s = &specs[k];
         const char *name = use_timm && s->timm_name[0] ? s->timm_name : s->name;
@@ -169,7 +174,6 @@ int vgg_weights_load(vgg_weights *w, const vgg_config *cfg, const char *path, ch
     if (pre && strlen(pre) < sizeof w->preprocess) strcpy(w->preprocess, pre);
     safetensors_close(&f);
     if (n_problems) {
-        (void)prefix_len;
         vgg_weights_free(w);
         return -1;
     }

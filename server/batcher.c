@@ -306,7 +306,7 @@ batcher *batcher_create(vgg_model *model, const batcher_options *opt, metrics *m
     batcher *b = calloc(1, sizeof *b);
     b->model = model;
     b->opt = *opt;
-    if (b->opt.max_batch > 64) b->opt.max_batch = 64;
+    if (b->opt.max_batch > VGG_MAX_BATCH) b->opt.max_batch = VGG_MAX_BATCH;
     b->metrics = m;
     const vgg_config *c = vgg_model_config(model);
     b->image_floats = (size_t)c->in_channels * c->input_hw * c->input_hw;

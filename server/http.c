@@ -33,7 +33,7 @@
 #include "trace_context.h"
 
 /* The network's input side; preprocessing resizes every image to this square. */
-#define IMAGE_HW 224
+#define IMAGE_HW VGG_INPUT_HW
 /* Answers at least this long are compressed for a client that accepts gzip or deflate; below
  * it the header costs more than it saves. */
 #define COMPRESS_MIN_BYTES 1024
@@ -575,7 +575,7 @@ static void add_explanations(request *r, json_t *body) {
     if (!crops) return;
     preprocess_mode mode = (preprocess_mode)atomic_load(&s->preprocess);
     for (int i = 0; i < r->n_images; i++)
-        preprocess_view_window(mode, r->sizes[i][0], r->sizes[i][1], 256, IMAGE_HW, crops[i]);
+        preprocess_view_window(mode, r->sizes[i][0], r->sizes[i][1], PREPROCESS_RESIZE_TO, IMAGE_HW, crops[i]);
     api_add_explanations(body, r->n_images, s->explain_layer, r->explained, r->maps,
                          s->explain_hw, (const double (*)[4])crops);
     free(crops);

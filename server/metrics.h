@@ -50,7 +50,7 @@ void metrics_set_state(metrics *m, service_state state);
 /* Per model (the KServe v2 views; POST /classify counts as the full model, index 0): what
  * each inference request cost, the numbers Triton's statistics extension reports. */
 #define METRICS_MAX_MODELS 4
-#define METRICS_MAX_BATCH 64 /* max_batch_size's limit */
+#define METRICS_MAX_BATCH VGG_MAX_BATCH /* max_batch_size's limit */
 
 void metrics_set_model_names(metrics *m, const char *const *names, int n);
 
