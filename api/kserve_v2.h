@@ -151,6 +151,15 @@ api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classi
 
 void kserve_v2_infer_free(kserve_v2_infer *in);
 
+struct inference_job;
+
+/* The infer request as a job (inference_job.h) for job->model, which sets n_classes and
+ * gradcam_hw of req: kserve_v2_infer_parse, then the request moves into job->v2, its tensors
+ * into job->inputs, and the outputs it names into job->want. On error msg says why and
+ * job->n_images counts the images found. */
+api_status kserve_v2_job_parse(const kserve_v2_http_request *req, const classify_limits *lim,
+                               struct inference_job *job, char *msg, size_t msglen);
+
 /* ---------------------------------------------------------------- answers */
 
 typedef struct {

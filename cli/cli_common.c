@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "byte_buffer.h"
 #include "calibrate.h"
+#include "clock.h"
 #include "name_table.h"
 
 
@@ -147,15 +149,19 @@ int cli_int8_ranges(const cli_model_spec *spec, const vgg_weights *w,
 int cli_read_file(const char *path, uint8_t **out, size_t *len) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return -1;
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    for (size_t got; (got = fread(buf + n, 1, cap - n, fp)) > 0;) {
-        n += got;
-        if (n == cap) buf = realloc(buf, cap *= 2);
+    byte_buffer buf = {0};
+    /* Read straight into the buffer's free room, which doubles as it fills. */
+    while (byte_buffer_reserve(&buf, 1 << 16)) {
+        size_t got = fread(buf.data + buf.len, 1, buf.cap - buf.len, fp);
+        if (got == 0) break;
+        buf.len += got;
     }
     fclose(fp);
-    *out = buf;
-    *len = n;
+    if (buf.failed) { /* out of memory: reported as unreadable */
+        byte_buffer_free(&buf);
+        return -1;
+    }
+    *out = byte_buffer_take(&buf, len);
     return 0;
 }
 
@@ -297,11 +303,7 @@ int64_t cli_rss_bytes(void) {
     return kb * 1024;
 }
 
-double cli_now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+double cli_now_s(void) { return clock_monotonic_ns() / 1e9; }
 
 int cli_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

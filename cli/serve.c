@@ -103,6 +103,7 @@ typedef struct {
     double t_start;
     int threads; /* oneDNN threads per worker */
     bool explanations; /* POST /explain works (every precision but int8) */
+    preprocess_mode preprocess; /* what the weights were trained with */
     metrics *m;
     http_server *http;
     vgg_weights w;
@@ -173,7 +174,7 @@ static int load_model(service *svc) {
     if (preprocess_resolve(cfg->preprocess, svc->w.preprocess, &pre) == 1)
         log_event(LOG_WARNING, "the weights file asks for preprocessing '%s', which vggserve does "
                   "not know; using torchvision's", svc->w.preprocess);
-    http_server_set_preprocess(svc->http, pre);
+    svc->preprocess = pre;
     log_event(LOG_INFO, "weights loaded in %.1f s: %s %s %s, %s preprocessing",
               cli_now_s() - svc->t_start, cfg->model, vgg_algo_name(cfg->algo),
               vgg_precision_name(cfg->precision), preprocess_mode_name(pre));
@@ -212,13 +213,15 @@ static int warm_up(service *svc) {
     vgg_weights_free(&svc->w);
     svc->have_weights = false;
     const vgg_config *mc = vgg_model_config(svc->model);
-    http_server_set_batcher(svc->http, svc->b, mc->n_classes,
-                            mc->in_channels * mc->input_hw * mc->input_hw);
+    served_model served = {.name = cfg->model, .n_classes = mc->n_classes,
+                           .image_hw = mc->input_hw,
+                           .image_floats = mc->in_channels * mc->input_hw * mc->input_hw,
+                           .preprocess = svc->preprocess};
     if (svc->explanations) {
-        char layer[16];
-        vgg_config_conv_name(mc, mc->n_conv - 1, layer, sizeof layer);
-        http_server_set_explanations(svc->http, vgg_model_explain_hw(svc->model), layer);
+        served.explain_hw = vgg_model_explain_hw(svc->model);
+        vgg_config_conv_name(mc, mc->n_conv - 1, served.explain_layer, sizeof served.explain_layer);
     }
+    http_server_serve(svc->http, &served, svc->b);
     http_server_set_state(svc->http, SERVICE_READY);
     log_event(LOG_INFO, "ready in %.1f s: %lld worker(s) x %d thread(s), batches up to %lld, "
               "weights %.0f MiB, RSS %.0f MiB",
@@ -238,9 +241,7 @@ static int drain(service *svc, int sig) {
     double t_drain = cli_now_s();
     /* Uploads already arriving get the grace to finish and be computed: new ones are refused
      * (503) from now, and the batcher stays open until the last arrival is queued. */
-    atomic_int *arriving = http_server_arrivals(svc->http);
-    while (atomic_load(arriving) > 0 && cli_now_s() - t_drain < cfg->shutdown_grace_s)
-        usleep(10000);
+    arrivals_wait_none(http_server_arrivals(svc->http), (double)cfg->shutdown_grace_s);
     long long grace_left_ms = (long long)((cfg->shutdown_grace_s - (cli_now_s() - t_drain)) * 1000);
     batcher_drain(svc->b, grace_left_ms > 0 ? grace_left_ms : 0);
     /* Every accepted request is resumed now; give MHD a moment to send the answers (counted

@@ -20,6 +20,8 @@
 #pragma GCC diagnostic pop
 #endif
 
+#include "byte_buffer.h"
+
 static float clamp01(float v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
 
 /* Matplotlib's jet as four linear pieces: each channel is a tent of slope 4 centred at
@@ -68,39 +70,18 @@ void heatmap_blend(const uint8_t *rgb, int w, int h, const float *map, int map_h
     }
 }
 
-/* A growing buffer that stb_image_write appends to. */
-typedef struct {
-    unsigned char *p;
-    size_t len, cap;
-    int failed;
-} png_sink;
-
+/* stb_image_write's sink: the PNG grows in a byte buffer. */
 static void sink_write(void *ctx, void *data, int size) {
-    png_sink *s = ctx;
-    if (s->failed || size <= 0) return;
-    if (s->len + (size_t)size > s->cap) {
-        size_t cap = s->cap ? s->cap : 1 << 16;
-        while (cap < s->len + (size_t)size) cap *= 2;
-        unsigned char *grown = realloc(s->p, cap);
-        if (!grown) {
-            s->failed = 1;
-            return;
-        }
-        s->p = grown;
-        s->cap = cap;
-    }
-    memcpy(s->p + s->len, data, (size_t)size);
-    s->len += (size_t)size;
+    if (size > 0) byte_buffer_append(ctx, data, (size_t)size);
 }
 
 unsigned char *heatmap_png(const uint8_t *rgb, int w, int h, size_t *len) {
-    png_sink s = {0};
-    if (!stbi_write_png_to_func(sink_write, &s, w, h, 3, rgb, w * 3) || s.failed) {
-        free(s.p);
+    byte_buffer png = {0};
+    if (!stbi_write_png_to_func(sink_write, &png, w, h, 3, rgb, w * 3) || png.failed) {
+        byte_buffer_free(&png);
         return NULL;
     }
-    *len = s.len;
-    return s.p;
+    return byte_buffer_take(&png, len);
 }
 
 unsigned char *heatmap_explanation_png(preprocess_mode mode, const float *tensor, int hw,

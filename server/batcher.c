@@ -12,11 +12,11 @@
  * batches. Expired images are dropped at that point, never computed.
  * The worker drops the lock for the forward pass, then retakes it to write each request's
  * timings and decrement its `remaining`. The worker that takes `remaining` to zero calls
- * on_complete after dropping the lock; the HTTP layer's callback resumes the suspended
- * connection, whose handler then reads the results. on_complete is the last time the
+ * the job's on_complete after dropping the lock (the HTTP layer's callback resumes the
+ * suspended connection, whose handler then writes the answer from the job). on_complete is the last time the
  * batcher touches a request.
  * Shutdown: drain sets `accepting = false` (submit answers BATCHER_STOPPED), waits on idle,
- * completes leftovers with BATCH_IMAGE_SHUTDOWN, sets `stopping`, broadcasts, joins.
+ * completes leftovers with JOB_SHUTDOWN, sets `stopping`, broadcasts, joins.
  */
 #include "batcher.h"
 
@@ -28,10 +28,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 typedef struct {
-    batch_request *req;
+    inference_job *job;
     int index;
 } queued_image;
 
@@ -52,6 +53,7 @@ struct batcher {
     pthread_mutex_t lock;
     pthread_cond_t work_ready, idle, warm;
     queued_image *ring;
+    inference_job **left; /* queue_capacity slots: what drain answers itself */
     int head, count;
     int running_batches;
     bool accepting, stopping;
@@ -63,14 +65,8 @@ struct batcher {
     worker *workers;
 };
 
-int64_t batcher_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Completes one image of r under the lock; returns true when it was the request's last. */
-static bool finish_image_locked(batch_request *r, batch_image_status st) {
+static bool finish_image_locked(inference_job *r, job_status st) {
     if (st > r->status) r->status = st;
     return --r->remaining == 0;
 }
@@ -89,7 +85,7 @@ typedef struct {
     int *classes, *explained;
     int map_floats; /* one explanation map */
     queued_image *taken;
-    batch_request **finished; /* at most every queued image plus a batch */
+    inference_job **finished; /* at most every queued image plus a batch */
     char err[512];
 } worker_state;
 
@@ -157,26 +153,18 @@ static int warm_up(batcher *b, worker_state *ws) {
 static void wait_for_fuller_batch(batcher *b) {
     const int max_batch = b->opt.max_batch;
     if (b->count >= max_batch || b->opt.max_queue_delay_us <= 0 || b->stopping) return;
-    int64_t oldest = b->ring[b->head].req->enqueued_ns;
+    int64_t oldest = b->ring[b->head].job->enqueued_ns;
     int64_t cap = oldest + b->opt.max_queue_delay_us * 1000;
     int64_t settle_us = b->opt.max_queue_delay_us < BATCHER_SETTLE_US ? b->opt.max_queue_delay_us
                                                                      : BATCHER_SETTLE_US;
     int64_t settle = oldest + settle_us * 1000;
     for (;;) {
-        bool more_coming = b->opt.arriving && atomic_load(b->opt.arriving) > 0;
-        int64_t now_ns = batcher_now_ns(), until = more_coming ? cap : settle;
+        bool more_coming = arrivals_count(b->opt.arriving) > 0;
+        int64_t now_ns = clock_monotonic_ns(), until = more_coming ? cap : settle;
         if (now_ns >= until || b->count == 0 || b->count >= max_batch || b->stopping) return;
         /* Poll at least every millisecond: arrivals that end in an error don't signal. */
         int64_t wake = until < now_ns + 1000000 ? until : now_ns + 1000000;
-        struct timespec abs;
-        clock_gettime(CLOCK_MONOTONIC, &abs);
-        int64_t wait_ns = wake - now_ns;
-        abs.tv_sec += wait_ns / 1000000000;
-        abs.tv_nsec += wait_ns % 1000000000;
-        if (abs.tv_nsec >= 1000000000) {
-            abs.tv_sec++;
-            abs.tv_nsec -= 1000000000;
-        }
+        struct timespec abs = clock_after_ns(CLOCK_MONOTONIC, wake - now_ns);
         pthread_cond_timedwait(&b->work_ready, &b->lock, &abs);
     }
 }
@@ -184,15 +172,15 @@ static void wait_for_fuller_batch(batcher *b) {
 /* Takes up to max_batch images (lock held); those past their deadline finish as expired
  * (into ws->finished, *n_finished). Returns the batch size. */
 static int take_batch(batcher *b, worker_state *ws, int *n_finished) {
-    int64_t now = batcher_now_ns();
+    int64_t now = clock_monotonic_ns();
     int n = 0;
     while (b->count > 0 && n < b->opt.max_batch) {
         queued_image q = pop_locked(b);
-        int64_t waited = now - q.req->enqueued_ns;
-        if (waited > q.req->max_queue_ns) q.req->max_queue_ns = waited;
+        int64_t waited = now - q.job->enqueued_ns;
+        if (waited > q.job->max_queue_ns) q.job->max_queue_ns = waited;
         metrics_observe_queue_wait(b->metrics, waited / 1e9);
-        if (now > q.req->deadline_ns) {
-            if (finish_image_locked(q.req, BATCH_IMAGE_EXPIRED)) ws->finished[(*n_finished)++] = q.req;
+        if (now > q.job->deadline_ns) {
+            if (finish_image_locked(q.job, JOB_EXPIRED)) ws->finished[(*n_finished)++] = q.job;
             continue;
         }
         ws->taken[n++] = q;
@@ -208,32 +196,32 @@ static int run_batch(batcher *b, worker_state *ws, int n, uint64_t batch_id, int
     int explaining = 0;
     for (int i = 0; i < n; i++) {
         const queued_image *q = &ws->taken[i];
-        memcpy(ws->in + (size_t)i * b->image_floats, q->req->inputs + (size_t)q->index * b->image_floats,
+        memcpy(ws->in + (size_t)i * b->image_floats, q->job->inputs + (size_t)q->index * b->image_floats,
                b->image_floats * sizeof(float));
-        ws->classes[i] = q->req->explain_class ? q->req->explain_class[q->index] : VGG_EXPLAIN_NONE;
+        ws->classes[i] = q->job->want & JOB_WANT_MAPS ? q->job->explain_class : VGG_EXPLAIN_NONE;
         explaining += ws->classes[i] != VGG_EXPLAIN_NONE;
     }
-    int64_t t0 = batcher_now_ns();
+    int64_t t0 = clock_monotonic_ns();
     int rc = explaining ? vgg_engine_explain(ws->e, ws->in, n, ws->logits, ws->probs, ws->classes,
                                              ws->maps, ws->explained, ws->err, sizeof ws->err)
                         : vgg_engine_forward(ws->e, ws->in, n, ws->logits, ws->probs, ws->err,
                                              sizeof ws->err);
-    *took_ns = batcher_now_ns() - t0;
+    *took_ns = clock_monotonic_ns() - t0;
     if (rc != 0) log_event_fields(LOG_ERROR, NULL, (long long)batch_id, ws->err, "forward failed");
     metrics_observe_batch(b->metrics, n, *took_ns / 1e9, rc == 0);
     if (explaining && rc == 0) metrics_observe_explain(b->metrics, explaining, *took_ns / 1e9);
     for (int i = 0; i < n && rc == 0; i++) {
-        batch_request *r = ws->taken[i].req;
+        inference_job *r = ws->taken[i].job;
         const int k = ws->taken[i].index;
         const size_t row = (size_t)k * b->n_classes;
         memcpy(r->probs + row, ws->probs + (size_t)i * b->n_classes, b->n_classes * sizeof(float));
         if (r->logits)
             memcpy(r->logits + row, ws->logits + (size_t)i * b->n_classes,
                    b->n_classes * sizeof(float));
-        if (r->explain_class && r->maps) {
+        if (r->maps) {
             memcpy(r->maps + (size_t)k * ws->map_floats, ws->maps + (size_t)i * ws->map_floats,
                    ws->map_floats * sizeof(float));
-            if (r->explained_class) r->explained_class[k] = ws->explained[i];
+            if (r->explained) r->explained[k] = ws->explained[i];
         }
     }
     return rc;
@@ -244,14 +232,14 @@ static int run_batch(batcher *b, worker_state *ws, int n, uint64_t batch_id, int
 static void finish_batch_locked(worker_state *ws, int n, int rc, int64_t took, uint64_t batch_id,
                                 int *n_finished) {
     for (int i = 0; i < n; i++) {
-        batch_request *r = ws->taken[i].req;
+        inference_job *r = ws->taken[i].job;
         /* Count a batch's time once per request even when several of its images rode it. */
         bool first_of_request = true;
-        for (int j = 0; j < i; j++) first_of_request &= ws->taken[j].req != r;
+        for (int j = 0; j < i; j++) first_of_request &= ws->taken[j].job != r;
         if (first_of_request) r->inference_ns += took;
         if (n > r->max_batch_seen) r->max_batch_seen = n;
         r->last_batch_id = batch_id;
-        if (finish_image_locked(r, rc == 0 ? BATCH_IMAGE_OK : BATCH_IMAGE_FAILED))
+        if (finish_image_locked(r, rc == 0 ? JOB_OK : JOB_FAILED))
             ws->finished[(*n_finished)++] = r;
     }
 }
@@ -304,6 +292,10 @@ static void *worker_main(void *arg) {
 batcher *batcher_create(vgg_model *model, const batcher_options *opt, metrics *m, char *err,
                         size_t errlen) {
     batcher *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     b->model = model;
     b->opt = *opt;
     if (b->opt.max_batch > VGG_MAX_BATCH) b->opt.max_batch = VGG_MAX_BATCH;
@@ -312,6 +304,16 @@ batcher *batcher_create(vgg_model *model, const batcher_options *opt, metrics *m
     b->image_floats = (size_t)c->in_channels * c->input_hw * c->input_hw;
     b->n_classes = c->n_classes;
     b->ring = calloc((size_t)opt->queue_capacity, sizeof *b->ring);
+    b->left = calloc((size_t)opt->queue_capacity, sizeof *b->left);
+    b->workers = calloc((size_t)opt->workers, sizeof *b->workers);
+    if (!b->ring || !b->left || !b->workers) {
+        snprintf(err, errlen, "out of memory");
+        free(b->ring);
+        free(b->left);
+        free(b->workers);
+        free(b);
+        return NULL;
+    }
     b->accepting = true;
     pthread_mutex_init(&b->lock, NULL);
     pthread_condattr_t ca;
@@ -321,7 +323,6 @@ batcher *batcher_create(vgg_model *model, const batcher_options *opt, metrics *m
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&b->idle, NULL);
     pthread_cond_init(&b->warm, NULL);
-    b->workers = calloc((size_t)opt->workers, sizeof *b->workers);
     for (int i = 0; i < opt->workers; i++) {
         b->workers[i].b = b;
         b->workers[i].id = i;
@@ -354,7 +355,7 @@ int batcher_wait_warm(batcher *b, char *err, size_t errlen) {
     return rc;
 }
 
-batcher_submit_result batcher_submit(batcher *b, batch_request *r) {
+batcher_submit_result batcher_submit(batcher *b, inference_job *r) {
     pthread_mutex_lock(&b->lock);
     if (!b->accepting) {
         pthread_mutex_unlock(&b->lock);
@@ -364,8 +365,8 @@ batcher_submit_result batcher_submit(batcher *b, batch_request *r) {
         pthread_mutex_unlock(&b->lock);
         return BATCHER_FULL;
     }
-    r->status = BATCH_IMAGE_OK;
-    r->enqueued_ns = batcher_now_ns();
+    r->status = JOB_OK;
+    r->enqueued_ns = clock_monotonic_ns();
     r->max_queue_ns = r->inference_ns = 0;
     r->max_batch_seen = 0;
     r->remaining = r->n_images;
@@ -385,30 +386,21 @@ batcher_submit_result batcher_submit(batcher *b, batch_request *r) {
 void batcher_drain(batcher *b, int64_t grace_ms) {
     pthread_mutex_lock(&b->lock);
     b->accepting = false;
-    struct timespec abs;
-    clock_gettime(CLOCK_REALTIME, &abs);
-    abs.tv_sec += grace_ms / 1000;
-    abs.tv_nsec += (grace_ms % 1000) * 1000000;
-    if (abs.tv_nsec >= 1000000000) {
-        abs.tv_sec++;
-        abs.tv_nsec -= 1000000000;
-    }
+    struct timespec abs = clock_after_ns(CLOCK_REALTIME, grace_ms * 1000000);
     while ((b->count > 0 || b->running_batches > 0) && b->warm_workers > 0 &&
            pthread_cond_timedwait(&b->idle, &b->lock, &abs) == 0) {
     }
     /* Whatever is still queued gets an answer too: 503, not silence. */
-    batch_request **left = malloc(((size_t)b->count + 1) * sizeof *left);
     int n_left = 0;
     while (b->count > 0) {
         queued_image q = pop_locked(b);
-        if (finish_image_locked(q.req, BATCH_IMAGE_SHUTDOWN)) left[n_left++] = q.req;
+        if (finish_image_locked(q.job, JOB_SHUTDOWN)) b->left[n_left++] = q.job;
     }
     metrics_set_queue_depth(b->metrics, 0);
     b->stopping = true;
     pthread_cond_broadcast(&b->work_ready);
     pthread_mutex_unlock(&b->lock);
-    for (int i = 0; i < n_left; i++) left[i]->on_complete(left[i]);
-    free(left);
+    for (int i = 0; i < n_left; i++) b->left[i]->on_complete(b->left[i]);
     for (int i = 0; i < b->opt.workers; i++)
         if (b->workers[i].started) {
             pthread_join(b->workers[i].thread, NULL);
@@ -419,6 +411,7 @@ void batcher_drain(batcher *b, int64_t grace_ms) {
 void batcher_free(batcher *b) {
     if (!b) return;
     free(b->ring);
+    free(b->left);
     free(b->workers);
     pthread_mutex_destroy(&b->lock);
     pthread_cond_destroy(&b->work_ready);

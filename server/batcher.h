@@ -1,12 +1,14 @@
 /* batcher.h - one bounded queue of images, a pool of inference workers, dynamic batching.
  *
- * The HTTP layer hands over a batch_request (already decoded and preprocessed tensors, a
- * deadline, a completion callback); the batcher never sees JSON or image bytes. Each worker
- * owns a vgg_engine (its oneDNN stream and primitives) over the shared vgg_model.
+ * A front end hands over an inference_job (api/inference_job.h: decoded and preprocessed
+ * tensors, the outputs wanted, a deadline, a completion callback); the batcher never sees
+ * JSON, image bytes or HTTP. It writes the job's results and completes every job through its
+ * one callback, job->on_complete. Each worker owns a vgg_engine (its oneDNN stream and
+ * primitives) over the shared vgg_model.
  *
- * Thread-safety: batcher_submit and batcher_drain may be called from any thread. A
- * batch_request belongs to the caller until on_complete runs; after on_complete the batcher
- * never touches it again.
+ * Thread-safety: batcher_submit and batcher_drain may be called from any thread. A job
+ * belongs to the batcher from a successful batcher_submit until on_complete runs; after
+ * on_complete the batcher never touches it again.
  */
 #ifndef BATCHER_H
 #define BATCHER_H
@@ -14,42 +16,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "arrivals.h"
 #include "engine.h"
+#include "inference_job.h"
 #include "metrics.h"
-
-typedef enum {
-    BATCH_IMAGE_OK = 0,
-    BATCH_IMAGE_EXPIRED,  /* deadline passed while queued: never computed */
-    BATCH_IMAGE_FAILED,   /* the engine reported an error */
-    BATCH_IMAGE_SHUTDOWN, /* still queued when the shutdown grace ran out */
-} batch_image_status;
-
-typedef struct batch_request batch_request;
-struct batch_request {
-    /* Set by the submitter. */
-    int n_images;
-    const float *inputs;   /* n_images x (3, H, W), borrowed until on_complete */
-    float *probs;          /* n_images x n_classes, written by the workers */
-    float *logits;         /* n_images x n_classes, written by the workers; NULL: not wanted */
-    /* Grad-CAM (engine.h vgg_engine_explain): per image a class, VGG_EXPLAIN_TOP1 or
-     * VGG_EXPLAIN_NONE; NULL: no image of this request asks. maps (n_images x map_hw^2) and
-     * explained_class (n_images) are written by the workers when explain_class is set. */
-    const int *explain_class;
-    float *maps;
-    int *explained_class;
-    int64_t deadline_ns;   /* CLOCK_MONOTONIC */
-    void (*on_complete)(batch_request *r); /* called once, on a worker (or draining) thread */
-    void *user;
-
-    /* Set by the batcher before on_complete. */
-    batch_image_status status; /* worst status over the images */
-    int64_t enqueued_ns;
-    int64_t max_queue_ns;      /* longest wait of any image */
-    int64_t inference_ns;      /* summed forward time of the batches it was in */
-    int max_batch_seen;        /* largest batch any of its images was in */
-    uint64_t last_batch_id;
-    int remaining;             /* images not yet finished (guarded by the batcher's lock) */
-};
 
 typedef enum { BATCHER_OK = 0, BATCHER_FULL, BATCHER_STOPPED } batcher_submit_result;
 
@@ -61,10 +31,10 @@ typedef struct {
     int max_batch;
     int64_t max_queue_delay_us;
     int queue_capacity; /* images */
-    /* Requests the HTTP layer is still receiving or decoding (may be NULL). While it is
-     * non-zero a partial batch waits for them, up to max_queue_delay_us; when nothing is on
-     * its way the batch leaves after BATCHER_SETTLE_US, so an idle request does not wait. */
-    atomic_int *arriving;
+    /* Uploads the front end is still receiving or decoding (may be NULL). While any is, a
+     * partial batch waits for them, up to max_queue_delay_us; when nothing is on its way the
+     * batch leaves after BATCHER_SETTLE_US, so an idle request does not wait. */
+    const arrivals *arriving;
     bool explanations; /* warm-up also builds the explain plans (not for int8) */
 } batcher_options;
 
@@ -85,16 +55,15 @@ void batcher_abort_warmup(batcher *b);
 /* Blocks until every worker has warmed up. Returns 0, or -1 with the first worker's error. */
 int batcher_wait_warm(batcher *b, char *err, size_t errlen);
 
-/* Queues all of r's images, or none: BATCHER_FULL when they do not fit, BATCHER_STOPPED once
- * draining began. */
-batcher_submit_result batcher_submit(batcher *b, batch_request *r);
+/* Queues all of the job's images, or none: BATCHER_FULL when they do not fit, BATCHER_STOPPED
+ * once draining began. The job must have its results allocated (inference_job_alloc_results),
+ * a deadline and on_complete. */
+batcher_submit_result batcher_submit(batcher *b, inference_job *job);
 
 /* Refuses new work, waits up to grace_ms for queued and running work to finish, answers
- * what is still queued with BATCH_IMAGE_SHUTDOWN, then stops and joins the workers. */
+ * what is still queued with JOB_SHUTDOWN, then stops and joins the workers. */
 void batcher_drain(batcher *b, int64_t grace_ms);
 
 void batcher_free(batcher *b);
-
-int64_t batcher_now_ns(void);
 
 #endif

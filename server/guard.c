@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "clock.h"
+
 typedef enum { PHASE_WAITING, PHASE_BODY, PHASE_ANSWER } phase;
 
 struct guard_conn {
@@ -32,12 +34,6 @@ struct guard {
 
 #define SWEEP_INTERVAL_NS 250000000LL
 
-static int64_t now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 /* One pass over the open connections (lock held). */
 static void sweep(guard *g, int64_t now) {
     for (guard_conn *c = g->head; c; c = c->next) {
@@ -56,15 +52,9 @@ static void *sweeper_main(void *arg) {
     guard *g = arg;
     pthread_mutex_lock(&g->lock);
     while (!g->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += SWEEP_INTERVAL_NS;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = clock_after_ns(CLOCK_REALTIME, SWEEP_INTERVAL_NS);
         pthread_cond_timedwait(&g->wake, &g->lock, &until);
-        if (!g->stopping) sweep(g, now_ns());
+        if (!g->stopping) sweep(g, clock_monotonic_ns());
     }
     pthread_mutex_unlock(&g->lock);
     return NULL;
@@ -109,7 +99,7 @@ guard_conn *guard_open(guard *g, int fd) {
     if (!c) return NULL;
     c->fd = fd;
     c->phase = PHASE_WAITING;
-    c->since_ns = now_ns();
+    c->since_ns = clock_monotonic_ns();
     pthread_mutex_lock(&g->lock);
     c->next = g->head;
     if (g->head) g->head->prev = c;
@@ -134,7 +124,7 @@ static void enter(guard *g, guard_conn *c, phase p) {
     if (!c) return;
     pthread_mutex_lock(&g->lock);
     c->phase = p;
-    c->since_ns = now_ns();
+    c->since_ns = clock_monotonic_ns();
     pthread_mutex_unlock(&g->lock);
 }
 

@@ -20,12 +20,15 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "byte_buffer.h"
 #include "classify_request.h"
+#include "clock.h"
 #include "content_coding.h"
 #include "demo_page.h"
 #include "errors.h"
 #include "guard.h"
-#include "heatmap.h"
+#include "inference_job.h"
+#include "job_answer.h"
 #include "kserve_v2.h"
 #include "labels.h"
 #include "log.h"
@@ -53,14 +56,14 @@ struct http_server {
     int port, admin_port;
     guard *guard; /* deadlines and the buffered-bytes budget (guard.h) */
     _Atomic int state;
-    _Atomic int preprocess; /* preprocess_mode, set once the weights are known */
-    image_decode_options decode; /* cfg's max_pixels and decode settings, made once */
-    int explain_hw;          /* Grad-CAM map side; 0: no explanations (int8) */
-    char explain_layer[16];  /* the layer they explain: conv5_3 */
+    /* The model being served: &loading_model (its name, no explanations) until
+     * http_server_serve() points it at served, once, before the state turns ready. */
+    const served_model *_Atomic model;
+    served_model loading_model, served;
+    classify_limits limits; /* made with served; read only once the state is ready */
     batcher *_Atomic batcher;
-    int n_classes, image_floats;
     atomic_int pending; /* accepted classify requests not yet completed */
-    atomic_int arriving; /* inference requests between their headers and the queue */
+    arrivals arrivals;  /* inference uploads between their headers and the queue */
     atomic_ullong next_id;
     unsigned id_prefix;
     pthread_mutex_t log_lock;
@@ -117,33 +120,25 @@ typedef struct {
     int64_t start_ns;
     bool screened; /* screen_request() ran: the checks that need only the headers */
     /* body */
-    unsigned char *body;
-    size_t len, cap; /* len counts the bytes as sent (compressed, when they are) */
+    byte_buffer stored; /* the body as sent, unless it is compressed (then the inflater's) */
+    size_t received;    /* body bytes as sent (compressed, when they are), stored or not */
     bool body_too_large;
-    bool body_is_inflated;        /* body points into the inflater's buffer */
+    bool body_is_inflated;        /* the inflater holds the whole body, inflated */
     content_inflater *inflater;   /* Content-Encoding gzip/deflate: the body as it inflates */
     content_coding answer_coding; /* Accept-Encoding: how a long answer may be compressed */
     const char *cors_origin;      /* the request's Origin, when cors_allowed_origins has it */
     char trace_id[33];            /* W3C trace context: the caller's trace, or a new one */
     char traceparent[56];         /* sent back: that trace, our span */
     /* inference */
-    int top_k, n_images;
-    float *inputs, *probs;
-    double decode_ms;
-    int64_t output_ns; /* writing the answer (Triton's compute_output) */
-    batch_request br;
-    float *logits; /* only for a v2 request that asks for them */
-    int *explain_class, *explained; /* POST /explain: per image, asked and explained */
-    float *maps;                     /* their Grad-CAM maps */
-    bool answer_png;                 /* POST /explain with Accept: image/png: one picture */
-    char explained_header[24];       /* X-Explained-Class of that picture */
-    int (*sizes)[2];                 /* upright size of each upload, for the crop window */
+    inference_job *job; /* what the parser made of the body; owned, freed in on_completed */
+    int n_images;       /* images found in the body (for the log, also when refused) */
+    int64_t output_ns;  /* writing the answer (Triton's compute_output) */
+    const char *answer_header;    /* a header the answer writer asked for, or NULL */
+    char answer_header_value[24];
     kserve_v2_route v2_route;
-    kserve_v2_infer v2; /* the parsed v2 request (its inputs moved to .inputs) */
-    char infer_header_len[24]; /* Inference-Header-Content-Length of a binary v2 answer */
     pthread_mutex_t lock; /* orders suspend (HTTP thread) before resume (worker) */
     bool suspended, done, queued;
-    bool arriving; /* counted in srv->arriving */
+    arrival arrival; /* counted in srv->arrivals until queued or refused */
     bool body_timed_out; /* take_body cut it: connection_timeout_s */
     /* answer, for the access log */
     const char *www_authenticate; /* static challenge for a 401 */
@@ -210,10 +205,7 @@ static enum MHD_Result send_body(request *r, int code, const char *content_type,
     if (st == API_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 route_is_post(r) ? "POST" : "GET, HEAD");
-    if (r->infer_header_len[0])
-        MHD_add_response_header(resp, "Inference-Header-Content-Length", r->infer_header_len);
-    if (r->explained_header[0])
-        MHD_add_response_header(resp, "X-Explained-Class", r->explained_header);
+    if (r->answer_header) MHD_add_response_header(resp, r->answer_header, r->answer_header_value);
     if (r->route == ROUTE_DEMO)
         MHD_add_response_header(resp, "Content-Security-Policy", DEMO_PAGE_CSP);
     if (api_status_retry_after(st)) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
@@ -256,10 +248,10 @@ static enum MHD_Result send_error(request *r, api_status st, const char *message
 
 static void access_log(request *r) {
     http_server *s = r->srv;
-    double total_ms = ms_between(r->start_ns, batcher_now_ns());
-    double queue_ms = r->queued ? r->br.max_queue_ns / 1e6 : 0;
-    double infer_ms = r->queued ? r->br.inference_ns / 1e6 : 0;
-    unsigned long long batch = r->queued ? (unsigned long long)r->br.last_batch_id : 0;
+    double total_ms = ms_between(r->start_ns, clock_monotonic_ns());
+    double queue_ms = r->queued ? r->job->max_queue_ns / 1e6 : 0;
+    double infer_ms = r->queued ? r->job->inference_ns / 1e6 : 0;
+    unsigned long long batch = r->queued ? (unsigned long long)r->job->last_batch_id : 0;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     char ts[32];
@@ -316,22 +308,18 @@ static metrics_endpoint endpoint_of(route rt) {
 }
 
 /* The request is queued, refused or gone: no longer on its way to the batcher. */
-static void arrived(request *r) {
-    if (!r->arriving) return;
-    r->arriving = false;
-    atomic_fetch_sub(&r->srv->arriving, 1);
-}
+static void arrived(request *r) { arrivals_end(&r->srv->arrivals, &r->arrival); }
 
 /* The per-model statistics (Triton's statistics extension reads them back). */
 static void observe_inference(request *r, double total_s) {
     bool ok = r->http_code == 200;
     metrics_inference x = {
         .ok = ok,
-        .images = r->queued && r->br.status == BATCH_IMAGE_OK ? r->n_images : 0,
+        .images = r->queued && r->job->status == JOB_OK ? r->n_images : 0,
         .total_s = total_s,
-        .queue_s = r->queued ? r->br.max_queue_ns / 1e9 : 0,
-        .input_s = r->decode_ms / 1e3,
-        .infer_s = r->queued ? r->br.inference_ns / 1e9 : 0,
+        .queue_s = r->queued ? r->job->max_queue_ns / 1e9 : 0,
+        .input_s = r->job ? r->job->decode_ms / 1e3 : 0,
+        .infer_s = r->queued ? r->job->inference_ns / 1e9 : 0,
         .output_s = r->output_ns / 1e9,
     };
     metrics_observe_inference(r->srv->metrics, (int)r->view, &x);
@@ -395,7 +383,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!r->srv) { /* refused by libmicrohttpd before on_request: log it all the same */
         r->srv = ((const listener *)cls)->srv;
         r->conn = conn;
-        r->start_ns = batcher_now_ns();
+        r->start_ns = clock_monotonic_ns();
         r->gc = connection_guard(conn);
         snprintf(r->method, sizeof r->method, "-");
         make_request_id(r->srv, conn, r->id, sizeof r->id);
@@ -406,7 +394,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     http_server *s = r->srv;
     if (r->http_code == 0) explain_unanswered(r, toe);
     else note_lost_answer(r, toe);
-    double total_s = ms_between(r->start_ns, batcher_now_ns()) / 1e3;
+    double total_s = ms_between(r->start_ns, clock_monotonic_ns()) / 1e3;
     metrics_observe_request(s->metrics, endpoint_of(r->route), r->http_code, total_s);
     if (route_is_inference(r->route)) observe_inference(r, total_s);
     metrics_add_in_flight(s->metrics, -1);
@@ -416,26 +404,20 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     guard_release(s->guard, r->reserved);
     if (r->queued) atomic_fetch_sub(&s->pending, 1);
     pthread_mutex_destroy(&r->lock);
-    if (!r->body_is_inflated) free(r->body);
+    byte_buffer_free(&r->stored);
     free(r->url);
     content_inflater_free(r->inflater);
-    free(r->inputs);
-    free(r->probs);
-    free(r->logits);
-    free(r->explain_class);
-    free(r->explained);
-    free(r->maps);
-    free(r->sizes);
-    kserve_v2_infer_free(&r->v2);
+    inference_job_free(r->job);
     free(r);
     *req_cls = NULL;
 }
 
 /* ---------------------------------------------------------------- classify */
 
-/* Runs on a worker thread when the request's last image is done. */
-static void on_inference_done(batch_request *br) {
-    request *r = br->user;
+/* The job's one completion (on a worker thread, or the draining one): resume the suspended
+ * connection, whose handler then answers from the job. */
+static void on_inference_done(inference_job *job) {
+    request *r = job->user;
     pthread_mutex_lock(&r->lock);
     r->done = true;
     if (r->suspended) {
@@ -445,50 +427,33 @@ static void on_inference_done(batch_request *br) {
     pthread_mutex_unlock(&r->lock);
 }
 
-static classify_limits limits_of(const http_server *s) {
-    classify_limits lim = {s->cfg->max_body_bytes, (int)s->cfg->max_images_per_request, IMAGE_HW,
-                           (preprocess_mode)atomic_load(&s->preprocess), s->decode};
-    return lim;
-}
-
 /* The client may shorten the deadline, never lengthen it. */
 static int64_t deadline_of(request *r) {
     const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Timeout-Ms");
     return r->start_ns + classify_timeout_ms(v, r->srv->cfg->request_timeout_ms) * 1000000;
 }
 
-/* Queues r->inputs (r->n_images images) for the workers and suspends the connection; the
- * worker that finishes the last image resumes it (on_inference_done). */
+/* Queues r->job for the workers and suspends the connection; the worker that finishes its
+ * last image resumes it (on_inference_done). */
 static enum MHD_Result submit_inference(request *r) {
     http_server *s = r->srv;
+    inference_job *job = r->job;
     char msg[160];
-    int n = r->n_images;
     batcher *b = atomic_load(&s->batcher);
     service_state state = atomic_load(&s->state);
     /* An upload that was arriving when the drain began is still computed: the drain waits
      * for arrivals before it stops the batcher (cli/serve.c). */
-    bool admitted = state == SERVICE_READY || (state == SERVICE_DRAINING && r->arriving);
+    bool admitted = state == SERVICE_READY || (state == SERVICE_DRAINING && r->arrival.counted);
     if (!admitted || !b) {
         snprintf(msg, sizeof msg, "service is %s", service_state_name(atomic_load(&s->state)));
         return send_error(r, API_NOT_READY, msg);
     }
-    r->probs = malloc((size_t)n * s->n_classes * sizeof(float));
-    if (r->route == ROUTE_V2_INFER && r->v2.want_logits)
-        r->logits = malloc((size_t)n * s->n_classes * sizeof(float));
-    if (!r->probs || (r->route == ROUTE_V2_INFER && r->v2.want_logits && !r->logits))
-        return send_error(r, API_INTERNAL, "out of memory");
-    r->br.n_images = n;
-    r->br.inputs = r->inputs;
-    r->br.probs = r->probs;
-    r->br.logits = r->logits;
-    r->br.explain_class = r->explain_class;
-    r->br.maps = r->maps;
-    r->br.explained_class = r->explained;
-    r->br.deadline_ns = deadline_of(r);
-    r->br.on_complete = on_inference_done;
-    r->br.user = r;
+    if (inference_job_alloc_results(job) != 0) return send_error(r, API_INTERNAL, "out of memory");
+    job->deadline_ns = deadline_of(r);
+    job->on_complete = on_inference_done;
+    job->user = r;
     pthread_mutex_lock(&r->lock);
-    batcher_submit_result sr = batcher_submit(b, &r->br);
+    batcher_submit_result sr = batcher_submit(b, job);
     if (sr == BATCHER_OK) {
         r->queued = true;
         atomic_fetch_add(&s->pending, 1);
@@ -506,176 +471,74 @@ static enum MHD_Result submit_inference(request *r) {
     return MHD_YES;
 }
 
-/* Asks the workers for a Grad-CAM map of class cls (VGG_EXPLAIN_TOP1: each image's top-1)
- * for every image of the request. */
-static enum MHD_Result ask_maps(request *r, int cls) {
-    const int n = r->n_images, hw = r->srv->explain_hw;
-    r->explain_class = malloc((size_t)n * sizeof(int));
-    r->explained = malloc((size_t)n * sizeof(int));
-    r->maps = malloc((size_t)n * hw * hw * sizeof(float));
-    if (!r->explain_class || !r->explained || !r->maps)
-        return send_error(r, API_INTERNAL, "out of memory");
-    for (int i = 0; i < n; i++) r->explain_class[i] = cls;
-    return MHD_YES;
+/* The body as the parsers read it: inflated, or as it was sent. */
+static const unsigned char *body_bytes(const request *r, size_t *len) {
+    if (r->body_is_inflated) return (const unsigned char *)content_inflater_data(r->inflater, len);
+    *len = r->stored.len;
+    return r->stored.data;
 }
 
-/* Whether POST /explain answers a PNG: image/png is named in Accept and preferred to JSON
- * (at equal q the PNG wins over JSON that only a wildcard accepts, such as curl's and
- * browsers' trailing * / *). */
-static bool accept_prefers_png(const char *accept) {
-    bool png_named, json_named;
-    const double png = content_accept_media_q(accept, "image/png", &png_named);
-    const double json = content_accept_media_q(accept, "application/json", &json_named);
-    return png_named && png > 0 && (png > json || (png == json && !json_named));
-}
-
-/* Accept: image/png answers one image as a picture; several get JSON when the client takes
- * it, else 400. Sets r->answer_png; returns MHD_YES, or what send_error returned. */
-static enum MHD_Result negotiate_explanation(request *r) {
-    const char *accept = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_ACCEPT);
-    r->answer_png = accept_prefers_png(accept);
-    if (!r->answer_png || r->n_images == 1) return MHD_YES;
-    r->answer_png = false;
-    if (content_accept_media_q(accept, "application/json", NULL) > 0) return MHD_YES;
-    char msg[160];
-    snprintf(msg, sizeof msg, "Accept: image/png answers one image; this request has %d "
-             "(accept application/json for several)", r->n_images);
-    return send_error(r, API_BAD_REQUEST, msg);
-}
-
-/* POST /explain: ?class_id=C (else each image's top-1) for every image of the request. */
-static enum MHD_Result ask_explanations(request *r) {
-    http_server *s = r->srv;
-    if (!s->explain_hw)
-        return send_error(r, API_BAD_REQUEST, "explanations are not supported in int8; serve "
-                          "with --precision f32 or bf16");
-    enum MHD_Result negotiated = negotiate_explanation(r);
-    if (r->http_code) return negotiated;
-    const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "class_id");
-    int cls = VGG_EXPLAIN_TOP1;
-    if (q) {
-        char *end;
-        errno = 0;
-        long v = strtol(q, &end, 10);
-        if (errno || end == q || *end || v < 0 || v >= s->n_classes) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "class_id '%.32s' must be an integer from 0 to %d", q,
-                     s->n_classes - 1);
-            return send_error(r, API_BAD_REQUEST, msg);
-        }
-        cls = (int)v;
-    }
-    return ask_maps(r, cls);
-}
-
-static void add_explanations(request *r, json_t *body) {
-    http_server *s = r->srv;
-    double (*crops)[4] = malloc((size_t)r->n_images * sizeof *crops);
-    if (!crops) return;
-    preprocess_mode mode = (preprocess_mode)atomic_load(&s->preprocess);
-    for (int i = 0; i < r->n_images; i++)
-        preprocess_view_window(mode, r->sizes[i][0], r->sizes[i][1], PREPROCESS_RESIZE_TO, IMAGE_HW, crops[i]);
-    api_add_explanations(body, r->n_images, s->explain_layer, r->explained, r->maps,
-                         s->explain_hw, (const double (*)[4])crops);
-    free(crops);
-}
-
+/* POST /classify and /explain: the body and query to a job, submitted. */
 static enum MHD_Result classify_body_done(request *r) {
     http_server *s = r->srv;
     char msg[800];
+    r->job = inference_job_new(atomic_load(&s->model), r->route == ROUTE_EXPLAIN
+                                                           ? JOB_ANSWER_EXPLAIN_JSON
+                                                           : JOB_ANSWER_CLASSIFY);
+    if (!r->job) return send_error(r, API_INTERNAL, "out of memory");
     classify_http_request in = {
         .content_type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_CONTENT_TYPE),
         .top_k = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "top_k"),
-        .body = r->body,
-        .body_len = r->len,
         .body_over_limit = r->body_too_large,
     };
-    classify_limits lim = limits_of(s);
-    classify_input ci;
-    api_status st = classify_request_parse(&in, &lim, &ci, msg, sizeof msg);
-    r->n_images = ci.n_images;
+    in.body = body_bytes(r, &in.body_len);
+    const classify_explain_request explain = {
+        .class_id = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "class_id"),
+        .accept = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
+    };
+    api_status st = classify_job_parse(&in, &explain, &s->limits, r->job, msg, sizeof msg);
+    r->n_images = r->job->n_images;
     if (st != API_OK) return send_error(r, st, msg);
-    r->top_k = ci.top_k;
-    r->inputs = ci.inputs; /* freed in on_completed */
-    r->sizes = ci.sizes;
-    r->decode_ms = ci.decode_ms;
-    if (r->route == ROUTE_EXPLAIN) {
-        enum MHD_Result res = ask_explanations(r);
-        if (r->http_code) return res;
-    }
     return submit_inference(r);
 }
 
-static enum MHD_Result v2_infer_answer(request *r);
-
-/* POST /explain's picture (Accept: image/png): the one image as the network saw it with its
- * map over it (model/heatmap.h), the class it explains in X-Explained-Class. PNG is
- * compressed already, so no Content-Encoding. */
-static enum MHD_Result explanation_png_answer(request *r) {
-    http_server *s = r->srv;
-    size_t len;
-    preprocess_mode mode = (preprocess_mode)atomic_load(&s->preprocess);
-    unsigned char *png = heatmap_explanation_png(mode, r->inputs, IMAGE_HW, r->maps,
-                                                 s->explain_hw, &len);
-    if (!png) return send_error(r, API_INTERNAL, "out of memory drawing the explanation");
-    snprintf(r->explained_header, sizeof r->explained_header, "%d", r->explained[0]);
-    r->answer_coding = CONTENT_CODING_IDENTITY;
-    return send_body(r, 200, "image/png", (char *)png, len, API_OK);
-}
-
-/* Answers a request the workers finished: its errors, or its body (classify or v2 infer). */
-static enum MHD_Result classify_answer(request *r) {
-    http_server *s = r->srv;
-    switch (r->br.status) {
-    case BATCH_IMAGE_OK: break;
-    case BATCH_IMAGE_EXPIRED: {
-        char msg[160];
-        snprintf(msg, sizeof msg, "deadline of %.0f ms passed while the request was queued",
-                 ms_between(r->start_ns, r->br.deadline_ns));
-        return send_error(r, API_DEADLINE_EXCEEDED, msg);
-    }
-    case BATCH_IMAGE_SHUTDOWN:
-        return send_error(r, API_NOT_READY, "service shut down before the request was run");
-    case BATCH_IMAGE_FAILED:
-        return send_error(r, API_INTERNAL, "inference failed; see the server log");
-    }
-    const int64_t t0 = batcher_now_ns();
-    if (r->route == ROUTE_V2_INFER) {
-        enum MHD_Result res = v2_infer_answer(r);
-        r->output_ns = batcher_now_ns() - t0;
+/* Answers a job the workers finished, with what the answer writer made of it. */
+static enum MHD_Result job_answered(request *r) {
+    const int64_t t0 = clock_monotonic_ns();
+    job_answer a;
+    char msg[200];
+    api_status st = job_answer_write(r->job, r->id, r->start_ns, &a, msg, sizeof msg);
+    if (st != API_OK) {
+        enum MHD_Result res = send_error(r, st, msg);
+        if (r->job->status == JOB_OK) r->output_ns = clock_monotonic_ns() - t0;
         return res;
     }
-    api_timings t = {r->decode_ms, r->br.max_queue_ns / 1e6, r->br.inference_ns / 1e6,
-                     ms_between(r->start_ns, batcher_now_ns())};
-    json_t *body = api_classify_json(s->cfg->model, r->id, r->probs, r->n_images, s->n_classes,
-                                     r->top_k, &t, r->br.max_batch_seen);
-    if (r->answer_png) {
-        json_decref(body);
-        enum MHD_Result res = explanation_png_answer(r);
-        r->output_ns = batcher_now_ns() - t0;
-        return res;
+    if (!a.compressible) r->answer_coding = CONTENT_CODING_IDENTITY;
+    if (a.header) {
+        r->answer_header = a.header;
+        memcpy(r->answer_header_value, a.header_value, sizeof r->answer_header_value);
     }
-    if (r->route == ROUTE_EXPLAIN) add_explanations(r, body);
-    enum MHD_Result res = send_json(r, 200, body, API_OK);
-    r->output_ns = batcher_now_ns() - t0;
+    enum MHD_Result res = a.json ? send_json(r, 200, a.json, API_OK)
+                                 : send_body(r, 200, a.content_type, a.body, a.len, API_OK);
+    r->output_ns = clock_monotonic_ns() - t0;
     return res;
 }
 
 /* ---------------------------------------------------------------- KServe v2, demo page */
 
 static kserve_v2_model_facts facts_of(const http_server *s) {
+    const served_model *m = atomic_load(&s->model);
     kserve_v2_model_facts f = {
         .model = s->cfg->model,
-        .image_hw = IMAGE_HW,
-        .n_classes = s->n_classes ? s->n_classes : LABELS_COUNT,
+        .image_hw = m->image_hw,
+        .n_classes = m->n_classes,
         .max_images_per_request = (int)s->cfg->max_images_per_request,
         .max_batch = (int)s->cfg->max_batch_size,
         .max_queue_delay_us = s->cfg->max_queue_delay_us,
         .workers = (int)s->cfg->workers,
         .ready = atomic_load(&s->state) == SERVICE_READY,
-        .gradcam_hw = s->explain_hw,
+        .gradcam_hw = m->explain_hw,
     };
     return f;
 }
@@ -741,45 +604,22 @@ static enum MHD_Result v2_answer_get(request *r) {
     }
 }
 
+/* POST /v2/models/M/infer: the body to a job, submitted. */
 static enum MHD_Result v2_infer_body_done(request *r) {
     char msg[800];
+    r->job = inference_job_new(atomic_load(&r->srv->model), JOB_ANSWER_V2);
+    if (!r->job) return send_error(r, API_INTERNAL, "out of memory");
     kserve_v2_http_request in = {
         .view = r->view,
         .header_length = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                      "Inference-Header-Content-Length"),
-        .body = r->body,
-        .body_len = r->len,
         .body_over_limit = r->body_too_large,
-        .n_classes = r->srv->n_classes,
-        .gradcam_hw = r->srv->explain_hw,
     };
-    classify_limits lim = limits_of(r->srv);
-    api_status st = kserve_v2_infer_parse(&in, &lim, &r->v2, msg, sizeof msg);
-    r->n_images = r->v2.n_images;
+    in.body = body_bytes(r, &in.body_len);
+    api_status st = kserve_v2_job_parse(&in, &r->srv->limits, r->job, msg, sizeof msg);
+    r->n_images = r->job->n_images;
     if (st != API_OK) return send_error(r, st, msg);
-    r->inputs = r->v2.inputs; /* freed in on_completed */
-    r->v2.inputs = NULL;
-    r->decode_ms = r->v2.decode_ms;
-    if (r->v2.want_gradcam) {
-        int cls = r->v2.gradcam_class < 0 ? VGG_EXPLAIN_TOP1 : r->v2.gradcam_class;
-        enum MHD_Result res = ask_maps(r, cls);
-        if (r->http_code) return res;
-    }
     return submit_inference(r);
-}
-
-static enum MHD_Result v2_infer_answer(request *r) {
-    http_server *s = r->srv;
-    kserve_v2_body b;
-    char msg[200];
-    char name[KSERVE_V2_MAX_NAME];
-    kserve_v2_view_name(s->cfg->model, r->view, name, sizeof name);
-    const kserve_v2_results res = {r->probs, r->logits, s->n_classes, r->maps, s->explain_hw};
-    if (kserve_v2_infer_response(&r->v2, name, &res, &b, msg, sizeof msg) != 0)
-        return send_error(r, API_INTERNAL, msg);
-    if (b.binary) snprintf(r->infer_header_len, sizeof r->infer_header_len, "%zu", b.json_len);
-    return send_body(r, 200, b.binary ? "application/octet-stream" : "application/json", b.data,
-                     b.len, API_OK);
 }
 
 static enum MHD_Result demo_answer(request *r) {
@@ -936,7 +776,7 @@ static int request_init(request *r, const listener *l, struct MHD_Connection *co
     r->conn = conn;
     r->gc = connection_guard(conn);
     guard_headers_done(s->guard, r->gc);
-    r->start_ns = batcher_now_ns();
+    r->start_ns = clock_monotonic_ns();
     r->route = route_of(s, url, &r->v2_route, &r->view);
     pthread_mutex_init(&r->lock, NULL);
     snprintf(r->method, sizeof r->method, "%s", method);
@@ -1095,9 +935,8 @@ static enum MHD_Result screen_request(request *r) {
     }
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
-    classify_limits lim = limits_of(s);
     char msg[160];
-    if (classify_check_content_length(cl, &lim, msg, sizeof msg) != API_OK)
+    if (classify_check_content_length(cl, &s->limits, msg, sizeof msg) != API_OK)
         return send_error(r, API_BODY_TOO_LARGE, msg);
     enum MHD_Result res = start_body_decoding(r);
     if (r->http_code) return res;
@@ -1105,8 +944,7 @@ static enum MHD_Result screen_request(request *r) {
      * max_body_bytes, so that is reserved; a chunked one reserves as it grows. */
     long long want = r->inflater ? s->cfg->max_body_bytes : cl ? atoll(cl) : 0;
     if (want > 0 && !reserve(r, want)) return refuse_over_budget(r);
-    r->arriving = true;
-    atomic_fetch_add(&s->arriving, 1);
+    arrivals_begin(&s->arrivals, &r->arrival);
     return MHD_YES;
 }
 
@@ -1126,13 +964,12 @@ static enum MHD_Result refuse_over_budget(request *r) {
 
 /* Appends n body bytes (inflated first when the body is compressed). */
 static enum MHD_Result store_body(request *r, const uint8_t *data, size_t n) {
-    if (r->len + n > (size_t)r->reserved && !reserve(r, (long long)(r->len + n) - r->reserved)) {
+    if (r->received + n > (size_t)r->reserved &&
+        !reserve(r, (long long)(r->received + n) - r->reserved)) {
         /* Over the budget mid-body: libmicrohttpd cannot answer before the body ends, so
          * the rest is drained unstored and answered 503 then; the bytes go back now. */
         r->over_budget = true;
-        free(r->body);
-        r->body = NULL;
-        r->cap = 0;
+        byte_buffer_free(&r->stored);
         guard_release(r->srv->guard, r->reserved);
         r->reserved = 0;
         return MHD_YES;
@@ -1142,16 +979,7 @@ static enum MHD_Result store_body(request *r, const uint8_t *data, size_t n) {
         if (st == CONTENT_TOO_LARGE) r->body_too_large = true;
         return st == CONTENT_NO_MEMORY ? MHD_NO : MHD_YES; /* other errors: at the end */
     }
-    if (r->len + n > r->cap) {
-        size_t cap = r->cap ? r->cap : 65536;
-        while (cap < r->len + n) cap *= 2;
-        unsigned char *grown = realloc(r->body, cap);
-        if (!grown) return MHD_NO;
-        r->body = grown;
-        r->cap = cap;
-    }
-    memcpy(r->body + r->len, data, n);
-    return MHD_YES;
+    return byte_buffer_append(&r->stored, data, n) ? MHD_YES : MHD_NO;
 }
 
 static enum MHD_Result take_body(request *r, const char *upload_data, size_t *upload_data_size) {
@@ -1161,24 +989,24 @@ static enum MHD_Result take_body(request *r, const char *upload_data, size_t *up
     size_t n = *upload_data_size;
     *upload_data_size = 0;
     if (r->http_code || r->over_budget) { /* refused already: let the rest drain */
-        r->len += n;
+        r->received += n;
         return MHD_YES;
     }
     /* Slow clients: MHD's timeout is an idle timeout, which a body sent a byte at a time
      * never trips; the whole upload gets connection_timeout_s too. */
-    if (batcher_now_ns() - r->start_ns > s->cfg->connection_timeout_s * 1000000000LL) {
+    if (clock_monotonic_ns() - r->start_ns > s->cfg->connection_timeout_s * 1000000000LL) {
         snprintf(r->error, sizeof r->error, "body took longer than connection_timeout_s "
                  "(%lld s) to arrive: connection closed", s->cfg->connection_timeout_s);
         r->body_timed_out = true;
         return MHD_NO;
     }
-    if (r->body_too_large || r->len + n > (size_t)s->cfg->max_body_bytes) {
+    if (r->body_too_large || r->received + n > (size_t)s->cfg->max_body_bytes) {
         r->body_too_large = true;
-        r->len += n;
-        return r->len > 4 * (size_t)s->cfg->max_body_bytes ? MHD_NO : MHD_YES;
+        r->received += n;
+        return r->received > 4 * (size_t)s->cfg->max_body_bytes ? MHD_NO : MHD_YES;
     }
     enum MHD_Result res = store_body(r, (const uint8_t *)upload_data, n);
-    r->len += n;
+    r->received += n;
     return res;
 }
 
@@ -1199,7 +1027,6 @@ static enum MHD_Result finish_body_decoding(request *r) {
         return send_error(r, API_BAD_REQUEST, msg);
     }
     /* The inflated bytes stay the inflater's (freed with it in on_completed). */
-    r->body = (unsigned char *)content_inflater_data(r->inflater, &r->len);
     r->body_is_inflated = true;
     return MHD_YES;
 }
@@ -1247,7 +1074,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_lock(&r->lock);
         bool done = r->done;
         pthread_mutex_unlock(&r->lock);
-        return done ? classify_answer(r) : MHD_YES;
+        return done ? job_answered(r) : MHD_YES;
     }
     return body_done(r);
 }
@@ -1429,8 +1256,9 @@ static http_server *server_create(const vggserve_config *cfg, metrics *m, char *
         name_ptrs[v] = names[v];
     }
     metrics_set_model_names(m, name_ptrs, KSERVE_V2_VIEW_COUNT); /* index = kserve_v2_view */
-    s->decode = image_decode_options_of(cfg->max_pixels, cfg->decode_scaling,
-                                        cfg->exif_orientation);
+    s->loading_model = (served_model){.name = cfg->model, .n_classes = LABELS_COUNT,
+                                      .image_hw = IMAGE_HW, .image_floats = 3 * IMAGE_HW * IMAGE_HW};
+    atomic_store(&s->model, &s->loading_model);
     atomic_store(&s->state, SERVICE_LOADING);
     pthread_mutex_init(&s->log_lock, NULL);
     struct timespec ts;
@@ -1518,19 +1346,19 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
 
 int http_server_port(const http_server *s) { return s->port; }
 
-void http_server_set_batcher(http_server *s, batcher *b, int n_classes, int image_floats) {
-    s->n_classes = n_classes;
-    s->image_floats = image_floats;
+void http_server_serve(http_server *s, const served_model *m, batcher *b) {
+    const vggserve_config *cfg = s->cfg;
+    s->served = *m;
+    s->limits = (classify_limits){
+        .max_body_bytes = cfg->max_body_bytes,
+        .max_images = (int)cfg->max_images_per_request,
+        .image_hw = m->image_hw,
+        .preprocess = m->preprocess,
+        .decode = image_decode_options_of(cfg->max_pixels, cfg->decode_scaling,
+                                          cfg->exif_orientation),
+    };
+    atomic_store(&s->model, &s->served); /* after served and limits are whole */
     atomic_store(&s->batcher, b);
-}
-
-void http_server_set_explanations(http_server *s, int map_hw, const char *layer) {
-    snprintf(s->explain_layer, sizeof s->explain_layer, "%s", layer);
-    s->explain_hw = map_hw;
-}
-
-void http_server_set_preprocess(http_server *s, preprocess_mode mode) {
-    atomic_store(&s->preprocess, (int)mode);
 }
 
 void http_server_set_state(http_server *s, service_state st) {
@@ -1542,7 +1370,7 @@ service_state http_server_state(const http_server *s) { return atomic_load(&s->s
 
 int http_server_pending(http_server *s) { return atomic_load(&s->pending); }
 
-atomic_int *http_server_arrivals(http_server *s) { return &s->arriving; }
+const arrivals *http_server_arrivals(const http_server *s) { return &s->arrivals; }
 
 int http_server_admin_port(const http_server *s) { return s->admin_port; }
 

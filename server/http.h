@@ -7,16 +7,17 @@
  * one: its connection is suspended and resumed by the worker that finished it (batcher.h).
  *
  * The server starts before the model exists so /healthz and /readyz answer during loading;
- * http_server_set_batcher() hands it the batcher and http_server_set_state() moves the one
- * service state (loading -> warming -> ready -> draining). All functions are thread-safe. */
+ * http_server_serve() hands it the model being served and the batcher, once, and
+ * http_server_set_state() moves the one service state (loading -> warming -> ready ->
+ * draining). All functions are thread-safe. */
 #ifndef HTTP_H
 #define HTTP_H
 
+#include "arrivals.h"
 #include "batcher.h"
 #include "config.h"
 #include "metrics.h"
-#include "preprocess.h"
-
+#include "served_model.h"
 #include "service_state.h"
 
 typedef struct http_server http_server;
@@ -28,17 +29,15 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
 int http_server_port(const http_server *s);
 int http_server_admin_port(const http_server *s);
 
-void http_server_set_batcher(http_server *s, batcher *b, int n_classes, int image_floats);
+/* The model being served (copied; its name borrowed) and the batcher that runs it, handed
+ * over once, before the state turns ready. explain_hw 0 answers POST /explain and v2 gradcam
+ * 400 (int8 cannot explain). */
+void http_server_serve(http_server *s, const served_model *m, batcher *b);
 void http_server_set_state(http_server *s, service_state st);
-/* POST /explain's maps: their side (14) and layer name; map_hw 0 (the default) answers 400
- * (int8 cannot explain). Set before the state turns ready. */
-void http_server_set_explanations(http_server *s, int map_hw, const char *layer);
-/* How uploads are preprocessed (default torchvision); set before the state turns ready. */
-void http_server_set_preprocess(http_server *s, preprocess_mode mode);
 service_state http_server_state(const http_server *s);
 
-/* The count of inference requests being received or decoded, for the batcher's waits. */
-atomic_int *http_server_arrivals(http_server *s);
+/* The inference uploads being received or decoded: the batcher's waits and the drain read it. */
+const arrivals *http_server_arrivals(const http_server *s);
 
 /* Requests accepted and not yet answered (for shutdown). */
 int http_server_pending(http_server *s);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "batcher.h"
+#include "clock.h"
 #include "engine.h"
 #include "metrics.h"
 #include "test_util.h"
@@ -24,14 +25,14 @@
 #define MAX_BATCH 4
 
 typedef struct {
-    batch_request req;
+    inference_job req;
     float *inputs, *probs;
     atomic_int completions;
 } job;
 
 static atomic_int total_completions;
 
-static void on_complete(batch_request *r) {
+static void on_complete(inference_job *r) {
     job *j = r->user;
     atomic_fetch_add(&j->completions, 1);
     atomic_fetch_add(&total_completions, 1);
@@ -47,8 +48,11 @@ static void job_init(job *j, int id, int n, int64_t deadline_ns) {
     for (int k = 0; k < n; k++)
         for (size_t i = 0; i < image_floats; i++)
             j->inputs[k * image_floats + i] = sinf(0.01f * (float)i * (1 + id) + (float)k);
-    j->req = (batch_request){.n_images = n, .inputs = j->inputs, .probs = j->probs,
-                             .deadline_ns = deadline_ns, .on_complete = on_complete, .user = j};
+    /* The batcher reads the tensors and writes the results; the job's buffers stay this
+     * test's (no inference_job_free). */
+    j->req = (inference_job){.n_images = n, .want = JOB_WANT_PROBS, .inputs = j->inputs,
+                             .probs = j->probs, .deadline_ns = deadline_ns,
+                             .on_complete = on_complete, .user = j};
 }
 
 static void job_free(job *j) {
@@ -80,7 +84,9 @@ int main(void) {
     metrics *m = metrics_create();
     /* The arrival counter holds partial batches back, as the HTTP layer does while uploads are
      * still being read: 5 images queued under it leave as one batch of 4 and one of 1. */
-    atomic_int arriving = 1;
+    arrivals arriving = {0};
+    arrival upload = {false};
+    arrivals_begin(&arriving, &upload);
     batcher_options opt = {.workers = 1, .threads_per_worker = 1, .max_batch = MAX_BATCH,
                            .max_queue_delay_us = 200000, .queue_capacity = 8,
                            .arriving = &arriving};
@@ -89,19 +95,21 @@ int main(void) {
     EXPECT(batcher_wait_warm(b, err, sizeof err) == 0);
 
     /* Batching: requests of 2, 1 and 2 images. */
-    const int64_t later = batcher_now_ns() + 60 * 1000000000LL;
+    const int64_t later = clock_monotonic_ns() + 60 * 1000000000LL;
     job jobs[3];
     const int sizes[3] = {2, 1, 2};
     for (int i = 0; i < 3; i++) job_init(&jobs[i], i, sizes[i], later);
     for (int i = 0; i < 3; i++) EXPECT(batcher_submit(b, &jobs[i].req) == BATCHER_OK);
-    atomic_store(&arriving, 0);
+    arrivals_end(&arriving, &upload);
+    arrivals_end(&arriving, &upload); /* a second end is harmless */
+    EXPECT(arrivals_count(&arriving) == 0);
     wait_completions(3);
     vgg_engine *ref = vgg_engine_create(model, 1, err, sizeof err);
     EXPECT(ref != NULL);
     int max_seen = 0;
     for (int i = 0; i < 3; i++) {
         EXPECT(atomic_load(&jobs[i].completions) == 1);
-        EXPECT(jobs[i].req.status == BATCH_IMAGE_OK);
+        EXPECT(jobs[i].req.status == JOB_OK);
         EXPECT(jobs[i].req.inference_ns > 0);
         if (jobs[i].req.max_batch_seen > max_seen) max_seen = jobs[i].req.max_batch_seen;
         float expect[2 * N_CLASSES];
@@ -112,11 +120,11 @@ int main(void) {
 
     /* Deadline: already past when queued, so never computed (probabilities stay zero). */
     job late;
-    job_init(&late, 7, 2, batcher_now_ns() - 1);
+    job_init(&late, 7, 2, clock_monotonic_ns() - 1);
     EXPECT(batcher_submit(b, &late.req) == BATCHER_OK);
     wait_completions(4);
     EXPECT(atomic_load(&late.completions) == 1);
-    EXPECT(late.req.status == BATCH_IMAGE_EXPIRED);
+    EXPECT(late.req.status == JOB_EXPIRED);
     EXPECT(late.req.max_batch_seen == 0);
     EXPECT(late.probs[0] == 0.0f && late.probs[N_CLASSES] == 0.0f);
 
@@ -131,7 +139,7 @@ int main(void) {
     EXPECT(batcher_submit(b, &queued.req) == BATCHER_OK);
     batcher_drain(b, 30000);
     EXPECT(atomic_load(&queued.completions) == 1);
-    EXPECT(queued.req.status == BATCH_IMAGE_OK);
+    EXPECT(queued.req.status == JOB_OK);
     job after;
     job_init(&after, 10, 1, later);
     EXPECT(batcher_submit(b, &after.req) == BATCHER_STOPPED);
@@ -140,7 +148,7 @@ int main(void) {
     batcher_free(b);
 
     /* Drain without grace while a batch waits for arrivals: answered SHUTDOWN, not lost. */
-    atomic_store(&arriving, 1);
+    arrivals_begin(&arriving, &upload);
     opt.max_queue_delay_us = 10 * 1000000;
     b = batcher_create(model, &opt, m, err, sizeof err);
     EXPECT(b != NULL && batcher_wait_warm(b, err, sizeof err) == 0);
@@ -149,7 +157,7 @@ int main(void) {
     EXPECT(batcher_submit(b, &held.req) == BATCHER_OK);
     batcher_drain(b, 0);
     EXPECT(atomic_load(&held.completions) == 1);
-    EXPECT(held.req.status == BATCH_IMAGE_SHUTDOWN);
+    EXPECT(held.req.status == JOB_SHUTDOWN);
     batcher_free(b);
 
     for (int i = 0; i < 3; i++) job_free(&jobs[i]);

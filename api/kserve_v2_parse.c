@@ -1,6 +1,4 @@
-/* kserve_v2.c - KServe v2 routes, infer requests to tensors, tensors to infer responses. */
-#include "kserve_v2.h"
-
+/* kserve_v2_parse.c - KServe v2 infer requests (JSON and binary tensor data) to jobs. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -8,146 +6,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "labels.h"
+#include "base64.h"
+#include "clock.h"
+#include "engine.h"
+#include "inference_job.h"
+#include "kserve_v2.h"
+#include "kserve_v2_views.h"
 #include "preprocess.h"
-#include "topk.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "binary tensor data is little-endian; this file copies floats as they are in memory"
 #endif
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* ---------------------------------------------------------------- model views */
-
-/* What each view of the one model offers; the one table of view names. */
-typedef struct {
-    const char *suffix;
-    bool image_input, tensor_input;
-    bool outputs[KSERVE_V2_OUT_COUNT]; /* gradcam also needs a model that explains */
-} view_spec;
-
-static const view_spec views[KSERVE_V2_VIEW_COUNT] = {
-    [KSERVE_V2_VIEW_FULL] = {"", true, true, {true, true, true}},
-    [KSERVE_V2_VIEW_IMAGE] = {"_image", true, false, {true, false, false}},
-    [KSERVE_V2_VIEW_TENSOR] = {"_tensor", false, true, {true, false, false}},
-};
-
-/* The one table of output names, by kserve_v2_output_kind. */
-static const char *const output_names[KSERVE_V2_OUT_COUNT] = {
-    [KSERVE_V2_OUT_PROBABILITIES] = "probabilities",
-    [KSERVE_V2_OUT_LOGITS] = "logits",
-    [KSERVE_V2_OUT_GRADCAM] = "gradcam",
-};
-
-/* Whether view v offers output k on a model whose maps are gradcam_hw wide (0: none). */
-static bool view_has_output(const view_spec *v, kserve_v2_output_kind k, int gradcam_hw) {
-    return v->outputs[k] && (k != KSERVE_V2_OUT_GRADCAM || gradcam_hw > 0);
-}
-
-void kserve_v2_view_name(const char *model, kserve_v2_view v, char *out, size_t cap) {
-    snprintf(out, cap, "%s%s", model, views[v].suffix);
-}
-
-/* The view named name, or -1. */
-static int view_of_name(const char *model, const char *name) {
-    for (int v = 0; v < KSERVE_V2_VIEW_COUNT; v++) {
-        char n[KSERVE_V2_MAX_NAME];
-        kserve_v2_view_name(model, (kserve_v2_view)v, n, sizeof n);
-        if (strcmp(n, name) == 0) return v;
-    }
-    return -1;
-}
-
-/* ---------------------------------------------------------------- routes */
-
-/* Copies the next path segment of *p (up to '/' or the end) into seg; advances past it. */
-static void next_segment(const char **p, char *seg, size_t cap) {
-    const char *s = *p;
-    if (*s == '/') s++;
-    size_t n = strcspn(s, "/");
-    snprintf(seg, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
-    *p = s + n;
-}
-
-static kserve_v2_route not_found(char *msg, size_t msglen, const char *fmt, const char *a,
-                                 const char *b) {
-    if (msg) snprintf(msg, msglen, fmt, a, b);
-    return KSERVE_V2_ROUTE_NOT_FOUND;
-}
-
-bool kserve_v2_route_is_post(kserve_v2_route rt) {
-    return rt == KSERVE_V2_ROUTE_INFER || rt == KSERVE_V2_ROUTE_REPOSITORY_INDEX ||
-           rt == KSERVE_V2_ROUTE_REPOSITORY_CONTROL;
-}
-
-/* /v2/repository/index and /v2/repository/models/M/load|unload; p is past "repository". */
-static kserve_v2_route repository_route(const char *path, const char *p, char *msg,
-                                        size_t msglen) {
-    char seg[128], name[128];
-    next_segment(&p, seg, sizeof seg);
-    if (strcmp(seg, "index") == 0 && *p == '\0') return KSERVE_V2_ROUTE_REPOSITORY_INDEX;
-    if (strcmp(seg, "models") == 0) {
-        next_segment(&p, name, sizeof name);
-        next_segment(&p, seg, sizeof seg);
-        if (name[0] && *p == '\0' && (strcmp(seg, "load") == 0 || strcmp(seg, "unload") == 0))
-            return KSERVE_V2_ROUTE_REPOSITORY_CONTROL;
-    }
-    return not_found(msg, msglen, "no route %.128s%s", path, "");
-}
-
-kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, kserve_v2_view *view,
-                                      char *msg, size_t msglen) {
-    *view = KSERVE_V2_VIEW_FULL;
-    if (strncmp(path, "/v2", 3) != 0 || (path[3] != '\0' && path[3] != '/'))
-        return KSERVE_V2_ROUTE_NONE;
-    const char *p = path + 3;
-    if (strcmp(p, "") == 0 || strcmp(p, "/") == 0) return KSERVE_V2_ROUTE_SERVER_METADATA;
-    if (strcmp(p, "/health/live") == 0) return KSERVE_V2_ROUTE_LIVE;
-    if (strcmp(p, "/health/ready") == 0) return KSERVE_V2_ROUTE_READY;
-    if (strcmp(p, "/models/stats") == 0) return KSERVE_V2_ROUTE_ALL_STATS;
-    char seg[128], name[128];
-    next_segment(&p, seg, sizeof seg);
-    if (strcmp(seg, "repository") == 0) return repository_route(path, p, msg, msglen);
-    if (strcmp(seg, "models") != 0 || *p == '\0')
-        return not_found(msg, msglen, "no route %.128s%s", path, "");
-    next_segment(&p, name, sizeof name);
-    int v = view_of_name(model, name);
-    if (v < 0) {
-        char served[3 * KSERVE_V2_MAX_NAME + 16];
-        snprintf(served, sizeof served, "'%.80s', '%.80s_image' and '%.80s_tensor'", model, model,
-                 model);
-        return not_found(msg, msglen, "unknown model '%.100s'; this server serves %s (POST "
-                         "/v2/repository/index lists them)", name, served);
-    }
-    *view = (kserve_v2_view)v;
-    if (strncmp(p, "/versions/", 10) == 0) {
-        p += 9;
-        next_segment(&p, seg, sizeof seg);
-        if (strcmp(seg, KSERVE_V2_MODEL_VERSION) != 0)
-            return not_found(msg, msglen, "unknown version '%.100s' of model '%s'; the one "
-                             "version is " KSERVE_V2_MODEL_VERSION, seg, name);
-    }
-    if (*p == '\0') return KSERVE_V2_ROUTE_MODEL_METADATA;
-    if (strcmp(p, "/ready") == 0) return KSERVE_V2_ROUTE_MODEL_READY;
-    if (strcmp(p, "/infer") == 0) return KSERVE_V2_ROUTE_INFER;
-    if (strcmp(p, "/config") == 0) return KSERVE_V2_ROUTE_MODEL_CONFIG;
-    if (strcmp(p, "/stats") == 0) return KSERVE_V2_ROUTE_MODEL_STATS;
-    return not_found(msg, msglen, "no route %.128s%s", path, "");
-}
 
 /* ---------------------------------------------------------------- request parsing */
 
 /* Everything one parse needs, so helpers stay short. */
 typedef struct {
     const classify_limits *lim;
-    const view_spec *view;
+    const kserve_v2_view_spec *view;
     const kserve_v2_http_request *req;
     char *msg;
     size_t msglen;
@@ -162,48 +39,6 @@ static api_status fail(parse_ctx *c, api_status st, const char *fmt, ...) {
     va_end(ap);
     return st;
 }
-
-/* Base64 (standard or URL-safe alphabet, padding optional, whitespace ignored) into a new
- * buffer. Returns its length, or -1. */
-static long long base64_decode(const char *s, size_t len, unsigned char **out) {
-    unsigned char *buf = malloc(len / 4 * 3 + 3);
-    if (!buf) return -1;
-    size_t n = 0;
-    unsigned acc = 0;
-    int bits = 0, pad = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        int v;
-        if (ch >= 'A' && ch <= 'Z') v = ch - 'A';
-        else if (ch >= 'a' && ch <= 'z') v = ch - 'a' + 26;
-        else if (ch >= '0' && ch <= '9') v = ch - '0' + 52;
-        else if (ch == '+' || ch == '-') v = 62;
-        else if (ch == '/' || ch == '_') v = 63;
-        else if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t') continue;
-        else if (ch == '=') {
-            pad++;
-            continue;
-        } else v = -1;
-        if (v < 0 || pad) { /* a foreign byte, or data after padding */
-            free(buf);
-            return -1;
-        }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[n++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (bits >= 6 || pad > 2) { /* one leftover sextet cannot end a valid encoding */
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    return (long long)n;
-}
-
 /* The input's shape as integers. Returns the number of dimensions, or -1. */
 static int read_shape(json_t *shape, long long *dims, int max_dims) {
     if (!json_is_array(shape) || json_array_size(shape) == 0 ||
@@ -325,9 +160,9 @@ static int output_list(const parse_ctx *c, char *out, size_t cap) {
     int n = 0;
     out[0] = '\0';
     for (int k = 0; k < KSERVE_V2_OUT_COUNT; k++)
-        if (view_has_output(c->view, (kserve_v2_output_kind)k, c->req->gradcam_hw))
+        if (kserve_v2_view_has_output(c->view, (kserve_v2_output_kind)k, c->req->gradcam_hw))
             snprintf(out + strlen(out), cap - strlen(out), "%s%s", n++ ? ", " : "",
-                     output_names[k]);
+                     kserve_v2_output_names[k]);
     return n;
 }
 
@@ -353,7 +188,7 @@ static api_status read_output(parse_ctx *c, json_t *o, size_t i, bool binary_def
     const char *n = json_string_value(name);
     kserve_v2_output spec = {KSERVE_V2_OUT_COUNT, binary_default, 0};
     for (int k = 0; k < KSERVE_V2_OUT_COUNT; k++)
-        if (strcmp(n, output_names[k]) == 0 && c->view->outputs[k]) spec.kind = k;
+        if (strcmp(n, kserve_v2_output_names[k]) == 0 && c->view->outputs[k]) spec.kind = k;
     if (spec.kind == KSERVE_V2_OUT_GRADCAM && !c->req->gradcam_hw)
         return fail(c, API_BAD_REQUEST, "output 'gradcam': explanations are not supported in "
                     "int8; serve with --precision f32 or bf16");
@@ -566,11 +401,11 @@ static api_status read_values(parse_ctx *c, const input_spec *in, const unsigned
     const size_t image_floats = (size_t)3 * c->lim->image_hw * c->lim->image_hw;
     float *inputs = malloc((size_t)out->n_images * image_floats * sizeof(float));
     if (!inputs) return fail(c, API_INTERNAL, "out of memory");
-    double t0 = now_ms();
+    double t0 = clock_monotonic_ns() / 1e6;
     api_status st = out->tensor_input
                         ? read_tensor(c, in->data, bin, bin_len, in->dims, in->ndim, inputs)
                         : read_images(c, in->data, bin, bin_len, out->n_images, inputs);
-    out->decode_ms = now_ms() - t0;
+    out->decode_ms = clock_monotonic_ns() / 1e6 - t0;
     if (st != API_OK) {
         free(inputs);
         return st;
@@ -582,7 +417,7 @@ static api_status read_values(parse_ctx *c, const input_spec *in, const unsigned
 api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classify_limits *lim,
                                  kserve_v2_infer *out, char *msg, size_t msglen) {
     memset(out, 0, sizeof *out);
-    parse_ctx c = {lim, &views[req->view < KSERVE_V2_VIEW_COUNT ? req->view : 0], req, msg,
+    parse_ctx c = {lim, &kserve_v2_views[req->view < KSERVE_V2_VIEW_COUNT ? req->view : 0], req, msg,
                    msglen};
     if (req->body_over_limit)
         return fail(&c, API_BODY_TOO_LARGE, "request body is over the limit of %lld bytes",
@@ -614,271 +449,23 @@ void kserve_v2_infer_free(kserve_v2_infer *in) {
     memset(in, 0, sizeof *in);
 }
 
-/* ---------------------------------------------------------------- answers */
-
-/* A growing byte buffer for the binary outputs. */
-typedef struct {
-    unsigned char *p;
-    size_t len, cap;
-    bool failed;
-} bytes;
-
-static void bytes_put(bytes *b, const void *src, size_t n) {
-    if (b->failed) return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        unsigned char *grown = realloc(b->p, cap);
-        if (!grown) {
-            b->failed = true;
-            return;
-        }
-        b->p = grown;
-        b->cap = cap;
+api_status kserve_v2_job_parse(const kserve_v2_http_request *req, const classify_limits *lim,
+                               inference_job *job, char *msg, size_t msglen) {
+    kserve_v2_http_request r = *req;
+    r.n_classes = job->model->n_classes;
+    r.gradcam_hw = job->model->explain_hw;
+    api_status st = kserve_v2_infer_parse(&r, lim, &job->v2, msg, msglen);
+    job->n_images = job->v2.n_images;
+    if (st != API_OK) return st;
+    job->inputs = job->v2.inputs; /* moved: the job frees them */
+    job->v2.inputs = NULL;
+    job->decode_ms = job->v2.decode_ms;
+    job->v2_view = req->view;
+    if (job->v2.want_logits) job->want |= JOB_WANT_LOGITS;
+    if (job->v2.want_gradcam) {
+        job->want |= JOB_WANT_MAPS;
+        job->explain_class = job->v2.gradcam_class < 0 ? VGG_EXPLAIN_TOP1 : job->v2.gradcam_class;
     }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
+    return API_OK;
 }
 
-/* An output's values: n rows of `row` floats, a row being one image's [d1] or [d1, d2]. */
-typedef struct {
-    const float *values;
-    int n, d1, d2; /* d2 0: rows are vectors */
-} output_values;
-
-static output_values values_of(const kserve_v2_output *o, int n, const kserve_v2_results *r) {
-    switch (o->kind) {
-    case KSERVE_V2_OUT_LOGITS: return (output_values){r->logits, n, r->n_classes, 0};
-    case KSERVE_V2_OUT_GRADCAM: return (output_values){r->gradcam, n, r->gradcam_hw, r->gradcam_hw};
-    default: return (output_values){r->probs, n, r->n_classes, 0};
-    }
-}
-
-/* The top k of each row as BYTES "score:index:label", into data (JSON) or bin. */
-static void classification_values(const output_values *v, int k, json_t *data, bytes *bin) {
-    int idx[LABELS_COUNT];
-    const int n_classes = v->d1;
-    for (int i = 0; i < v->n; i++) {
-        const float *row = v->values + (size_t)i * n_classes;
-        int got = topk_indices(row, n_classes < LABELS_COUNT ? n_classes : LABELS_COUNT, k, idx);
-        for (int j = 0; j < got; j++) {
-            char s[160];
-            const char *label = labels_name(idx[j]);
-            int len = snprintf(s, sizeof s, "%.9g:%d:%s", (double)row[idx[j]], idx[j],
-                               label ? label : "");
-            if (len < 0) len = 0;
-            if ((size_t)len >= sizeof s) len = (int)sizeof s - 1;
-            if (data) {
-                json_array_append_new(data, json_stringn(s, (size_t)len));
-            } else {
-                unsigned char le[4] = {(unsigned char)len, (unsigned char)(len >> 8), 0, 0};
-                bytes_put(bin, le, 4);
-                bytes_put(bin, s, (size_t)len);
-            }
-        }
-    }
-}
-
-/* One output tensor: the JSON object, and its bytes into bin when binary. Returns NULL for
- * a non-finite value (JSON has no NaN), missing values or no memory. */
-static json_t *output_json(const kserve_v2_output *o, const output_values *v, bytes *bin) {
-    if (!v->values) return NULL;
-    const size_t count = (size_t)v->n * v->d1 * (v->d2 ? v->d2 : 1);
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(v->values[i])) return NULL;
-    json_t *data = o->binary ? NULL : json_array();
-    size_t start = bin->len;
-    const int k = o->classification > v->d1 ? v->d1 : o->classification;
-    if (k > 0) classification_values(v, k, data, bin);
-    else if (data)
-        for (size_t i = 0; i < count; i++) json_array_append_new(data, json_real(v->values[i]));
-    else bytes_put(bin, v->values, count * sizeof(float));
-    json_t *o_json = json_pack("{s:s, s:s, s:[i, i]}", "name", output_names[o->kind], "datatype",
-                               k > 0 ? "BYTES" : "FP32", "shape", v->n, k > 0 ? k : v->d1);
-    if (o_json && v->d2 && k == 0)
-        json_array_append_new(json_object_get(o_json, "shape"), json_integer(v->d2));
-    if (!o_json || bin->failed) {
-        json_decref(o_json);
-        json_decref(data);
-        return NULL;
-    }
-    if (data) json_object_set_new(o_json, "data", data);
-    else json_object_set_new(o_json, "parameters", json_pack("{s:I}", "binary_data_size",
-                                                             (json_int_t)(bin->len - start)));
-    return o_json;
-}
-
-int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model,
-                             const kserve_v2_results *res, kserve_v2_body *out, char *msg,
-                             size_t msglen) {
-    memset(out, 0, sizeof *out);
-    bytes bin = {0};
-    json_t *outputs = json_array();
-    bool binary = false;
-    for (int i = 0; i < in->n_outputs; i++) {
-        const kserve_v2_output *o = &in->outputs[i];
-        const output_values v = values_of(o, in->n_images, res);
-        json_t *t = output_json(o, &v, &bin);
-        if (!t) {
-            snprintf(msg, msglen, "cannot encode output %d: %s", i,
-                     bin.failed ? "out of memory" : "non-finite values or no data");
-            json_decref(outputs);
-            free(bin.p);
-            return -1;
-        }
-        binary |= o->binary;
-        json_array_append_new(outputs, t);
-    }
-    json_t *root = json_pack("{s:s, s:s}", "model_name", model, "model_version",
-                             KSERVE_V2_MODEL_VERSION);
-    if (root && in->id[0]) json_object_set_new(root, "id", json_string(in->id));
-    if (root) json_object_set_new(root, "outputs", outputs);
-    else json_decref(outputs);
-    /* Nine significant digits: every float32 survives the trip through decimal. */
-    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
-    json_decref(root);
-    size_t json_len = text ? strlen(text) : 0;
-    char *body = text ? malloc(json_len + bin.len + 1) : NULL;
-    if (!body) {
-        snprintf(msg, msglen, "out of memory");
-        free(text);
-        free(bin.p);
-        return -1;
-    }
-    memcpy(body, text, json_len);
-    if (bin.len) memcpy(body + json_len, bin.p, bin.len);
-    body[json_len + bin.len] = '\0';
-    free(text);
-    free(bin.p);
-    out->data = body;
-    out->len = json_len + bin.len;
-    out->json_len = json_len;
-    out->binary = binary;
-    return 0;
-}
-
-json_t *kserve_v2_server_metadata_json(void) {
-    return json_pack("{s:s, s:s, s:[s, s, s, s, s]}", "name", "vggserve", "version",
-                     VGGSERVE_VERSION, "extensions", "binary_tensor_data", "classification",
-                     "model_configuration", "model_repository", "statistics");
-}
-
-/* The view's inputs and outputs as metadata tensors ({"name", "datatype", "shape"}, batch
- * dimension -1) or, with config, as Triton's configuration ({"name", "data_type", "dims"}
- * without the batch dimension, and "format" for the tensor input). */
-static json_t *view_inputs(const kserve_v2_model_facts *f, const view_spec *v, bool config) {
-    json_t *a = json_array();
-    if (v->image_input)
-        json_array_append_new(a, config ? json_pack("{s:s, s:s, s:s, s:[i]}", "name", "image",
-                                                    "data_type", "TYPE_STRING", "format",
-                                                    "FORMAT_NONE", "dims", 1)
-                                        : json_pack("{s:s, s:s, s:[i]}", "name", "image",
-                                                    "datatype", "BYTES", "shape", -1));
-    if (v->tensor_input)
-        json_array_append_new(a, config ? json_pack("{s:s, s:s, s:s, s:[i, i, i]}", "name",
-                                                    "input", "data_type", "TYPE_FP32", "format",
-                                                    "FORMAT_NCHW", "dims", 3, f->image_hw,
-                                                    f->image_hw)
-                                        : json_pack("{s:s, s:s, s:[i, i, i, i]}", "name", "input",
-                                                    "datatype", "FP32", "shape", -1, 3,
-                                                    f->image_hw, f->image_hw));
-    return a;
-}
-
-static json_t *view_outputs(const kserve_v2_model_facts *f, const view_spec *v, bool config) {
-    json_t *a = json_array();
-    for (int k = 0; k < KSERVE_V2_OUT_COUNT; k++) {
-        if (!view_has_output(v, (kserve_v2_output_kind)k, f->gradcam_hw)) continue;
-        const bool map = k == KSERVE_V2_OUT_GRADCAM;
-        json_t *dims = map ? json_pack("[i, i]", f->gradcam_hw, f->gradcam_hw)
-                           : json_pack("[i]", f->n_classes);
-        if (!config) json_array_insert_new(dims, 0, json_integer(-1));
-        json_array_append_new(a, json_pack("{s:s, s:s, s:o}", "name", output_names[k],
-                                           config ? "data_type" : "datatype",
-                                           config ? "TYPE_FP32" : "FP32",
-                                           config ? "dims" : "shape", dims));
-    }
-    return a;
-}
-
-json_t *kserve_v2_model_metadata_json(const kserve_v2_model_facts *f, kserve_v2_view v) {
-    char name[KSERVE_V2_MAX_NAME];
-    kserve_v2_view_name(f->model, v, name, sizeof name);
-    return json_pack("{s:s, s:[s], s:s, s:o, s:o}", "name", name, "versions",
-                     KSERVE_V2_MODEL_VERSION, "platform", KSERVE_V2_PLATFORM, "inputs",
-                     view_inputs(f, &views[v], false), "outputs", view_outputs(f, &views[v], false));
-}
-
-json_t *kserve_v2_model_config_json(const kserve_v2_model_facts *f, kserve_v2_view v) {
-    char name[KSERVE_V2_MAX_NAME];
-    kserve_v2_view_name(f->model, v, name, sizeof name);
-    return json_pack("{s:s, s:s, s:s, s:{s:{s:i}}, s:i, s:o, s:o, s:{s:[i], s:I}, "
-                     "s:[{s:s, s:s, s:i}]}",
-                     "name", name, "platform", KSERVE_V2_PLATFORM, "backend", "onednn",
-                     "version_policy", "latest", "num_versions", 1, "max_batch_size",
-                     f->max_images_per_request, "input", view_inputs(f, &views[v], true),
-                     "output", view_outputs(f, &views[v], true), "dynamic_batching",
-                     "preferred_batch_size", f->max_batch, "max_queue_delay_microseconds",
-                     (json_int_t)f->max_queue_delay_us, "instance_group", "name", f->model,
-                     "kind", "KIND_CPU", "count", f->workers);
-}
-
-json_t *kserve_v2_repository_index_json(const kserve_v2_model_facts *f) {
-    json_t *a = json_array();
-    for (int v = 0; v < KSERVE_V2_VIEW_COUNT; v++) {
-        char name[KSERVE_V2_MAX_NAME];
-        kserve_v2_view_name(f->model, (kserve_v2_view)v, name, sizeof name);
-        json_t *m = json_pack("{s:s, s:s, s:s}", "name", name, "version", KSERVE_V2_MODEL_VERSION,
-                              "state", f->ready ? "READY" : "UNAVAILABLE");
-        if (!f->ready) json_object_set_new(m, "reason", json_string("the service is not ready"));
-        json_array_append_new(a, m);
-    }
-    return a;
-}
-
-static json_t *duration_json(kserve_v2_duration d) {
-    return json_pack("{s:I, s:I}", "count", (json_int_t)d.count, "ns", (json_int_t)d.ns);
-}
-
-static json_t *view_stats_json(const char *model, kserve_v2_view v, const kserve_v2_view_stats *s,
-                               const kserve_v2_engine_stats *e) {
-    char name[KSERVE_V2_MAX_NAME];
-    kserve_v2_view_name(model, v, name, sizeof name);
-    json_t *batches = json_array();
-    const kserve_v2_duration none = {0, 0};
-    for (int b = 0; b < KSERVE_V2_MAX_BATCH_STATS; b++)
-        if (e->batch_infer[b].count)
-            json_array_append_new(batches, json_pack("{s:i, s:o, s:o, s:o}", "batch_size", b + 1,
-                                                     "compute_input", duration_json(none),
-                                                     "compute_infer",
-                                                     duration_json(e->batch_infer[b]),
-                                                     "compute_output", duration_json(none)));
-    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}, "
-                     "s:o, s:[]}",
-                     "name", name, "version", KSERVE_V2_MODEL_VERSION, "last_inference",
-                     (json_int_t)s->last_inference_ms, "inference_count",
-                     (json_int_t)s->inference_count, "execution_count",
-                     (json_int_t)e->execution_count, "inference_stats", "success",
-                     duration_json(s->success), "fail", duration_json(s->fail), "queue",
-                     duration_json(s->queue), "compute_input", duration_json(s->compute_input),
-                     "compute_infer", duration_json(s->compute_infer), "compute_output",
-                     duration_json(s->compute_output), "cache_hit", duration_json(none),
-                     "cache_miss", duration_json(none), "batch_stats", batches, "memory_usage");
-}
-
-json_t *kserve_v2_stats_json(const char *model, kserve_v2_view v,
-                             const kserve_v2_view_stats views_stats[KSERVE_V2_VIEW_COUNT],
-                             const kserve_v2_engine_stats *engine) {
-    json_t *a = json_array();
-    for (int i = 0; i < KSERVE_V2_VIEW_COUNT; i++)
-        if (v == KSERVE_V2_VIEW_COUNT || (int)v == i)
-            json_array_append_new(a, view_stats_json(model, (kserve_v2_view)i, &views_stats[i],
-                                                     engine));
-    return json_pack("{s:o}", "model_stats", a);
-}
-
-json_t *kserve_v2_error_json(const char *message) {
-    char clean[1024];
-    api_utf8_sanitize(message, clean, sizeof clean);
-    return json_pack("{s:s}", "error", clean);
-}
