@@ -2,9 +2,9 @@
  *
  * What arrives (a Content-Type, a top_k query value, a Content-Length, the buffered body)
  * becomes either the preprocessed tensors of every image, in upload order, or an api_status
- * with a message for the client. The HTTP layer (server/http.c) only moves bytes in and out;
- * everything a client controls is judged here, so tests/fuzz/fuzz_classify_request.c can
- * feed it whole requests at fuzzing speed.
+ * with a message for the client. The HTTP layer (server/http_infer.c) only moves bytes in
+ * and out; everything a client controls is judged here, so tests/fuzz/fuzz_classify_request.c
+ * can feed it whole requests at fuzzing speed.
  *
  * Checks, in order: body over max_body_bytes (413), top_k (400), an empty body (400), the
  * multipart framing (400) and its part count (413 too_many_images), then each image through

@@ -41,9 +41,14 @@
  * status codes (api/errors.h): 400 malformed request, 404 unknown model or version, 413 body
  * or image count over the limits, 415/422 for images as POST /classify answers them.
  *
+ * Files: kserve_v2_routes.c (paths, the views' table in kserve_v2_views.h, errors),
+ * kserve_v2_parse.c (infer requests to jobs; base64.h decodes BYTES), kserve_v2_answer.c
+ * (infer responses), kserve_v2_meta.c (metadata, config, repository index, statistics).
+ *
  * Ownership: request strings and bodies are borrowed; kserve_v2_infer.inputs is owned after
- * success (kserve_v2_infer_free); JSON results are new references; response bodies are
- * malloc'd and owned by the caller. Reentrant, no globals: fuzzed and unit-tested directly. */
+ * success (kserve_v2_infer_free), or moves into a job (kserve_v2_job_parse); JSON results are
+ * new references; response bodies are malloc'd and owned by the caller. Reentrant, no
+ * globals: fuzzed and unit-tested directly. */
 #ifndef API_KSERVE_V2_H
 #define API_KSERVE_V2_H
 

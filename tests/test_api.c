@@ -3,6 +3,8 @@
  * classify_request (every status a request can get without a model, multipart order, the
  * Content-Length and timeout headers), image_check (the stb 2.27 guards: PNG sides and chunk
  * lengths; JPEG left to libjpeg-turbo),
+ * inference jobs (classify_job_parse's /explain checks and job_answer_write's answers, as a
+ * front end without HTTP would use them),
  * auth (header parsing, constant-time comparison, token syntax), the UTF-8 sanitizer behind
  * every error body, and the config's new keys (booleans, secrets file, TLS pair, limits,
  * redaction, buffer loading).
@@ -21,7 +23,10 @@
 #include "config.h"
 #include "content_coding.h"
 #include "errors.h"
+#include "engine.h"
 #include "image_check.h"
+#include "inference_job.h"
+#include "job_answer.h"
 #include "test_util.h"
 
 static const char *tests_dir;
@@ -336,6 +341,72 @@ static void test_accept_media(void) {
     EXPECT(content_coding_accepts("br, *;q=0.1", CONTENT_CODING_DEFLATE));
 }
 
+/* ---------------------------------------------------------------- inference jobs */
+
+#define JOB_CLASSES 4
+
+static const served_model job_model = {.name = "vgg16", .n_classes = JOB_CLASSES,
+                                       .image_hw = 224, .image_floats = 3 * 224 * 224,
+                                       .explain_hw = 2, .explain_layer = "conv5_3"};
+
+/* A POST /explain of one PNG parsed to a job, "computed" by hand, then answered. */
+static void test_inference_jobs(void) {
+    char msg[800];
+    size_t png_len;
+    unsigned char *png = read_file("data/bad_inputs/one_pixel.png", &png_len);
+    classify_http_request req = {"image/png", "2", png, png_len, false};
+
+    /* /explain checks, in order: int8, Accept, class_id. */
+    served_model int8 = job_model;
+    int8.explain_hw = 0;
+    inference_job *job = inference_job_new(&int8, JOB_ANSWER_EXPLAIN_JSON);
+    EXPECT(classify_job_parse(&req, NULL, &lim, job, msg, sizeof msg) == API_BAD_REQUEST);
+    EXPECT(strstr(msg, "int8") != NULL && job->n_images == 1);
+    inference_job_free(job);
+    job = inference_job_new(&job_model, JOB_ANSWER_EXPLAIN_JSON);
+    classify_explain_request bad = {"4", NULL};
+    EXPECT(classify_job_parse(&req, &bad, &lim, job, msg, sizeof msg) == API_BAD_REQUEST);
+    EXPECT(strstr(msg, "from 0 to 3") != NULL);
+    inference_job_free(job);
+
+    /* Accept: image/png and class 1: a picture of one map. */
+    job = inference_job_new(&job_model, JOB_ANSWER_EXPLAIN_JSON);
+    classify_explain_request ex = {"1", "image/png"};
+    EXPECT(classify_job_parse(&req, &ex, &lim, job, msg, sizeof msg) == API_OK);
+    EXPECT(job->answer == JOB_ANSWER_EXPLAIN_PNG && job->top_k == 2 && job->n_images == 1);
+    EXPECT(job->want == (JOB_WANT_PROBS | JOB_WANT_MAPS) && job->explain_class == 1);
+    EXPECT(job->inputs != NULL && job->sizes != NULL);
+    EXPECT(inference_job_alloc_results(job) == 0 && job->maps && job->explained && !job->logits);
+    for (int c = 0; c < JOB_CLASSES; c++) job->probs[c] = c == 1 ? 0.7f : 0.1f;
+    for (int i = 0; i < 4; i++) job->maps[i] = (float)i / 3;
+    job->explained[0] = 1;
+    job_answer a;
+    EXPECT(job_answer_write(job, "id-1", 0, &a, msg, sizeof msg) == API_OK);
+    EXPECT(!a.json && a.body && a.len > 8 && memcmp(a.body, "\x89PNG", 4) == 0);
+    EXPECT(!a.compressible && a.header && strcmp(a.header, "X-Explained-Class") == 0 &&
+           strcmp(a.header_value, "1") == 0);
+    free(a.body);
+
+    /* The same job as JSON: the top 2 with a grid and a crop window. */
+    job->answer = JOB_ANSWER_EXPLAIN_JSON;
+    EXPECT(job_answer_write(job, "id-1", 0, &a, msg, sizeof msg) == API_OK && a.json);
+    json_t *p0 = json_array_get(json_object_get(a.json, "predictions"), 0);
+    EXPECT(json_array_size(json_object_get(p0, "top_k")) == 2);
+    json_t *e = json_object_get(p0, "explanation");
+    EXPECT(json_integer_value(json_object_get(e, "class_id")) == 1);
+    EXPECT(json_array_size(json_object_get(e, "crop")) == 4);
+    EXPECT(strcmp(json_string_value(json_object_get(a.json, "request_id")), "id-1") == 0);
+    json_decref(a.json);
+
+    /* A job that expired in the queue is answered with its deadline. */
+    job->status = JOB_EXPIRED;
+    job->deadline_ns = 250000000;
+    EXPECT(job_answer_write(job, "id-1", 0, &a, msg, sizeof msg) == API_DEADLINE_EXCEEDED);
+    EXPECT(strstr(msg, "deadline of 250 ms") != NULL);
+    inference_job_free(job);
+    free(png);
+}
+
 int main(int argc, char **argv) {
     tests_dir = argc > 1 ? argv[1] : "tests";
     static const test_case tests[] = {
@@ -345,6 +416,7 @@ int main(int argc, char **argv) {
         {"utf8 sanitize", test_utf8_sanitize},
         {"config keys", test_config_keys},
         {"accept media", test_accept_media},
+        {"inference jobs", test_inference_jobs},
     };
     test_run(tests, sizeof tests / sizeof tests[0]);
     return test_summary();

@@ -1,4 +1,4 @@
-/* test_kserve_v2_units.c - unit tests of api/kserve_v2.c (no server, no engine).
+/* test_kserve_v2_units.c - unit tests of api/kserve_v2*.c (no server, no engine).
  *
  * Routes (a table of paths and what they are), infer requests as data (a table of bodies with
  * the status and message each must give), the image and tensor inputs (base64 and binary,
