@@ -15,8 +15,8 @@
  * (a query value, a part's file name), which api_error_json() makes valid UTF-8.
  *
  * Ownership: the input strings and body are borrowed; classify_input.inputs is owned by the
- * caller after success (classify_input_free), and moves into the job with
- * classify_job_parse. Reentrant: no globals. */
+ * caller after success (classify_input_free), or moves into a job (infer_request.h).
+ * Reentrant: no globals. */
 #ifndef API_CLASSIFY_REQUEST_H
 #define API_CLASSIFY_REQUEST_H
 
@@ -47,11 +47,6 @@ typedef struct {
     bool body_over_limit;      /* more than max_body_bytes arrived (counted, not stored) */
 } classify_http_request;
 
-/* What POST /explain adds to a classify request. */
-typedef struct {
-    const char *class_id; /* query value, or NULL: each image's top-1 */
-    const char *accept;   /* Accept header, or NULL: image/png asks for a picture */
-} classify_explain_request;
 
 typedef struct {
     int top_k;
@@ -80,18 +75,5 @@ api_status classify_request_parse(const classify_http_request *req, const classi
                                   classify_input *out, char *msg, size_t msglen);
 
 void classify_input_free(classify_input *in);
-
-struct inference_job;
-
-/* The request as a job (inference_job.h) for job->model, whose answer kind (classify or
- * explain) the route chose: classify_request_parse's checks, then for /explain (explain, NULL
- * for /classify) in order
- * explanations supported (400 in int8), Accept (image/png answers one image; several get
- * JSON when the client takes it, else 400) and class_id (400 outside 0..n_classes-1). On
- * API_OK the job owns the tensors and wants what its answer needs; otherwise msg says why
- * and job->n_images counts the images found. */
-api_status classify_job_parse(const classify_http_request *req,
-                              const classify_explain_request *explain, const classify_limits *lim,
-                              struct inference_job *job, char *msg, size_t msglen);
 
 #endif

@@ -42,11 +42,11 @@
  * or image count over the limits, 415/422 for images as POST /classify answers them.
  *
  * Files: kserve_v2_routes.c (paths, the views' table in kserve_v2_views.h, errors),
- * kserve_v2_parse.c (infer requests to jobs; base64.h decodes BYTES), kserve_v2_answer.c
+ * kserve_v2_parse.c (infer requests to tensors; base64.h decodes BYTES), kserve_v2_answer.c
  * (infer responses), kserve_v2_meta.c (metadata, config, repository index, statistics).
  *
  * Ownership: request strings and bodies are borrowed; kserve_v2_infer.inputs is owned after
- * success (kserve_v2_infer_free), or moves into a job (kserve_v2_job_parse); JSON results are
+ * success (kserve_v2_infer_free), or moves into a job (infer_request.h); JSON results are
  * new references; response bodies are malloc'd and owned by the caller. Reentrant, no
  * globals: fuzzed and unit-tested directly. */
 #ifndef API_KSERVE_V2_H
@@ -155,15 +155,6 @@ api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classi
                                  kserve_v2_infer *out, char *msg, size_t msglen);
 
 void kserve_v2_infer_free(kserve_v2_infer *in);
-
-struct inference_job;
-
-/* The infer request as a job (inference_job.h) for job->model, which sets n_classes and
- * gradcam_hw of req: kserve_v2_infer_parse, then the request moves into job->v2, its tensors
- * into job->inputs, and the outputs it names into job->want. On error msg says why and
- * job->n_images counts the images found. */
-api_status kserve_v2_job_parse(const kserve_v2_http_request *req, const classify_limits *lim,
-                               struct inference_job *job, char *msg, size_t msglen);
 
 /* ---------------------------------------------------------------- answers */
 

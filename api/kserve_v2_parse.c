@@ -9,8 +9,6 @@
 
 #include "base64.h"
 #include "clock.h"
-#include "engine.h"
-#include "inference_job.h"
 #include "kserve_v2.h"
 #include "kserve_v2_views.h"
 #include "preprocess.h"
@@ -447,25 +445,5 @@ api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classi
 void kserve_v2_infer_free(kserve_v2_infer *in) {
     free(in->inputs);
     memset(in, 0, sizeof *in);
-}
-
-api_status kserve_v2_job_parse(const kserve_v2_http_request *req, const classify_limits *lim,
-                               inference_job *job, char *msg, size_t msglen) {
-    kserve_v2_http_request r = *req;
-    r.n_classes = job->model->n_classes;
-    r.gradcam_hw = job->model->explain_hw;
-    api_status st = kserve_v2_infer_parse(&r, lim, &job->v2, msg, msglen);
-    job->n_images = job->v2.n_images;
-    if (st != API_OK) return st;
-    job->inputs = job->v2.inputs; /* moved: the job frees them */
-    job->v2.inputs = NULL;
-    job->decode_ms = job->v2.decode_ms;
-    job->v2_view = req->view;
-    if (job->v2.want_logits) job->want |= JOB_WANT_LOGITS;
-    if (job->v2.want_gradcam) {
-        job->want |= JOB_WANT_MAPS;
-        job->explain_class = job->v2.gradcam_class < 0 ? VGG_EXPLAIN_TOP1 : job->v2.gradcam_class;
-    }
-    return API_OK;
 }
 

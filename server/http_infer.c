@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "http_internal.h"
+#include "infer_request.h"
 #include "job_answer.h"
 
 /* The job's one completion (on a worker thread, or the draining one): resume the suspended

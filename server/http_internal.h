@@ -28,14 +28,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arrivals.h"
+#include "batcher.h"
 #include "byte_buffer.h"
 #include "classify_request.h"
+#include "config.h"
 #include "content_coding.h"
 #include "errors.h"
 #include "guard.h"
-#include "http.h"
 #include "inference_job.h"
 #include "kserve_v2.h"
+#include "metrics.h"
+#include "served_model.h"
+#include "service_state.h"
+
+typedef struct http_server http_server; /* http.h's; its definition is below */
 
 /* A daemon's cls: which server, and whether it is the admin listener (health and metrics
  * only, its own connection budget). */

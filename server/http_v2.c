@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "http_internal.h"
+#include "infer_request.h"
 
 static kserve_v2_model_facts facts_of(const http_server *s) {
     const served_model *m = atomic_load(&s->model);

@@ -25,6 +25,7 @@
 #include "errors.h"
 #include "engine.h"
 #include "image_check.h"
+#include "infer_request.h"
 #include "inference_job.h"
 #include "job_answer.h"
 #include "test_util.h"
