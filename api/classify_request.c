@@ -84,7 +84,8 @@ static int split_images(const classify_http_request *req, const classify_limits 
 }
 
 api_status classify_request_parse(const classify_http_request *req, const classify_limits *lim,
-                                  classify_input *out, char *msg, size_t msglen) {
+                                  const image_input_format *fmt, classify_input *out, char *msg,
+                                  size_t msglen) {
     memset(out, 0, sizeof *out);
     if (req->body_over_limit) {
         snprintf(msg, msglen, "request body is over the limit of %lld bytes", lim->max_body_bytes);
@@ -93,7 +94,7 @@ api_status classify_request_parse(const classify_http_request *req, const classi
     int top_k;
     api_status st = classify_parse_top_k(req->top_k, &top_k, msg, msglen);
     if (st != API_OK) return st;
-    if (lim->max_images < 1 || lim->image_hw < 1) {
+    if (lim->max_images < 1 || fmt->image_hw < 1) {
         snprintf(msg, msglen, "server limits are misconfigured");
         return API_INTERNAL;
     }
@@ -107,7 +108,7 @@ api_status classify_request_parse(const classify_http_request *req, const classi
         free(parts);
         return st;
     }
-    const size_t image_floats = (size_t)3 * lim->image_hw * lim->image_hw;
+    const size_t image_floats = (size_t)3 * fmt->image_hw * fmt->image_hw;
     float *inputs = malloc((size_t)n * image_floats * sizeof(float));
     int (*sizes)[2] = malloc((size_t)n * sizeof *sizes);
     if (!inputs || !sizes) {
@@ -121,8 +122,8 @@ api_status classify_request_parse(const classify_http_request *req, const classi
     for (int i = 0; i < n; i++) {
         char why[384];
         preprocess_status ps =
-            preprocess_bytes_sized(parts[i].data, parts[i].len, &lim->decode, lim->preprocess,
-                                   lim->image_hw, inputs + (size_t)i * image_floats, sizes[i],
+            preprocess_bytes_sized(parts[i].data, parts[i].len, &fmt->decode, fmt->preprocess,
+                                   fmt->image_hw, inputs + (size_t)i * image_floats, sizes[i],
                                    why, sizeof why);
         if (ps != PREPROCESS_OK) {
             const char *fn = parts[i].filename;

@@ -30,14 +30,20 @@
 #define CLASSIFY_DEFAULT_TOP_K 5
 #define CLASSIFY_MAX_TOP_K 1000
 
+/* What a client may send at most (the server's settings). */
 typedef struct {
     long long max_body_bytes; /* 413 above this */
-    int max_images;           /* parts of one multipart body; 413 above this */
-    int image_hw;             /* side of the network's input (224) */
-    preprocess_mode preprocess; /* what the weights were trained with (0: torchvision) */
-    image_decode_options decode; /* max_pixels (422 above it) and the decode settings: both
-                                  * request paths (/classify, v2 BYTES) decode with them */
+    int max_images;           /* images of one request (multipart parts, v2's N); 413 above */
 } classify_limits;
+
+/* How an upload becomes a network input, on both request paths (/classify, v2 BYTES): decoded
+ * with decode (max_pixels: 422 above it), then preprocessed as the served model was trained
+ * into an image_hw square. */
+typedef struct {
+    int image_hw;                /* side of the network's input (224) */
+    preprocess_mode preprocess;  /* what the weights were trained with (0: torchvision) */
+    image_decode_options decode; /* the decoder's settings */
+} image_input_format;
 
 typedef struct {
     const char *content_type;  /* header value, or NULL */
@@ -72,7 +78,8 @@ long long classify_timeout_ms(const char *header, long long default_ms);
  * classify_input_free); otherwise msg says why and *out owns nothing (n_images still counts
  * the images found when one of them failed to decode, for the access log). */
 api_status classify_request_parse(const classify_http_request *req, const classify_limits *lim,
-                                  classify_input *out, char *msg, size_t msglen);
+                                  const image_input_format *fmt, classify_input *out, char *msg,
+                                  size_t msglen);
 
 void classify_input_free(classify_input *in);
 

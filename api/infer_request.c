@@ -70,9 +70,10 @@ static api_status parse_explanation(const classify_explain_request *req, inferen
 
 api_status classify_job_parse(const classify_http_request *req,
                               const classify_explain_request *explain, const classify_limits *lim,
-                              inference_job *job, char *msg, size_t msglen) {
+                              const image_input_format *fmt, inference_job *job, char *msg,
+                              size_t msglen) {
     classify_input in;
-    api_status st = classify_request_parse(req, lim, &in, msg, msglen);
+    api_status st = classify_request_parse(req, lim, fmt, &in, msg, msglen);
     job->n_images = in.n_images;
     if (st != API_OK) return st;
     job->inputs = in.inputs; /* moved: the job frees them */
@@ -87,11 +88,12 @@ api_status classify_job_parse(const classify_http_request *req,
 /* ---------------------------------------------------------------- KServe v2 infer */
 
 api_status kserve_v2_job_parse(const kserve_v2_http_request *req, const classify_limits *lim,
-                               inference_job *job, char *msg, size_t msglen) {
+                               const image_input_format *fmt, inference_job *job, char *msg,
+                               size_t msglen) {
     kserve_v2_http_request r = *req;
     r.n_classes = job->model->n_classes;
     r.gradcam_hw = job->model->explain_hw;
-    api_status st = kserve_v2_infer_parse(&r, lim, &job->v2, msg, msglen);
+    api_status st = kserve_v2_infer_parse(&r, lim, fmt, &job->v2, msg, msglen);
     job->n_images = job->v2.n_images;
     if (st != API_OK) return st;
     job->inputs = job->v2.inputs; /* moved: the job frees them */

@@ -30,12 +30,14 @@ typedef struct {
  * JSON when the client takes it, else 400) and class_id (400 outside 0..n_classes-1). */
 api_status classify_job_parse(const classify_http_request *req,
                               const classify_explain_request *explain, const classify_limits *lim,
-                              inference_job *job, char *msg, size_t msglen);
+                              const image_input_format *fmt, inference_job *job, char *msg,
+                              size_t msglen);
 
 /* KServe v2 infer: kserve_v2_infer_parse (with req's n_classes and gradcam_hw taken from
  * job->model), then the request moves into job->v2, its tensors into job->inputs, and the
  * outputs it names into job->want. */
 api_status kserve_v2_job_parse(const kserve_v2_http_request *req, const classify_limits *lim,
-                               inference_job *job, char *msg, size_t msglen);
+                               const image_input_format *fmt, inference_job *job, char *msg,
+                               size_t msglen);
 
 #endif

@@ -152,7 +152,8 @@ typedef struct {
  * inputs). On API_OK *out holds the tensors (free with kserve_v2_infer_free); otherwise msg
  * says why and *out owns nothing (n_images may count the images found, for the access log). */
 api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classify_limits *lim,
-                                 kserve_v2_infer *out, char *msg, size_t msglen);
+                                 const image_input_format *fmt, kserve_v2_infer *out, char *msg,
+                                 size_t msglen);
 
 void kserve_v2_infer_free(kserve_v2_infer *in);
 

@@ -22,6 +22,7 @@
 /* Everything one parse needs, so helpers stay short. */
 typedef struct {
     const classify_limits *lim;
+    const image_input_format *fmt;
     const kserve_v2_view_spec *view;
     const kserve_v2_http_request *req;
     char *msg;
@@ -74,8 +75,8 @@ static long long read_fp32_json(json_t *a, const long long *dims, int ndim, int 
 static api_status decode_image(parse_ctx *c, int i, int n, const unsigned char *bytes,
                                size_t len, float *out) {
     char why[384];
-    preprocess_status ps = preprocess_bytes(bytes, len, &c->lim->decode, c->lim->preprocess,
-                                            c->lim->image_hw, out, why, sizeof why);
+    preprocess_status ps = preprocess_bytes(bytes, len, &c->fmt->decode, c->fmt->preprocess,
+                                            c->fmt->image_hw, out, why, sizeof why);
     if (ps == PREPROCESS_OK) return API_OK;
     if (n > 1) return fail(c, api_status_from_preprocess(ps), "image element %d: %s", i, why);
     return fail(c, api_status_from_preprocess(ps), "%s", why);
@@ -84,7 +85,7 @@ static api_status decode_image(parse_ctx *c, int i, int n, const unsigned char *
 /* "image" BYTES elements, from base64 JSON strings or length-prefixed binary data. */
 static api_status read_images(parse_ctx *c, json_t *data, const unsigned char *bin,
                               size_t bin_len, int n, float *out) {
-    const size_t image_floats = (size_t)3 * c->lim->image_hw * c->lim->image_hw;
+    const size_t image_floats = (size_t)3 * c->fmt->image_hw * c->fmt->image_hw;
     if (data) {
         if (!json_is_array(data) || json_array_size(data) != (size_t)n)
             return fail(c, API_BAD_REQUEST, "input 'image': \"data\" must be an array of %d "
@@ -326,7 +327,7 @@ typedef struct {
 /* "inputs": one input this view has, with the datatype and a shape it takes. */
 static api_status read_input_spec(parse_ctx *c, json_t *root, kserve_v2_infer *out,
                                   input_spec *in) {
-    const int hw = c->lim->image_hw;
+    const int hw = c->fmt->image_hw;
     char named[96], tensor_named[48];
     snprintf(tensor_named, sizeof tensor_named, "\"input\" (FP32 [N,3,%d,%d])", hw, hw);
     snprintf(named, sizeof named, "%s%s%s", c->view->image_input ? "\"image\" (BYTES [N])" : "",
@@ -396,7 +397,7 @@ static api_status read_data_source(parse_ctx *c, const kserve_v2_http_request *r
 /* The tensors themselves: decoded images or the floats, into a new buffer. */
 static api_status read_values(parse_ctx *c, const input_spec *in, const unsigned char *bin,
                               size_t bin_len, kserve_v2_infer *out) {
-    const size_t image_floats = (size_t)3 * c->lim->image_hw * c->lim->image_hw;
+    const size_t image_floats = (size_t)3 * c->fmt->image_hw * c->fmt->image_hw;
     float *inputs = malloc((size_t)out->n_images * image_floats * sizeof(float));
     if (!inputs) return fail(c, API_INTERNAL, "out of memory");
     double t0 = clock_monotonic_ns() / 1e6;
@@ -413,14 +414,15 @@ static api_status read_values(parse_ctx *c, const input_spec *in, const unsigned
 }
 
 api_status kserve_v2_infer_parse(const kserve_v2_http_request *req, const classify_limits *lim,
-                                 kserve_v2_infer *out, char *msg, size_t msglen) {
+                                 const image_input_format *fmt, kserve_v2_infer *out, char *msg,
+                                 size_t msglen) {
     memset(out, 0, sizeof *out);
-    parse_ctx c = {lim, &kserve_v2_views[req->view < KSERVE_V2_VIEW_COUNT ? req->view : 0], req, msg,
-                   msglen};
+    parse_ctx c = {lim, fmt, &kserve_v2_views[req->view < KSERVE_V2_VIEW_COUNT ? req->view : 0],
+                   req, msg, msglen};
     if (req->body_over_limit)
         return fail(&c, API_BODY_TOO_LARGE, "request body is over the limit of %lld bytes",
                     lim->max_body_bytes);
-    if (lim->max_images < 1 || lim->image_hw < 1)
+    if (lim->max_images < 1 || fmt->image_hw < 1)
         return fail(&c, API_INTERNAL, "server limits are misconfigured");
     json_t *root = NULL;
     const unsigned char *bin = NULL;

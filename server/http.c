@@ -238,6 +238,7 @@ static http_server *server_create(const vggserve_config *cfg, metrics *m, char *
                                       .image_hw = IMAGE_HW,
                                       .image_floats = 3 * IMAGE_HW * IMAGE_HW};
     atomic_store(&s->model, &s->loading_model);
+    s->limits = (classify_limits){cfg->max_body_bytes, (int)cfg->max_images_per_request};
     atomic_store(&s->state, SERVICE_LOADING);
     pthread_mutex_init(&s->log_lock, NULL);
     struct timespec ts;
@@ -267,15 +268,13 @@ int http_server_port(const http_server *s) { return s->port; }
 void http_server_serve(http_server *s, const served_model *m, batcher *b) {
     const vggserve_config *cfg = s->cfg;
     s->served = *m;
-    s->limits = (classify_limits){
-        .max_body_bytes = cfg->max_body_bytes,
-        .max_images = (int)cfg->max_images_per_request,
+    s->input = (image_input_format){
         .image_hw = m->image_hw,
         .preprocess = m->preprocess,
         .decode = image_decode_options_of(cfg->max_pixels, cfg->decode_scaling,
                                           cfg->exif_orientation),
     };
-    atomic_store(&s->model, &s->served); /* after served and limits are whole */
+    atomic_store(&s->model, &s->served); /* after served and input are whole */
     atomic_store(&s->batcher, b);
 }
 

@@ -89,7 +89,8 @@ enum MHD_Result http_classify_body_done(request *r) {
         .class_id = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "class_id"),
         .accept = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
     };
-    api_status st = classify_job_parse(&in, &explain, &s->limits, r->job, msg, sizeof msg);
+    api_status st = classify_job_parse(&in, &explain, &s->limits, &s->input, r->job, msg,
+                                       sizeof msg);
     r->n_images = r->job->n_images;
     if (st == API_OK) st = http_submit_job(r, msg, sizeof msg);
     return st == API_OK ? MHD_YES : http_send_error(r, st, msg);

@@ -63,7 +63,8 @@ struct http_server {
      * http_server_serve() points it at served, once, before the state turns ready. */
     const served_model *_Atomic model;
     served_model loading_model, served;
-    classify_limits limits; /* made with served; read only once the state is ready */
+    classify_limits limits;   /* the settings' limits, made at start */
+    image_input_format input; /* made with served; read only once the state is ready */
     batcher *_Atomic batcher;
     atomic_int pending; /* accepted inference requests not yet completed */
     arrivals arrivals;  /* inference uploads between their headers and the queue */

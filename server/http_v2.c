@@ -95,7 +95,8 @@ enum MHD_Result http_v2_infer_body_done(request *r) {
         .body_over_limit = r->body_fate == BODY_TOO_LARGE,
     };
     in.body = http_body_bytes(r, &in.body_len);
-    api_status st = kserve_v2_job_parse(&in, &r->srv->limits, r->job, msg, sizeof msg);
+    api_status st = kserve_v2_job_parse(&in, &r->srv->limits, &r->srv->input, r->job, msg,
+                                        sizeof msg);
     r->n_images = r->job->n_images;
     if (st == API_OK) st = http_submit_job(r, msg, sizeof msg);
     return st == API_OK ? MHD_YES : http_send_error(r, st, msg);

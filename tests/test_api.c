@@ -51,12 +51,13 @@ static unsigned char *read_file(const char *rel, size_t *len) {
 
 /* ---------------------------------------------------------------- classify_request */
 
-static const classify_limits lim = {1 << 20, 3, 224, PREPROCESS_TORCHVISION, {.max_pixels = 40000000}};
+static const classify_limits lim = {1 << 20, 3};
+static const image_input_format fmt = {224, PREPROCESS_TORCHVISION, {.max_pixels = 40000000}};
 
 static api_status parse(const char *ctype, const char *top_k, const void *body, size_t len,
                         classify_input *in, char *msg) {
     classify_http_request req = {ctype, top_k, body, len, len > (size_t)lim.max_body_bytes};
-    return classify_request_parse(&req, &lim, in, msg, 800);
+    return classify_request_parse(&req, &lim, &fmt, in, msg, 800);
 }
 
 static void test_classify_request(void) {
@@ -80,7 +81,7 @@ static void test_classify_request(void) {
 
     /* Errors, each before any decoding. */
     classify_http_request big = {"image/jpeg", NULL, (const unsigned char *)"x", 1, true};
-    EXPECT(classify_request_parse(&big, &lim, &in, msg, sizeof msg) == API_BODY_TOO_LARGE);
+    EXPECT(classify_request_parse(&big, &lim, &fmt, &in, msg, sizeof msg) == API_BODY_TOO_LARGE);
     EXPECT(parse("image/jpeg", "abc", "x", 1, &in, msg) == API_BAD_REQUEST && strstr(msg, "top_k"));
     EXPECT(parse("image/jpeg", NULL, NULL, 0, &in, msg) == API_BAD_REQUEST && strstr(msg, "empty"));
     EXPECT(parse("text/plain", NULL, "hello", 5, &in, msg) == API_UNSUPPORTED_MEDIA);
@@ -361,19 +362,19 @@ static void test_inference_jobs(void) {
     served_model int8 = job_model;
     int8.explain_hw = 0;
     inference_job *job = inference_job_new(&int8, JOB_ANSWER_EXPLAIN_JSON);
-    EXPECT(classify_job_parse(&req, NULL, &lim, job, msg, sizeof msg) == API_BAD_REQUEST);
+    EXPECT(classify_job_parse(&req, NULL, &lim, &fmt, job, msg, sizeof msg) == API_BAD_REQUEST);
     EXPECT(strstr(msg, "int8") != NULL && job->n_images == 1);
     inference_job_free(job);
     job = inference_job_new(&job_model, JOB_ANSWER_EXPLAIN_JSON);
     classify_explain_request bad = {"4", NULL};
-    EXPECT(classify_job_parse(&req, &bad, &lim, job, msg, sizeof msg) == API_BAD_REQUEST);
+    EXPECT(classify_job_parse(&req, &bad, &lim, &fmt, job, msg, sizeof msg) == API_BAD_REQUEST);
     EXPECT(strstr(msg, "from 0 to 3") != NULL);
     inference_job_free(job);
 
     /* Accept: image/png and class 1: a picture of one map. */
     job = inference_job_new(&job_model, JOB_ANSWER_EXPLAIN_JSON);
     classify_explain_request ex = {"1", "image/png"};
-    EXPECT(classify_job_parse(&req, &ex, &lim, job, msg, sizeof msg) == API_OK);
+    EXPECT(classify_job_parse(&req, &ex, &lim, &fmt, job, msg, sizeof msg) == API_OK);
     EXPECT(job->answer == JOB_ANSWER_EXPLAIN_PNG && job->top_k == 2 && job->n_images == 1);
     EXPECT(job->want == (JOB_WANT_PROBS | JOB_WANT_MAPS) && job->explain_class == 1);
     EXPECT(job->inputs != NULL && job->sizes != NULL);

@@ -21,7 +21,8 @@
 #define HW 8 /* a small network side keeps the FP32 cases short; the code takes it from lim */
 #define N_CLASSES 1000
 
-static const classify_limits lim = {1 << 20, 4, HW, PREPROCESS_TORCHVISION, {.max_pixels = 40000000}};
+static const classify_limits lim = {1 << 20, 4};
+static const image_input_format fmt = {HW, PREPROCESS_TORCHVISION, {.max_pixels = 40000000}};
 
 static void *xmalloc(size_t n) {
     void *p = malloc(n);
@@ -70,7 +71,7 @@ static api_status parse(const char *json, const char *header_length, const unsig
     if (bin_len) memcpy(body + jl, bin, bin_len);
     kserve_v2_http_request req = {header_length, body, jl + bin_len, false, parse_view,
                                   N_CLASSES, parse_gradcam_hw};
-    api_status st = kserve_v2_infer_parse(&req, &lim, out, msg, msglen);
+    api_status st = kserve_v2_infer_parse(&req, &lim, &fmt, out, msg, msglen);
     free(body);
     return st;
 }
@@ -243,7 +244,7 @@ static void test_bad_requests(void) {
     kserve_v2_http_request big = {NULL, NULL, 0, true, KSERVE_V2_VIEW_FULL, N_CLASSES, 0};
     kserve_v2_infer in;
     char msg[200];
-    EXPECT(kserve_v2_infer_parse(&big, &lim, &in, msg, sizeof msg) == API_BODY_TOO_LARGE);
+    EXPECT(kserve_v2_infer_parse(&big, &lim, &fmt, &in, msg, sizeof msg) == API_BODY_TOO_LARGE);
 }
 
 /* ---------------------------------------------------------------- images */
@@ -257,7 +258,7 @@ static void test_images(const char *tests_dir) {
     if (!jpg) return;
     float want[3 * HW * HW];
     char err[256];
-    EXPECT(preprocess_bytes(jpg, len, &lim.decode, PREPROCESS_TORCHVISION, HW, want, err,
+    EXPECT(preprocess_bytes(jpg, len, &fmt.decode, PREPROCESS_TORCHVISION, HW, want, err,
                             sizeof err) == PREPROCESS_OK);
 
     /* JSON: two base64 strings, one with line breaks (as `base64` wraps). */

@@ -39,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned char *body = malloc(body_len ? body_len : 1); /* exact size for ASan */
     memcpy(body, p, body_len);
 
-    classify_limits lim = {1 << 20, 4, 224, PREPROCESS_TORCHVISION, {.max_pixels = 1 << 20}};
+    classify_limits lim = {1 << 20, 4};
+    image_input_format fmt = {224, PREPROCESS_TORCHVISION, {.max_pixels = 1 << 20}};
     char msg[800];
     const char *challenge;
     api_status st = api_auth_check(auth, "fuzz-token", msg, sizeof msg, &challenge);
@@ -54,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     classify_http_request req = {ctype, top_k, body, body_len, body_len > (size_t)lim.max_body_bytes};
     classify_input in;
-    st = classify_request_parse(&req, &lim, &in, msg, sizeof msg);
+    st = classify_request_parse(&req, &lim, &fmt, &in, msg, sizeof msg);
     if (st != API_OK) {
         FUZZ_CHECK(in.inputs == NULL);
         check_error(st, msg);

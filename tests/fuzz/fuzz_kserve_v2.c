@@ -74,13 +74,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     unsigned char *body = malloc(body_len ? body_len : 1); /* exact size for ASan */
     memcpy(body, p, body_len);
-    classify_limits lim = {1 << 20, 4, HW, PREPROCESS_TORCHVISION, {.max_pixels = 1 << 20}};
+    classify_limits lim = {1 << 20, 4};
+    image_input_format fmt = {HW, PREPROCESS_TORCHVISION, {.max_pixels = 1 << 20}};
     kserve_v2_http_request req = {hlen, body, body_len, body_len > (size_t)lim.max_body_bytes,
                                   view < KSERVE_V2_VIEW_COUNT ? view : KSERVE_V2_VIEW_FULL,
                                   N_CLASSES, MAP_HW};
     kserve_v2_infer in;
     char msg[800];
-    api_status st = kserve_v2_infer_parse(&req, &lim, &in, msg, sizeof msg);
+    api_status st = kserve_v2_infer_parse(&req, &lim, &fmt, &in, msg, sizeof msg);
     if (st != API_OK) {
         FUZZ_CHECK(in.inputs == NULL);
         check_error(st, msg);
