@@ -5,7 +5,8 @@ client, Prometheus text, and the assertions on the service's answers.
 
 A Server is the real `vggserve serve` binary on a free loopback port (`--port 0`, read back
 from the "listening on" event), its stdout (access log) and stderr (events) in files, used
-only after GET /readyz answers 200 (or, with `ready=False`, as soon as it listens). Servers
+only after GET /readyz answers 200 (or, with `ready=False`, as soon as it listens; a
+LoadingServer stays in state loading until the test releases it). Servers
 are killed when the test process exits, however it exits (even by SIGKILL: ctest's
 timeout). Standard library and numpy only; run with /usr/bin/python3.
 
@@ -332,7 +333,6 @@ class Server:
                                          % (self.name, timeout, self.tail()))
                 time.sleep(0.05)
             if ready:
-                self.while_starting()
                 self.wait_ready(max(deadline - time.monotonic(), 0))
         except BaseException:
             self.kill()
@@ -353,10 +353,6 @@ class Server:
                 raise AssertionError("%s: /readyz not 200 after %d s\n%s"
                                      % (self.name, timeout, self.tail()))
             time.sleep(0.1)
-
-    def while_starting(self):
-        """Called once the server listens, before it is ready: a subclass looks at the
-        answers given while loading or warming up here."""
 
     def _check_alive(self, when):
         if self.proc.poll() is not None:
@@ -434,6 +430,37 @@ class Server:
             return "\n".join(skipped + lines[-n:])
         return ("----- %s stdout (access log), %s -----\n%s\n----- %s stderr (events) -----\n%s"
                 % (self.name, self.out_path, last(self.stdout()), self.name, last(self.stderr())))
+
+
+class LoadingServer(Server):
+    """A Server held in state `loading` for as long as a test needs, with no test hook in the
+    product: its --weights is a named FIFO, and the server's open() of the weights blocks until
+    a writer opens the FIFO's other end (the shutdown signals are blocked, so nothing
+    interrupts it). start() returns as soon as it listens. release() opens and closes the
+    FIFO: the server then finds no regular file (weights are mmapped) and fails with
+    "not a regular file" (exit 1); release() returns (exit code, stderr)."""
+
+    def __init__(self, binary, workdir, name, flags=(), *args, **kw):
+        self.fifo = os.path.join(workdir, name + ".weights.fifo")
+        os.mkfifo(self.fifo)
+        super().__init__(binary, workdir, name, [*flags, "--weights", self.fifo], *args, **kw)
+
+    def start(self, ready=False, timeout=READY_TIMEOUT_S):
+        assert not ready, "a LoadingServer never becomes ready"
+        return super().start(ready=False, timeout=timeout)
+
+    def release(self, timeout=60 if not WRAPPER else 600):
+        try:  # non-blocking: fails (ENXIO) unless the server is in open() on the read end
+            os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as e:
+            raise AssertionError("%s: not opening its weights FIFO (%s)\n%s"
+                                 % (self.name, e, self.tail()))
+        try:
+            return self.proc.wait(timeout), self.stderr()
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("%s did not exit %d s after its weights FIFO was released\n%s"
+                                 % (self.name, timeout, self.tail()))
 
 
 # ---------------------------------------------------------------- test cases
@@ -538,8 +565,8 @@ class ServerTestCase(unittest.TestCase):
         for s in self.own_servers:
             s.kill()
 
-    def start_server(self, name, flags=(), env=None):
-        s = self.new_server(name, flags, env)
+    def start_server(self, name, flags=(), env=None, server_class=Server):
+        s = self.new_server(name, flags, env, server_class)
         self.own_servers.append(s)
         return s.start()
 
