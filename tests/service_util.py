@@ -12,7 +12,9 @@ timeout). Standard library and numpy only; run with /usr/bin/python3.
 
 Environment: VGGSERVE_TEST_WRAPPER runs every server under a command (tests/valgrind.sh sets
 valgrind there), VGGSERVE_TEST_FLAGS adds flags to every server (e.g. --weights FILE), and
-VGGSERVE_TEST_READY_S changes how long a server may take to become ready (default 180)."""
+VGGSERVE_TEST_READY_S changes how long a server may take to become ready (default 180).
+Every suite ends with main(): with CI=true a skipped test fails unless the suite is named in
+VGGSERVE_ALLOWED_SKIPS (.ci/run)."""
 import atexit
 import ctypes
 import http.client
@@ -54,6 +56,37 @@ SMALL_ASAN_QUARANTINE = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("
 # of one (warm-up builds one primitive set). Tests add their own flags after these.
 LIGHT_FLAGS = ["--model", "vgg11", "--max-batch-size", "1", "--workers", "1",
                "--http-threads", "2", "--shutdown-grace-s", "10"]
+
+
+def suite_name():
+    """The suite's ctest name: tests/test_server.py is "server"."""
+    base = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    return base[len("test_"):] if base.startswith("test_") else base
+
+
+def allowed_skips():
+    """The suites allowed to skip under CI=true: VGGSERVE_ALLOWED_SKIPS, one "suite: reason"
+    a line (.ci/run sets it; the reason is for its reader)."""
+    lines = os.environ.get("VGGSERVE_ALLOWED_SKIPS", "").splitlines()
+    return {l.split(":", 1)[0].strip() for l in lines if l.strip()}
+
+
+class _SkipFailsResult(unittest.TextTestResult):
+    """A skipped test is a failure (CI=true: a check that did not run proves nothing)."""
+
+    def addSkip(self, test, reason):
+        e = AssertionError("skipped under CI=true, and %r is not in VGGSERVE_ALLOWED_SKIPS "
+                           "(.ci/run): %s" % (suite_name(), reason))
+        self.addFailure(test, (AssertionError, e, None))
+
+
+def main(verbosity=2):
+    """unittest.main() of every black-box suite. Under CI=true a skipped test fails the suite
+    unless the suite is on VGGSERVE_ALLOWED_SKIPS; elsewhere skips are printed as usual."""
+    ci = os.environ.get("CI") == "true" and suite_name() not in allowed_skips()
+    runner = unittest.TextTestRunner(verbosity=verbosity,
+                                     resultclass=_SkipFailsResult if ci else None)
+    unittest.main(testRunner=runner)
 
 
 def binary_from_argv():

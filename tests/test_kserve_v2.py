@@ -615,4 +615,4 @@ class V2AuthTest(V2TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    su.main()

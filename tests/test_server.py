@@ -718,4 +718,4 @@ class ConfigTest(ServerTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    su.main()
