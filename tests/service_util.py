@@ -483,11 +483,14 @@ class LoadingServer(Server):
         return super().start(ready=False, timeout=timeout)
 
     def release(self, timeout=60 if not WRAPPER else 600):
-        try:  # non-blocking: fails (ENXIO) unless the server is in open() on the read end
-            os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError as e:
-            raise AssertionError("%s: not opening its weights FIFO (%s)\n%s"
-                                 % (self.name, e, self.tail()))
+        def open_writer():  # non-blocking: ENXIO until the server is in open() on the read end
+            try:
+                os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
+                return True
+            except OSError:
+                return False
+        if not wait_for(open_writer, timeout=timeout):
+            raise AssertionError("%s: never opened its weights FIFO\n%s" % (self.name, self.tail()))
         try:
             return self.proc.wait(timeout), self.stderr()
         except subprocess.TimeoutExpired:
