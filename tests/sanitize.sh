@@ -13,4 +13,4 @@ cmake --build "$build" -j "$(nproc)" >/dev/null
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tests/ubsan.supp
-ctest --test-dir "$build" --output-on-failure "$@"
+tests/ctest.sh "$build" --output-on-failure "$@"

@@ -5,13 +5,16 @@ client, Prometheus text, and the assertions on the service's answers.
 
 A Server is the real `vggserve serve` binary on a free loopback port (`--port 0`, read back
 from the "listening on" event), its stdout (access log) and stderr (events) in files, used
-only after GET /readyz answers 200 (or, with `ready=False`, as soon as it listens). Servers
+only after GET /readyz answers 200 (or, with `ready=False`, as soon as it listens; a
+LoadingServer stays in state loading until the test releases it). Servers
 are killed when the test process exits, however it exits (even by SIGKILL: ctest's
 timeout). Standard library and numpy only; run with /usr/bin/python3.
 
 Environment: VGGSERVE_TEST_WRAPPER runs every server under a command (tests/valgrind.sh sets
 valgrind there), VGGSERVE_TEST_FLAGS adds flags to every server (e.g. --weights FILE), and
-VGGSERVE_TEST_READY_S changes how long a server may take to become ready (default 180)."""
+VGGSERVE_TEST_READY_S changes how long a server may take to become ready (default 180).
+Every suite ends with main(): with CI=true a skipped test fails unless the suite is named in
+VGGSERVE_ALLOWED_SKIPS (.ci/run)."""
 import atexit
 import ctypes
 import http.client
@@ -53,6 +56,37 @@ SMALL_ASAN_QUARANTINE = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("
 # of one (warm-up builds one primitive set). Tests add their own flags after these.
 LIGHT_FLAGS = ["--model", "vgg11", "--max-batch-size", "1", "--workers", "1",
                "--http-threads", "2", "--shutdown-grace-s", "10"]
+
+
+def suite_name():
+    """The suite's ctest name: tests/test_server.py is "server"."""
+    base = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    return base[len("test_"):] if base.startswith("test_") else base
+
+
+def allowed_skips():
+    """The suites allowed to skip under CI=true: VGGSERVE_ALLOWED_SKIPS, one "suite: reason"
+    a line (.ci/run sets it; the reason is for its reader)."""
+    lines = os.environ.get("VGGSERVE_ALLOWED_SKIPS", "").splitlines()
+    return {l.split(":", 1)[0].strip() for l in lines if l.strip()}
+
+
+class _SkipFailsResult(unittest.TextTestResult):
+    """A skipped test is a failure (CI=true: a check that did not run proves nothing)."""
+
+    def addSkip(self, test, reason):
+        e = AssertionError("skipped under CI=true, and %r is not in VGGSERVE_ALLOWED_SKIPS "
+                           "(.ci/run): %s" % (suite_name(), reason))
+        self.addFailure(test, (AssertionError, e, None))
+
+
+def main(verbosity=2):
+    """unittest.main() of every black-box suite. Under CI=true a skipped test fails the suite
+    unless the suite is on VGGSERVE_ALLOWED_SKIPS; elsewhere skips are printed as usual."""
+    ci = os.environ.get("CI") == "true" and suite_name() not in allowed_skips()
+    runner = unittest.TextTestRunner(verbosity=verbosity,
+                                     resultclass=_SkipFailsResult if ci else None)
+    unittest.main(testRunner=runner)
 
 
 def binary_from_argv():
@@ -332,7 +366,6 @@ class Server:
                                          % (self.name, timeout, self.tail()))
                 time.sleep(0.05)
             if ready:
-                self.while_starting()
                 self.wait_ready(max(deadline - time.monotonic(), 0))
         except BaseException:
             self.kill()
@@ -353,10 +386,6 @@ class Server:
                 raise AssertionError("%s: /readyz not 200 after %d s\n%s"
                                      % (self.name, timeout, self.tail()))
             time.sleep(0.1)
-
-    def while_starting(self):
-        """Called once the server listens, before it is ready: a subclass looks at the
-        answers given while loading or warming up here."""
 
     def _check_alive(self, when):
         if self.proc.poll() is not None:
@@ -434,6 +463,40 @@ class Server:
             return "\n".join(skipped + lines[-n:])
         return ("----- %s stdout (access log), %s -----\n%s\n----- %s stderr (events) -----\n%s"
                 % (self.name, self.out_path, last(self.stdout()), self.name, last(self.stderr())))
+
+
+class LoadingServer(Server):
+    """A Server held in state `loading` for as long as a test needs, with no test hook in the
+    product: its --weights is a named FIFO, and the server's open() of the weights blocks until
+    a writer opens the FIFO's other end (the shutdown signals are blocked, so nothing
+    interrupts it). start() returns as soon as it listens. release() opens and closes the
+    FIFO: the server then finds no regular file (weights are mmapped) and fails with
+    "not a regular file" (exit 1); release() returns (exit code, stderr)."""
+
+    def __init__(self, binary, workdir, name, flags=(), *args, **kw):
+        self.fifo = os.path.join(workdir, name + ".weights.fifo")
+        os.mkfifo(self.fifo)
+        super().__init__(binary, workdir, name, [*flags, "--weights", self.fifo], *args, **kw)
+
+    def start(self, ready=False, timeout=READY_TIMEOUT_S):
+        assert not ready, "a LoadingServer never becomes ready"
+        return super().start(ready=False, timeout=timeout)
+
+    def release(self, timeout=60 if not WRAPPER else 600):
+        def open_writer():  # non-blocking: ENXIO until the server is in open() on the read end
+            try:
+                os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
+                return True
+            except OSError:
+                return False
+        if not wait_for(open_writer, timeout=timeout):
+            raise AssertionError("%s: never opened its weights FIFO\n%s" % (self.name, self.tail()))
+        try:
+            return self.proc.wait(timeout), self.stderr()
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("%s did not exit %d s after its weights FIFO was released\n%s"
+                                 % (self.name, timeout, self.tail()))
 
 
 # ---------------------------------------------------------------- test cases
@@ -538,8 +601,8 @@ class ServerTestCase(unittest.TestCase):
         for s in self.own_servers:
             s.kill()
 
-    def start_server(self, name, flags=(), env=None):
-        s = self.new_server(name, flags, env)
+    def start_server(self, name, flags=(), env=None, server_class=Server):
+        s = self.new_server(name, flags, env, server_class)
         self.own_servers.append(s)
         return s.start()
 

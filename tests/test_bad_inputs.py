@@ -92,4 +92,4 @@ class BadInputs(su.LightServerCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    su.main()

@@ -11,6 +11,7 @@ import unittest
 
 import numpy as np
 
+import service_util as su
 from service_util import IMAGES, TESTS, binary_from_argv
 
 BIN = binary_from_argv()
@@ -168,4 +169,4 @@ class CliTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    su.main()

@@ -17,6 +17,7 @@ import unittest
 import numpy as np
 from PIL import Image, ImageOps
 
+import service_util as su
 from service_util import IMAGES, binary_from_argv
 
 BINARY = binary_from_argv()
@@ -82,4 +83,4 @@ class DecodeParity(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    su.main(verbosity=1)

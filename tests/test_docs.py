@@ -19,6 +19,8 @@ import subprocess
 import sys
 import unittest
 
+import service_util as su
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = None  # set from argv in main
 README_MAX_LINES = 200
@@ -182,4 +184,4 @@ if __name__ == '__main__':
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     BINARY = sys.argv.pop(1)
-    unittest.main(verbosity=1)
+    su.main(verbosity=1)

@@ -331,4 +331,4 @@ class ExplainTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    su.main()

@@ -280,4 +280,4 @@ class SlowClients(su.LightServerCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    su.main()

@@ -174,4 +174,4 @@ class Overload(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    su.main()

@@ -276,4 +276,4 @@ class LimitsTest(su.LightServerCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    su.main()

@@ -408,4 +408,4 @@ class TritonClients(su.ServerTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    su.main(verbosity=1)

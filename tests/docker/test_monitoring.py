@@ -5,7 +5,8 @@ docker/prometheus.yml must pass promtool, the Grafana provisioning must point th
 at the provisioned datasource, and every query of docker/grafana/dashboards/vggserve.json
 must return data from a real Prometheus (Debian's prometheus package) scraping a real
 vggserve that has served requests, including a rejected one. Exits 77 (skipped) without
-prometheus/promtool. Standard library only; run with /usr/bin/python3."""
+prometheus/promtool. Standard library and tests/service_util.py (for its main()); run with
+/usr/bin/python3."""
 import json
 import os
 import re
@@ -25,6 +26,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DOCKER = os.path.join(ROOT, "docker")
 DASHBOARD = os.path.join(DOCKER, "grafana", "dashboards", "vggserve.json")
 CAT = os.path.join(ROOT, "tests", "data", "images", "chelsea.jpg")
+
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import service_util as su  # noqa: E402  (main(): the CI skip policy)
 
 if not (shutil.which("prometheus") and shutil.which("promtool")):
     print("SKIP: prometheus/promtool missing (apt-get install prometheus)")
@@ -77,7 +81,7 @@ class MonitoringTest(unittest.TestCase):
         try:
             cls.start_and_load()
         except BaseException:
-            cls.tearDownClass()  # unittest skips it when setUpClass fails
+            cls.tearDownClass()  # unittest does not call it when setUpClass fails
             raise
 
     @classmethod
@@ -177,4 +181,4 @@ class MonitoringTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    su.main()
