@@ -89,7 +89,8 @@ struct vgg_model {
      *   w_scale   127 / max|w[oc]|: weights are stored as round(w * w_scale)
      *   out_scale s_out / (s_in * w_scale): what oneDNN multiplies the s32 accumulator by
      *   bias_q    b * s_in * w_scale: oneDNN 2.x adds the bias before the output scale
-     * act_scale[l] = 255 / calibrated max of layer l's (post-ReLU) output: u8 = x * act_scale. */
+     * act_scale[l] = 255 / calibrated max of layer l's (post-ReLU) output: u8 = x * act_scale
+ *   (INT8_WINOGRAD_SRC_MAX instead of 255 where the next layer is an int8 Winograd conv). */
     float *w_scale[N_LAYERS], *out_scale[N_LAYERS], *bias_q[N_LAYERS];
     float act_scale[N_LAYERS];
 };
@@ -270,6 +271,52 @@ static bool layer_is_int8(const vgg_model *m, int l) {
            !(m->opt.int8_float_layers >> l & 1u);
 }
 
+/* int8 Winograd (oneDNN 2.6's jit_avx512_core_u8s8s32x_wino_convolution, F(2x2, 3x3)) on
+ * layers with at least this many input channels. Measured at batch 8 on 2 cores against the
+ * direct VNNI kernel (build/bench_conv_layers --kinds int8, min of 8, ms direct / Winograd):
+ * 128->256 at 56x56 16.3 / 18.8, 256->256 at 56x56 32.0 / 26.2, 256->512 at 28x28
+ * 15.7 / 11.7, 512->512 at 28x28 31.5 / 21.4, 512->512 at 14x14 7.4 / 5.1; it loses on the
+ * layers of fewer channels at 112x112 (16.6 / 46.3, 32.6 / 49.2). In VGG16: conv3_2 to conv5_3. */
+#define INT8_WINOGRAD_MIN_IN_CHANNELS 256
+
+/* The u8 value a calibrated range maps to when the layer's output feeds an int8 Winograd
+ * convolution, instead of 255. That kernel first scales its u8 source by 1/4 (rounding to
+ * nearest: 0..255 -> 0..64), then runs the 4x4 input transform (sums and differences of four
+ * values) in wrapping 8-bit arithmetic, which holds only while each scaled value is at most
+ * 63: d0 - d2 - d8 + d10 with two values of 64 and two of 0 is 128, which wraps to -128.
+ * Values past the calibrated range saturate to 255 (a Winograd layer fuses ReLU only, no
+ * clip), so the range must leave headroom: at 192 (48 of the kernel's 64 steps) values up
+ * to 1.32x the calibrated clip are exact. Measured on VGG16 (vggserve accuracy, 209 inputs,
+ * relative logit error against f32): 255 0.172, 252 0.168, 224 0.131, 200 0.112, 184 0.109,
+ * 160 0.112, 128 0.124 (where the coarser step costs more than the wraps it avoids). */
+#define INT8_WINOGRAD_SRC_MAX 192.0f
+
+/* Whether conv layer l runs Winograd. It pays where there are input channels to save
+ * multiplications on: never for the 3-channel first convolution (direct: batch 8 7.9 ms
+ * against 18.5), which int8 also keeps in f32.
+ *   f32: every other layer.
+ *   bf16: a Winograd layer is an f32 layer (oneDNN 2.6 has no bf16 Winograd), so it must also
+ *     beat bf16's doubled arithmetic rate. Measured per layer at batch 8 (oneDNN alone,
+ *     interleaved: build/bench_conv_layers), f32 Winograd against bf16 direct took
+ *     16.6/28.8/13.7/30.4 ms against 18.9/37.2/17.7/35.3 for 128->256 and 256->256 at 56x56
+ *     and 256->512 and 512->512 at 28x28, tied at 14x14 (8.4 against 8.5), and lost where
+ *     channels are few and images large (45.6/22.5/38.6 against 38.1/18.8/36.7 for conv1_2 to
+ *     conv2_2). So bf16 + Winograd runs layers with at least 128 input channels at 56x56 or
+ *     less in f32 Winograd, the rest in bf16.
+ *   int8: oneDNN's u8 x s8 Winograd (jit_int8_wino, F(2x2, 3x3)) on the int8 layers where
+ *     it beats the direct VNNI kernel: INT8_WINOGRAD_MIN_IN_CHANNELS (see there). */
+static bool layer_runs_winograd(const vgg_model *m, int l) {
+    const vgg_config *c = &m->cfg;
+    if (m->opt.algo != VGG_ALGO_WINOGRAD || l >= c->n_conv || c->conv_in[l] <= 3) return false;
+    switch (m->opt.precision) {
+    case VGG_PRECISION_F32: return true;
+    case VGG_PRECISION_BF16: return c->conv_in[l] >= 128 && c->conv_hw[l] <= 56;
+    case VGG_PRECISION_INT8:
+        return layer_is_int8(m, l) && c->conv_in[l] >= INT8_WINOGRAD_MIN_IN_CHANNELS;
+    default: return false;
+    }
+}
+
 /* Per-channel weight scales, activation scales from calibration, prescaled biases. */
 static int quant_init(vgg_model *m, const vgg_weights *w, char *err, size_t errlen) {
     const vgg_config *c = &m->cfg;
@@ -280,7 +327,10 @@ static int quant_init(vgg_model *m, const vgg_weights *w, char *err, size_t errl
     for (int l = 0; l < N_LAYERS; l++) {
         if (!layer_exists(c, l)) continue;
         float mx = m->opt.act_max[l];
-        m->act_scale[l] = mx > 0 ? 255.0f / mx : 1.0f;
+        /* Layer l feeds layer l + 1 (a pool between keeps the scale). */
+        float top = l + 1 < c->n_conv && layer_runs_winograd(m, l + 1) ? INT8_WINOGRAD_SRC_MAX
+                                                                        : 255.0f;
+        m->act_scale[l] = mx > 0 ? top / mx : 1.0f;
     }
     for (int l = 0; l < N_LAYERS; l++) {
         if (!layer_exists(c, l) || !layer_is_int8(m, l)) continue;
@@ -605,38 +655,17 @@ static dnnl_primitive_attr_t layer_attr(const vgg_model *m, int l, bool relu, in
 /* Layer l's bias as its primitive reads it: prescaled in int8 layers, plain elsewhere. */
 static void *layer_bias(const vgg_model *m, int l) { return m->bias_q[l] ? m->bias_q[l] : m->bias[l]; }
 
-/* Whether conv layer l runs Winograd. oneDNN 2.6 has Winograd for f32 only, and it pays
- * where there are input channels to save multiplications on: never for the 3-channel first
- * convolution (direct: batch 8 7.9 ms against 18.5). In bf16 mode a Winograd layer is an f32
- * layer, so it must also beat bf16's doubled arithmetic rate: measured per layer at batch 8
- * (oneDNN alone, interleaved: build/bench_conv_layers), f32 Winograd against bf16 direct took
- * 16.6/28.8/13.7/30.4 ms against 18.9/37.2/17.7/35.3 for 128->256 and 256->256 at 56x56 and 256->512 and 512->512 at
- * 28x28, tied at 14x14 (8.4 against 8.5), and lost where channels are few and images large
- * (45.6/22.5/38.6 against 38.1/18.8/36.7 for conv1_2 to conv2_2). So bf16 + Winograd runs
- * layers with at least 128 input channels at 56x56 or less in f32 Winograd, the rest in bf16.
- * int8 has no Winograd. */
-static bool layer_runs_winograd(const vgg_model *m, int l) {
-    const vgg_config *c = &m->cfg;
-    if (m->opt.algo != VGG_ALGO_WINOGRAD || l >= c->n_conv || c->conv_in[l] <= 3) return false;
-    switch (m->opt.precision) {
-    case VGG_PRECISION_F32: return true;
-    case VGG_PRECISION_BF16: return c->conv_in[l] >= 128 && c->conv_hw[l] <= 56;
-    default: return false;
-    }
-}
-
 /* Data types of layer l: {src, weights, dst}. bf16: activations and weights in bf16 (f32
- * accumulation inside oneDNN); int8: u8 activations and s8 weights (s32 accumulation).
- * Biases, the caller's input, the logits and the probabilities stay f32. */
+ * accumulation inside oneDNN), except its Winograd layers, which are f32; int8: u8
+ * activations and s8 weights (s32 accumulation), Winograd or direct alike. Biases, the
+ * caller's input, the logits and the probabilities stay f32. */
 static void layer_types(const vgg_model *m, int l, dnnl_data_type_t t[3]) {
     const bool last = l == FC_LAYER(2);
-    if (layer_runs_winograd(m, l)) { /* false for fc layers: l >= n_conv */
-        t[0] = t[1] = t[2] = dnnl_f32;
-    } else if (layer_is_int8(m, l)) {
+    if (layer_is_int8(m, l)) {
         t[0] = dnnl_u8;
         t[1] = dnnl_s8;
         t[2] = last ? dnnl_f32 : dnnl_u8;
-    } else if (m->opt.precision == VGG_PRECISION_BF16) {
+    } else if (m->opt.precision == VGG_PRECISION_BF16 && !layer_runs_winograd(m, l)) {
         t[0] = t[1] = dnnl_bf16;
         t[2] = last ? dnnl_f32 : dnnl_bf16;
     } else {
