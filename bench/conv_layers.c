@@ -2,7 +2,7 @@
  * the engine can pick for it: f32 direct, f32 Winograd, bf16 direct, int8 direct and int8
  * Winograd (u8 source, s8 weights, u8 destination, per-channel output scales as the engine
  * sets them). This is the measurement behind the engine's per-layer choices in bf16 +
- * Winograd and int8 + Winograd modes (engine.c, layer_runs_winograd).
+ * Winograd and int8 + Winograd modes (engine_weights.c, layer_runs_winograd).
  *
  *   build/bench_conv_layers [--batch 8] [--repeats 8] [--kinds int8]
  *

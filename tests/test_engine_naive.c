@@ -488,7 +488,7 @@ static void check_int8(void) {
 /* int8 Winograd against the naive f32 pass and against int8 direct, on a half-width VGG16
  * (32..256 channels, so conv4_1 to conv5_3 have the 256 input channels int8 Winograd needs):
  * the plan runs oneDNN's int8 Winograd kernel on exactly those layers, and its logits stay
- * near f32's. Its source transform keeps 6 of the u8 source's 8 bits (engine.c,
+ * near f32's. Its source transform keeps 6 of the u8 source's 8 bits (engine_weights.c,
  * INT8_WINOGRAD_SRC_MAX) on six layers in a row, so its error here is about three times
  * direct's (measured: direct 0.077, Winograd 0.256; a wrong scale or a wrapped transform
  * gives errors of order 1). On full VGG16 over 209 inputs the ratio is 1.3 (docs/engine.md). */

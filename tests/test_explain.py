@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Grad-CAM explanations (`vggserve explain`, model/engine.c vgg_engine_explain) against torch
+"""Grad-CAM explanations (`vggserve explain`, model/engine_explain.c vgg_engine_explain) against torch
 autograd on torchvision's VGG16 with the same weights file (`gen-weights --seed 1`).
 
 The reference: A = features[:-1](x) (conv5_3 after its ReLU), g = d logit_c / d A by autograd
