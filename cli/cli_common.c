@@ -101,7 +101,7 @@ int cli_int8_float_layers_parse(cli_model_spec *spec, const char *list) {
 
 int cli_model_spec_parse(cli_model_spec *spec, const char *weights, const char *model,
                          const char *algo, const char *precision) {
-    int model_i, algo_i = spec->algo, precision_i = spec->precision;
+    int model_i, algo_i = VGG_ALGO_AUTO, precision_i = spec->precision;
     spec->weights = weights;
     if (cli_parse_choice("model", model ? model : "vgg16", vgg_model_names, &model_i) != 0 ||
         (algo && cli_parse_choice("algo", algo, vgg_algo_names, &algo_i) != 0) ||
@@ -109,7 +109,7 @@ int cli_model_spec_parse(cli_model_spec *spec, const char *weights, const char *
                                        &precision_i) != 0))
         return -1;
     spec->model = vgg_model_names[model_i];
-    spec->algo = (vgg_algo)algo_i;
+    spec->algo = vgg_algo_resolve((vgg_algo)algo_i, (vgg_precision)precision_i);
     spec->precision = (vgg_precision)precision_i;
     return 0;
 }

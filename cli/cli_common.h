@@ -110,7 +110,7 @@ typedef struct {
     {"seed", "N", "seed for generated weights when --weights is absent (default 1)", &(f).seed,   \
      NULL},                                                                                        \
     {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &(f).model, NULL},               \
-    {"algo", "ALGO", "direct|winograd convolutions (default direct)", &(f).algo, NULL},           \
+    {"algo", "ALGO", "direct|winograd|auto convolutions (default auto)", &(f).algo, NULL},        \
     {"precision", "P", "f32|bf16|int8 (default f32)", &(f).precision, NULL},                      \
     {"threads", "T", "oneDNN threads (default: all cores)", &(f).threads, NULL},                  \
     {"batch", "B", "images per forward pass (default 8)", &(f).batch, NULL},                      \

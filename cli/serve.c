@@ -159,13 +159,14 @@ static int load_model(service *svc) {
                        : (int)(cores / cfg->workers > 0 ? cores / cfg->workers : 1);
     const cli_model_spec spec = {.weights = cfg->weights[0] ? cfg->weights : NULL,
                                  .model = cfg->model, .seed = (uint64_t)cfg->seed,
-                                 .algo = cfg->algo, .precision = cfg->precision,
+                                 .algo = vgg_algo_resolve(cfg->algo, cfg->precision),
+                                 .precision = cfg->precision,
                                  .max_batch = (int)cfg->max_batch_size};
     svc->explanations = spec.precision != VGG_PRECISION_INT8;
     if (!cfg->weights[0])
         log_event(LOG_WARNING, "no weights given: using GENERATED weights (seed %lld); predictions "
                   "are meaningless. Pass --weights FILE.safetensors for real ones", cfg->seed);
-    metrics_set_model_info(svc->m, cfg->model, cfg->algo, cfg->precision,
+    metrics_set_model_info(svc->m, cfg->model, spec.algo, cfg->precision,
                            cfg->weights[0] ? "file" : "generated", (int)cfg->max_batch_size,
                            (int)cfg->workers, svc->threads);
     if (cli_build_model(&spec, &svc->w, &svc->model, true) != 0) return -1;
@@ -176,7 +177,7 @@ static int load_model(service *svc) {
                   "not know; using torchvision's", svc->w.preprocess);
     svc->preprocess = pre;
     log_event(LOG_INFO, "weights loaded in %.1f s: %s %s %s, %s preprocessing",
-              cli_now_s() - svc->t_start, cfg->model, vgg_algo_name(cfg->algo),
+              cli_now_s() - svc->t_start, cfg->model, vgg_algo_name(spec.algo),
               vgg_precision_name(cfg->precision), preprocess_mode_name(pre));
     return 0;
 }

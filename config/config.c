@@ -38,7 +38,7 @@ static const config_field fields[] = {
     INT_FIELD(port, 0, 65535, "8080", "TCP port (0 picks a free one, printed in the log)"),
     STR_FIELD(weights, NULL, "", "safetensors weights; empty generates them from seed"),
     STR_FIELD(model, vgg_model_names, "vgg16", "the VGG family member"),
-    CHOICE_FIELD(algo, vgg_algo_names, "direct", "convolution algorithm"),
+    CHOICE_FIELD(algo, vgg_algo_names, "auto", "convolution algorithm (auto: winograd in int8, else direct)"),
     CHOICE_FIELD(precision, vgg_precision_names, "f32", "compute precision"),
     CHOICE_FIELD(preprocess, preprocess_setting_names, "auto",
               "image preprocessing (auto: what the weights file says, else torchvision)"),
