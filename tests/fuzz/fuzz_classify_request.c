@@ -2,7 +2,7 @@
  *
  * Input: header lines "name: value\n" (content-type, content-length, top_k (the query
  * value), authorization, x-request-timeout-ms), an empty line, then the body. It runs what
- * server/http.c runs for such a request: the auth check, the Content-Length check, the
+ * server/http_screen.c and http_infer.c run for such a request: the auth check, the Content-Length check, the
  * timeout header, classify_request_parse() (top_k, multipart, decode, preprocess), and
  * builds the JSON the client would get. Invariants: never a 5xx (the request path has no
  * internal errors for any input), every error body serialises, every tensor is finite. */

@@ -1,7 +1,7 @@
 /* fuzz_kserve_v2.c - KServe v2 routes, infer requests and responses, without sockets.
  *
  * Input: header lines "name: value\n" (path, inference-header-content-length), an empty line,
- * then the body. It runs what server/http.c runs for such a request: kserve_v2_route_parse()
+ * then the body. It runs what server/http_v2.c runs for such a request: kserve_v2_route_parse()
  * on the path, kserve_v2_infer_parse() on the body, and on success builds the response from
  * made-up probabilities and logits. The network side is 8x8 here (the code takes the side
  * from the limits), so FP32 tensors small enough for the fuzzer to write are accepted too.
