@@ -58,6 +58,7 @@
 
 #include "classify_request.h"
 #include "errors.h"
+#include "labels.h"
 #include "vgg_config.h" /* VGG_MAX_BATCH */
 
 #ifndef VGGSERVE_VERSION
@@ -173,6 +174,7 @@ typedef struct {
     int n_classes;
     const float *gradcam; /* n_images maps of gradcam_hw x gradcam_hw; NULL unless want_gradcam */
     int gradcam_hw;
+    const vgg_labels *labels; /* n_classes names: the classification extension's labels */
 } kserve_v2_results;
 
 /* The infer response for in's outputs: {"model_name", "model_version", "id"?, "outputs":

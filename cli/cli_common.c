@@ -332,6 +332,7 @@ int cli_run_options(const cli_run_flags *f, int n_images, cli_run_settings *out)
     out->threads = (int)threads;
     out->batch = (int)batch;
     out->tensor = f->tensor;
+    out->labels = f->labels;
     return 0;
 }
 
@@ -356,11 +357,16 @@ int cli_run_open(cli_run *run, const cli_run_settings *rs, const char *const *im
         memset(&run->w, 0, sizeof run->w); /* cli_build_model frees what it held */
         return 1;
     }
+    char err[1024];
+    if (vgg_labels_for_model(rs->labels, spec->weights, vgg_model_config(run->m)->n_classes,
+                             &run->labels, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
     preprocess_mode mode;
     if (preprocess_resolve(rs->mode, run->w.preprocess, &mode) == 1)
         fprintf(stderr, "warning: the weights file asks for preprocessing '%s', which vggserve "
                 "does not know; using torchvision's\n", run->w.preprocess);
-    char err[1024];
     run->e = vgg_engine_create(run->m, rs->threads, err, sizeof err);
     if (!run->e) {
         fprintf(stderr, "error: %s\n", err);
@@ -376,5 +382,6 @@ void cli_run_close(cli_run *run) {
     vgg_engine_free(run->e);
     vgg_model_free(run->m);
     vgg_weights_free(&run->w);
+    vgg_labels_free(&run->labels);
     memset(run, 0, sizeof *run);
 }

@@ -109,6 +109,7 @@ typedef struct {
     vgg_weights w;
     bool have_weights;
     vgg_model *model;
+    vgg_labels labels; /* the model's class names, lent to the HTTP server */
     batcher *b;
 } service;
 
@@ -120,6 +121,7 @@ static void service_close(service *svc) {
     http_server_stop(svc->http);
     vgg_model_free(svc->model);
     if (svc->have_weights) vgg_weights_free(&svc->w);
+    vgg_labels_free(&svc->labels);
     metrics_free(svc->m);
 }
 
@@ -171,14 +173,22 @@ static int load_model(service *svc) {
                            (int)cfg->workers, svc->threads);
     if (cli_build_model(&spec, &svc->w, &svc->model, true) != 0) return -1;
     svc->have_weights = true;
+    char err[1024];
+    if (vgg_labels_for_model(cfg->labels[0] ? cfg->labels : NULL, spec.weights,
+                             vgg_model_config(svc->model)->n_classes, &svc->labels, err,
+                             sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
     preprocess_mode pre;
     if (preprocess_resolve(cfg->preprocess, svc->w.preprocess, &pre) == 1)
         log_event(LOG_WARNING, "the weights file asks for preprocessing '%s', which vggserve does "
                   "not know; using torchvision's", svc->w.preprocess);
     svc->preprocess = pre;
-    log_event(LOG_INFO, "weights loaded in %.1f s: %s %s %s, %s preprocessing",
+    log_event(LOG_INFO, "weights loaded in %.1f s: %s %s %s, %s preprocessing, %d labels (%s)",
               cli_now_s() - svc->t_start, cfg->model, vgg_algo_name(spec.algo),
-              vgg_precision_name(cfg->precision), preprocess_mode_name(pre));
+              vgg_precision_name(cfg->precision), preprocess_mode_name(pre), svc->labels.n,
+              vgg_labels_format_name(svc->labels.format));
     return 0;
 }
 
@@ -215,6 +225,7 @@ static int warm_up(service *svc) {
     svc->have_weights = false;
     const vgg_config *mc = vgg_model_config(svc->model);
     served_model served = {.name = cfg->model, .n_classes = mc->n_classes,
+                           .labels = &svc->labels,
                            .image_hw = mc->input_hw,
                            .image_floats = mc->in_channels * mc->input_hw * mc->input_hw,
                            .preprocess = svc->preprocess};

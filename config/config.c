@@ -37,6 +37,8 @@ static const config_field fields[] = {
     STR_FIELD(host, NULL, "127.0.0.1", "address to listen on (0.0.0.0 for all)"),
     INT_FIELD(port, 0, 65535, "8080", "TCP port (0 picks a free one, printed in the log)"),
     STR_FIELD(weights, NULL, "", "safetensors weights; empty generates them from seed"),
+    STR_FIELD(labels, NULL, "",
+              "label file overriding the weights' own labels (text, or JSON list or object)"),
     STR_FIELD(model, vgg_model_names, "vgg16", "the VGG family member"),
     CHOICE_FIELD(algo, vgg_algo_names, "auto", "convolution algorithm (auto: winograd in int8, else direct)"),
     CHOICE_FIELD(precision, vgg_precision_names, "f32", "compute precision"),

@@ -401,7 +401,9 @@ static void test_tensors(void) {
 /* msg: 200 bytes. */
 static int respond(const kserve_v2_infer *in, const float *probs, const float *logits,
                    kserve_v2_body *b, char *msg) {
-    const kserve_v2_results res = {probs, logits, N_CLASSES, NULL, 0};
+    vgg_labels imagenet;
+    vgg_labels_imagenet(&imagenet);
+    const kserve_v2_results res = {probs, logits, N_CLASSES, NULL, 0, &imagenet};
     return kserve_v2_infer_response(in, "vgg16", &res, b, msg, 200);
 }
 
@@ -633,7 +635,7 @@ static void test_gradcam(void) {
     for (int i = 0; i < N * A; i++) maps[i] = (float)i / (N * A);
     kserve_v2_infer req = {.n_images = N, .n_outputs = 1, .want_gradcam = true};
     req.outputs[0] = (kserve_v2_output){KSERVE_V2_OUT_GRADCAM, false, 0};
-    const kserve_v2_results res = {probs, NULL, N_CLASSES, maps, 7};
+    const kserve_v2_results res = {probs, NULL, N_CLASSES, maps, 7, NULL};
     kserve_v2_body b;
     EXPECT(kserve_v2_infer_response(&req, "vgg16", &res, &b, msg, 200) == 0);
     json_t *root = json_loadb(b.data, b.len, 0, NULL);

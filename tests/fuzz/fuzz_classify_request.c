@@ -67,8 +67,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static float probs[4 * N_CLASSES];
         for (int i = 0; i < in.n_images * N_CLASSES; i++) probs[i] = 1.0f / N_CLASSES;
         api_timings t = {in.decode_ms, 0, 0, in.decode_ms};
-        json_t *resp = api_classify_json("vgg16", "fuzz-1", probs, in.n_images, N_CLASSES,
-                                         in.top_k, &t, 1);
+        vgg_labels imagenet;
+        vgg_labels_imagenet(&imagenet);
+        json_t *resp = api_classify_json("vgg16", &imagenet, "fuzz-1", probs, in.n_images,
+                                         N_CLASSES, in.top_k, &t, 1);
         FUZZ_CHECK(resp != NULL);
         char *text = json_dumps(resp, JSON_COMPACT);
         FUZZ_CHECK(text != NULL);

@@ -98,8 +98,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             logits[i] = (float)(i % 97) - 48.5f;
         }
         for (int i = 0; i < in.n_images * MAP_HW * MAP_HW; i++) maps[i] = (float)(i % 13) / 12;
+        vgg_labels imagenet;
+        vgg_labels_imagenet(&imagenet);
         const kserve_v2_results res = {probs, in.want_logits ? logits : NULL, N_CLASSES,
-                                       in.want_gradcam ? maps : NULL, MAP_HW};
+                                       in.want_gradcam ? maps : NULL, MAP_HW, &imagenet};
         kserve_v2_body b;
         FUZZ_CHECK(kserve_v2_infer_response(&in, "vgg16", &res, &b, msg, sizeof msg) == 0);
         check_response(&in, &b);
