@@ -17,7 +17,9 @@ block1_conv1 .. block5_convN, fc1, fc2, predictions become torchvision names:
 
 The network then expects Keras's "caffe" preprocessing: 224x224 resize, BGR, 0..255 minus
 the ImageNet mean (`vggserve classify --mode caffe`); the file's metadata says so
-("preprocess": "caffe"). Needs Debian's python3-h5py and python3-numpy.
+("preprocess": "caffe"). `--labels FILE` embeds the class names (scripts/label_file.py reads
+the four formats vggserve reads) as the metadata "labels". Needs Debian's python3-h5py and
+python3-numpy.
 """
 import argparse
 import os
@@ -26,6 +28,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from label_file import read_labels  # noqa: E402
 from safetensors_write import VGG_CFGS, check_layout, vgg_layout, write_vgg  # noqa: E402
 
 FC_LAYERS = (("fc1", 0), ("fc2", 3), ("predictions", 6))
@@ -108,7 +111,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("h5", help="Keras weights (e.g. vgg16_weights_tf_dim_ordering_tf_kernels.h5)")
     ap.add_argument("out", help="output .safetensors")
+    ap.add_argument("--labels", metavar="FILE",
+                    help="class names to embed: one per line, index_to_name.json, "
+                         "class_indices.json or a JSON list")
     args = ap.parse_args(argv)
+    try:
+        labels = read_labels(args.labels) if args.labels else None
+    except (OSError, ValueError) as e:
+        sys.exit(f"convert_keras: labels {args.labels}: {e}")
 
     layers = read_keras_layers(args.h5)
     try:
@@ -116,7 +126,11 @@ def main(argv=None):
         check_layout(tensors, model)
     except ValueError as e:
         sys.exit(f"convert_keras: {args.h5}: {e}")
-    write_vgg(args.out, tensors, model, "caffe", args.h5, "scripts/convert_keras.py")
+    try:
+        write_vgg(args.out, tensors, model, "caffe", args.h5, "scripts/convert_keras.py",
+                  labels)
+    except ValueError as e:
+        sys.exit(f"convert_keras: {args.out}: {e}")
 
 
 if __name__ == "__main__":
