@@ -185,9 +185,13 @@ class ConvertersTest(unittest.TestCase):
         h5 = self.path("vgg16_weights_tf_dim_ordering_tf_kernels.h5")
         write_keras_h5(h5, keras_layout(self.sd))
         out = self.path("keras.safetensors")
-        convert("convert_keras.py", h5, out)
+        indices = self.path("class_indices.json")  # Keras's own labels file, embedded
+        with open(indices, "w") as f:
+            json.dump({f"k{i}": i for i in range(1000)}, f)
+        convert("convert_keras.py", h5, out, "--labels", indices)
         _, meta, _ = read_safetensors(out)
         self.assertEqual((meta["model"], meta["preprocess"]), ("vgg16", "caffe"))
+        self.assertEqual(json.loads(meta["labels"]), [f"k{i}" for i in range(1000)])
         # Caffe preprocessing (what Keras weights expect), made by vggserve itself.
         xc = self.path("chelsea_caffe.npy")
         subprocess.run([BIN, "preprocess", "--mode", "caffe",
