@@ -149,6 +149,10 @@ typedef struct {
     kserve_v2_view view;       /* the view the path named: which inputs and outputs exist */
     int n_classes;             /* the model's classes: the range of gradcam's class_id */
     int gradcam_hw;            /* the gradcam map's side; 0: no explanations (int8) */
+    /* Called, before jansson builds the JSON header, with what building it will cost
+     * (api/json_scan.h); false refuses the request (API_MEMORY_BUDGET). NULL: not charged. */
+    bool (*reserve)(void *reserve_ctx, long long bytes);
+    void *reserve_ctx;
 } kserve_v2_http_request;
 
 /* Judges an infer request to req->view; the limits are POST /classify's (max_images bounds N for both

@@ -9,6 +9,7 @@
 
 #include "base64.h"
 #include "clock.h"
+#include "json_scan.h"
 #include "kserve_v2.h"
 #include "kserve_v2_views.h"
 #include "preprocess.h"
@@ -264,6 +265,36 @@ static api_status read_outputs(parse_ctx *c, json_t *root, kserve_v2_infer *out)
     return API_OK;
 }
 
+/* What jansson may build for the JSON header: as many numbers as max_images tensors hold
+ * (FP32 "data"), the arrays that nest them by the shape, a little more for the rest; then its
+ * memory, charged before it is built (issue 25: 20 MiB of {} cost 1.5 GiB). */
+static api_status check_json_cost(parse_ctx *c, const kserve_v2_http_request *req,
+                                  size_t json_len) {
+    const size_t n = (size_t)c->lim->max_images, hw = (size_t)c->fmt->image_hw;
+    const json_scan_limits lim = {.max_values = n * 3 * hw * hw + 4096,
+                                  .max_containers = n * (3 * hw + 4) + 1024,
+                                  .max_depth = 32};
+    json_scan_counts counts;
+    switch (json_scan((const char *)req->body, json_len, &lim, &counts)) {
+    case JSON_SCAN_TOO_MANY_VALUES:
+        return fail(c, API_BODY_TOO_LARGE, "the JSON request holds more than %zu values (%d "
+                    "images of 3x%dx%d floats at most)", lim.max_values, c->lim->max_images,
+                    c->fmt->image_hw, c->fmt->image_hw);
+    case JSON_SCAN_TOO_MANY_CONTAINERS:
+        return fail(c, API_BODY_TOO_LARGE, "the JSON request holds more than %zu objects and "
+                    "arrays", lim.max_containers);
+    case JSON_SCAN_TOO_DEEP:
+        return fail(c, API_BAD_REQUEST, "the JSON request nests deeper than %d levels",
+                    lim.max_depth);
+    case JSON_SCAN_OK: break;
+    }
+    long long cost = json_scan_cost_bytes(&counts);
+    if (req->reserve && !req->reserve(req->reserve_ctx, cost))
+        return fail(c, API_MEMORY_BUDGET, "parsing this request needs about %lld bytes and "
+                    "uploads in progress hold max_buffered_bytes; retry later", cost);
+    return API_OK;
+}
+
 /* The header length, the JSON header and the binary tail; the one input and its shape. */
 static api_status parse_root(parse_ctx *c, const kserve_v2_http_request *req, json_t **root_out,
                              const unsigned char **bin, size_t *bin_len) {
@@ -283,6 +314,8 @@ static api_status parse_root(parse_ctx *c, const kserve_v2_http_request *req, js
     *bin_len = req->body_len - json_len;
     if (json_len == 0)
         return fail(c, API_BAD_REQUEST, "empty request: POST a JSON inference request");
+    api_status st = check_json_cost(c, req, json_len);
+    if (st != API_OK) return st;
     /* Without the header the body is JSON alone; parsing only the first value tells a client
      * that sent binary data without the header what it missed. */
     json_error_t jerr;

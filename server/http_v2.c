@@ -89,6 +89,10 @@ enum MHD_Result http_v2_answer(request *r) {
     }
 }
 
+/* The JSON header's cost, charged to max_buffered_bytes with the body's (released at the
+ * request's completion). */
+static bool reserve_for_json(void *ctx, long long bytes) { return http_reserve(ctx, bytes); }
+
 /* POST /v2/models/M/infer: the body to a job, submitted. */
 enum MHD_Result http_v2_infer_body_done(request *r) {
     char msg[800];
@@ -99,6 +103,8 @@ enum MHD_Result http_v2_infer_body_done(request *r) {
         .header_length = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                      "Inference-Header-Content-Length"),
         .body_over_limit = r->body_fate == BODY_TOO_LARGE,
+        .reserve = reserve_for_json,
+        .reserve_ctx = r,
     };
     in.body = http_body_bytes(r, &in.body_len);
     api_status st = kserve_v2_job_parse(&in, &r->srv->limits, &r->srv->input, r->job, msg,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_scan.h"
 #include "kserve_v2.h"
 #include "labels.h"
 #include "preprocess.h"
@@ -70,7 +71,7 @@ static api_status parse(const char *json, const char *header_length, const unsig
     memcpy(body, json, jl);
     if (bin_len) memcpy(body + jl, bin, bin_len);
     kserve_v2_http_request req = {header_length, body, jl + bin_len, false, parse_view,
-                                  N_CLASSES, parse_gradcam_hw};
+                                  N_CLASSES, parse_gradcam_hw, NULL, NULL};
     api_status st = kserve_v2_infer_parse(&req, &lim, &fmt, out, msg, msglen);
     free(body);
     return st;
@@ -241,7 +242,7 @@ static void test_bad_requests(void) {
         EXPECT(in.inputs == NULL);
     }
     /* Over the body limit: 413 before anything is parsed. */
-    kserve_v2_http_request big = {NULL, NULL, 0, true, KSERVE_V2_VIEW_FULL, N_CLASSES, 0};
+    kserve_v2_http_request big = {NULL, NULL, 0, true, KSERVE_V2_VIEW_FULL, N_CLASSES, 0, NULL, NULL};
     kserve_v2_infer in;
     char msg[200];
     EXPECT(kserve_v2_infer_parse(&big, &lim, &fmt, &in, msg, sizeof msg) == API_BODY_TOO_LARGE);
@@ -732,6 +733,69 @@ static void test_labels(void) {
     vgg_labels_free(&l);
 }
 
+/* ---------------------------------------------------------------- bombs (issue 25) */
+
+/* JSON that would cost jansson far more than its bytes is refused before it is built, and
+ * what the rest costs is charged through req.reserve before it is built. */
+static long long reserved_bytes;
+static bool reserve_upto(void *ctx, long long n) {
+    if (reserved_bytes + n > *(long long *)ctx) return false;
+    reserved_bytes += n;
+    return true;
+}
+
+static char *repeat_json(const char *head, const char *item, int n, const char *tail) {
+    size_t hl = strlen(head), il = strlen(item), tl = strlen(tail);
+    char *s = xmalloc(hl + (il + 1) * (size_t)n + tl + 1), *p = s;
+    memcpy(p, head, hl), p += hl;
+    for (int i = 0; i < n; i++) {
+        if (i) *p++ = ',';
+        memcpy(p, item, il), p += il;
+    }
+    memcpy(p, tail, tl + 1);
+    return s;
+}
+
+static void test_json_bombs(void) {
+    kserve_v2_infer in;
+    char msg[300];
+    /* 200,000 empty objects: 600 KB that jansson would make about 50 MB of. */
+    char *objects = repeat_json("{\"inputs\":[", "{}", 200000, "]}");
+    EXPECT(parse(objects, NULL, NULL, 0, &in, msg, sizeof msg) == API_BODY_TOO_LARGE);
+    EXPECT(strstr(msg, "objects and arrays") != NULL);
+    free(objects);
+    /* More numbers than max_images tensors hold (4 x 3 x 8 x 8 here). */
+    char *numbers = repeat_json("{\"inputs\":[", "0", 4 * 3 * HW * HW + 5000, "]}");
+    EXPECT(parse(numbers, NULL, NULL, 0, &in, msg, sizeof msg) == API_BODY_TOO_LARGE);
+    EXPECT(strstr(msg, "values") != NULL);
+    free(numbers);
+    /* Brackets inside strings are not containers; nesting past 32 is refused. */
+    char deep[200];
+    snprintf(deep, sizeof deep, "{\"id\":\"[[[[{{{{\",\"inputs\":%.40s%.40s}",
+             "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    EXPECT(parse(deep, NULL, NULL, 0, &in, msg, sizeof msg) == API_BAD_REQUEST);
+    EXPECT(strstr(msg, "nests deeper than 32") != NULL);
+    json_scan_counts c;
+    const json_scan_limits roomy = {1000, 1000, 8};
+    const char *mixed = "{\"a\":\"]\\\"[\",\"b\":[1,-2.5e3,true,null]}";
+    EXPECT(json_scan(mixed, strlen(mixed), &roomy, &c) == JSON_SCAN_OK);
+    EXPECT(c.values == 7); /* two keys, a string, four scalars */
+    EXPECT(c.containers == 2);
+    EXPECT(c.depth == 2);
+    /* The cost is charged before the document is built: a budget too small refuses it. */
+    const char *ok = "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\","
+                     "\"shape\":[1,3,8,8],\"data\":[0]}]}";
+    long long budget = 100;
+    reserved_bytes = 0;
+    kserve_v2_http_request req = {NULL, (const unsigned char *)ok, strlen(ok), false,
+                                  KSERVE_V2_VIEW_FULL, N_CLASSES, 0, reserve_upto, &budget};
+    EXPECT(kserve_v2_infer_parse(&req, &lim, &fmt, &in, msg, sizeof msg) == API_MEMORY_BUDGET);
+    EXPECT(strstr(msg, "max_buffered_bytes") != NULL);
+    budget = 1 << 20;
+    EXPECT(kserve_v2_infer_parse(&req, &lim, &fmt, &in, msg, sizeof msg) == API_BAD_REQUEST);
+    EXPECT(reserved_bytes > 10 * 48 && reserved_bytes < 4096); /* charged, then judged */
+}
+
 int main(int argc, char **argv) {
     const char *tests_dir = argc > 1 ? argv[1] : "tests";
     test_routes();
@@ -743,5 +807,6 @@ int main(int argc, char **argv) {
     test_views();
     test_gradcam();
     test_labels();
+    test_json_bombs();
     return test_summary();
 }
