@@ -30,4 +30,18 @@
  * 422 undecodable_image) otherwise. */
 int image_check(const uint8_t *bytes, size_t len, char *err, size_t errlen);
 
+/* What a PNG's header (IHDR) says decoding it needs: the bound on the inflated data and on the
+ * decoder's memory (issue 25: an IDAT stream may inflate far past what the header needs). */
+typedef struct {
+    int64_t width, height;
+    int channels;        /* samples per stored pixel: 1 (gray, palette), 2, 3 or 4 */
+    int bits;            /* per sample: 1, 2, 4, 8 or 16 */
+    int64_t raw_bytes;   /* the inflated IDAT data: a filter byte per row, every Adam7 pass */
+    int64_t pixel_bytes; /* the decoded image at its depth: 4 channels for a palette, 2 bytes
+                          * a sample at 16 bits, 1 below */
+} image_png_need;
+
+/* 0 with *out from a PNG's IHDR (a valid color type and depth), -1 otherwise. */
+int image_png_need_of(const uint8_t *bytes, size_t len, image_png_need *out);
+
 #endif

@@ -11,6 +11,7 @@
 
 #include "exif.h"
 #include "image_check.h"
+#include "stb_budget.h"
 
 void preprocess_image_free(preprocess_image *img) {
     free(img->rgb); /* every decoder allocates with malloc (stb_image's STBI_MALLOC default) */
@@ -206,8 +207,33 @@ static preprocess_status decode_png(const uint8_t *b, size_t len, const image_de
     }
     preprocess_status st = check_size(w, h, o, "png", err, errlen);
     if (st != PREPROCESS_OK) return st;
+    image_png_need need;
+    if (image_png_need_of(b, len, &need) != 0) {
+        snprintf(err, errlen, "cannot decode png: the header (IHDR) names no valid color type "
+                 "and bit depth");
+        return PREPROCESS_UNDECODABLE;
+    }
+    if (o->max_pixels > 0 && need.pixel_bytes > o->max_pixels * 4) {
+        snprintf(err, errlen, "png of %lldx%lld at %d bits x %d channels needs %lld bytes to "
+                 "decode, over the limit of %lld (max_pixels x 4)", (long long)need.width,
+                 (long long)need.height, need.bits, need.channels, (long long)need.pixel_bytes,
+                 (long long)o->max_pixels * 4);
+        return PREPROCESS_TOO_LARGE;
+    }
+    /* What stb may hold: the compressed data (grown by doubling), the inflated rows (one
+     * doubling past what the header needs: further, the stream is a bomb), the image at its
+     * depth, its conversions, and 1 MiB of slack. */
+    stb_budget_begin(2 * len + 2 * (size_t)need.raw_bytes + 2 * (size_t)need.pixel_bytes +
+                     3 * (size_t)w * (size_t)h + (1u << 20));
     img->rgb = stbi_load_from_memory(b, (int)len, &img->width, &img->height,
                                      &img->source_channels, 3);
+    bool over_budget = stb_budget_end();
+    if (!img->rgb && over_budget) {
+        snprintf(err, errlen, "cannot decode png: its data inflates past the %lld bytes its "
+                 "header (%lldx%lld, %d bits x %d channels) needs", (long long)need.raw_bytes,
+                 (long long)need.width, (long long)need.height, need.bits, need.channels);
+        return PREPROCESS_UNDECODABLE;
+    }
     if (!img->rgb) {
         const char *why = stbi_failure_reason();
         snprintf(err, errlen, "cannot decode png: %s", why && *why ? why : "corrupt or truncated data");

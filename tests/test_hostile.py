@@ -18,11 +18,14 @@ set-up), so per-address limits are exercised while the honest client stays on 12
 Usage: test_hostile.py BUILD/vggserve (Debian python3-numpy)."""
 import os
 import re
+import gzip
 import signal
 import socket
+import struct
 import threading
 import time
 import unittest
+import zlib
 
 import service_util as su
 
@@ -72,6 +75,72 @@ def open_fds(pid):
 def rss(pid):
     with open("/proc/%d/status" % pid) as f:
         return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1)) * 1024
+
+
+# ---- bombs (issue 25), generated here: nothing of their size is committed
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def zlib_zeros(total, block=1 << 20):
+    """A valid zlib stream of `total` zero bytes: one full-flushed block, repeated."""
+    co = zlib.compressobj(9)
+    first = co.compress(bytes(block)) + co.flush(zlib.Z_FULL_FLUSH)
+    k, rest = divmod(total, block)
+    adler, zb = 1, bytes(block)
+    for _ in range(k):
+        adler = zlib.adler32(zb, adler)
+    tail = b""
+    if rest:
+        raw = zlib.compressobj(9, zlib.DEFLATED, -15)
+        tail = raw.compress(bytes(rest)) + raw.flush(zlib.Z_FULL_FLUSH)
+        adler = zlib.adler32(bytes(rest), adler)
+    return first[:2] + first[2:] * k + tail + b"\x03\x00" + struct.pack(">I", adler)
+
+
+def png(width, height, bits, color_type, idat):
+    ihdr = struct.pack(">IIBBBBB", width, height, bits, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat)
+            + png_chunk(b"IEND", b""))
+
+
+def idat_bomb(inflated):
+    """1x1 RGBA: its header needs 5 bytes of IDAT data; this one inflates to `inflated`."""
+    return png(1, 1, 8, 6, zlib_zeros(inflated))
+
+
+def wide16(side=6320):
+    """side x side 16-bit RGBA of zero rows (310 KB at 6320: within 40 Mpixel)."""
+    co = zlib.compressobj(9)
+    row = bytes(1 + side * 8)
+    return png(side, side, 16, 6, b"".join(co.compress(row) for _ in range(side)) + co.flush())
+
+
+def json_bomb(size, item=b"{}"):
+    n = (size - 12) // (len(item) + 1)
+    return b'{"inputs":[' + b",".join([item] * n) + b"]}"
+
+
+class PeakRss:
+    """The process's RSS, sampled every 20 ms while the block runs."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.stop = pid, 0, threading.Event()
+
+    def __enter__(self):
+        self.base = self.peak = rss(self.pid)
+        def watch():
+            while not self.stop.wait(0.02):
+                self.peak = max(self.peak, rss(self.pid))
+        self.thread = threading.Thread(target=watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, rss(self.pid))
 
 
 class HostileServer(su.Server):
@@ -207,6 +276,49 @@ class Hostile(su.ServerTestCase):
                 s.close()
         self.assertTrue(su.wait_for(admitted, timeout=10))
         self.assertEqual(self.server.classify(self.photo, timeout=60).status, 200)
+
+    # ---- bombs: bounded parsing and decoding (issue 25)
+
+    def test_json_bombs_are_refused_before_they_are_built(self):
+        pid = self.server.proc.pid
+        bodies = [(json_bomb(20 << 20), {}),
+                  (gzip.compress(json_bomb(20 << 20), 9), {"Content-Encoding": "gzip"}),
+                  (gzip.compress(json_bomb(20 << 20, b"0"), 9), {"Content-Encoding": "gzip"})]
+        self.assertLess(len(bodies[1][0]), 64 * 1024)  # 20 MiB on the wire as 20 KB
+        answers = []
+        def post(body, headers):
+            headers = dict(headers, **{"Content-Type": "application/json"})
+            return su.http_request(self.port, "POST", "/v2/models/vgg11/infer", body=body,
+                                   headers=headers, timeout=60)
+        with PeakRss(pid) as m:
+            answers = su.run_parallel([lambda b=b, h=h: post(b, h) for b, h in bodies])
+        for r in answers:
+            self.assertEqual(r.status, 413, r)
+        self.assertIn("objects and arrays", answers[0].json()["error"])
+        self.assertIn("values", answers[2].json()["error"])
+        grew = (m.peak - m.base) / 2**20
+        time.sleep(1)
+        after = (rss(pid) - m.base) / 2**20
+        print("\njson bombs: peak +%.0f MiB, +%.0f MiB a second later" % (grew, after))
+        self.assertLess(grew, 300)  # was +1.5 GiB for each
+        self.assertLess(after, 100)
+
+    def test_png_bombs_answer_422_at_once(self):
+        pid = self.server.proc.pid
+        bomb = idat_bomb(int(1.9 * 2**30))
+        with PeakRss(pid) as m:
+            (r, took) = self.timed(lambda: self.server.classify(bomb, content_type="image/png",
+                                                                 timeout=60))
+        print("\nIDAT bomb of %d bytes (1.9 GiB inflated): %d in %.2f s, peak +%.0f MiB"
+              % (len(bomb), r.status, took, (m.peak - m.base) / 2**20))
+        self.assertEqual(r.status, 422, r)
+        self.assertEqual(r.json()["error"]["type"], "undecodable_image")
+        self.assertIn("inflates past the 5 bytes its header", r.json()["error"]["message"])
+        self.assertLess(m.peak - m.base, 256 * 2**20)  # was +1.9 GiB, 7.8 s, then a 500
+        r = self.server.classify(wide16(), content_type="image/png", timeout=60)
+        self.assertEqual(r.status, 422, r)
+        self.assertEqual(r.json()["error"]["type"], "image_too_large")
+        self.assertIn("max_pixels x 4", r.json()["error"]["message"])
 
     # ---- request framing and paths
 

@@ -240,6 +240,17 @@ def main():
     put("headers", "traceparent_v1", b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-x\n")
     put("headers", "bomb", b"gzip\n" + gzip.compress(b"\0" * (1 << 20), 9, mtime=0))
 
+    # Issue 25's bombs, small: JSON that costs jansson far more than its bytes, and a 1x1 PNG
+    # whose IDAT inflates to 4 MiB (its header needs 5 bytes).
+    put("kserve_v2", "bomb_objects", b"\n" + b'{"inputs":[' + b",".join([b"{}"] * 3000) + b"]}")
+    put("kserve_v2", "bomb_numbers", b"\n" + b'{"inputs":[' + b",".join([b"0"] * 30000) + b"]}")
+    put("kserve_v2", "bomb_deep", b"\n" + b'{"inputs":' + b"[" * 40 + b"]" * 40 + b"}")
+    ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)
+    bomb = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) +
+            png_chunk(b"IDAT", zlib.compress(bytes(4 << 20), 9)) + png_chunk(b"IEND", b""))
+    put("decode", "f0_idat_bomb.png", b"\0" + bomb)
+    put("preprocess", "idat_bomb.png", bomb)
+
 
 if __name__ == "__main__":
     main()
