@@ -121,6 +121,15 @@ api_status classify_request_parse(const classify_http_request *req, const classi
     double t0 = clock_monotonic_ns() / 1e6;
     for (int i = 0; i < n; i++) {
         char why[384];
+        if (req->deadline_ns && clock_monotonic_ns() > req->deadline_ns) {
+            snprintf(msg, msglen, "the request's deadline passed after %d of its %d images were "
+                     "decoded", i, n);
+            free(parts);
+            free(inputs);
+            free(sizes);
+            out->n_images = n;
+            return API_DEADLINE_EXCEEDED;
+        }
         preprocess_status ps =
             preprocess_bytes_sized(parts[i].data, parts[i].len, &fmt->decode, fmt->preprocess,
                                    fmt->image_hw, inputs + (size_t)i * image_floats, sizes[i],

@@ -51,6 +51,7 @@ typedef struct {
     const unsigned char *body; /* borrowed; may be NULL when body_len is 0 */
     size_t body_len;           /* bytes stored in body */
     bool body_over_limit;      /* more than max_body_bytes arrived (counted, not stored) */
+    int64_t deadline_ns;       /* clock_monotonic_ns() past which decoding stops (504); 0: none */
 } classify_http_request;
 
 

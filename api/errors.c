@@ -31,6 +31,7 @@ static const struct {
     [API_HEADERS_TOO_LARGE] = {431, "headers_too_large", 0},
     [API_URI_TOO_LONG] = {414, "uri_too_long", 0},
     [API_SHUTDOWN] = {503, "shutdown", 0},
+    [API_DECODE_BUSY] = {503, "decode_busy", 1},
 };
 
 int api_status_http(api_status s) { return s < API_STATUS_COUNT ? table[s].http : 500; }
@@ -46,6 +47,7 @@ api_status api_status_from_preprocess(preprocess_status st) {
     case PREPROCESS_TOO_LARGE: return API_TOO_MANY_PIXELS;
     case PREPROCESS_UNDECODABLE: return API_UNDECODABLE;
     case PREPROCESS_NO_MEMORY: return API_INTERNAL;
+    case PREPROCESS_BUSY: return API_DECODE_BUSY;
     }
     return API_INTERNAL;
 }

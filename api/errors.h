@@ -36,6 +36,7 @@ typedef enum {
     API_HEADERS_TOO_LARGE,  /* libmicrohttpd's 431: over max_header_bytes */
     API_URI_TOO_LONG,       /* libmicrohttpd's 414 */
     API_SHUTDOWN,           /* the connection was cut by the shutdown */
+    API_DECODE_BUSY,        /* every slot for large images is decoding one: send Retry-After */
     API_STATUS_COUNT
 } api_status;
 

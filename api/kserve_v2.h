@@ -153,6 +153,7 @@ typedef struct {
      * (api/json_scan.h); false refuses the request (API_MEMORY_BUDGET). NULL: not charged. */
     bool (*reserve)(void *reserve_ctx, long long bytes);
     void *reserve_ctx;
+    int64_t deadline_ns; /* clock_monotonic_ns() past which decoding stops (504); 0: none */
 } kserve_v2_http_request;
 
 /* Judges an infer request to req->view; the limits are POST /classify's (max_images bounds N for both

@@ -76,6 +76,9 @@ static long long read_fp32_json(json_t *a, const long long *dims, int ndim, int 
 static api_status decode_image(parse_ctx *c, int i, int n, const unsigned char *bytes,
                                size_t len, float *out) {
     char why[384];
+    if (c->req->deadline_ns && clock_monotonic_ns() > c->req->deadline_ns)
+        return fail(c, API_DEADLINE_EXCEEDED, "the request's deadline passed after %d of its %d "
+                    "images were decoded", i, n);
     preprocess_status ps = preprocess_bytes(bytes, len, &c->fmt->decode, c->fmt->preprocess,
                                             c->fmt->image_hw, out, why, sizeof why);
     if (ps == PREPROCESS_OK) return API_OK;

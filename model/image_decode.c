@@ -1,6 +1,7 @@
 /* image_decode.c - JPEG (TurboJPEG), PNG (stb_image) and WebP (libwebp) to RGB, guarded. */
 #include "image_decode.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,31 @@ image_decode_options image_decode_options_of(int64_t max_pixels, image_decode_sc
                                   .ignore_exif = exif == IMAGE_EXIF_IGNORE};
 }
 
-/* The pixel limit, on the header's size, before anything is decoded. */
+/* ---------------------------------------------------------------- heavy-decode slots */
+
+static atomic_int heavy_free = -1; /* free slots; -1: no gate */
+static _Thread_local bool holding_heavy;
+
+void image_decode_set_heavy_slots(int n) { atomic_store(&heavy_free, n < 0 ? -1 : n); }
+
+/* A slot for this thread's decode: true when it holds one (or there is no gate). */
+static bool take_heavy_slot(void) {
+    if (holding_heavy) return true;
+    int n = atomic_load(&heavy_free);
+    if (n < 0) return true;
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&heavy_free, &n, n - 1)) return holding_heavy = true;
+    return false;
+}
+
+static void give_heavy_slot(void) {
+    if (!holding_heavy) return;
+    holding_heavy = false;
+    atomic_fetch_add(&heavy_free, 1);
+}
+
+/* The pixel limit, on the header's size, before anything is decoded; then a heavy image's
+ * slot. */
 static preprocess_status check_size(int64_t w, int64_t h, const image_decode_options *o,
                                     const char *fmt, char *err, size_t errlen) {
     if (w <= 0 || h <= 0) {
@@ -62,6 +87,11 @@ static preprocess_status check_size(int64_t w, int64_t h, const image_decode_opt
                  (long long)w, (long long)h, (unsigned long long)w * (unsigned long long)h,
                  (long long)o->max_pixels);
         return PREPROCESS_TOO_LARGE;
+    }
+    if (w >= IMAGE_DECODE_HEAVY_PIXELS / h && !take_heavy_slot()) {
+        snprintf(err, errlen, "%s image of %lldx%lld pixels: every slot for large images is "
+                 "decoding one; retry later", fmt, (long long)w, (long long)h);
+        return PREPROCESS_BUSY;
     }
     return PREPROCESS_OK;
 }
@@ -193,8 +223,9 @@ static preprocess_status decode_png(const uint8_t *b, size_t len, const image_de
     if (len >= 24 && memcmp(b + 12, "IHDR", 4) == 0) {
         int64_t w = (int64_t)b[16] << 24 | b[17] << 16 | b[18] << 8 | b[19];
         int64_t h = (int64_t)b[20] << 24 | b[21] << 16 | b[22] << 8 | b[23];
-        if (w > 0 && h > 0 && check_size(w, h, o, "png", err, errlen) != PREPROCESS_OK)
-            return PREPROCESS_TOO_LARGE;
+        preprocess_status st = w > 0 && h > 0 ? check_size(w, h, o, "png", err, errlen)
+                                              : PREPROCESS_OK;
+        if (st != PREPROCESS_OK) return st;
     }
     if (len > (size_t)INT32_MAX) {
         snprintf(err, errlen, "image of %zu bytes is too large", len);
@@ -329,6 +360,7 @@ preprocess_status image_decode(const uint8_t *bytes, size_t len, const image_dec
         snprintf(err, errlen, "not a JPEG, PNG or WebP image (checked the bytes, not the header)");
         return PREPROCESS_UNSUPPORTED;
     }
+    give_heavy_slot();
     if (st != PREPROCESS_OK) {
         preprocess_image_free(img);
         return st;

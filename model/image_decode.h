@@ -36,8 +36,20 @@
  * includes no project header, so api/errors.h can name preprocess_status without pulling in
  * the preprocessing API.
  *
- * Reentrant; the decoders keep no state between calls. img->rgb is owned by the caller:
- * preprocess_image_free(). */
+ * Reentrant; the decoders keep no state between calls, but for the heavy-decode slots below.
+ * img->rgb is owned by the caller: preprocess_image_free().
+ *
+ * DESIGN (heavy decodes; issue 25). Images are decoded on the thread that parsed the request,
+ * which for the server is a libmicrohttpd thread: a few large images on every HTTP thread
+ * would leave none to answer /healthz. An image whose header says it has at least
+ * IMAGE_DECODE_HEAVY_PIXELS pixels is heavy: it must take one of image_decode_set_heavy_slots()
+ * slots for the length of its decode (an atomic counter; a thread holds at most one, marked
+ * in a _Thread_local flag, and gives it back at the end of image_decode). It never waits:
+ * with no slot free the image is refused with PREPROCESS_BUSY (503 decode_busy, Retry-After),
+ * so a thread is never parked behind another's decode. The server sets http_threads - 1 slots
+ * (at least 1): one HTTP thread is always free of heavy decodes. Light images (a 12 Mpixel
+ * JPEG at 1/8 scale is light work but counts as heavy here: the header is all the gate reads)
+ * take no slot. Without a call to image_decode_set_heavy_slots (the CLI tools) there is no gate. */
 #ifndef MODEL_IMAGE_DECODE_H
 #define MODEL_IMAGE_DECODE_H
 
@@ -51,6 +63,7 @@ typedef enum {
     PREPROCESS_TOO_LARGE,   /* over max_pixels */
     PREPROCESS_UNDECODABLE, /* a known signature but broken data */
     PREPROCESS_NO_MEMORY,
+    PREPROCESS_BUSY,        /* a heavy image, and every heavy-decode slot is taken: retry */
 } preprocess_status;
 
 typedef enum { IMAGE_FORMAT_UNKNOWN, IMAGE_FORMAT_JPEG, IMAGE_FORMAT_PNG, IMAGE_FORMAT_WEBP } image_format;
@@ -102,5 +115,11 @@ extern const char *const image_decode_exif_names[3];
 /* The options the settings mean (min_side 0: the caller sets it for its resize). */
 image_decode_options image_decode_options_of(int64_t max_pixels, image_decode_scaling scaling,
                                              image_exif_orientation exif);
+
+/* Heavy decodes (DESIGN above): images of at least this many pixels take a slot. */
+#define IMAGE_DECODE_HEAVY_PIXELS (4LL << 20)
+/* n >= 1 slots from now on (call before decoding starts); n < 0: no gate. Not thread-safe
+ * against decodes in progress. */
+void image_decode_set_heavy_slots(int n);
 
 #endif

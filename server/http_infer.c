@@ -23,7 +23,7 @@ static void on_inference_done(inference_job *job) {
 }
 
 /* The client may shorten the deadline, never lengthen it. */
-static int64_t deadline_of(request *r) {
+int64_t http_deadline_ns(request *r) {
     const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Timeout-Ms");
     return r->start_ns + classify_timeout_ms(v, r->srv->cfg->request_timeout_ms) * 1000000;
 }
@@ -46,7 +46,7 @@ api_status http_submit_job(request *r, char *msg, size_t msglen) {
         snprintf(msg, msglen, "out of memory");
         return API_INTERNAL;
     }
-    job->deadline_ns = deadline_of(r);
+    job->deadline_ns = http_deadline_ns(r);
     job->on_complete = on_inference_done;
     job->user = r;
     pthread_mutex_lock(&r->lock);
@@ -83,6 +83,7 @@ enum MHD_Result http_classify_body_done(request *r) {
                                                     MHD_HTTP_HEADER_CONTENT_TYPE),
         .top_k = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "top_k"),
         .body_over_limit = r->body_fate == BODY_TOO_LARGE,
+        .deadline_ns = http_deadline_ns(r),
     };
     in.body = http_body_bytes(r, &in.body_len);
     const classify_explain_request explain = {

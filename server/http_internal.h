@@ -226,6 +226,8 @@ api_status http_finish_body(request *r, char *msg, size_t msglen);
 const unsigned char *http_body_bytes(const request *r, size_t *len);
 
 /* http_infer.c */
+/* r's deadline on clock_monotonic_ns(): request_timeout_ms, or X-Request-Timeout-Ms if shorter. */
+int64_t http_deadline_ns(request *r);
 /* Submits r->job and suspends the connection: API_OK, or the status to answer with msg. */
 api_status http_submit_job(request *r, char *msg, size_t msglen);
 enum MHD_Result http_classify_body_done(request *r);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "http_internal.h"
+#include "image_decode.h"
 #include "log.h"
 
 /* MHD's connection notifications: every accepted connection is guarded (guard.h) from its
@@ -168,6 +169,9 @@ int http_start_listeners(http_server *s, char *err, size_t errlen) {
     long threads = cfg->http_threads ? cfg->http_threads : sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
     if (threads > cfg->max_connections) threads = (long)cfg->max_connections;
+    /* Large images decode on these threads: one of them is always free of them
+     * (model/image_decode.h, DESIGN). */
+    image_decode_set_heavy_slots(threads > 1 ? (int)threads - 1 : 1);
     bool tls = cfg->tls_cert_file[0] && cfg->tls_key_file[0];
     if (tls && load_tls(s, err, errlen) != 0) {
         return -1;

@@ -105,6 +105,7 @@ enum MHD_Result http_v2_infer_body_done(request *r) {
         .body_over_limit = r->body_fate == BODY_TOO_LARGE,
         .reserve = reserve_for_json,
         .reserve_ctx = r,
+        .deadline_ns = http_deadline_ns(r),
     };
     in.body = http_body_bytes(r, &in.body_len);
     api_status st = kserve_v2_job_parse(&in, &r->srv->limits, &r->srv->input, r->job, msg,

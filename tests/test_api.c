@@ -56,7 +56,7 @@ static const image_input_format fmt = {224, PREPROCESS_TORCHVISION, {.max_pixels
 
 static api_status parse(const char *ctype, const char *top_k, const void *body, size_t len,
                         classify_input *in, char *msg) {
-    classify_http_request req = {ctype, top_k, body, len, len > (size_t)lim.max_body_bytes};
+    classify_http_request req = {ctype, top_k, body, len, len > (size_t)lim.max_body_bytes, 0};
     return classify_request_parse(&req, &lim, &fmt, in, msg, 800);
 }
 
@@ -80,8 +80,14 @@ static void test_classify_request(void) {
     EXPECT(classify_timeout_ms("-1", 3000) == 3000 && classify_timeout_ms("9ms", 3000) == 3000);
 
     /* Errors, each before any decoding. */
-    classify_http_request big = {"image/jpeg", NULL, (const unsigned char *)"x", 1, true};
+    classify_http_request big = {"image/jpeg", NULL, (const unsigned char *)"x", 1, true, 0};
     EXPECT(classify_request_parse(&big, &lim, &fmt, &in, msg, sizeof msg) == API_BODY_TOO_LARGE);
+    /* A deadline already past: no image is decoded (issue 25: decoding went on for 56 s). */
+    const char *two = "--b\r\n\r\nx\r\n--b\r\n\r\ny\r\n--b--\r\n";
+    classify_http_request late = {"multipart/form-data; boundary=b", NULL,
+                                  (const unsigned char *)two, strlen(two), false, 1};
+    EXPECT(classify_request_parse(&late, &lim, &fmt, &in, msg, sizeof msg) ==
+           API_DEADLINE_EXCEEDED && strstr(msg, "after 0 of its 2 images") && in.n_images == 2);
     EXPECT(parse("image/jpeg", "abc", "x", 1, &in, msg) == API_BAD_REQUEST && strstr(msg, "top_k"));
     EXPECT(parse("image/jpeg", NULL, NULL, 0, &in, msg) == API_BAD_REQUEST && strstr(msg, "empty"));
     EXPECT(parse("text/plain", NULL, "hello", 5, &in, msg) == API_UNSUPPORTED_MEDIA);
@@ -356,7 +362,7 @@ static void test_inference_jobs(void) {
     char msg[800];
     size_t png_len;
     unsigned char *png = read_file("data/bad_inputs/one_pixel.png", &png_len);
-    classify_http_request req = {"image/png", "2", png, png_len, false};
+    classify_http_request req = {"image/png", "2", png, png_len, false, 0};
 
     /* /explain checks, in order: int8, Accept, class_id. */
     served_model int8 = job_model;

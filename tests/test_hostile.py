@@ -320,6 +320,31 @@ class Hostile(su.ServerTestCase):
         self.assertEqual(r.json()["error"]["type"], "image_too_large")
         self.assertIn("max_pixels x 4", r.json()["error"]["message"])
 
+    def test_healthz_answers_while_bombs_decode(self):
+        bomb = idat_bomb(512 << 20)
+        body, ctype = su.multipart([("b%d.png" % i, "image/png", bomb) for i in range(4)])
+        probes, stop = [], threading.Event()
+        def probe():
+            while not stop.is_set():
+                t0 = time.monotonic()
+                try:
+                    ok = su.http_request(self.port, "GET", "/healthz", timeout=10).status == 200
+                except OSError:
+                    ok = False
+                probes.append((ok, time.monotonic() - t0))
+                time.sleep(0.1)
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
+        answers = su.run_parallel([lambda: self.server.request(
+            "POST", "/classify", body=body, headers={"Content-Type": ctype}, timeout=60)
+            for _ in range(2)])
+        time.sleep(0.5)
+        stop.set()
+        prober.join()
+        for r in answers:
+            self.assertIn(r.status, (422, 503), r)  # 503: decode_busy, the slot was taken
+        self.assertTrue(probes and all(ok and took < 2 for ok, took in probes), probes)
+
     # ---- request framing and paths
 
     def raw(self, data, address="127.0.0.3"):

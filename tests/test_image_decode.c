@@ -203,9 +203,31 @@ static void test_preprocess_decode(void) {
     }
 }
 
+/* Heavy decodes (image_decode.h, DESIGN): with no slot free a heavy image is refused before
+ * decoding, a light one is decoded; the slot a decode takes comes back when it ends. */
+static void test_heavy_slots(void) {
+    char err[512];
+    preprocess_image img;
+    uint8_t heavy[45], light[45];
+    png_header_only(heavy, 2048, 2048); /* 4 Mpixel: heavy */
+    png_header_only(light, 2047, 2048);
+    image_decode_set_heavy_slots(0);
+    EXPECT(image_decode(heavy, sizeof heavy, NULL, &img, err, sizeof err) == PREPROCESS_BUSY);
+    EXPECT(strstr(err, "retry later") != NULL);
+    EXPECT(image_decode(light, sizeof light, NULL, &img, err, sizeof err) ==
+           PREPROCESS_UNDECODABLE); /* it got past the gate to the missing pixel data */
+    image_decode_set_heavy_slots(1);
+    EXPECT(image_decode(heavy, sizeof heavy, NULL, &img, err, sizeof err) ==
+           PREPROCESS_UNDECODABLE);
+    EXPECT(image_decode(heavy, sizeof heavy, NULL, &img, err, sizeof err) ==
+           PREPROCESS_UNDECODABLE); /* the first one's slot came back */
+    image_decode_set_heavy_slots(-1);
+}
+
 int main(int argc, char **argv) {
     static const test_case tests[] = {
         {"preprocess decode", test_preprocess_decode},
+        {"heavy decode slots", test_heavy_slots},
     };
     return model_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

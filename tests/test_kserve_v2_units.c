@@ -71,7 +71,7 @@ static api_status parse(const char *json, const char *header_length, const unsig
     memcpy(body, json, jl);
     if (bin_len) memcpy(body + jl, bin, bin_len);
     kserve_v2_http_request req = {header_length, body, jl + bin_len, false, parse_view,
-                                  N_CLASSES, parse_gradcam_hw, NULL, NULL};
+                                  N_CLASSES, parse_gradcam_hw, NULL, NULL, 0};
     api_status st = kserve_v2_infer_parse(&req, &lim, &fmt, out, msg, msglen);
     free(body);
     return st;
@@ -242,7 +242,7 @@ static void test_bad_requests(void) {
         EXPECT(in.inputs == NULL);
     }
     /* Over the body limit: 413 before anything is parsed. */
-    kserve_v2_http_request big = {NULL, NULL, 0, true, KSERVE_V2_VIEW_FULL, N_CLASSES, 0, NULL, NULL};
+    kserve_v2_http_request big = {NULL, NULL, 0, true, KSERVE_V2_VIEW_FULL, N_CLASSES, 0, NULL, NULL, 0};
     kserve_v2_infer in;
     char msg[200];
     EXPECT(kserve_v2_infer_parse(&big, &lim, &fmt, &in, msg, sizeof msg) == API_BODY_TOO_LARGE);
@@ -788,7 +788,7 @@ static void test_json_bombs(void) {
     long long budget = 100;
     reserved_bytes = 0;
     kserve_v2_http_request req = {NULL, (const unsigned char *)ok, strlen(ok), false,
-                                  KSERVE_V2_VIEW_FULL, N_CLASSES, 0, reserve_upto, &budget};
+                                  KSERVE_V2_VIEW_FULL, N_CLASSES, 0, reserve_upto, &budget, 0};
     EXPECT(kserve_v2_infer_parse(&req, &lim, &fmt, &in, msg, sizeof msg) == API_MEMORY_BUDGET);
     EXPECT(strstr(msg, "max_buffered_bytes") != NULL);
     budget = 1 << 20;

@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     long long ms = classify_timeout_ms(timeout, 30000);
     FUZZ_CHECK(ms >= 1 && ms <= 30000);
 
-    classify_http_request req = {ctype, top_k, body, body_len, body_len > (size_t)lim.max_body_bytes};
+    classify_http_request req = {ctype, top_k, body, body_len, body_len > (size_t)lim.max_body_bytes, 0};
     classify_input in;
     st = classify_request_parse(&req, &lim, &fmt, &in, msg, sizeof msg);
     if (st != API_OK) {

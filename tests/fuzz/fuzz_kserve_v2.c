@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     image_input_format fmt = {HW, PREPROCESS_TORCHVISION, {.max_pixels = 1 << 20}};
     kserve_v2_http_request req = {hlen, body, body_len, body_len > (size_t)lim.max_body_bytes,
                                   view < KSERVE_V2_VIEW_COUNT ? view : KSERVE_V2_VIEW_FULL,
-                                  N_CLASSES, MAP_HW, NULL, NULL};
+                                  N_CLASSES, MAP_HW, NULL, NULL, 0};
     kserve_v2_infer in;
     char msg[800];
     api_status st = kserve_v2_infer_parse(&req, &lim, &fmt, &in, msg, sizeof msg);
