@@ -17,10 +17,15 @@
 #include "clock.h"
 #include "http_internal.h"
 #include "labels.h"
+#include "log_queue.h"
 #include "trace_context.h"
 
 /* The network's input side, for the v2 metadata answered while the model loads. */
 #define IMAGE_HW VGG_INPUT_HW
+
+/* The access log's buffer (about 5,000 lines), and how long the shutdown waits for stdout. */
+#define ACCESS_LOG_BUFFER_BYTES (1u << 20)
+#define ACCESS_LOG_FLUSH_MS 2000
 
 /* A request that held this much of the budget gives the memory back to the OS when it ends. */
 #define TRIM_AFTER_BYTES (4LL << 20)
@@ -218,7 +223,7 @@ static long long buffered_budget(const vggserve_config *cfg) {
 static void server_free(http_server *s) {
     guard_free(s->guard);
     http_free_tls(s);
-    pthread_mutex_destroy(&s->log_lock);
+    log_queue_free(s->access_log, ACCESS_LOG_FLUSH_MS);
     free(s);
 }
 
@@ -248,7 +253,12 @@ static http_server *server_create(const vggserve_config *cfg, metrics *m, char *
     atomic_store(&s->model, &s->loading_model);
     s->limits = (classify_limits){cfg->max_body_bytes, (int)cfg->max_images_per_request};
     atomic_store(&s->state, SERVICE_LOADING);
-    pthread_mutex_init(&s->log_lock, NULL);
+    s->access_log = log_queue_create(STDOUT_FILENO, ACCESS_LOG_BUFFER_BYTES);
+    if (!s->access_log) {
+        snprintf(err, errlen, "cannot start the access log's writer thread");
+        free(s);
+        return NULL;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->id_prefix = (unsigned)(ts.tv_nsec ^ (ts.tv_sec << 20) ^ (unsigned)getpid());

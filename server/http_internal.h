@@ -70,7 +70,7 @@ struct http_server {
     arrivals arrivals;  /* inference uploads between their headers and the queue */
     atomic_ullong next_id;
     unsigned id_prefix;
-    pthread_mutex_t log_lock;
+    struct log_queue *access_log; /* stdout, written by its own thread (log_queue.h) */
     char *tls_cert, *tls_key; /* PEM text, owned; the key is wiped before it is freed */
 };
 

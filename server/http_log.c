@@ -1,4 +1,5 @@
 /* http_log.c - the access log line, request metrics, and why a request went unanswered. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,10 +7,30 @@
 
 #include "clock.h"
 #include "http_internal.h"
+#include "log_queue.h"
 
 static double ms_between(int64_t a_ns, int64_t b_ns) { return (b_ns - a_ns) / 1e6; }
 
-void http_access_log(request *r) {
+/* Appends " key=value" to the line at *n (cap bytes), the value quoted when it needs to be
+ * (empty, or holding a space, '=', '"', '\\' or a control byte) with '"' and '\\' escaped:
+ * whatever a client puts in a path, each line has one key of each name (issue 25:
+ * "/a%20status=200" logged a second status). */
+static void put_logfmt(char *line, size_t cap, size_t *n, const char *key, const char *value) {
+    bool quote = !value[0] || strpbrk(value, " =\"\\") != NULL;
+    for (const char *c = value; *c && !quote; c++) quote = (unsigned char)*c < 0x20 || *c == 0x7f;
+    size_t at = *n;
+    at += (size_t)snprintf(line + at, at < cap ? cap - at : 0, " %s=%s", key, quote ? "\"" : "");
+    for (const char *c = value; *c && at + 3 < cap; c++) {
+        if (*c == '"' || *c == '\\') line[at++] = '\\';
+        line[at++] = (unsigned char)*c < 0x20 || *c == 0x7f ? ' ' : *c;
+    }
+    if (quote && at + 1 < cap) line[at++] = '"';
+    line[at < cap ? at : cap - 1] = '\0';
+    *n = at < cap ? at : cap - 1;
+}
+
+/* The access log line, logfmt or JSON, with its newline. Returns its length (0: none). */
+static size_t access_log_line(request *r, char *line, size_t cap) {
     http_server *s = r->srv;
     double total_ms = ms_between(r->start_ns, clock_monotonic_ns());
     double queue_ms = r->queued ? r->job->max_queue_ns / 1e6 : 0;
@@ -26,33 +47,43 @@ void http_access_log(request *r) {
     api_utf8_sanitize(r->method, method, sizeof method);
     api_utf8_sanitize(r->path, path, sizeof path);
     api_utf8_sanitize(r->error, error, sizeof error);
-    pthread_mutex_lock(&s->log_lock);
     if (s->cfg->log_format == ACCESS_LOG_LOGFMT) {
-        printf("ts=%s.%03ldZ request_id=%s trace_id=%s method=%s path=%s status=%d bytes=%zu "
-               "images=%d queue_ms=%.2f inference_ms=%.2f total_ms=%.2f batch_id=%llu",
-               ts, now.tv_nsec / 1000000, r->id, r->trace_id, method, path, r->http_code,
-               r->response_bytes, r->n_images, queue_ms, infer_ms, total_ms, batch);
-        if (error[0]) {
-            printf(" error=\"");
-            for (const char *c = error; *c; c++) printf(*c == '"' ? "\\\"" : "%c", *c);
-            printf("\"");
-        }
-        printf("\n");
-    } else {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f, s:f, s:I}", "ts",
-                              ts, "request_id", r->id, "trace_id", r->trace_id, "method",
-                              method, "path", path, "status",
-                              r->http_code, "bytes", (json_int_t)r->response_bytes, "images",
-                              r->n_images, "queue_ms", queue_ms, "inference_ms", infer_ms,
-                              "total_ms", total_ms, "batch_id", (json_int_t)batch);
-        if (error[0]) json_object_set_new(o, "error", json_string(error));
-        char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        puts(line);
-        free(line);
-        json_decref(o);
+        size_t n = (size_t)snprintf(line, cap, "ts=%s.%03ldZ", ts, now.tv_nsec / 1000000);
+        put_logfmt(line, cap, &n, "request_id", r->id);
+        put_logfmt(line, cap, &n, "trace_id", r->trace_id);
+        put_logfmt(line, cap, &n, "method", method);
+        put_logfmt(line, cap, &n, "path", path);
+        n += (size_t)snprintf(line + n, cap - n, " status=%d bytes=%zu images=%d queue_ms=%.2f "
+                              "inference_ms=%.2f total_ms=%.2f batch_id=%llu", r->http_code,
+                              r->response_bytes, r->n_images, queue_ms, infer_ms, total_ms, batch);
+        if (n >= cap) n = cap - 1;
+        if (error[0]) put_logfmt(line, cap, &n, "error", error);
+        if (n + 1 >= cap) n = cap - 2;
+        line[n++] = '\n';
+        return n;
     }
-    fflush(stdout);
-    pthread_mutex_unlock(&s->log_lock);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f, s:f, s:I}", "ts",
+                          ts, "request_id", r->id, "trace_id", r->trace_id, "method", method,
+                          "path", path, "status", r->http_code, "bytes",
+                          (json_int_t)r->response_bytes, "images", r->n_images, "queue_ms",
+                          queue_ms, "inference_ms", infer_ms, "total_ms", total_ms, "batch_id",
+                          (json_int_t)batch);
+    if (!o) return 0;
+    if (error[0]) json_object_set_new(o, "error", json_string(error));
+    char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(o);
+    size_t n = text ? strlen(text) : 0;
+    if (n + 1 >= cap) n = 0; /* cannot happen: every field is bounded */
+    if (n) memcpy(line, text, n), line[n++] = '\n';
+    free(text);
+    return n;
+}
+
+/* The line goes to the access log's queue (server/log_queue.h): never blocks on stdout. */
+void http_access_log(request *r) {
+    char line[2048];
+    size_t n = access_log_line(r, line, sizeof line);
+    if (n) log_queue_put(r->srv->access_log, line, n);
 }
 
 /* The per-model statistics (Triton's statistics extension reads them back). */

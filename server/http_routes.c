@@ -6,6 +6,7 @@
 
 #include "demo_page.h"
 #include "http_internal.h"
+#include "log_queue.h"
 
 static enum MHD_Result healthz_answer(request *r) {
     return http_send_json(r, 200, json_pack("{s:s}", "status", "ok"), API_OK);
@@ -25,6 +26,7 @@ static enum MHD_Result readyz_answer(request *r) {
 
 static enum MHD_Result metrics_answer(request *r) {
     size_t len;
+    metrics_set_log_lines_dropped(r->srv->metrics, log_queue_dropped(r->srv->access_log));
     char *text = metrics_render(r->srv->metrics, &len);
     return http_send_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, API_OK);
 }

@@ -50,6 +50,7 @@ struct metrics {
     atomic_ullong explanations;
     atomic_ullong images, batches, batch_failures;
     atomic_ullong rejected[N_REASONS];
+    atomic_ullong log_lines_dropped;
     atomic_int queue_depth, in_flight;
     char model_info[512];
     _Atomic int state; /* service_state */
@@ -144,6 +145,10 @@ void metrics_observe_explain(metrics *m, int n, double seconds) {
 }
 
 void metrics_add_images(metrics *m, int n) { atomic_fetch_add(&m->images, (unsigned long long)n); }
+
+void metrics_set_log_lines_dropped(metrics *m, unsigned long long n) {
+    atomic_store(&m->log_lines_dropped, n);
+}
 
 void metrics_add_rejected(metrics *m, api_status why) {
     if (why > API_OK && why < API_STATUS_COUNT) atomic_fetch_add(&m->rejected[why], 1);
@@ -353,6 +358,10 @@ char *metrics_render(metrics *m, size_t *len) {
     for (int i = API_OK + 1; i < API_STATUS_COUNT; i++)
         put(&t, "vggserve_rejected_total{reason=\"%s\"} %llu\n", api_status_type((api_status)i),
             (unsigned long long)atomic_load(&m->rejected[i]));
+    header(&t, "vggserve_log_lines_dropped_total", "counter",
+           "Access log lines dropped because stdout did not take them in time.");
+    put(&t, "vggserve_log_lines_dropped_total %llu\n",
+        (unsigned long long)atomic_load(&m->log_lines_dropped));
     render_models(m, &t);
     header(&t, "vggserve_queue_depth", "gauge", "Images waiting for a worker.");
     put(&t, "vggserve_queue_depth %d\n", atomic_load(&m->queue_depth));

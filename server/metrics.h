@@ -43,6 +43,7 @@ void metrics_add_images(metrics *m, int n);
 /* A pass that explained n images (Grad-CAM) and took seconds in all. */
 void metrics_observe_explain(metrics *m, int n, double seconds);
 void metrics_add_rejected(metrics *m, api_status why); /* reason label: api_status_type() */
+void metrics_set_log_lines_dropped(metrics *m, unsigned long long n); /* the log queue's count */
 void metrics_set_queue_depth(metrics *m, int depth);
 void metrics_add_in_flight(metrics *m, int delta);
 void metrics_set_state(metrics *m, service_state state);

@@ -411,6 +411,69 @@ class Hostile(su.ServerTestCase):
         self.assertIn("admin port", r.json()["error"]["message"])
 
 
+# key=value or key="value with \\" and \\\\ escaped", separated by single spaces
+LOGFMT_PAIR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^ "]*)')
+
+
+class BlockedStdoutServer(HostileServer):
+    """stdout is a FIFO whose reader never reads (after the first 64 KiB, writes would block);
+    unread() reads back what the pipe holds."""
+
+    def __init__(self, binary, workdir, name, *args, **kw):
+        super().__init__(binary, workdir, name, *args, **kw)
+        os.mkfifo(self.out_path)
+        self.reader = os.open(self.out_path, os.O_RDONLY | os.O_NONBLOCK)
+
+    def stdout(self):  # what the pipe holds: opening the FIFO again could wait for ever
+        return self.unread()
+
+    def unread(self):
+        got = b""
+        try:
+            while True:
+                chunk = os.read(self.reader, 65536)
+                if not chunk:
+                    break
+                got += chunk
+        except BlockingIOError:
+            pass
+        return got.decode()
+
+
+class BlockedStdout(su.ServerTestCase):
+    binary = BIN
+
+    def test_stdout_nobody_reads_stops_nothing(self):
+        s = self.start_server("blocked", [*su.LIGHT_FLAGS, "--admin-port", "0", "--log-format",
+                                          "logfmt"], server_class=BlockedStdoutServer)
+        # A path that would forge keys, unquoted: one status key all the same.
+        forged = su.http_request(s.port, "GET", "/a%20status=200%20injected=yes%22%5C")
+        self.assertEqual(forged.status, 404)
+        conn = s.connection(timeout=10)
+        long_path = "/missing/" + "x" * 110
+        for i in range(3000):  # about 1.3 MB of log lines: more than the pipe and the buffer
+            conn.request("GET", long_path)
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 404)
+        self.assertEqual(su.http_request(s.admin_port, "GET", "/healthz").status, 200)
+        dropped = su.metric(s.metrics(), "vggserve_log_lines_dropped_total")
+        print("\nstdout blocked: 3,000 requests answered, %d log lines dropped" % dropped)
+        self.assertGreater(dropped, 0)
+        lines = s.unread().splitlines()
+        first = [l for l in lines if "injected" in l]
+        self.assertEqual(len(first), 1, lines[:3])
+        keys = [k for k, _ in LOGFMT_PAIR.findall(first[0])]
+        self.assertEqual(keys.count("status"), 1, first[0])
+        self.assertEqual(len(keys), len(set(keys)), first[0])
+        self.assertEqual(LOGFMT_PAIR.sub("", first[0]).strip(), "", first[0])  # nothing unparsed
+        self.assertIn('path="/a status=200 injected=yes\\"\\\\"', first[0])
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(s.proc.wait(30), 0)
+        self.assertLess(time.monotonic() - t0, 15)  # the log gives stdout 2 s, then lets go
+
+
 class Shutdown(su.ServerTestCase):
     binary = BIN
 
