@@ -54,7 +54,9 @@ void classify_input_free(classify_input *in) {
 static int split_images(const classify_http_request *req, const classify_limits *lim,
                         multipart_part *parts, api_status *st, char *msg, size_t msglen) {
     const char *ctype = req->content_type;
-    if (ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0) {
+    /* The media type exactly: "multipart/form-dataX" is not multipart. */
+    if (ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0 &&
+        (ctype[19] == '\0' || ctype[19] == ';' || ctype[19] == ' ' || ctype[19] == '\t')) {
         char boundary[80];
         *st = API_BAD_REQUEST;
         if (multipart_boundary(ctype, boundary, sizeof boundary, msg, msglen) != 0) return -1;

@@ -9,7 +9,7 @@
 
 #include "clock.h"
 
-typedef enum { PHASE_WAITING, PHASE_BODY, PHASE_ANSWER } phase;
+typedef enum { PHASE_WAITING, PHASE_BODY, PHASE_ANSWER, PHASE_IDLE } phase;
 
 struct guard_conn {
     guard_conn *prev, *next;
@@ -38,10 +38,16 @@ struct guard {
 static void sweep(guard *g, int64_t now) {
     for (guard_conn *c = g->head; c; c = c->next) {
         if (c->expired != API_OK) continue;
-        int64_t limit = c->phase == PHASE_WAITING ? g->header_timeout_ns
-                        : c->phase == PHASE_BODY  ? g->body_timeout_ns
-                                                  : 0;
+        int64_t limit = c->phase == PHASE_WAITING                            ? g->header_timeout_ns
+                        : c->phase == PHASE_BODY || c->phase == PHASE_IDLE ? g->body_timeout_ns
+                                                                           : 0;
         if (limit <= 0 || now - c->since_ns <= limit) continue;
+        /* An idle keep-alive connection is closed, not refused: nothing counts it. */
+        if (c->phase == PHASE_IDLE) {
+            c->phase = PHASE_ANSWER;
+            shutdown(c->fd, SHUT_RDWR);
+            continue;
+        }
         c->expired = c->phase == PHASE_WAITING ? API_HEADER_TIMEOUT : API_BODY_TIMEOUT;
         /* Not close(): the fd stays libmicrohttpd's; it reads the shutdown as a close. */
         shutdown(c->fd, SHUT_RDWR);
@@ -130,7 +136,17 @@ static void enter(guard *g, guard_conn *c, phase p) {
 
 void guard_headers_done(guard *g, guard_conn *c) { enter(g, c, PHASE_BODY); }
 void guard_body_done(guard *g, guard_conn *c) { enter(g, c, PHASE_ANSWER); }
-void guard_answered(guard *g, guard_conn *c) { enter(g, c, PHASE_WAITING); }
+void guard_answered(guard *g, guard_conn *c) { enter(g, c, PHASE_IDLE); }
+
+void guard_request_line(guard *g, guard_conn *c) {
+    if (!c) return;
+    pthread_mutex_lock(&g->lock);
+    if (c->phase == PHASE_IDLE) {
+        c->phase = PHASE_WAITING;
+        c->since_ns = clock_monotonic_ns();
+    }
+    pthread_mutex_unlock(&g->lock);
+}
 
 api_status guard_conn_expired(guard *g, const guard_conn *c) {
     if (!c) return API_OK;

@@ -10,7 +10,13 @@
  *   BODY     headers complete, the body still arriving: body_timeout after the headers, it
  *            is shut down (body_timeout);
  *   ANSWER   the request is complete and being computed or answered: no deadline here (the
- *            request's own deadline, request_timeout_ms, bounds it).
+ *            request's own deadline, request_timeout_ms, bounds it);
+ *   IDLE     answered, kept alive, no next request line yet: body_timeout (connection_timeout_s)
+ *            after the answer it is closed, and not counted: an idle pooled connection is not
+ *            an attack. Its next request line moves it to WAITING, so header_timeout runs from
+ *            there (libmicrohttpd shows no earlier byte of a request).
+ *
+ * A new connection starts in WAITING: its first request's header_timeout runs from the accept.
  *
  * A sweeper thread checks the deadlines four times a second and shuts an expired connection's
  * socket down (shutdown(2), which libmicrohttpd sees as the peer's close and cleans up as
@@ -47,7 +53,8 @@ void guard_close(guard *g, guard_conn *c);
 
 void guard_headers_done(guard *g, guard_conn *c); /* WAITING -> BODY */
 void guard_body_done(guard *g, guard_conn *c);    /* BODY -> ANSWER */
-void guard_answered(guard *g, guard_conn *c);     /* -> WAITING for the next request */
+void guard_answered(guard *g, guard_conn *c);     /* -> IDLE until the next request line */
+void guard_request_line(guard *g, guard_conn *c); /* IDLE -> WAITING (others: unchanged) */
 
 /* API_OK, or API_HEADER_TIMEOUT / API_BODY_TIMEOUT when the sweeper shut c down. */
 api_status guard_conn_expired(guard *g, const guard_conn *c);

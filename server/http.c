@@ -120,8 +120,7 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 /* MHD's URI log callback: the request line is in. The request is allocated here, the only
  * place that sees the path as sent: %00 and %2F are decoded before on_request sees them. */
 void *http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
-    (void)cls;
-    (void)conn;
+    guard_request_line(((const listener *)cls)->srv->guard, connection_guard(conn));
     request *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     size_t n = strcspn(uri, "?"); /* the query may carry anything; it is not routed */
@@ -178,12 +177,12 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const ch
                                 const char *method, const char *version,
                                 const char *upload_data, size_t *upload_data_size,
                                 void **req_cls) {
-    (void)version;
     const listener *l = cls;
     request *r = *req_cls;
     if (!r) return MHD_NO; /* on_uri ran out of memory */
     if (!r->srv) {
         if (request_init(r, l, conn, url, method) != 0) return MHD_NO;
+        r->http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
         return http_has_body(conn) ? http_screen_request(r) : MHD_YES;
     }
     if (*upload_data_size > 0) return http_take_body(r, upload_data, upload_data_size);

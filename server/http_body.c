@@ -72,10 +72,15 @@ enum MHD_Result http_take_body(request *r, const char *upload_data, size_t *uplo
      * storing; a client that goes far past it is cut off. */
     size_t n = *upload_data_size;
     *upload_data_size = 0;
-    if (r->phase == REQUEST_ANSWERED || r->body_fate == BODY_OVER_BUDGET) {
-        /* refused already: let the rest drain */
+    if (r->phase == REQUEST_ANSWERED || r->body_fate == BODY_OVER_BUDGET ||
+        !http_routes[r->route].inference) {
+        /* refused already, or a route that reads no body: let it drain, unstored; a chunked
+         * one far past what such a route takes is cut */
         r->received += n;
-        return MHD_YES;
+        return r->received > 4 * (size_t)s->cfg->max_body_bytes ||
+                       (!http_routes[r->route].inference && r->received > HTTP_SMALL_BODY_MAX)
+                   ? MHD_NO
+                   : MHD_YES;
     }
     /* Slow clients: MHD's timeout is an idle timeout, which a body sent a byte at a time
      * never trips; the whole upload gets connection_timeout_s too. */

@@ -152,6 +152,7 @@ struct request {
     struct MHD_Connection *conn;
     guard_conn *gc;         /* the connection's deadlines */
     bool raw_path_smuggles; /* the path as sent holds %00 or an encoded '/' */
+    bool http11;            /* HTTP/1.1 (Host is required), not 1.0 */
     request_phase phase;    /* r->lock guards QUEUED -> COMPUTED (the worker's one write) */
     bool body_seen;         /* the last on_request call came: the whole body is here */
     long long reserved;     /* bytes of the budget this request holds */
@@ -209,6 +210,10 @@ void http_add_cors_headers(request *r, struct MHD_Response *resp);
 /* http_screen.c */
 enum MHD_Result http_screen_request(request *r);
 bool http_cors_allows(const char *allowed, const char *origin);
+
+/* The body a POST route that is not inference may have (the v2 repository's): drained, never
+ * stored or charged to max_buffered_bytes. */
+#define HTTP_SMALL_BODY_MAX 65536
 
 /* http_body.c: the checks return API_OK, or the status to answer with msg. */
 bool http_has_body(struct MHD_Connection *conn);

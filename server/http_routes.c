@@ -58,7 +58,7 @@ const route_spec http_routes[ROUTE_COUNT] = {
                     demo_answer},
     [ROUTE_V2] = {NULL, false, ROUTE_AUTH_HEALTH, false, true, true, false, METRICS_EP_V2,
                   http_v2_answer},
-    [ROUTE_V2_REPOSITORY] = {NULL, true, ROUTE_AUTH_HEALTH, false, true, true, false,
+    [ROUTE_V2_REPOSITORY] = {NULL, true, ROUTE_AUTH_ALWAYS, false, true, true, false,
                              METRICS_EP_V2, http_v2_answer},
     [ROUTE_V2_INFER] = {NULL, true, ROUTE_AUTH_ALWAYS, false, true, true, true,
                         METRICS_EP_V2_INFER, http_v2_infer_body_done},

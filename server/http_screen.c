@@ -17,9 +17,66 @@ static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, 
     return MHD_YES;
 }
 
+/* What the header walk found: the first header whose value holds a control byte, and the
+ * Host lines. libmicrohttpd cuts a value at a NUL and reports the cut length everywhere
+ * (MHD_get_connection_values_n too, in 0.9.75), but it parses the headers in place in its
+ * read buffer, in order: after a value's end only its line's terminator (CR, LF, turned into
+ * NULs) and blanks may come before the next header's name. A byte other than those there
+ * is what followed a NUL inside the value. For the last header only the byte after the
+ * value's end is checked (the buffer holds at least its terminator and the blank line). */
+typedef struct {
+    char bad_name[48];
+    int n_host;
+    const char *prev_key, *prev_end; /* the previous header's name, and its value's end */
+} header_scan;
+
+static bool line_end_byte(char c) { return !c || c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+static void flag(header_scan *hs, const char *key) {
+    if (!hs->bad_name[0]) snprintf(hs->bad_name, sizeof hs->bad_name, "%.40s", key);
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+    header_scan *hs = cls;
+    if (kind != MHD_HEADER_KIND || !key) return MHD_YES;
+    if (strcasecmp(key, "Host") == 0) hs->n_host++;
+    if (hs->prev_end && key > hs->prev_end && key - hs->prev_end < 64)
+        for (const char *c = hs->prev_end; c < key; c++)
+            if (!line_end_byte(*c)) flag(hs, hs->prev_key);
+    hs->prev_key = key;
+    hs->prev_end = value ? value + strlen(value) : NULL;
+    for (const char *c = value; c && *c; c++)
+        if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) flag(hs, key);
+    return MHD_YES;
+}
+
+/* Header values with control bytes (RFC 9110 5.5: a recipient may reject them; behind a proxy
+ * that reads past a NUL, the two would disagree on Content-Length or Transfer-Encoding), and
+ * an HTTP/1.1 request without exactly one Host (RFC 9112 3.2: 400). */
+static api_status check_headers(const request *r, char *msg, size_t msglen) {
+    header_scan hs = {{0}, 0, NULL, NULL};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_header, &hs);
+    const char after = hs.prev_end ? hs.prev_end[1] : '\0'; /* CR-LF's LF, or the blank line */
+    if (after && after != '\r' && after != '\n') flag(&hs, hs.prev_key);
+    if (hs.bad_name[0]) {
+        snprintf(msg, msglen, "header %s holds a control byte (NUL, CR, LF or another below 0x20)",
+                 hs.bad_name);
+        return API_FRAMING;
+    }
+    if (r->http11 && hs.n_host != 1) {
+        snprintf(msg, msglen, "an HTTP/1.1 request needs exactly one Host header (it has %d)",
+                 hs.n_host);
+        return API_FRAMING;
+    }
+    return API_OK;
+}
+
 /* Request smuggling and path tricks: anything two parsers could read two ways is refused
  * before it is routed (RFC 9112 6.3: such a message must be treated as an error). */
 static api_status check_framing(const request *r, char *msg, size_t msglen) {
+    api_status st = check_headers(r, msg, msglen);
+    if (st != API_OK) return st;
     int n_cl = 0;
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_content_length, &n_cl);
     const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
@@ -159,6 +216,17 @@ static api_status check_upload(request *r, char *msg, size_t msglen) {
     return API_OK;
 }
 
+/* The v2 repository routes read nothing of their body: one of up to HTTP_SMALL_BODY_MAX
+ * bytes is drained unstored (http_take_body), a longer one refused from its length. */
+static api_status check_small_body(request *r, char *msg, size_t msglen) {
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl || strtoull(cl, NULL, 10) <= HTTP_SMALL_BODY_MAX) return API_OK;
+    snprintf(msg, msglen, "a body of %.24s bytes on %.128s, which reads at most %d", cl, r->url,
+             HTTP_SMALL_BODY_MAX);
+    return API_BODY_TOO_LARGE;
+}
+
 /* The checks that need only the request line and headers. Answers what fails, preflights and
  * every GET; MHD_YES (unanswered) to go on to the body. */
 enum MHD_Result http_screen_request(request *r) {
@@ -171,7 +239,7 @@ enum MHD_Result http_screen_request(request *r) {
     if (st == API_OK) st = check_access(r, msg, sizeof msg);
     if (st != API_OK) return http_send_error(r, st, msg);
     if (!spec->post) return http_answer_route(r);
-    if (spec->inference) st = check_upload(r, msg, sizeof msg);
+    st = spec->inference ? check_upload(r, msg, sizeof msg) : check_small_body(r, msg, sizeof msg);
     if (st != API_OK) return http_send_error(r, st, msg);
     r->phase = REQUEST_BODY; /* the v2 repository routes ignore theirs */
     if (spec->inference) arrivals_begin(&r->srv->arrivals, &r->arrival);

@@ -386,6 +386,68 @@ class Hostile(su.ServerTestCase):
         self.assertFalse([l for l in log if "smuggled" in l["path"]])
         self.assertGreaterEqual(len([l for l in log if l["status"] == 501]), 3)
 
+    def test_control_bytes_in_header_values_and_missing_host(self):
+        photo_len = str(len(self.photo)).encode()
+        cases = [
+            ("NUL in Authorization", b"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t"
+             b"\x00garbage\r\nConnection: close\r\n\r\n"),
+            ("NUL in Content-Length", b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: "
+             + photo_len + b"\x00 99999\r\n\r\n" + self.photo),
+            ("NUL in Transfer-Encoding", b"POST /classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+             b"chunked\x00, identity\r\n\r\n0\r\n\r\n"),
+            ("NUL in X-Request-Id", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: ab\x00cd\r\n"
+             b"Connection: close\r\n\r\n"),
+            ("ESC in a header", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Any: a\x1bb\r\n"
+             b"Connection: close\r\n\r\n"),
+            ("HTTP/1.1 without Host", b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            ("two Hosts", b"GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\nConnection: close\r\n\r\n"),
+        ]
+        for what, data in cases:
+            with self.subTest(what):
+                got = self.raw(data)
+                self.assertTrue(got.startswith(b"HTTP/1.1 400"), got[:300])
+                self.assertIn(b"framing", got)
+        got = self.raw(b"GET /healthz HTTP/1.0\r\n\r\n")  # 1.0 needs no Host
+        self.assertTrue(got.startswith(b"HTTP/1.1 200") or got.startswith(b"HTTP/1.0 200"), got[:100])
+        got = self.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Tab: a\tb\r\nConnection: close\r\n\r\n")
+        self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:100])  # a tab is allowed
+        body, ctype = su.multipart([("a.jpg", "image/jpeg", self.photo)])
+        r = self.server.request("POST", "/classify", body=body,
+                                headers={"Content-Type": ctype.replace("form-data", "form-dataX")})
+        self.assertNotEqual(r.status, 200, r)  # not multipart: the body is no image
+
+    def test_repository_routes_read_no_body(self):
+        r = self.server.request("POST", "/v2/repository/index", body=b"{}")
+        self.assertEqual(r.status, 200, r)
+        s = connect_from("127.0.0.40", self.port)
+        s.sendall(b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+        got = read_all(s, timeout=5)
+        s.close()
+        self.assertTrue(got.startswith(b"HTTP/1.1 413"), got[:200])
+
+    def test_idle_keep_alive_is_not_slow(self):
+        before = self.rejected("header_timeout")
+        conn = self.server.connection(timeout=10)
+        conn.request("GET", "/healthz")
+        r = conn.getresponse()
+        r.read()
+        sock = conn.sock
+        time.sleep(HEADER_TIMEOUT_S + 1.5)  # idle past header_timeout_s, within connection_timeout_s
+        conn.request("GET", "/healthz")
+        r = conn.getresponse()
+        r.read()
+        self.assertEqual(r.status, 200)
+        self.assertIs(conn.sock, sock)  # the same connection
+        conn.close()
+        self.assertEqual(self.rejected("header_timeout"), before)
+
+    def test_sighup_and_sigusr_are_ignored(self):
+        for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            self.server.proc.send_signal(sig)
+        time.sleep(0.3)
+        self.assertIsNone(self.server.proc.poll())
+        self.assertEqual(su.http_request(self.port, "GET", "/healthz").status, 200)
+
     def test_libmicrohttpd_answers_are_logged_and_counted(self):
         before = self.server.metrics()
         huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n"
@@ -472,6 +534,74 @@ class BlockedStdout(su.ServerTestCase):
         s.proc.send_signal(signal.SIGTERM)
         self.assertEqual(s.proc.wait(30), 0)
         self.assertLess(time.monotonic() - t0, 15)  # the log gives stdout 2 s, then lets go
+
+
+class AuthBeforeBodies(su.ServerTestCase):
+    binary = BIN
+
+    def test_unauthenticated_bodies_cannot_fill_the_budget(self):
+        s = self.start_server("auth", [*su.LIGHT_FLAGS, "--auth-token", "sesame",
+                                       "--max-buffered-bytes", str(BUDGET)])
+        held = []
+        for i, path in enumerate([b"/v2/repository/index", b"/v2/repository/models/vgg11/load",
+                                  b"/classify", b"/v2/models/vgg11/infer"]):
+            c = connect_from("127.0.0.%d" % (50 + i), s.port)
+            c.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 15728640\r\n\r\n")
+            head = read_head(c, timeout=10)
+            self.assertTrue(head.startswith(b"HTTP/1.1 401"), (path, head))  # before any body
+            held.append(c)
+        photo = su.image("chelsea.jpg")
+        r = s.classify(photo, headers={"Authorization": "Bearer sesame"}, timeout=60)
+        self.assertEqual(r.status, 200, r)
+        r = s.request("POST", "/v2/repository/index", body=b"{}", auth=False)
+        self.assertEqual(r.status, 401, r)
+        for c in held:
+            c.close()
+
+
+class FdLimitedServer(HostileServer):
+    """Runs under prlimit with RLIMIT_NOFILE 64 (soft and hard)."""
+
+    def __init__(self, binary, *args, **kw):
+        super().__init__(binary, *args, **kw)
+        self.flags = ["--nofile=64:64", "--", binary, *self.flags]
+        self.binary = "/usr/bin/prlimit"
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class FdLimit(su.ServerTestCase):
+    binary = BIN
+
+    def test_64_descriptors_and_200_connections(self):
+        s = self.start_server("fd64", [*su.LIGHT_FLAGS, "--admin-port", "0"],
+                              server_class=FdLimitedServer)
+        self.assertIn("cannot hold max_connections", s.stderr())  # clamped, with a warning
+        held = []
+        for i in range(200):
+            try:
+                held.append(connect_from("127.0.0.%d" % (60 + i % 50), s.port, timeout=2))
+            except OSError:
+                break
+        admin = connect_from("127.0.0.2", s.admin_port)
+        admin.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertTrue(read_all(admin, timeout=10).startswith(b"HTTP/1.1 200"))
+        admin.close()
+        err_before, cpu_before = len(s.stderr()), cpu_seconds(s.proc.pid)
+        time.sleep(3)
+        cpu = (cpu_seconds(s.proc.pid) - cpu_before) / 3
+        logged = len(s.stderr()) - err_before
+        print("\n64 descriptors, %d connections held: %.2f core, %d bytes of log in 3 s"
+              % (len(held), cpu, logged))
+        self.assertLess(cpu, 0.3)  # was 0.8-1.0 core
+        self.assertLess(logged, 4096)  # was 15-30 MiB/s
+        for c in held:
+            c.close()
+        self.assertEqual(su.http_request(s.port, "GET", "/healthz", timeout=10).status, 200)
 
 
 class Shutdown(su.ServerTestCase):
