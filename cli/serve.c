@@ -4,7 +4,8 @@
  * then workers warm every batch size, then the plain weights are dropped and the state turns
  * ready. SIGTERM/SIGINT are blocked in every thread and taken by the main thread with
  * sigwait: readiness turns 503 draining, accepted work is finished (or answered 503 when the
- * grace runs out), answers are flushed, and the process exits 0. */
+ * grace runs out), answers are flushed, and the process exits 0. SIGHUP, SIGUSR1 and SIGUSR2
+ * are ignored. */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -280,6 +281,11 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&svc.sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &svc.sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* The access log is stdout, which the service never opens: SIGHUP (logrotate's) has
+     * nothing to reopen and, like SIGUSR1/2, is ignored rather than fatal. */
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
     svc.t_start = cli_now_s();
 
     int exit_code = 1;

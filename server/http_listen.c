@@ -1,6 +1,7 @@
 /* http_listen.c - the listeners: address checks, TLS, the main and admin daemons, and the
  * connection guard's notifications. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -8,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "http_internal.h"
 #include "image_decode.h"
 #include "log.h"
@@ -35,14 +38,84 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 }
 
 /* libmicrohttpd's own complaints (bind failures, TLS handshakes, closed connections) as JSON
- * lines on stderr, like the start-up events. */
+ * lines on stderr, like the start-up events; a message repeated within a second more than
+ * MHD_LOG_BURST times is counted, not written, and the count is logged with the next one
+ * (issue 25: "Hit process or system resource limit" at 15-30 MiB/s). */
+#define MHD_LOG_BURST 5
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static const char *last_fmt;
+    static int64_t window_ns;
+    static long repeats, suppressed;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    const int64_t now = clock_monotonic_ns();
+    pthread_mutex_lock(&lock);
+    if (fmt != last_fmt || now - window_ns > 1000000000LL) {
+        last_fmt = fmt;
+        window_ns = now;
+        repeats = 0;
+    }
+    bool quiet = ++repeats > MHD_LOG_BURST;
+    long before = quiet ? 0 : suppressed;
+    if (quiet) suppressed++;
+    else suppressed = 0;
+    pthread_mutex_unlock(&lock);
+    if (quiet) return;
+    if (before) {
+        size_t k = strlen(msg);
+        snprintf(msg + k, sizeof msg - k, " (%ld similar messages suppressed before this one)",
+                 before);
+    }
     log_event_fields(LOG_WARNING, "libmicrohttpd", -1, NULL, msg);
+}
+
+/* Descriptors the process holds now, plus what the server opens besides connections: per
+ * HTTP thread an epoll and an eventfd, per daemon a listening socket, the log's pipe ends,
+ * and room for the weights and /proc reads. */
+static long fds_needed_besides_connections(long threads) {
+    long open_now = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        while (readdir(d)) open_now++;
+        closedir(d);
+    }
+    return open_now + 2 * (threads + 1) + 4 + 16;
+}
+
+/* max_connections + admin_max_connections + our own descriptors must fit RLIMIT_NOFILE, or
+ * accept fails with EMFILE and libmicrohttpd retries it in a loop (issue 25: a core and
+ * 15-30 MiB/s of log). Raises the soft limit as far as the hard one allows; if that is not
+ * enough, returns the max_connections that fits (with a warning). */
+static long long fit_connections_to_fd_limit(const vggserve_config *cfg, long threads) {
+    const long long admin = cfg->admin_port >= 0 ? cfg->admin_max_connections : 0;
+    const long long need = cfg->max_connections + admin + fds_needed_besides_connections(threads);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        (long long)rl.rlim_cur >= need)
+        return cfg->max_connections;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || (long long)rl.rlim_max >= need
+                      ? (rlim_t)need : rl.rlim_max;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = want;
+    if (want > was && setrlimit(RLIMIT_NOFILE, &rl) == 0 && (long long)want >= need) {
+        log_event(LOG_INFO, "raised the open-file limit from %llu to %llu for max_connections "
+                  "(%lld) + admin_max_connections (%lld) + the service's own",
+                  (unsigned long long)was, (unsigned long long)want, cfg->max_connections, admin);
+        return cfg->max_connections;
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    long long fit = (long long)rl.rlim_cur - admin - fds_needed_besides_connections(threads);
+    if (fit < 1) fit = 1;
+    log_event(LOG_WARNING, "the open-file limit (%llu, hard %llu) cannot hold max_connections "
+              "(%lld) + admin_max_connections (%lld) + the service's own descriptors: serving "
+              "at most %lld connections on the main port (raise ulimit -n)",
+              (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+              cfg->max_connections, admin, fit);
+    return fit;
 }
 
 /* Tries the address first, so that a port in use is reported as such (errno), not as a
@@ -177,10 +250,12 @@ int http_start_listeners(http_server *s, char *err, size_t errlen) {
         return -1;
     }
     /* -1: one address may take a quarter of the slots, so three others always find room. */
+    const long long max_connections = fit_connections_to_fd_limit(cfg, threads);
+    if (threads > max_connections) threads = (long)max_connections;
     long long per_ip = cfg->max_connections_per_ip >= 0 ? cfg->max_connections_per_ip
-                       : cfg->max_connections >= 4 ? cfg->max_connections / 4
-                                                   : 1;
-    s->daemon = start_daemon(s, &s->main_listener, &addr, cfg->max_connections, per_ip, threads,
+                       : max_connections >= 4 ? max_connections / 4
+                                              : 1;
+    s->daemon = start_daemon(s, &s->main_listener, &addr, max_connections, per_ip, threads,
                              tls);
     if (!s->daemon) {
         if (tls)
