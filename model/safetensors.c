@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,7 +271,43 @@ float safetensors_bf16_to_f32(uint16_t b) {
     return out;
 }
 
+/* A file truncated while it is mapped: reading a page past its new end raises SIGBUS. While a
+ * thread copies from a map, bus_jump points at its return point; the handler jumps back there,
+ * and the copy fails. A SIGBUS anywhere else is not ours: the default action, as before. */
+static _Thread_local sigjmp_buf *bus_jump;
+
+static void on_sigbus(int sig) {
+    if (bus_jump) siglongjmp(*bus_jump, 1);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_sigbus_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_NODEFER;
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+static int convert(const safetensors_tensor *t, float *out);
+
 int safetensors_to_f32(const safetensors_tensor *t, float *out) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_sigbus_handler);
+    sigjmp_buf here;
+    if (sigsetjmp(here, 1)) {
+        bus_jump = NULL;
+        return -2; /* the file shrank under the map */
+    }
+    bus_jump = &here;
+    int rc = convert(t, out);
+    bus_jump = NULL;
+    return rc;
+}
+
+static int convert(const safetensors_tensor *t, float *out) {
     const uint8_t *p = t->data;
     switch (t->dtype) {
     case ST_F32:

@@ -64,7 +64,10 @@ const safetensors_tensor *safetensors_find(const safetensors_file *f, const char
 /* The "__metadata__" value of key, or NULL. */
 const char *safetensors_metadata(const safetensors_file *f, const char *key);
 
-/* Converts tensor data to float32 into out (numel floats). F32, F16 and BF16 only. */
+/* Converts tensor data to float32 into out (numel floats). F32, F16 and BF16 only: -1 for
+ * another dtype. -2 when the mapped file was truncated under the map (the read raised SIGBUS,
+ * which a handler installed on first use turns into this error; issue 25: it crashed the
+ * server with no message). */
 int safetensors_to_f32(const safetensors_tensor *t, float *out);
 
 /* Writer: streams F32 tensors to path. `names`, `shapes`/`ndims` and `data` describe n

@@ -163,7 +163,14 @@ int vgg_weights_load(vgg_weights *w, const vgg_config *cfg, const char *path, ch
             add_problem(err, errlen, &n_problems, "%s has shape %s, expected %s", name, got, want);
             continue;
         }
-        safetensors_to_f32(t, *s->slot);
+        if (safetensors_to_f32(t, *s->slot) != 0) {
+            snprintf(err, errlen, "%s: cannot read %s: the file was truncated or replaced while "
+                     "it was being loaded; load it again", path, name);
+            free(used);
+            vgg_weights_free(w);
+            safetensors_close(&f);
+            return -1;
+        }
     }
     for (int i = 0; i < f.n_tensors; i++)
         if (!used[i]) add_problem(err, errlen, &n_problems, "unexpected %s%s%s", f.tensors[i].name,

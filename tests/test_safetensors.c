@@ -2,6 +2,7 @@
  * f32), the F16/BF16 conversions value by value, and a table of malformed files each refused
  * with its own message (the same table as tests/fuzz/regress/safetensors). */
 #include <jansson.h>
+#include <unistd.h>
 
 #include "safetensors.h"
 #include "test_model_util.h"
@@ -310,8 +311,30 @@ static void test_safetensors_malformed(void) {
     EXPECT(err[0] != '\0');
 }
 
+/* A file truncated while it is mapped: the copy fails with -2 instead of SIGBUS. */
+static void test_truncated_under_the_map(void) {
+    char path[512], err[512] = "";
+    tmp_path(path, sizeof path, "shrinks.safetensors");
+    static float big[1 << 16]; /* 256 KiB: pages past the first few */
+    const char *names[1] = {"w"};
+    const int64_t shapes[1][SAFETENSORS_MAX_DIMS] = {{1 << 16}};
+    const int ndims[1] = {1};
+    const float *data[1] = {big};
+    EXPECT(safetensors_write_f32(path, 1, names, shapes, ndims, data, NULL, err, sizeof err) == 0);
+    safetensors_file f;
+    EXPECT(safetensors_open(&f, path, err, sizeof err) == 0);
+    EXPECT(truncate(path, 4096) == 0);
+    static float out[1 << 16];
+    const safetensors_tensor *t = safetensors_find(&f, "w");
+    EXPECT(t && safetensors_to_f32(t, out) == -2);
+    EXPECT(t && safetensors_to_f32(t, out) == -2); /* and again: the handler stays */
+    safetensors_close(&f);
+    unlink(path);
+}
+
 int main(int argc, char **argv) {
     static const test_case tests[] = {
+        {"safetensors truncated under the map", test_truncated_under_the_map},
         {"safetensors round trip", test_safetensors_round_trip},
         {"f16/bf16 conversion", test_half_conversions},
         {"safetensors malformed", test_safetensors_malformed},
