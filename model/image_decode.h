@@ -47,9 +47,11 @@
  * in a _Thread_local flag, and gives it back at the end of image_decode). It never waits:
  * with no slot free the image is refused with PREPROCESS_BUSY (503 decode_busy, Retry-After),
  * so a thread is never parked behind another's decode. The server sets http_threads - 1 slots
- * (at least 1): one HTTP thread is always free of heavy decodes. Light images (a 12 Mpixel
- * JPEG at 1/8 scale is light work but counts as heavy here: the header is all the gate reads)
- * take no slot. Without a call to image_decode_set_heavy_slots (the CLI tools) there is no gate. */
+ * (at least 1): one HTTP thread is always free of heavy decodes. The bar, 16 Mpixel (a
+ * 4096 x 4096 PNG, about 0.5 s of stb's work here), leaves phone photos (12 Mpixel) out of
+ * the gate; the header is all it reads, so a 24 Mpixel JPEG counts as heavy even when it is
+ * decoded at 1/8 scale. Without a call to image_decode_set_heavy_slots (the CLI tools) there
+ * is no gate. */
 #ifndef MODEL_IMAGE_DECODE_H
 #define MODEL_IMAGE_DECODE_H
 
@@ -117,7 +119,7 @@ image_decode_options image_decode_options_of(int64_t max_pixels, image_decode_sc
                                              image_exif_orientation exif);
 
 /* Heavy decodes (DESIGN above): images of at least this many pixels take a slot. */
-#define IMAGE_DECODE_HEAVY_PIXELS (4LL << 20)
+#define IMAGE_DECODE_HEAVY_PIXELS (16LL << 20)
 /* n >= 1 slots from now on (call before decoding starts); n < 0: no gate. Not thread-safe
  * against decodes in progress. */
 void image_decode_set_heavy_slots(int n);

@@ -209,8 +209,8 @@ static void test_heavy_slots(void) {
     char err[512];
     preprocess_image img;
     uint8_t heavy[45], light[45];
-    png_header_only(heavy, 2048, 2048); /* 4 Mpixel: heavy */
-    png_header_only(light, 2047, 2048);
+    png_header_only(heavy, 4096, 4096); /* 16 Mpixel: heavy */
+    png_header_only(light, 4095, 4096);
     image_decode_set_heavy_slots(0);
     EXPECT(image_decode(heavy, sizeof heavy, NULL, &img, err, sizeof err) == PREPROCESS_BUSY);
     EXPECT(strstr(err, "retry later") != NULL);
