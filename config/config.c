@@ -67,7 +67,8 @@ static const config_field fields[] = {
     INT_FIELD(shutdown_grace_s, 0, 3600, "30", "time to finish accepted work after SIGTERM"),
     CHOICE_FIELD(log_format, access_log_format_names, "json", "access log lines"),
     INT_FIELD(max_header_bytes, 4096, 16LL << 20, "32768",
-              "memory per connection for the request line and headers; beyond it 431"),
+              "libmicrohttpd's memory per connection: request line, headers (and about 76 "
+              "bytes per header line), answer headers; beyond it 431"),
     INT_FIELD(max_connections, 1, 1000000, "1000",
               "open connections at most, all clients together; beyond it new ones wait"),
     INT_FIELD(max_connections_per_ip, -1, 1000000, "-1",
