@@ -14,6 +14,17 @@ set-up), so per-address limits are exercised while the honest client stays on 12
                   after them never runs.
   own errors      libmicrohttpd's own 431 and 400 are in the access log and the metrics.
   shutdown        SIGTERM while four uploads are mid-body: four 200s, exit 0.
+  bombs           (issue 25, generated here) three 20 MiB v2 JSON bombs at once, a 1x1 PNG
+                  whose IDAT inflates to 1.9 GiB, a 6320x6320 16-bit PNG: 413/422 at once,
+                  RSS bounded; /healthz answers while two uploads of four bombs decode.
+  headers         NUL and control bytes in header values, HTTP/1.1 without Host: 400;
+                  multipart/form-dataX is not multipart; repository routes read no body.
+  keep-alive      idle past header_timeout_s: still served, not counted; SIGHUP/USR1/USR2
+                  ignored.
+  auth, budget    unauthenticated uploads get 401 from their headers; /classify still 200.
+  stdout blocked  3,000 requests with stdout a FIFO nobody reads: all answered, dropped
+                  lines counted; logfmt keeps one status key whatever the path.
+  descriptors     RLIMIT_NOFILE 64 and 200 connections: no busy loop, no log flood.
 
 Usage: test_hostile.py BUILD/vggserve (Debian python3-numpy)."""
 import os
