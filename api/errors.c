@@ -7,31 +7,34 @@ static const struct {
     int http;
     const char *type;
     int retry_after;
+    int grpc; /* gRPC status code: 3 INVALID_ARGUMENT, 4 DEADLINE_EXCEEDED, 5 NOT_FOUND,
+               * 7 PERMISSION_DENIED, 8 RESOURCE_EXHAUSTED, 12 UNIMPLEMENTED, 13 INTERNAL,
+               * 14 UNAVAILABLE, 16 UNAUTHENTICATED */
 } table[API_STATUS_COUNT] = {
-    [API_OK] = {200, "ok", 0},
-    [API_BAD_REQUEST] = {400, "bad_request", 0},
-    [API_NOT_FOUND] = {404, "not_found", 0},
-    [API_METHOD_NOT_ALLOWED] = {405, "method_not_allowed", 0},
-    [API_BODY_TOO_LARGE] = {413, "payload_too_large", 0},
-    [API_TOO_MANY_IMAGES] = {413, "too_many_images", 0},
-    [API_UNSUPPORTED_MEDIA] = {415, "unsupported_media_type", 0},
-    [API_UNDECODABLE] = {422, "undecodable_image", 0},
-    [API_TOO_MANY_PIXELS] = {422, "image_too_large", 0},
-    [API_QUEUE_FULL] = {503, "queue_full", 1},
-    [API_NOT_READY] = {503, "not_ready", 1},
-    [API_DEADLINE_EXCEEDED] = {504, "deadline_exceeded", 0},
-    [API_INTERNAL] = {500, "internal_error", 0},
-    [API_UNAUTHORIZED] = {401, "unauthorized", 0},
-    [API_FORBIDDEN] = {403, "forbidden", 0},
-    [API_FRAMING] = {400, "framing", 0},
-    [API_NOT_IMPLEMENTED] = {501, "not_implemented", 0},
-    [API_HEADER_TIMEOUT] = {408, "header_timeout", 0},
-    [API_BODY_TIMEOUT] = {408, "body_timeout", 0},
-    [API_MEMORY_BUDGET] = {503, "memory_budget", 1},
-    [API_HEADERS_TOO_LARGE] = {431, "headers_too_large", 0},
-    [API_URI_TOO_LONG] = {414, "uri_too_long", 0},
-    [API_SHUTDOWN] = {503, "shutdown", 0},
-    [API_DECODE_BUSY] = {503, "decode_busy", 1},
+    [API_OK] = {200, "ok", 0, 0},
+    [API_BAD_REQUEST] = {400, "bad_request", 0, 3},
+    [API_NOT_FOUND] = {404, "not_found", 0, 5},
+    [API_METHOD_NOT_ALLOWED] = {405, "method_not_allowed", 0, 12},
+    [API_BODY_TOO_LARGE] = {413, "payload_too_large", 0, 8},
+    [API_TOO_MANY_IMAGES] = {413, "too_many_images", 0, 3},
+    [API_UNSUPPORTED_MEDIA] = {415, "unsupported_media_type", 0, 3},
+    [API_UNDECODABLE] = {422, "undecodable_image", 0, 3},
+    [API_TOO_MANY_PIXELS] = {422, "image_too_large", 0, 3},
+    [API_QUEUE_FULL] = {503, "queue_full", 1, 14},
+    [API_NOT_READY] = {503, "not_ready", 1, 14},
+    [API_DEADLINE_EXCEEDED] = {504, "deadline_exceeded", 0, 4},
+    [API_INTERNAL] = {500, "internal_error", 0, 13},
+    [API_UNAUTHORIZED] = {401, "unauthorized", 0, 16},
+    [API_FORBIDDEN] = {403, "forbidden", 0, 7},
+    [API_FRAMING] = {400, "framing", 0, 3},
+    [API_NOT_IMPLEMENTED] = {501, "not_implemented", 0, 12},
+    [API_HEADER_TIMEOUT] = {408, "header_timeout", 0, 4},
+    [API_BODY_TIMEOUT] = {408, "body_timeout", 0, 4},
+    [API_MEMORY_BUDGET] = {503, "memory_budget", 1, 14},
+    [API_HEADERS_TOO_LARGE] = {431, "headers_too_large", 0, 8},
+    [API_URI_TOO_LONG] = {414, "uri_too_long", 0, 3},
+    [API_SHUTDOWN] = {503, "shutdown", 0, 14},
+    [API_DECODE_BUSY] = {503, "decode_busy", 1, 14},
 };
 
 int api_status_http(api_status s) { return s < API_STATUS_COUNT ? table[s].http : 500; }
@@ -51,6 +54,8 @@ api_status api_status_from_preprocess(preprocess_status st) {
     }
     return API_INTERNAL;
 }
+
+int api_status_grpc(api_status s) { return s < API_STATUS_COUNT ? table[s].grpc : 13; }
 
 int api_status_retry_after(api_status s) { return s < API_STATUS_COUNT && table[s].retry_after; }
 

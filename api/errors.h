@@ -1,4 +1,4 @@
-/* errors.h - one table from the request path's statuses to HTTP, one error JSON shape.
+/* errors.h - one table from the request path's statuses to HTTP and gRPC, one error JSON shape.
  *
  * Every error the service sends is {"error": {"code": 415, "type": "unsupported_media_type",
  * "message": "..."}}; `type` is also the `reason` label of vggserve_rejected_total.
@@ -41,6 +41,8 @@ typedef enum {
 } api_status;
 
 int api_status_http(api_status s);
+/* The gRPC status code (grpc::StatusCode's number) of the same answer. */
+int api_status_grpc(api_status s);
 const char *api_status_type(api_status s);
 /* The answer to an image that failed to decode (model/image_decode.h): 415, 422 or 500. The
  * one mapping, for /classify and v2 alike. */

@@ -65,6 +65,8 @@ struct inference_job {
     int64_t deadline_ns;                     /* CLOCK_MONOTONIC (util/clock.h) */
     void (*on_complete)(inference_job *job); /* called once, on a worker or draining thread */
     void *user;
+    int cancelled; /* the client went away: images not yet run finish as JOB_EXPIRED; read
+                    * and written only through inference_job_cancel / _is_cancelled */
 
     /* Results, allocated by inference_job_alloc_results, written by the workers. */
     float *probs;   /* n_images x n_classes */
@@ -87,6 +89,15 @@ inference_job *inference_job_new(const served_model *model, job_answer_kind answ
 
 /* Allocates the result buffers the job's `want` needs. 0, or -1 when out of memory. */
 int inference_job_alloc_results(inference_job *job);
+
+/* Marks the job cancelled (any thread, while it is with the batcher): its images still queued
+ * are dropped instead of computed. Atomic builtins, so the C++ front end may call it too. */
+static inline void inference_job_cancel(inference_job *job) {
+    __atomic_store_n(&job->cancelled, 1, __ATOMIC_RELAXED);
+}
+static inline int inference_job_is_cancelled(const inference_job *job) {
+    return __atomic_load_n(&job->cancelled, __ATOMIC_RELAXED);
+}
 
 /* Frees the job and everything it owns; NULL is ignored. */
 void inference_job_free(inference_job *job);

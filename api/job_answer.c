@@ -73,12 +73,16 @@ static api_status explanation_png(const inference_job *job, job_answer *out, cha
     return API_OK;
 }
 
-static api_status v2_answer(const inference_job *job, job_answer *out, char *msg, size_t msglen) {
+static kserve_v2_results v2_results(const inference_job *job) {
     const served_model *m = job->model;
+    return (kserve_v2_results){job->probs, job->logits, m->n_classes, job->maps, m->explain_hw,
+                               m->labels};
+}
+
+static api_status v2_answer(const inference_job *job, job_answer *out, char *msg, size_t msglen) {
     char name[KSERVE_V2_MAX_NAME];
-    kserve_v2_view_name(m->name, job->v2_view, name, sizeof name);
-    const kserve_v2_results res = {job->probs, job->logits, m->n_classes, job->maps,
-                                   m->explain_hw, m->labels};
+    kserve_v2_view_name(job->model->name, job->v2_view, name, sizeof name);
+    const kserve_v2_results res = v2_results(job);
     kserve_v2_body b;
     if (kserve_v2_infer_response(&job->v2, name, &res, &b, msg, msglen) != 0) return API_INTERNAL;
     out->body = b.data;
@@ -104,4 +108,14 @@ api_status job_answer_write(const inference_job *job, const char *request_id, in
     case JOB_ANSWER_EXPLAIN_JSON: break;
     }
     return classify_answer(job, request_id, start_ns, out);
+}
+
+api_status job_answer_v2_tensors(const inference_job *job, int64_t start_ns,
+                                 kserve_v2_tensors *out, char *model, char *msg, size_t msglen) {
+    memset(out, 0, sizeof *out);
+    kserve_v2_view_name(job->model->name, job->v2_view, model, KSERVE_V2_MAX_NAME);
+    api_status st = unfinished(job, start_ns, msg, msglen);
+    if (st != API_OK) return st;
+    const kserve_v2_results res = v2_results(job);
+    return kserve_v2_infer_tensors(&job->v2, &res, out, msg, msglen) == 0 ? API_OK : API_INTERNAL;
 }

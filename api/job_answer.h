@@ -33,4 +33,11 @@ typedef struct {
 api_status job_answer_write(const inference_job *job, const char *request_id, int64_t start_ns,
                             job_answer *out, char *msg, size_t msglen);
 
+/* A finished v2 job's outputs as structured tensors (kserve_v2_infer_tensors) and the name
+ * of the view that answers (model, KSERVE_V2_MAX_NAME bytes), for front ends that frame
+ * tensors themselves (gRPC). API_OK with *out filled (kserve_v2_tensors_free), or the status
+ * to answer with msg, as job_answer_write decides it. */
+api_status job_answer_v2_tensors(const inference_job *job, int64_t start_ns,
+                                 kserve_v2_tensors *out, char *model, char *msg, size_t msglen);
+
 #endif

@@ -70,6 +70,10 @@
 #define KSERVE_V2_MAX_ID 256         /* longest request "id" echoed back */
 #define KSERVE_V2_MAX_ABS_INPUT 1e6  /* FP32 inputs are about -2.2..2.7; far beyond is refused */
 #define KSERVE_V2_MAX_OUTPUTS 3 /* probabilities, logits, gradcam */
+/* The answer to a repository load or unload (400, INVALID_ARGUMENT over gRPC). */
+#define KSERVE_V2_REPOSITORY_FIXED "models cannot be loaded or unloaded: the model set is " \
+    "fixed at start-up (POST /v2/repository/index lists it)"
+
 
 /* ---------------------------------------------------------------- model views */
 
@@ -190,6 +194,29 @@ typedef struct {
 int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model,
                              const kserve_v2_results *res, kserve_v2_body *out, char *msg,
                              size_t msglen);
+
+/* The same outputs as structured tensors, for a front end whose protocol carries them itself
+ * (gRPC's raw_output_contents): every output's bytes as the binary tensor data extension lays
+ * them out (FP32 little-endian; BYTES each a 4-byte little-endian length, then the string). */
+typedef struct {
+    const char *name;      /* static: the output's name */
+    const char *datatype;  /* static: "FP32" or "BYTES" (classification) */
+    long long shape[3];
+    int ndim;
+    size_t offset, len;    /* its bytes in kserve_v2_tensors.data */
+} kserve_v2_tensor;
+
+typedef struct {
+    int n;
+    kserve_v2_tensor t[KSERVE_V2_MAX_OUTPUTS]; /* in the order in asked for them */
+    unsigned char *data;                       /* malloc'd: kserve_v2_tensors_free */
+    size_t len;
+} kserve_v2_tensors;
+
+/* in's outputs as tensors; 0, or -1 with msg as kserve_v2_infer_response fails. */
+int kserve_v2_infer_tensors(const kserve_v2_infer *in, const kserve_v2_results *res,
+                            kserve_v2_tensors *out, char *msg, size_t msglen);
+void kserve_v2_tensors_free(kserve_v2_tensors *t);
 
 /* {"name": "vggserve", "version", "extensions": ["binary_tensor_data", "classification",
  * "model_configuration", "model_repository", "statistics"]} */

@@ -57,14 +57,20 @@ static void classification_values(const output_values *v, const vgg_labels *labe
     }
 }
 
+/* Whether every value of v is finite (JSON has no NaN; binary answers are held to the same). */
+static bool all_finite(const output_values *v) {
+    const size_t count = (size_t)v->n * v->d1 * (v->d2 ? v->d2 : 1);
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(v->values[i])) return false;
+    return true;
+}
+
 /* One output tensor: the JSON object, and its bytes into bin when binary. Returns NULL for
  * a non-finite value (JSON has no NaN), missing values or no memory. */
 static json_t *output_json(const kserve_v2_output *o, const output_values *v,
                            const vgg_labels *labels, byte_buffer *bin) {
-    if (!v->values) return NULL;
+    if (!v->values || !all_finite(v)) return NULL;
     const size_t count = (size_t)v->n * v->d1 * (v->d2 ? v->d2 : 1);
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(v->values[i])) return NULL;
     json_t *data = o->binary ? NULL : json_array();
     size_t start = bin->len;
     const int k = o->classification > v->d1 ? v->d1 : o->classification;
@@ -134,4 +140,45 @@ int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model,
     out->binary = binary;
     byte_buffer_free(&bin);
     return 0;
+}
+
+/* ---------------------------------------------------------------- structured answers */
+
+int kserve_v2_infer_tensors(const kserve_v2_infer *in, const kserve_v2_results *res,
+                            kserve_v2_tensors *out, char *msg, size_t msglen) {
+    memset(out, 0, sizeof *out);
+    byte_buffer bin = {0};
+    for (int i = 0; i < in->n_outputs; i++) {
+        const kserve_v2_output *o = &in->outputs[i];
+        const output_values v = values_of(o, in->n_images, res);
+        if (!v.values || !all_finite(&v)) {
+            snprintf(msg, msglen, "cannot encode output %d: non-finite values or no data", i);
+            byte_buffer_free(&bin);
+            return -1;
+        }
+        kserve_v2_tensor *t = &out->t[out->n++];
+        const int k = o->classification > v.d1 ? v.d1 : o->classification;
+        t->name = kserve_v2_output_names[o->kind];
+        t->datatype = k > 0 ? "BYTES" : "FP32";
+        t->shape[0] = v.n;
+        t->shape[1] = k > 0 ? k : v.d1;
+        t->shape[2] = v.d2;
+        t->ndim = v.d2 && k == 0 ? 3 : 2;
+        t->offset = bin.len;
+        if (k > 0) classification_values(&v, res->labels, k, NULL, &bin);
+        else byte_buffer_append(&bin, v.values, (size_t)v.n * v.d1 * (v.d2 ? v.d2 : 1) * sizeof(float));
+        t->len = bin.len - t->offset;
+    }
+    if (bin.failed) {
+        snprintf(msg, msglen, "out of memory");
+        byte_buffer_free(&bin);
+        return -1;
+    }
+    out->data = byte_buffer_take(&bin, &out->len);
+    return 0;
+}
+
+void kserve_v2_tensors_free(kserve_v2_tensors *t) {
+    free(t->data);
+    memset(t, 0, sizeof *t);
 }

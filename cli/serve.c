@@ -21,6 +21,11 @@
 #include "commands.h"
 #include "config.h"
 #include "http.h"
+#ifdef VGGSERVE_GRPC
+#include "grpc_service.h"
+#else
+typedef struct grpc_service grpc_service; /* a C-only build has no gRPC listener */
+#endif
 #include "log.h"
 #include "metrics.h"
 
@@ -107,6 +112,7 @@ typedef struct {
     preprocess_mode preprocess; /* what the weights were trained with */
     metrics *m;
     http_server *http;
+    grpc_service *grpc; /* NULL unless grpc_port is set */
     vgg_weights w;
     bool have_weights;
     vgg_model *model;
@@ -115,10 +121,11 @@ typedef struct {
 } service;
 
 static void service_close(service *svc) {
-    if (svc->b) {
-        batcher_drain(svc->b, 0);
-        batcher_free(svc->b);
-    }
+    if (svc->b) batcher_drain(svc->b, 0);
+#ifdef VGGSERVE_GRPC
+    grpc_service_stop(svc->grpc, 0); /* before the batcher goes: no call can reach it then */
+#endif
+    if (svc->b) batcher_free(svc->b);
     http_server_stop(svc->http);
     vgg_model_free(svc->model);
     if (svc->have_weights) vgg_weights_free(&svc->w);
@@ -152,6 +159,35 @@ static int start_http(service *svc) {
                   cfg->auth_metrics ? ", GET /metrics" : "",
                   cfg->auth_health ? ", health, readiness, v2 metadata" : "");
     return 0;
+}
+
+/* The gRPC listener (grpc_port), after HTTP: the same state, model, batcher, auth and TLS. */
+static int start_grpc(service *svc) {
+    const vggserve_config *cfg = &svc->cfg;
+    if (cfg->grpc_port < 0) return 0;
+#ifdef VGGSERVE_GRPC
+    char err[1024];
+    svc->grpc = grpc_service_start(cfg, svc->m, err, sizeof err);
+    if (!svc->grpc) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    log_event(LOG_INFO, "gRPC (KServe v2%s) listening on %s:%d", cfg->tls_cert_file[0] ? ", TLS" : "",
+              cfg->host, grpc_service_port(svc->grpc));
+    return 0;
+#else
+    fprintf(stderr, "error: grpc_port is set but this vggserve was built without gRPC "
+            "(cmake -DVGGSERVE_GRPC=ON)\n");
+    return -1;
+#endif
+}
+
+/* The service state, as both front ends answer it. */
+static void set_state(service *svc, service_state st) {
+    http_server_set_state(svc->http, st);
+#ifdef VGGSERVE_GRPC
+    if (svc->grpc) grpc_service_set_state(svc->grpc, st);
+#endif
 }
 
 static int load_model(service *svc) {
@@ -198,7 +234,7 @@ static int load_model(service *svc) {
 static int warm_up(service *svc) {
     const vggserve_config *cfg = &svc->cfg;
     char err[2048];
-    http_server_set_state(svc->http, SERVICE_WARMING);
+    set_state(svc, SERVICE_WARMING);
     batcher_options bo = {(int)cfg->workers, svc->threads, (int)cfg->max_batch_size,
                           cfg->max_queue_delay_us, (int)cfg->queue_capacity,
                           http_server_arrivals(svc->http), svc->explanations};
@@ -210,7 +246,7 @@ static int warm_up(service *svc) {
     /* Warm-up takes seconds: keep answering SIGTERM meanwhile (stop early, exit 0). */
     while (!batcher_is_warm(svc->b)) {
         if (!signal_pending(svc, 100000000)) continue;
-        http_server_set_state(svc->http, SERVICE_DRAINING);
+        set_state(svc, SERVICE_DRAINING);
         batcher_abort_warmup(svc->b);
         log_event(LOG_INFO, "signal during warm-up: stopping");
         batcher_wait_warm(svc->b, err, sizeof err);
@@ -235,7 +271,10 @@ static int warm_up(service *svc) {
         vgg_config_conv_name(mc, mc->n_conv - 1, served.explain_layer, sizeof served.explain_layer);
     }
     http_server_serve(svc->http, &served, svc->b);
-    http_server_set_state(svc->http, SERVICE_READY);
+#ifdef VGGSERVE_GRPC
+    if (svc->grpc) grpc_service_serve(svc->grpc, &served, svc->b);
+#endif
+    set_state(svc, SERVICE_READY);
     log_event(LOG_INFO, "ready in %.1f s: %lld worker(s) x %d thread(s), batches up to %lld, "
               "weights %.0f MiB, RSS %.0f MiB",
               cli_now_s() - svc->t_start, cfg->workers, svc->threads, cfg->max_batch_size,
@@ -250,7 +289,7 @@ static int drain(service *svc, int sig) {
     log_event(LOG_INFO, "%s: draining (grace %lld s, %d request(s) in progress)",
               sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_grace_s,
               http_server_pending(svc->http));
-    http_server_set_state(svc->http, SERVICE_DRAINING);
+    set_state(svc, SERVICE_DRAINING);
     double t_drain = cli_now_s();
     /* Uploads already arriving get the grace to finish and be computed: new ones are refused
      * (503) from now, and the batcher stays open until the last arrival is queued. */
@@ -262,6 +301,11 @@ static int drain(service *svc, int sig) {
     double t_flush = cli_now_s();
     while (http_server_pending(svc->http) > 0 && cli_now_s() - t_flush < 5) usleep(10000);
     int left = http_server_pending(svc->http);
+#ifdef VGGSERVE_GRPC
+    /* gRPC calls were answered as their jobs completed; Shutdown waits for the last writes. */
+    grpc_service_stop(svc->grpc, 5000);
+    svc->grpc = NULL;
+#endif
     http_server_stop(svc->http);
     svc->http = NULL;
     batcher_free(svc->b);
@@ -289,7 +333,7 @@ int cmd_serve(int argc, char **argv) {
     svc.t_start = cli_now_s();
 
     int exit_code = 1;
-    if (start_http(&svc) != 0 || load_model(&svc) != 0) goto out;
+    if (start_http(&svc) != 0 || start_grpc(&svc) != 0 || load_model(&svc) != 0) goto out;
     if (signal_pending(&svc, 0)) { /* a signal while the weights loaded */
         log_event(LOG_INFO, "signal during loading: stopping");
         exit_code = 0;

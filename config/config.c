@@ -83,6 +83,9 @@ static const config_field fields[] = {
               "a second listener for /healthz, /readyz and /metrics only, with its own "
               "connections (-1: none; 0: any free port)"),
     INT_FIELD(admin_max_connections, 1, 1000, "16", "open connections on admin_port at most"),
+    INT_FIELD(grpc_port, -1, 65535, "-1",
+              "KServe v2 gRPC listener (Triton's port 8001) with the same auth and TLS (-1: none; "
+              "0: any free port)"),
     STR_FIELD(auth_token, NULL, "", "bearer token for POST /classify and v2 infer (empty: no auth)"),
     STR_FIELD(auth_token_file, NULL, "", "file holding the bearer token (instead of auth_token)"),
     BOOL_FIELD(auth_metrics, "false", "GET /metrics needs the bearer token too"),

@@ -54,6 +54,7 @@ typedef struct {
     long long max_buffered_bytes; /* request bytes held by all uploads together; 0: auto */
     long long admin_port;         /* -1: none; else /healthz, /readyz, /metrics listen here */
     long long admin_max_connections;
+    long long grpc_port;          /* -1: no gRPC listener; else the KServe v2 gRPC service */
     char auth_token[256];         /* empty: no auth; secret (redacted by config_to_json) */
     char auth_token_file[4096];   /* read into auth_token by config_load_secrets */
     bool auth_metrics;            /* GET /metrics needs the token too */

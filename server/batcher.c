@@ -169,8 +169,8 @@ static void wait_for_fuller_batch(batcher *b) {
     }
 }
 
-/* Takes up to max_batch images (lock held); those past their deadline finish as expired
- * (into ws->finished, *n_finished). Returns the batch size. */
+/* Takes up to max_batch images (lock held); those past their deadline, or whose client went
+ * away, finish as expired (into ws->finished, *n_finished). Returns the batch size. */
 static int take_batch(batcher *b, worker_state *ws, int *n_finished) {
     int64_t now = clock_monotonic_ns();
     int n = 0;
@@ -179,7 +179,7 @@ static int take_batch(batcher *b, worker_state *ws, int *n_finished) {
         int64_t waited = now - q.job->enqueued_ns;
         if (waited > q.job->max_queue_ns) q.job->max_queue_ns = waited;
         metrics_observe_queue_wait(b->metrics, waited / 1e9);
-        if (now > q.job->deadline_ns) {
+        if (now > q.job->deadline_ns || inference_job_is_cancelled(q.job)) {
             if (finish_image_locked(q.job, JOB_EXPIRED)) ws->finished[(*n_finished)++] = q.job;
             continue;
         }

@@ -5,49 +5,13 @@
 
 #include "http_internal.h"
 #include "infer_request.h"
-
-static kserve_v2_model_facts facts_of(const http_server *s) {
-    const served_model *m = atomic_load(&s->model);
-    kserve_v2_model_facts f = {
-        .model = s->cfg->model,
-        .image_hw = m->image_hw,
-        .n_classes = m->n_classes,
-        .max_images_per_request = (int)s->cfg->max_images_per_request,
-        .max_batch = (int)s->cfg->max_batch_size,
-        .max_queue_delay_us = s->cfg->max_queue_delay_us,
-        .workers = (int)s->cfg->workers,
-        .ready = atomic_load(&s->state) == SERVICE_READY,
-        .gradcam_hw = m->explain_hw,
-    };
-    return f;
-}
-
-/* Triton's statistics, read from the counters /metrics renders. */
-static json_t *v2_stats_json(const http_server *s, kserve_v2_view v) {
-    kserve_v2_view_stats views[KSERVE_V2_VIEW_COUNT];
-    kserve_v2_engine_stats engine;
-    for (int i = 0; i < KSERVE_V2_VIEW_COUNT; i++) {
-        metrics_model_totals t;
-        metrics_model_totals_get(s->metrics, i, &t);
-        views[i] = (kserve_v2_view_stats){
-            t.images, t.last_unix_ms,
-            {t.success.count, t.success.ns}, {t.fail.count, t.fail.ns},
-            {t.queue.count, t.queue.ns}, {t.input.count, t.input.ns},
-            {t.infer.count, t.infer.ns}, {t.output.count, t.output.ns}};
-    }
-    engine.execution_count = metrics_batches_run(s->metrics);
-    for (int b = 1; b <= KSERVE_V2_MAX_BATCH_STATS; b++) {
-        metrics_duration d = metrics_batch_size_totals(s->metrics, b);
-        engine.batch_infer[b - 1] = (kserve_v2_duration){d.count, d.ns};
-    }
-    return kserve_v2_stats_json(s->cfg->model, v, views, &engine);
-}
+#include "v2_facts.h"
 
 /* GET (and the repository POSTs): the bodies come from api/kserve_v2.h; only the state is here. */
 enum MHD_Result http_v2_answer(request *r) {
     http_server *s = r->srv;
     bool ready = atomic_load(&s->state) == SERVICE_READY;
-    const kserve_v2_model_facts f = facts_of(s);
+    const kserve_v2_model_facts f = v2_model_facts(s->cfg, atomic_load(&s->model), ready);
     char name[KSERVE_V2_MAX_NAME];
     kserve_v2_view_name(s->cfg->model, r->view, name, sizeof name);
     if (!ready &&
@@ -70,7 +34,7 @@ enum MHD_Result http_v2_answer(request *r) {
     case KSERVE_V2_ROUTE_MODEL_CONFIG:
         return http_send_json(r, 200, kserve_v2_model_config_json(&f, r->view), API_OK);
     case KSERVE_V2_ROUTE_MODEL_STATS:
-        return http_send_json(r, 200, v2_stats_json(s, r->view), API_OK);
+        return http_send_json(r, 200, v2_stats_json(s->metrics, s->cfg->model, r->view), API_OK);
     case KSERVE_V2_ROUTE_MODEL_LABELS: {
         const vgg_labels *labels = atomic_load(&s->model)->labels;
         if (!labels) /* known once the weights are loaded */
@@ -78,12 +42,11 @@ enum MHD_Result http_v2_answer(request *r) {
         return http_send_json(r, 200, kserve_v2_model_labels_json(name, labels), API_OK);
     }
     case KSERVE_V2_ROUTE_ALL_STATS:
-        return http_send_json(r, 200, v2_stats_json(s, KSERVE_V2_VIEW_COUNT), API_OK);
+        return http_send_json(r, 200, v2_stats_json(s->metrics, s->cfg->model, KSERVE_V2_VIEW_COUNT), API_OK);
     case KSERVE_V2_ROUTE_REPOSITORY_INDEX:
         return http_send_json(r, 200, kserve_v2_repository_index_json(&f), API_OK);
     case KSERVE_V2_ROUTE_REPOSITORY_CONTROL:
-        return http_send_error(r, API_BAD_REQUEST, "models cannot be loaded or unloaded: the model "
-                               "set is fixed at start-up (POST /v2/repository/index lists it)");
+        return http_send_error(r, API_BAD_REQUEST, KSERVE_V2_REPOSITORY_FIXED);
     default:
         return http_send_error(r, API_INTERNAL, "unroutable");
     }

@@ -1,0 +1,228 @@
+/* grpc_service.c - the service's side of the gRPC front end: state, jobs, documents, log. */
+#include "grpc_service.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "batcher.h"
+#include "clock.h"
+#include "grpc_frontend.h"
+#include "labels.h"
+#include "vgg_config.h"
+#include "log.h"
+#include "v2_facts.h"
+
+struct grpc_service {
+    const vggserve_config *cfg;
+    metrics *metrics;
+    grpc_frontend *frontend;
+    int port;
+    _Atomic int state;
+    /* Until grpc_service_serve: loading_model (its name and shapes); then served, once. */
+    const served_model *_Atomic model;
+    served_model loading_model, served;
+    classify_limits limits;
+    image_input_format input; /* made with served; read only once the state is ready */
+    batcher *_Atomic batcher;
+    atomic_int pending;
+};
+
+/* ---------------------------------------------------------------- serve.c */
+
+grpc_service *grpc_service_start(const vggserve_config *cfg, metrics *m, char *err,
+                                 size_t errlen) {
+    grpc_service *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    g->cfg = cfg;
+    g->metrics = m;
+    g->loading_model = (served_model){.name = cfg->model, .n_classes = LABELS_COUNT,
+                                      .image_hw = VGG_INPUT_HW,
+                                      .image_floats = 3 * VGG_INPUT_HW * VGG_INPUT_HW};
+    atomic_store(&g->model, &g->loading_model);
+    g->limits = (classify_limits){cfg->max_body_bytes, (int)cfg->max_images_per_request};
+    atomic_store(&g->state, SERVICE_LOADING);
+    const grpc_frontend_options o = {
+        .host = cfg->host,
+        .port = (int)cfg->grpc_port,
+        .max_message_bytes = cfg->max_body_bytes,
+        .tls_cert_file = cfg->tls_cert_file,
+        .tls_key_file = cfg->tls_key_file,
+    };
+    g->frontend = grpc_frontend_start(g, &o, &g->port, err, errlen);
+    if (!g->frontend) {
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+int grpc_service_port(const grpc_service *g) { return g->port; }
+
+void grpc_service_serve(grpc_service *g, const served_model *m, batcher *b) {
+    const vggserve_config *cfg = g->cfg;
+    g->served = *m;
+    g->input = (image_input_format){
+        .image_hw = m->image_hw,
+        .preprocess = m->preprocess,
+        .decode = image_decode_options_of(cfg->max_pixels, cfg->decode_scaling,
+                                          cfg->exif_orientation),
+    };
+    atomic_store(&g->model, &g->served); /* after served and input are whole */
+    atomic_store(&g->batcher, b);
+}
+
+void grpc_service_set_state(grpc_service *g, service_state st) { atomic_store(&g->state, st); }
+
+int grpc_service_pending(grpc_service *g) { return atomic_load(&g->pending); }
+
+void grpc_service_stop(grpc_service *g, int64_t grace_ms) {
+    if (!g) return;
+    grpc_frontend_stop(g->frontend, grace_ms);
+    free(g);
+}
+
+/* ---------------------------------------------------------------- the front end */
+
+bool grpc_service_ready(grpc_service *g) { return atomic_load(&g->state) == SERVICE_READY; }
+
+const char *grpc_service_state_name(grpc_service *g) {
+    return service_state_name(atomic_load(&g->state));
+}
+
+const char *grpc_service_model_name(const grpc_service *g) { return g->cfg->model; }
+
+api_status grpc_service_auth(grpc_service *g, const char *authorization, bool health, char *msg,
+                             size_t msglen) {
+    if (health && !g->cfg->auth_health) return API_OK;
+    const char *www;
+    return api_auth_check(authorization, g->cfg->auth_token, msg, msglen, &www);
+}
+
+char *grpc_service_doc(grpc_service *g, grpc_doc doc, kserve_v2_view view) {
+    const kserve_v2_model_facts f =
+        v2_model_facts(g->cfg, atomic_load(&g->model), grpc_service_ready(g));
+    json_t *j = NULL;
+    switch (doc) {
+    case GRPC_DOC_SERVER_METADATA: j = kserve_v2_server_metadata_json(); break;
+    case GRPC_DOC_MODEL_METADATA: j = kserve_v2_model_metadata_json(&f, view); break;
+    case GRPC_DOC_MODEL_CONFIG: j = kserve_v2_model_config_json(&f, view); break;
+    case GRPC_DOC_MODEL_STATS: j = v2_stats_json(g->metrics, g->cfg->model, view); break;
+    case GRPC_DOC_REPOSITORY_INDEX: j = kserve_v2_repository_index_json(&f); break;
+    }
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return text;
+}
+
+api_status grpc_service_infer_parse(grpc_service *g, const kserve_v2_grpc_request *r,
+                                    inference_job **job, char *msg, size_t msglen) {
+    *job = inference_job_new(atomic_load(&g->model), JOB_ANSWER_V2);
+    if (!*job) {
+        snprintf(msg, msglen, "out of memory");
+        return API_INTERNAL;
+    }
+    return kserve_v2_grpc_job_parse(r, &g->limits, &g->input, *job, msg, msglen);
+}
+
+api_status grpc_service_submit(grpc_service *g, inference_job *job, int64_t start_ns,
+                               int64_t client_deadline_ns, void (*on_complete)(inference_job *),
+                               void *user, char *msg, size_t msglen) {
+    batcher *b = atomic_load(&g->batcher);
+    if (!grpc_service_ready(g) || !b) {
+        snprintf(msg, msglen, "service is %s", grpc_service_state_name(g));
+        return API_NOT_READY;
+    }
+    if (inference_job_alloc_results(job) != 0) {
+        snprintf(msg, msglen, "out of memory");
+        return API_INTERNAL;
+    }
+    /* The client may shorten the deadline, never lengthen it. */
+    job->deadline_ns = start_ns + g->cfg->request_timeout_ms * 1000000;
+    if (client_deadline_ns && client_deadline_ns < job->deadline_ns)
+        job->deadline_ns = client_deadline_ns;
+    job->on_complete = on_complete;
+    job->user = user;
+    atomic_fetch_add(&g->pending, 1); /* before: on_complete may run before submit returns */
+    batcher_submit_result sr = batcher_submit(b, job);
+    if (sr == BATCHER_OK) return API_OK;
+    atomic_fetch_sub(&g->pending, 1);
+    if (sr == BATCHER_FULL) {
+        snprintf(msg, msglen, "queue is full (%lld images); retry later",
+                 g->cfg->queue_capacity);
+        return API_QUEUE_FULL;
+    }
+    snprintf(msg, msglen, "service is draining");
+    return API_NOT_READY;
+}
+
+/* ---------------------------------------------------------------- access log and metrics */
+
+static void observe(grpc_service *g, const grpc_call_record *rec, double total_s) {
+    if (rec->status != API_OK) metrics_add_rejected(g->metrics, rec->status);
+    if (!rec->job || rec->job->answer != JOB_ANSWER_V2) return;
+    const inference_job *job = rec->job;
+    metrics_inference x = {
+        .ok = rec->status == API_OK,
+        .images = rec->queued && job->status == JOB_OK ? job->n_images : 0,
+        .total_s = total_s,
+        .queue_s = rec->queued ? job->max_queue_ns / 1e9 : 0,
+        .input_s = job->decode_ms / 1e3,
+        .infer_s = rec->queued ? job->inference_ns / 1e9 : 0,
+        .output_s = rec->output_ns / 1e9,
+    };
+    metrics_observe_inference(g->metrics, (int)job->v2_view, &x);
+}
+
+/* The access log line: HTTP's fields where they mean the same, protocol=grpc, the RPC as the
+ * method and its gRPC status. */
+void grpc_service_log(grpc_service *g, const grpc_call_record *rec) {
+    const double total_ms = (clock_monotonic_ns() - rec->start_ns) / 1e6;
+    const inference_job *job = rec->job;
+    const bool q = rec->queued && job;
+    if (rec->queued) atomic_fetch_sub(&g->pending, 1);
+    observe(g, rec, total_ms / 1e3);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char ts[32], error[512], peer[128];
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    api_utf8_sanitize(rec->error ? rec->error : "", error, sizeof error);
+    api_utf8_sanitize(rec->peer ? rec->peer : "", peer, sizeof peer);
+    const int images = job ? job->n_images : 0, code = api_status_grpc(rec->status);
+    const double queue_ms = q ? job->max_queue_ns / 1e6 : 0, infer_ms = q ? job->inference_ns / 1e6 : 0;
+    const json_int_t batch = (json_int_t)(q ? job->last_batch_id : 0);
+    if (g->cfg->log_format == ACCESS_LOG_LOGFMT) {
+        char e[600] = "";
+        if (error[0]) {
+            for (char *c = error; *c; c++) if (*c == '"') *c = '\'';
+            snprintf(e, sizeof e, " error=\"%s\"", error);
+        }
+        printf("ts=%s.%03ldZ protocol=grpc peer=%s method=%s grpc_status=%d bytes=%zu images=%d "
+               "queue_ms=%.2f inference_ms=%.2f total_ms=%.2f batch_id=%lld%s\n", ts,
+               now.tv_nsec / 1000000, peer, rec->method, code, rec->response_bytes, images,
+               queue_ms, infer_ms, total_ms, (long long)batch, e);
+        fflush(stdout);
+        return;
+    }
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f, s:f, s:I}", "ts", ts,
+                          "protocol", "grpc", "peer", peer, "method", rec->method, "grpc_status",
+                          code, "bytes", (json_int_t)rec->response_bytes, "images", images,
+                          "queue_ms", queue_ms, "inference_ms", infer_ms, "total_ms", total_ms,
+                          "batch_id", batch);
+    if (o && error[0]) json_object_set_new(o, "error", json_string(error));
+    char *line = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    if (line) {
+        puts(line);
+        fflush(stdout);
+    }
+    free(line);
+    json_decref(o);
+}

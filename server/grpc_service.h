@@ -1,0 +1,97 @@
+/* grpc_service.h - the service as the gRPC front end sees it.
+ *
+ * The gRPC listener itself is C++ (grpc_frontend.cc, behind grpc_frontend.h); this C module
+ * is everything it asks of the service: the state, the model being served and its limits,
+ * the batcher, the bearer token, the v2 documents (api/kserve_v2.h, the same bytes HTTP
+ * sends), the access log and the metrics. So the C++ file holds no model or HTTP logic, and
+ * the C side never sees C++.
+ *
+ * serve.c: grpc_service_start binds grpc_port (after HTTP), grpc_service_serve hands over the
+ * model and batcher once, grpc_service_set_state follows the service state, and on SIGTERM
+ * grpc_service_stop (after batcher_drain, before batcher_free) waits for the calls to send
+ * their answers. The front end: every other function, from gRPC's threads. All functions are
+ * thread-safe; the struct is opaque. */
+#ifndef SERVER_GRPC_SERVICE_H
+#define SERVER_GRPC_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "errors.h"
+#include "inference_job.h"
+#include "kserve_v2.h"
+#include "kserve_v2_grpc.h"
+#include "metrics.h"
+#include "served_model.h"
+#include "service_state.h"
+
+typedef struct grpc_service grpc_service;
+typedef struct batcher batcher; /* batcher.h, which C++ cannot include */
+
+/* ---------------------------------------------------------------- serve.c */
+
+/* Binds cfg->host:cfg->grpc_port and starts serving (health and metadata answer at once;
+ * inference once ready). cfg and m are borrowed for the service's lifetime. NULL with err. */
+grpc_service *grpc_service_start(const vggserve_config *cfg, metrics *m, char *err,
+                                 size_t errlen);
+int grpc_service_port(const grpc_service *g); /* the port bound (useful with 0) */
+void grpc_service_serve(grpc_service *g, const served_model *m, batcher *b);
+void grpc_service_set_state(grpc_service *g, service_state st);
+int grpc_service_pending(grpc_service *g); /* calls whose job is with the batcher */
+/* Stops the listener: calls in flight get up to grace_ms to send their answers, then are
+ * cancelled. Frees g; NULL is ignored. */
+void grpc_service_stop(grpc_service *g, int64_t grace_ms);
+
+/* ---------------------------------------------------------------- the front end */
+
+typedef enum {
+    GRPC_DOC_SERVER_METADATA,
+    GRPC_DOC_MODEL_METADATA,
+    GRPC_DOC_MODEL_CONFIG,
+    GRPC_DOC_MODEL_STATS, /* of one view; KSERVE_V2_VIEW_COUNT: every view */
+    GRPC_DOC_REPOSITORY_INDEX,
+} grpc_doc;
+
+bool grpc_service_ready(grpc_service *g);
+const char *grpc_service_state_name(grpc_service *g);
+const char *grpc_service_model_name(const grpc_service *g); /* the configured name: vgg16 */
+
+/* The bearer token of the `authorization` metadata (NULL: absent) for an inference call, or
+ * with health for health and metadata calls (checked only under auth_health). */
+api_status grpc_service_auth(grpc_service *g, const char *authorization, bool health, char *msg,
+                             size_t msglen);
+
+/* The v2 document as HTTP's route answers it: JSON text, malloc'd (NULL: out of memory). */
+char *grpc_service_doc(grpc_service *g, grpc_doc doc, kserve_v2_view view);
+
+/* A new job for ModelInfer (*job; inference_job_free it, also after a failure), parsed from
+ * r (kserve_v2_grpc_job_parse with the service's limits). */
+api_status grpc_service_infer_parse(grpc_service *g, const kserve_v2_grpc_request *r,
+                                    inference_job **job, char *msg, size_t msglen);
+
+/* Queues the job: its deadline is start_ns + request_timeout_ms, or the client's (monotonic
+ * ns, 0: none) when sooner. on_complete(job) runs once, on a worker, with user in job->user.
+ * API_OK (pending counts it until grpc_service_log), or API_NOT_READY / API_QUEUE_FULL /
+ * API_INTERNAL with msg. */
+api_status grpc_service_submit(grpc_service *g, inference_job *job, int64_t start_ns,
+                               int64_t client_deadline_ns, void (*on_complete)(inference_job *),
+                               void *user, char *msg, size_t msglen);
+
+/* One finished call, for the access log (protocol grpc) and the metrics. */
+typedef struct {
+    const char *method;        /* the RPC's name: "ModelInfer" */
+    const char *peer;          /* "ipv4:127.0.0.1:5555" */
+    int64_t start_ns;          /* CLOCK_MONOTONIC when it arrived */
+    api_status status;
+    const char *error;         /* the message sent with a failure, or "" */
+    const inference_job *job;  /* its job, or NULL */
+    bool queued;               /* the job went through grpc_service_submit */
+    int64_t output_ns;         /* writing the answer */
+    size_t response_bytes;
+} grpc_call_record;
+
+void grpc_service_log(grpc_service *g, const grpc_call_record *rec);
+
+#endif

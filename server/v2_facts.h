@@ -1,0 +1,23 @@
+/* v2_facts.h - what the v2 metadata, config, index and statistics answers read from the
+ * running service, for both front ends (http_v2.c, grpc_service.c).
+ *
+ * Reads the configuration, the served model and the metrics counters; thread-safe as
+ * metrics.h is. */
+#ifndef SERVER_V2_FACTS_H
+#define SERVER_V2_FACTS_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "kserve_v2.h"
+#include "metrics.h"
+#include "served_model.h"
+
+kserve_v2_model_facts v2_model_facts(const vggserve_config *cfg, const served_model *m,
+                                     bool ready);
+
+/* Triton's statistics of view v (KSERVE_V2_VIEW_COUNT: every view), read from the counters
+ * /metrics renders (new reference). */
+json_t *v2_stats_json(metrics *m, const char *model, kserve_v2_view v);
+
+#endif
