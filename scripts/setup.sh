@@ -23,6 +23,9 @@ esac
 # JPEG: libjpeg-turbo's TurboJPEG API; WebP: libwebp; PNG: stb_image; gzip bodies: zlib.
 packages=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libstb-dev libdnnl-dev
           libturbojpeg0-dev libwebp-dev zlib1g-dev)
+# The gRPC front end (VGGSERVE_GRPC, server/grpc_frontend.cc): gRPC's C++ API, protobuf, and
+# protoc with the C++ and Python plugins (stubs are generated from proto/ at build time).
+packages+=(libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc)
 if [[ $level != build ]]; then
   # python3-numpy for the black-box suites, python3-torch/torchvision for the reference model
   # (parity) and h5py for the weight converters' tests, prometheus for promtool, chromium for
@@ -30,6 +33,8 @@ if [[ $level != build ]]; then
   # python3-pil writes the generated test images (EXIF orientations, WebP) of the decode suite.
   packages+=(python3 python3-numpy python3-pil python3-torch python3-torchvision python3-h5py
              prometheus chromium openssl curl)
+  # python3-grpcio and python3-protobuf drive the gRPC suite (tests/test_grpc.py).
+  packages+=(python3-grpcio python3-protobuf)
   # Node.js and npm for the OpenAPI, browser and manifest checks; a Node.js installed some other
   # way (it brings its own npm, which Debian's npm package conflicts with) is used as it is.
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

@@ -264,8 +264,12 @@ struct Inference {
     }
 
     void log(const char *method, const std::string &peer, int64_t output_ns, size_t bytes) {
+        /* Expired before its deadline: the client cancelled it (OnCancel). */
+        const bool cancelled = queued && job->status == JOB_EXPIRED &&
+                               inference_job_is_cancelled(job) &&
+                               clock_monotonic_ns() < job->deadline_ns;
         grpc_call_record rec = {method, peer.c_str(), start_ns, status, msg, job, queued,
-                                output_ns, bytes};
+                                output_ns, bytes, cancelled};
         grpc_service_log(svc, &rec);
     }
 };
@@ -488,7 +492,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                                           true, msg, sizeof msg);
         if (st == API_OK) st = fill(msg, sizeof msg);
         const std::string peer = ctx->peer();
-        grpc_call_record rec = {method, peer.c_str(), start_ns, st, msg, nullptr, false, 0, 0};
+        grpc_call_record rec = {method, peer.c_str(), start_ns, st, msg, nullptr, false, 0, 0, false};
         grpc_service_log(svc_, &rec);
         ServerUnaryReactor *r = ctx->DefaultReactor();
         r->Finish(status_of(st, msg));

@@ -123,6 +123,11 @@ char *grpc_service_doc(grpc_service *g, grpc_doc doc, kserve_v2_view view) {
 
 api_status grpc_service_infer_parse(grpc_service *g, const kserve_v2_grpc_request *r,
                                     inference_job **job, char *msg, size_t msglen) {
+    *job = NULL;
+    if (!grpc_service_ready(g)) { /* as HTTP: refused before the body is read */
+        snprintf(msg, msglen, "service is %s", grpc_service_state_name(g));
+        return API_NOT_READY;
+    }
     *job = inference_job_new(atomic_load(&g->model), JOB_ANSWER_V2);
     if (!*job) {
         snprintf(msg, msglen, "out of memory");
@@ -165,7 +170,7 @@ api_status grpc_service_submit(grpc_service *g, inference_job *job, int64_t star
 /* ---------------------------------------------------------------- access log and metrics */
 
 static void observe(grpc_service *g, const grpc_call_record *rec, double total_s) {
-    if (rec->status != API_OK) metrics_add_rejected(g->metrics, rec->status);
+    if (rec->status != API_OK && !rec->cancelled) metrics_add_rejected(g->metrics, rec->status);
     if (!rec->job || rec->job->answer != JOB_ANSWER_V2) return;
     const inference_job *job = rec->job;
     metrics_inference x = {
@@ -196,7 +201,10 @@ void grpc_service_log(grpc_service *g, const grpc_call_record *rec) {
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
     api_utf8_sanitize(rec->error ? rec->error : "", error, sizeof error);
     api_utf8_sanitize(rec->peer ? rec->peer : "", peer, sizeof peer);
-    const int images = job ? job->n_images : 0, code = api_status_grpc(rec->status);
+    const int images = job ? job->n_images : 0;
+    const int code = rec->cancelled ? 1 /* CANCELLED */ : api_status_grpc(rec->status);
+    if (rec->cancelled)
+        snprintf(error, sizeof error, "cancelled by the client: its queued images were dropped");
     const double queue_ms = q ? job->max_queue_ns / 1e6 : 0, infer_ms = q ? job->inference_ns / 1e6 : 0;
     const json_int_t batch = (json_int_t)(q ? job->last_batch_id : 0);
     if (g->cfg->log_format == ACCESS_LOG_LOGFMT) {

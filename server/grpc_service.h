@@ -66,8 +66,8 @@ api_status grpc_service_auth(grpc_service *g, const char *authorization, bool he
 /* The v2 document as HTTP's route answers it: JSON text, malloc'd (NULL: out of memory). */
 char *grpc_service_doc(grpc_service *g, grpc_doc doc, kserve_v2_view view);
 
-/* A new job for ModelInfer (*job; inference_job_free it, also after a failure), parsed from
- * r (kserve_v2_grpc_job_parse with the service's limits). */
+/* A new job for ModelInfer (*job; inference_job_free it, also after a failure; NULL when not
+ * ready: API_NOT_READY), parsed from r (kserve_v2_grpc_job_parse with the service's limits). */
 api_status grpc_service_infer_parse(grpc_service *g, const kserve_v2_grpc_request *r,
                                     inference_job **job, char *msg, size_t msglen);
 
@@ -90,6 +90,8 @@ typedef struct {
     bool queued;               /* the job went through grpc_service_submit */
     int64_t output_ns;         /* writing the answer */
     size_t response_bytes;
+    bool cancelled;            /* the client cancelled before its deadline: its images still
+                                * queued were dropped (logged as CANCELLED, not a rejection) */
 } grpc_call_record;
 
 void grpc_service_log(grpc_service *g, const grpc_call_record *rec);
