@@ -179,6 +179,65 @@ def multipart(boundary, parts, preamble=b""):
     return out + b"--" + boundary + b"--\r\n"
 
 
+# ---- protobuf, by hand (fuzz_grpc_infer): just the wire format the seeds need.
+
+def pb_varint(n):
+    n &= (1 << 64) - 1  # int64 as two's complement
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def pb_field(number, value):
+    """A varint field (int) or a length-delimited one (bytes, str)."""
+    if isinstance(value, int):
+        return pb_varint(number << 3) + pb_varint(value)
+    value = value.encode() if isinstance(value, str) else value
+    return pb_varint(number << 3 | 2) + pb_varint(len(value)) + value
+
+
+def pb_param(number, key, kind, value):
+    """A map<string, InferParameter> entry: kind 1 bool, 2 int64, 3 string."""
+    return pb_field(number, pb_field(1, key) + pb_field(2, pb_field(kind, value)))
+
+
+def infer_request(model, name, datatype, shape, raw=None, fp32=None, elements=None,
+                  outputs=(), rid=""):
+    """A serialized ModelInferRequest (proto/grpc_service.proto's field numbers)."""
+    t = pb_field(1, name) + pb_field(2, datatype)
+    t += pb_field(3, b"".join(pb_varint(d) for d in shape))
+    if fp32 is not None:
+        t += pb_field(5, pb_field(6, struct.pack("<%df" % len(fp32), *fp32)))
+    if elements is not None:
+        t += pb_field(5, b"".join(pb_field(8, e) for e in elements))
+    m = pb_field(1, model) + (pb_field(3, rid) if rid else b"") + pb_field(5, t)
+    for o_name, k in outputs:
+        m += pb_field(6, pb_field(1, o_name) + (pb_param(2, "classification", 2, k) if k else b""))
+    if raw is not None:
+        m += pb_field(7, raw)
+    return m
+
+
+def grpc_infer_seeds(png):
+    """fuzz_grpc_infer's seeds: its network side is 8x8 (fuzz_grpc_infer.c)."""
+    floats = [((i * 37) % 100) / 50.0 - 1 for i in range(3 * 8 * 8)]
+    raw = struct.pack("<%df" % len(floats), *floats)
+    one = struct.pack("<I", len(png)) + png
+    return {
+        "tensor_raw": infer_request("vgg16", "input", "FP32", [1, 3, 8, 8], raw=raw, rid="r"),
+        "tensor_typed_view": infer_request("vgg16_tensor", "input", "FP32", [1, 3, 8, 8], fp32=floats),
+        "tensor_outputs": infer_request("vgg16", "input", "FP32", [1, 3, 8, 8], raw=raw,
+                                        outputs=[("logits", 0), ("probabilities", 5), ("gradcam", 0)]),
+        "image_raw_classification": infer_request("vgg16_image", "image", "BYTES", [1], raw=one,
+                                                  outputs=[("probabilities", 3)]),
+        "image_typed_two": infer_request("vgg16", "image", "BYTES", [2, 1], elements=[png, png]),
+        "unknown_model": infer_request("resnet", "input", "FP32", [-1], raw=b""),
+    }
+
+
 def main():
     imgs = images()
     for name, data in imgs.items():
@@ -250,6 +309,9 @@ def main():
             png_chunk(b"IDAT", zlib.compress(bytes(4 << 20), 9)) + png_chunk(b"IEND", b""))
     put("decode", "f0_idat_bomb.png", b"\0" + bomb)
     put("preprocess", "idat_bomb.png", bomb)
+
+    for name, data in grpc_infer_seeds(png).items():
+        put("grpc_infer", name, data)
 
 
 if __name__ == "__main__":
