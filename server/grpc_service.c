@@ -171,6 +171,11 @@ api_status grpc_service_submit(grpc_service *g, inference_job *job, int64_t star
 
 static void observe(grpc_service *g, const grpc_call_record *rec, double total_s) {
     if (rec->status != API_OK && !rec->cancelled) metrics_add_rejected(g->metrics, rec->status);
+    const bool infer = strcmp(rec->method, "ModelInfer") == 0 ||
+                       strcmp(rec->method, "ModelStreamInfer") == 0;
+    metrics_observe_request_by(g->metrics, METRICS_PROTO_GRPC,
+                               infer ? METRICS_EP_V2_INFER : METRICS_EP_V2,
+                               rec->cancelled ? 499 : api_status_http(rec->status), total_s);
     if (!rec->job || rec->job->answer != JOB_ANSWER_V2) return;
     const inference_job *job = rec->job;
     metrics_inference x = {

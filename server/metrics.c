@@ -13,6 +13,7 @@
 
 static const char *const endpoint_names[METRICS_EP_COUNT] = {
     "classify", "healthz", "readyz", "metrics", "v2_infer", "v2", "demo", "explain", "other"};
+static const char *const protocol_names[METRICS_PROTO_COUNT] = {"http", "grpc"};
 /* The status codes the service can send, plus 499 (the client left before the answer, as
  * nginx counts it); anything else is counted under 500. */
 static const int codes[] = {200, 204, 400, 401, 403, 404, 405, 408, 413, 414, 415, 422, 429,
@@ -44,7 +45,7 @@ struct metrics {
     char model_names[METRICS_MAX_MODELS][96];
     int n_models;
     atomic_ullong batches_of[METRICS_MAX_BATCH], batch_ns_of[METRICS_MAX_BATCH];
-    atomic_ullong requests[METRICS_EP_COUNT][N_CODES];
+    atomic_ullong requests[METRICS_PROTO_COUNT][METRICS_EP_COUNT][N_CODES];
     histogram request_seconds[METRICS_EP_COUNT];
     histogram queue_wait_seconds, inference_seconds, batch_size, explain_seconds;
     atomic_ullong explanations;
@@ -114,12 +115,17 @@ void metrics_set_model_info(metrics *m, const char *model, vgg_algo algo,
 void metrics_set_state(metrics *m, service_state state) { atomic_store(&m->state, (int)state); }
 
 void metrics_observe_request(metrics *m, metrics_endpoint ep, int http_code, double seconds) {
+    metrics_observe_request_by(m, METRICS_PROTO_HTTP, ep, http_code, seconds);
+}
+
+void metrics_observe_request_by(metrics *m, metrics_protocol proto, metrics_endpoint ep,
+                                int http_code, double seconds) {
     size_t c = 0;
     while (c < N_CODES && codes[c] != http_code) c++;
     if (c == N_CODES)
         for (c = 0; codes[c] != 500; c++) {
         }
-    atomic_fetch_add(&m->requests[ep][c], 1);
+    atomic_fetch_add(&m->requests[proto][ep][c], 1);
     histogram_observe(&m->request_seconds[ep], seconds);
 }
 
@@ -319,14 +325,16 @@ static void render_models(metrics *m, text *t) {
 
 char *metrics_render(metrics *m, size_t *len) {
     text t = {malloc(8192), 0, 8192};
-    header(&t, "vggserve_requests_total", "counter", "HTTP requests by endpoint and status code.");
-    for (int e = 0; e < METRICS_EP_COUNT; e++)
-        for (size_t c = 0; c < N_CODES; c++) {
-            unsigned long long v = atomic_load(&m->requests[e][c]);
-            if (v || (e == METRICS_EP_CLASSIFY && codes[c] == 200))
-                put(&t, "vggserve_requests_total{endpoint=\"%s\",code=\"%d\"} %llu\n",
-                    endpoint_names[e], codes[c], v);
-        }
+    header(&t, "vggserve_requests_total", "counter",
+           "Requests by protocol (http, grpc), endpoint and status code (gRPC's as HTTP's).");
+    for (int p = 0; p < METRICS_PROTO_COUNT; p++)
+        for (int e = 0; e < METRICS_EP_COUNT; e++)
+            for (size_t c = 0; c < N_CODES; c++) {
+                unsigned long long v = atomic_load(&m->requests[p][e][c]);
+                if (v || (p == METRICS_PROTO_HTTP && e == METRICS_EP_CLASSIFY && codes[c] == 200))
+                    put(&t, "vggserve_requests_total{protocol=\"%s\",endpoint=\"%s\",code=\"%d\"} "
+                        "%llu\n", protocol_names[p], endpoint_names[e], codes[c], v);
+            }
     header(&t, "vggserve_request_duration_seconds", "histogram",
            "Time from the first byte of a request to its answer.");
     for (int e = 0; e < METRICS_EP_COUNT; e++) {

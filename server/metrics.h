@@ -36,7 +36,15 @@ void metrics_set_model_info(metrics *m, const char *model, vgg_algo algo,
                             vgg_precision precision, const char *weights_source, int max_batch,
                             int workers, int threads_per_worker);
 
+/* The protocol a request came by: vggserve_requests_total's `protocol` label. */
+typedef enum { METRICS_PROTO_HTTP, METRICS_PROTO_GRPC, METRICS_PROTO_COUNT } metrics_protocol;
+
+/* An HTTP request answered with http_code. */
 void metrics_observe_request(metrics *m, metrics_endpoint ep, int http_code, double seconds);
+/* A request by either protocol; a gRPC call counts under its status's HTTP code (499:
+ * cancelled by the client), so one `code` label serves both. */
+void metrics_observe_request_by(metrics *m, metrics_protocol proto, metrics_endpoint ep,
+                                int http_code, double seconds);
 void metrics_observe_queue_wait(metrics *m, double seconds);
 void metrics_observe_batch(metrics *m, int batch_size, double seconds, bool ok);
 void metrics_add_images(metrics *m, int n);

@@ -413,12 +413,23 @@ class GrpcTest(GrpcCase):
         self.assertIn("cancelled", lines[-1]["error"])
         self.assertEqual(self.images_of(view), before)
 
-    def test_access_log_lines(self):
+    def test_access_log_lines_and_metrics(self):
+        before = su.metric(self.server.metrics(), "vggserve_requests_total", 0, protocol="grpc",
+                           endpoint="v2", code="200")
         self.stub.ServerLive(pb.ServerLiveRequest())
         lines = self.grpc_log("ServerLive")
         self.assertTrue(lines)
         self.assertEqual(lines[-1]["grpc_status"], 0)
         self.assertTrue(lines[-1]["peer"].startswith("ipv4:127.0.0.1:"))
+        samples = self.server.metrics()
+        self.assertEqual(su.metric(samples, "vggserve_requests_total", protocol="grpc",
+                                   endpoint="v2", code="200"), before + 1)
+        self.assertGreaterEqual(su.metric(samples, "vggserve_requests_total", protocol="http",
+                                          endpoint="metrics", code="200"), 1)
+        # An unknown model is counted under its HTTP code and as a rejection.
+        self.assertRpcError(lambda: self.stub.ModelReady(pb.ModelReadyRequest(name="x")), C.NOT_FOUND)
+        self.assertGreaterEqual(su.metric(self.server.metrics(), "vggserve_requests_total",
+                                          protocol="grpc", endpoint="v2", code="404"), 1)
 
 
 class GrpcSecureTest(GrpcCase):
