@@ -30,6 +30,7 @@
  * as they finish (each carries its request's id); it ends after the client's last request
  * is answered. Stop: Shutdown lets calls in flight finish for the grace, then cancels them. */
 #include <grpcpp/grpcpp.h>
+#include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <chrono>
@@ -571,6 +572,10 @@ std::shared_ptr<grpc::ServerCredentials> credentials(const grpc_frontend_options
     return grpc::SslServerCredentials(opts);
 }
 
+/* protobuf logs every string field that is not UTF-8 as it parses a client's message: a
+ * client could fill the event log with them. The call fails all the same (INTERNAL). */
+void drop_protobuf_log(google::protobuf::LogLevel, const char *, int, const std::string &) {}
+
 } // namespace
 
 struct grpc_frontend {
@@ -583,6 +588,7 @@ extern "C" grpc_frontend *grpc_frontend_start(grpc_service *svc, const grpc_fron
                                               int *port_out, char *err, size_t errlen) {
     auto creds = credentials(o, err, errlen);
     if (!creds) return nullptr;
+    google::protobuf::SetLogHandler(drop_protobuf_log);
     auto f = std::make_unique<grpc_frontend>();
     f->infer = std::make_unique<InferenceService>(svc);
     f->health = std::make_unique<HealthService>(svc);

@@ -339,6 +339,16 @@ class GrpcTest(GrpcCase):
                               typed=lambda c: c.int_contents.extend([0] * IMAGE_FLOATS))
         self.assertRpcError(lambda: self.stub.ModelInfer(mixed), C.INVALID_ARGUMENT,
                             "datatype FP32 takes fp32_contents")
+        # A message protobuf cannot parse (model_name not UTF-8, a truncated field) is refused by
+        # gRPC itself (UNIMPLEMENTED in 1.51), and protobuf's complaint is not logged.
+        raw_call = self.channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                            request_serializer=lambda b: b,
+                                            response_deserializer=pb.ModelInferResponse.FromString)
+        for junk in (b"\x0a\x02\xff\xfe", b"\xff\xff\xff"):
+            with self.assertRaises(grpc.RpcError) as cm:
+                raw_call(junk, timeout=30)
+            self.assertIn(cm.exception.code(), (C.INTERNAL, C.UNIMPLEMENTED, C.INVALID_ARGUMENT))
+        self.assertNotIn("libprotobuf", self.server.stderr())
         unknown = infer_request("resnet50", "input", "FP32", [1, 3, 224, 224], raw=zeros)
         want = error_message(self.server.request("POST", "/v2/models/resnet50/infer", body=b"{}"))
         self.assertEqual(self.assertRpcError(lambda: self.stub.ModelInfer(unknown), C.NOT_FOUND), want)
