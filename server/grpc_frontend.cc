@@ -597,6 +597,9 @@ extern "C" grpc_frontend *grpc_frontend_start(grpc_service *svc, const grpc_fron
     b.AddListeningPort(host + ":" + std::to_string(o->port), creds, port_out);
     const long long max = o->max_message_bytes < INT32_MAX ? o->max_message_bytes : INT32_MAX;
     b.SetMaxReceiveMessageSize(static_cast<int>(max));
+    /* connection_timeout_s, as HTTP closes idle keep-alive connections. */
+    b.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                         static_cast<int>(o->idle_timeout_ms < INT32_MAX ? o->idle_timeout_ms : INT32_MAX));
     b.RegisterService(f->infer.get());
     b.RegisterService(f->health.get());
     f->server = b.BuildAndStart();

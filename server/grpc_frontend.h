@@ -30,6 +30,7 @@ typedef struct {
     const char *host;           /* address to bind: 127.0.0.1, 0.0.0.0, :: */
     int port;                   /* 0: any free port */
     long long max_message_bytes; /* largest request message (max_body_bytes) */
+    long long idle_timeout_ms;  /* a connection without calls for this long is closed */
     const char *tls_cert_file;  /* PEM; both set: TLS only, else plaintext */
     const char *tls_key_file;
 } grpc_frontend_options;

@@ -52,6 +52,7 @@ grpc_service *grpc_service_start(const vggserve_config *cfg, metrics *m, char *e
         .host = cfg->host,
         .port = (int)cfg->grpc_port,
         .max_message_bytes = cfg->max_body_bytes,
+        .idle_timeout_ms = cfg->connection_timeout_s * 1000,
         .tls_cert_file = cfg->tls_cert_file,
         .tls_key_file = cfg->tls_key_file,
     };

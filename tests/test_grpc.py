@@ -495,7 +495,8 @@ class GrpcSecureTest(GrpcCase):
 
 
 class GrpcLifecycleTest(unittest.TestCase):
-    """UNAVAILABLE while loading; SIGTERM answers a call in flight, then exits 0."""
+    """UNAVAILABLE while loading; idle connections closed; SIGTERM answers a call in flight,
+    then exits 0."""
 
     @classmethod
     def setUpClass(cls):
@@ -523,10 +524,18 @@ class GrpcLifecycleTest(unittest.TestCase):
         code, err = s.release()
         self.assertNotEqual(code, 0, err)
 
-    def test_sigterm_answers_the_call_in_flight(self):
-        s = su.Server(BIN, self.tmp.name, "grpcdrain", ["--grpc-port", "0"]).start()
+    def test_idle_close_and_sigterm_answers_the_call_in_flight(self):
+        s = su.Server(BIN, self.tmp.name, "grpcdrain",
+                      ["--grpc-port", "0", "--connection-timeout-s", "1"]).start()
         with grpc.insecure_channel("127.0.0.1:%d" % grpc_port(s)) as ch:
             stub = pbg.GRPCInferenceServiceStub(ch)
+            # connection_timeout_s closes a connection without calls: the channel goes idle.
+            states = []
+            ch.subscribe(states.append, try_to_connect=False)
+            self.assertTrue(stub.ServerLive(pb.ServerLiveRequest(), timeout=30).live)
+            self.assertTrue(su.wait_for(lambda: states[-1:] == [grpc.ChannelConnectivity.IDLE]
+                                        and grpc.ChannelConnectivity.READY in states, timeout=15),
+                            states)
             taken = su.metric(s.metrics(), "vggserve_queue_wait_seconds_count")
             call = stub.ModelInfer.future(infer_request(
                 MODEL, "input", "FP32", [3, 3, 224, 224],
