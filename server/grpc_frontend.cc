@@ -320,10 +320,10 @@ class StreamCall : public grpc::ServerBidiReactor<inference::ModelInferRequest,
         StartRead(&req_);
     }
     void OnReadDone(bool ok) override {
-        if (!ok) {
-            std::lock_guard<std::mutex> l(mu_);
+        if (!ok) { /* the client closed its side (or went away) */
+            std::unique_lock<std::mutex> l(mu_);
             reading_ = false;
-            maybe_finish_locked();
+            finish_if_done(l);
             return;
         }
         auto inf = std::make_unique<Inference>();
@@ -339,12 +339,17 @@ class StreamCall : public grpc::ServerBidiReactor<inference::ModelInferRequest,
         StartRead(&req_);
     }
     void OnWriteDone(bool ok) override {
-        std::lock_guard<std::mutex> l(mu_);
+        std::unique_lock<std::mutex> l(mu_);
         writes_.pop_front();
         if (!ok) broken_ = true;
-        if (!writes_.empty() && !broken_) StartWrite(&writes_.front());
-        else writes_.clear();
-        maybe_finish_locked();
+        if (broken_) writes_.clear();
+        inference::ModelStreamInferResponse *next = writes_.empty() ? nullptr : &writes_.front();
+        if (next) {
+            l.unlock();
+            StartWrite(next);
+            return;
+        }
+        finish_if_done(l);
     }
     void OnCancel() override {
         std::lock_guard<std::mutex> l(mu_);
@@ -355,7 +360,8 @@ class StreamCall : public grpc::ServerBidiReactor<inference::ModelInferRequest,
     void OnDone() override { delete this; }
 
   private:
-    /* A request's answer is ready (a worker, or the reader for a refused request). */
+    /* A request's answer is ready (a worker, or the reader for a refused request). gRPC's
+     * Start* and Finish are called without mu_ held, so a reaction run inline cannot block. */
     void answered(Inference *inf) {
         inference::ModelStreamInferResponse r;
         if (inf->status == API_OK)
@@ -366,20 +372,26 @@ class StreamCall : public grpc::ServerBidiReactor<inference::ModelInferRequest,
             r.set_error_message(inf->msg);
         }
         inf->log("ModelStreamInfer", peer_, 0, r.ByteSizeLong());
-        std::lock_guard<std::mutex> l(mu_);
+        std::unique_lock<std::mutex> l(mu_);
         for (auto it = in_flight_.begin(); it != in_flight_.end(); ++it)
             if (it->get() == inf) {
-                in_flight_.erase(it);
+                in_flight_.erase(it); /* frees inf and its job */
                 break;
             }
-        if (broken_) return maybe_finish_locked();
+        if (broken_) return finish_if_done(l);
         writes_.push_back(std::move(r));
-        if (writes_.size() == 1) StartWrite(&writes_.front());
+        if (writes_.size() > 1) return; /* OnWriteDone starts it */
+        inference::ModelStreamInferResponse *w = &writes_.front();
+        l.unlock();
+        StartWrite(w);
     }
-    void maybe_finish_locked() {
+    /* Finishes the stream once the client closed its side and every answer is written. */
+    void finish_if_done(std::unique_lock<std::mutex> &l) {
         if (reading_ || !in_flight_.empty() || !writes_.empty() || finished_) return;
         finished_ = true;
-        Finish(broken_ ? Status(grpc::StatusCode::CANCELLED, "stream cancelled") : Status::OK);
+        const bool broken = broken_;
+        l.unlock();
+        Finish(broken ? Status(grpc::StatusCode::CANCELLED, "stream cancelled") : Status::OK);
     }
 
     grpc_service *svc_;
