@@ -23,8 +23,8 @@
  * DESIGN (threads): gRPC's callback API runs each handler on one of gRPC's threads. ModelInfer
  * parses (images decode there, as on HTTP's threads), submits the job and returns its reactor
  * unfinished, so no thread waits for inference. The worker that finishes the job's last image
- * calls Inference::on_complete, which writes the response and calls Finish. A call whose client goes
- * away (cancel, deadline) gets OnCancel: its job is marked cancelled and its images still
+ * calls Inference::on_complete, which writes the response and calls Finish. A call whose
+ * client goes away (cancel, deadline) gets OnCancel: its job is marked cancelled and its images still
  * queued are dropped; the job still completes once (as expired), Finish still runs, and
  * OnDone frees the call. A stream keeps its jobs in flight and writes answers one at a time
  * as they finish (each carries its request's id); it ends after the client's last request
