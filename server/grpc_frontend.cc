@@ -24,9 +24,9 @@
  * parses (images decode there, as on HTTP's threads), submits the job and returns its reactor
  * unfinished, so no thread waits for inference. The worker that finishes the job's last image
  * calls Inference::on_complete, which writes the response and calls Finish. A call whose
- * client goes away (cancel, deadline) gets OnCancel: its job is marked cancelled and its images still
- * queued are dropped; the job still completes once (as expired), Finish still runs, and
- * OnDone frees the call. A stream keeps its jobs in flight and writes answers one at a time
+ * client goes away (cancel, deadline) gets OnCancel: its job is marked cancelled and its
+ * images still queued are dropped; the job still completes once (as expired), Finish still
+ * runs, and OnDone frees the call. A stream keeps its jobs in flight and writes answers one at a time
  * as they finish (each carries its request's id); it ends after the client's last request
  * is answered. Stop: Shutdown lets calls in flight finish for the grace, then cancels them. */
 #include <grpcpp/grpcpp.h>
@@ -67,7 +67,9 @@ Status status_of(api_status st, const char *msg) {
                         : Status(static_cast<grpc::StatusCode>(api_status_grpc(st)), msg);
 }
 
-kserve_v2_str str_of(const std::string &s) { return {s.data(), s.size()}; }
+kserve_v2_str str_of(const std::string &s) {
+    return {s.data(), s.size()};
+}
 
 /* ---------------------------------------------------------------- ModelInferRequest -> C */
 
@@ -90,11 +92,26 @@ kserve_v2_params params_of(const ParamMap &m, InferFields *f) {
         kserve_v2_param q{};
         q.key = str_of(key);
         switch (p.parameter_choice_case()) {
-        case inference::InferParameter::kBoolParam: q.kind = KSERVE_V2_PARAM_BOOL; q.b = p.bool_param(); break;
-        case inference::InferParameter::kInt64Param: q.kind = KSERVE_V2_PARAM_INT64; q.i = p.int64_param(); break;
-        case inference::InferParameter::kStringParam: q.kind = KSERVE_V2_PARAM_STRING; q.s = str_of(p.string_param()); break;
-        case inference::InferParameter::kDoubleParam: q.kind = KSERVE_V2_PARAM_DOUBLE; q.d = p.double_param(); break;
-        case inference::InferParameter::kUint64Param: q.kind = KSERVE_V2_PARAM_UINT64; q.u = p.uint64_param(); break;
+        case inference::InferParameter::kBoolParam:
+            q.kind = KSERVE_V2_PARAM_BOOL;
+            q.b = p.bool_param();
+            break;
+        case inference::InferParameter::kInt64Param:
+            q.kind = KSERVE_V2_PARAM_INT64;
+            q.i = p.int64_param();
+            break;
+        case inference::InferParameter::kStringParam:
+            q.kind = KSERVE_V2_PARAM_STRING;
+            q.s = str_of(p.string_param());
+            break;
+        case inference::InferParameter::kDoubleParam:
+            q.kind = KSERVE_V2_PARAM_DOUBLE;
+            q.d = p.double_param();
+            break;
+        case inference::InferParameter::kUint64Param:
+            q.kind = KSERVE_V2_PARAM_UINT64;
+            q.u = p.uint64_param();
+            break;
         default: q.kind = KSERVE_V2_PARAM_UNSET; break;
         }
         v.push_back(q);
@@ -114,17 +131,19 @@ bool typed_bytes(const inference::ModelInferRequest::InferInputTensor &in, std::
     if (others || (in.datatype() != "BYTES" && c.bytes_contents_size()) ||
         (in.datatype() != "FP32" && c.fp32_contents_size())) {
         snprintf(msg, msglen, "input '%.64s': datatype %.16s takes %s", in.name().c_str(),
-                 in.datatype().c_str(), in.datatype() == "BYTES" ? "bytes_contents"
-                 : in.datatype() == "FP32" ? "fp32_contents" : "no contents here");
+                 in.datatype().c_str(),
+                 in.datatype() == "BYTES"  ? "bytes_contents"
+                 : in.datatype() == "FP32" ? "fp32_contents"
+                                           : "no contents here");
         return false;
     }
     out->append(reinterpret_cast<const char *>(c.fp32_contents().data()),
                 c.fp32_contents_size() * sizeof(float));
     for (const std::string &b : c.bytes_contents()) {
         const uint32_t n = static_cast<uint32_t>(b.size());
-        const unsigned char le[4] = {static_cast<unsigned char>(n), static_cast<unsigned char>(n >> 8),
-                                     static_cast<unsigned char>(n >> 16),
-                                     static_cast<unsigned char>(n >> 24)};
+        const unsigned char le[4] = {
+            static_cast<unsigned char>(n), static_cast<unsigned char>(n >> 8),
+            static_cast<unsigned char>(n >> 16), static_cast<unsigned char>(n >> 24)};
         out->append(reinterpret_cast<const char *>(le), 4);
         out->append(b);
     }
@@ -136,8 +155,10 @@ api_status describe(const inference::ModelInferRequest &m, InferFields *f, char 
                     size_t msglen) {
     const int n_raw = m.raw_input_contents_size();
     if (n_raw && n_raw != m.inputs_size()) {
-        snprintf(msg, msglen, "%d raw_input_contents for %d inputs: send one per input, or "
-                 "none and each input's contents", n_raw, m.inputs_size());
+        snprintf(msg, msglen,
+                 "%d raw_input_contents for %d inputs: send one per input, or "
+                 "none and each input's contents",
+                 n_raw, m.inputs_size());
         return API_BAD_REQUEST;
     }
     f->typed.reserve(m.inputs_size());
@@ -155,8 +176,10 @@ api_status describe(const inference::ModelInferRequest &m, InferFields *f, char 
             return API_BAD_REQUEST;
         }
         if (values.empty()) {
-            snprintf(msg, msglen, "input '%.64s' has no values: send contents or "
-                     "raw_input_contents", in.name().c_str());
+            snprintf(msg, msglen,
+                     "input '%.64s' has no values: send contents or "
+                     "raw_input_contents",
+                     in.name().c_str());
             return API_BAD_REQUEST;
         }
         f->shapes.emplace_back(in.shape().begin(), in.shape().end());
@@ -170,7 +193,8 @@ api_status describe(const inference::ModelInferRequest &m, InferFields *f, char 
         g.data_len = values.size();
         f->inputs.push_back(g);
     }
-    for (const auto &o : m.outputs()) f->outputs.push_back({str_of(o.name()), params_of(o.parameters(), f)});
+    for (const auto &o : m.outputs())
+        f->outputs.push_back({str_of(o.name()), params_of(o.parameters(), f)});
     f->req.model_name = str_of(m.model_name());
     f->req.model_version = str_of(m.model_version());
     f->req.id = str_of(m.id());
@@ -197,7 +221,8 @@ api_status write_response(const inference_job *job, int64_t start_ns,
         auto *o = resp->add_outputs();
         o->set_name(t.t[i].name);
         o->set_datatype(t.t[i].datatype);
-        for (int d = 0; d < t.t[i].ndim; d++) o->add_shape(t.t[i].shape[d]);
+        for (int d = 0; d < t.t[i].ndim; d++)
+            o->add_shape(t.t[i].shape[d]);
         resp->add_raw_output_contents(reinterpret_cast<const char *>(t.data) + t.t[i].offset,
                                       t.t[i].len);
     }
@@ -209,8 +234,9 @@ api_status write_response(const inference_job *job, int64_t start_ns,
 int64_t client_deadline_ns(const grpc::ServerContextBase *ctx) {
     const auto d = ctx->deadline();
     if (d == std::chrono::system_clock::time_point::max()) return 0;
-    const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          d - std::chrono::system_clock::now()).count();
+    const auto left =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(d - std::chrono::system_clock::now())
+            .count();
     return clock_monotonic_ns() + (left > 1 ? left : 1);
 }
 
@@ -245,8 +271,10 @@ struct Inference {
     /* Parses and submits; false when it failed already (status and msg say why). */
     bool start(const inference::ModelInferRequest &m, const grpc::ServerContextBase *ctx) {
         char auth_msg[200];
-        status = grpc_service_auth(svc, ctx->client_metadata().count("authorization")
-                                            ? metadata(ctx, "authorization").c_str() : nullptr,
+        status = grpc_service_auth(svc,
+                                   ctx->client_metadata().count("authorization")
+                                       ? metadata(ctx, "authorization").c_str()
+                                       : nullptr,
                                    false, auth_msg, sizeof auth_msg);
         if (status != API_OK) {
             snprintf(msg, sizeof msg, "%s", auth_msg);
@@ -258,8 +286,8 @@ struct Inference {
         if (status != API_OK) return false;
         /* Once submitted, the completion may run (and free this) at any time after the lock. */
         std::lock_guard<std::mutex> l(started);
-        status = grpc_service_submit(svc, job, start_ns, client_deadline_ns(ctx), on_complete,
-                                     this, msg, sizeof msg);
+        status = grpc_service_submit(svc, job, start_ns, client_deadline_ns(ctx), on_complete, this,
+                                     msg, sizeof msg);
         queued = status == API_OK;
         return queued;
     }
@@ -269,8 +297,8 @@ struct Inference {
         const bool cancelled = queued && job->status == JOB_EXPIRED &&
                                inference_job_is_cancelled(job) &&
                                clock_monotonic_ns() < job->deadline_ns;
-        grpc_call_record rec = {method, peer.c_str(), start_ns, status, msg, job, queued,
-                                output_ns, bytes, cancelled};
+        grpc_call_record rec = {method, peer.c_str(), start_ns,  status, msg,
+                                job,    queued,       output_ns, bytes,  cancelled};
         grpc_service_log(svc, &rec);
     }
 };
@@ -278,8 +306,8 @@ struct Inference {
 /* ModelInfer: one job; the worker's completion finishes the call. */
 class InferCall : public ServerUnaryReactor {
   public:
-    InferCall(grpc_service *svc, CallbackServerContext *ctx, const inference::ModelInferRequest *req,
-              inference::ModelInferResponse *resp)
+    InferCall(grpc_service *svc, CallbackServerContext *ctx,
+              const inference::ModelInferRequest *req, inference::ModelInferResponse *resp)
         : resp_(resp), peer_(ctx->peer()) {
         inf_.svc = svc;
         inf_.done = [this](Inference *) { answer(); };
@@ -316,7 +344,8 @@ class InferCall : public ServerUnaryReactor {
 class StreamCall : public grpc::ServerBidiReactor<inference::ModelInferRequest,
                                                   inference::ModelStreamInferResponse> {
   public:
-    StreamCall(grpc_service *svc, CallbackServerContext *ctx) : svc_(svc), ctx_(ctx), peer_(ctx->peer()) {
+    StreamCall(grpc_service *svc, CallbackServerContext *ctx)
+        : svc_(svc), ctx_(ctx), peer_(ctx->peer()) {
         StartRead(&req_);
     }
     void OnReadDone(bool ok) override {
@@ -417,69 +446,84 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
             return API_OK;
         });
     }
-    ServerUnaryReactor *ServerReady(CallbackServerContext *ctx, const inference::ServerReadyRequest *,
+    ServerUnaryReactor *ServerReady(CallbackServerContext *ctx,
+                                    const inference::ServerReadyRequest *,
                                     inference::ServerReadyResponse *resp) override {
         return answer(ctx, "ServerReady", [&](char *, size_t) {
             resp->set_ready(grpc_service_ready(svc_));
             return API_OK;
         });
     }
-    ServerUnaryReactor *ModelReady(CallbackServerContext *ctx, const inference::ModelReadyRequest *req,
+    ServerUnaryReactor *ModelReady(CallbackServerContext *ctx,
+                                   const inference::ModelReadyRequest *req,
                                    inference::ModelReadyResponse *resp) override {
         return answer(ctx, "ModelReady", [&](char *msg, size_t msglen) {
             kserve_v2_view v;
-            api_status st = route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_READY, &v, msg, msglen);
+            api_status st =
+                route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_READY, &v, msg, msglen);
             if (st == API_OK) resp->set_ready(grpc_service_ready(svc_));
             return st;
         });
     }
-    ServerUnaryReactor *ServerMetadata(CallbackServerContext *ctx, const inference::ServerMetadataRequest *,
+    ServerUnaryReactor *ServerMetadata(CallbackServerContext *ctx,
+                                       const inference::ServerMetadataRequest *,
                                        inference::ServerMetadataResponse *resp) override {
         return answer(ctx, "ServerMetadata", [&](char *msg, size_t msglen) {
             return doc(GRPC_DOC_SERVER_METADATA, KSERVE_V2_VIEW_FULL, "", resp, msg, msglen);
         });
     }
-    ServerUnaryReactor *ModelMetadata(CallbackServerContext *ctx, const inference::ModelMetadataRequest *req,
+    ServerUnaryReactor *ModelMetadata(CallbackServerContext *ctx,
+                                      const inference::ModelMetadataRequest *req,
                                       inference::ModelMetadataResponse *resp) override {
         return answer(ctx, "ModelMetadata", [&](char *msg, size_t msglen) {
             kserve_v2_view v;
-            api_status st = route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_METADATA, &v, msg, msglen);
+            api_status st =
+                route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_METADATA, &v, msg, msglen);
             return st == API_OK ? doc(GRPC_DOC_MODEL_METADATA, v, "", resp, msg, msglen) : st;
         });
     }
-    ServerUnaryReactor *ModelConfig(CallbackServerContext *ctx, const inference::ModelConfigRequest *req,
+    ServerUnaryReactor *ModelConfig(CallbackServerContext *ctx,
+                                    const inference::ModelConfigRequest *req,
                                     inference::ModelConfigResponse *resp) override {
         return answer(ctx, "ModelConfig", [&](char *msg, size_t msglen) {
             kserve_v2_view v;
-            api_status st = route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_CONFIG, &v, msg, msglen);
+            api_status st =
+                route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_CONFIG, &v, msg, msglen);
             return st == API_OK ? doc(GRPC_DOC_MODEL_CONFIG, v, "config", resp, msg, msglen) : st;
         });
     }
-    ServerUnaryReactor *ModelStatistics(CallbackServerContext *ctx, const inference::ModelStatisticsRequest *req,
+    ServerUnaryReactor *ModelStatistics(CallbackServerContext *ctx,
+                                        const inference::ModelStatisticsRequest *req,
                                         inference::ModelStatisticsResponse *resp) override {
         return answer(ctx, "ModelStatistics", [&](char *msg, size_t msglen) {
             kserve_v2_view v = KSERVE_V2_VIEW_COUNT; /* no name: every model */
-            api_status st = req->name().empty() ? API_OK
-                : route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_STATS, &v, msg, msglen);
+            api_status st = req->name().empty()
+                                ? API_OK
+                                : route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_STATS,
+                                        &v, msg, msglen);
             return st == API_OK ? doc(GRPC_DOC_MODEL_STATS, v, "", resp, msg, msglen) : st;
         });
     }
-    ServerUnaryReactor *RepositoryIndex(CallbackServerContext *ctx, const inference::RepositoryIndexRequest *req,
+    ServerUnaryReactor *RepositoryIndex(CallbackServerContext *ctx,
+                                        const inference::RepositoryIndexRequest *req,
                                         inference::RepositoryIndexResponse *resp) override {
         return answer(ctx, "RepositoryIndex", [&](char *msg, size_t msglen) {
             if (req->ready() && !grpc_service_ready(svc_)) return API_OK; /* none is ready */
             return doc(GRPC_DOC_REPOSITORY_INDEX, KSERVE_V2_VIEW_FULL, "models", resp, msg, msglen);
         });
     }
-    ServerUnaryReactor *RepositoryModelLoad(CallbackServerContext *ctx, const inference::RepositoryModelLoadRequest *,
+    ServerUnaryReactor *RepositoryModelLoad(CallbackServerContext *ctx,
+                                            const inference::RepositoryModelLoadRequest *,
                                             inference::RepositoryModelLoadResponse *) override {
         return answer(ctx, "RepositoryModelLoad", refuse_repository);
     }
-    ServerUnaryReactor *RepositoryModelUnload(CallbackServerContext *ctx, const inference::RepositoryModelUnloadRequest *,
+    ServerUnaryReactor *RepositoryModelUnload(CallbackServerContext *ctx,
+                                              const inference::RepositoryModelUnloadRequest *,
                                               inference::RepositoryModelUnloadResponse *) override {
         return answer(ctx, "RepositoryModelUnload", refuse_repository);
     }
-    ServerUnaryReactor *ModelInfer(CallbackServerContext *ctx, const inference::ModelInferRequest *req,
+    ServerUnaryReactor *ModelInfer(CallbackServerContext *ctx,
+                                   const inference::ModelInferRequest *req,
                                    inference::ModelInferResponse *resp) override {
         return new InferCall(svc_, ctx, req, resp);
     }
@@ -500,12 +544,13 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
         const int64_t start_ns = clock_monotonic_ns();
         char msg[800] = "";
         const std::string auth = metadata(ctx, "authorization");
-        api_status st = grpc_service_auth(svc_, ctx->client_metadata().count("authorization")
-                                                    ? auth.c_str() : nullptr,
-                                          true, msg, sizeof msg);
+        api_status st = grpc_service_auth(
+            svc_, ctx->client_metadata().count("authorization") ? auth.c_str() : nullptr, true, msg,
+            sizeof msg);
         if (st == API_OK) st = fill(msg, sizeof msg);
         const std::string peer = ctx->peer();
-        grpc_call_record rec = {method, peer.c_str(), start_ns, st, msg, nullptr, false, 0, 0, false};
+        grpc_call_record rec = {method,  peer.c_str(), start_ns, st, msg,
+                                nullptr, false,        0,        0,  false};
         grpc_service_log(svc_, &rec);
         ServerUnaryReactor *r = ctx->DefaultReactor();
         r->Finish(status_of(st, msg));
@@ -527,7 +572,8 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
             snprintf(msg, msglen, "out of memory");
             return API_INTERNAL;
         }
-        std::string json = *wrap ? std::string("{\"") + wrap + "\":" + text + "}" : std::string(text);
+        std::string json =
+            *wrap ? std::string("{\"") + wrap + "\":" + text + "}" : std::string(text);
         free(text);
         const auto s = google::protobuf::util::JsonStringToMessage(json, resp);
         if (!s.ok()) {
@@ -543,15 +589,17 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
 class HealthService final : public grpc::health::v1::Health::CallbackService {
   public:
     explicit HealthService(grpc_service *svc) : svc_(svc) {}
-    ServerUnaryReactor *Check(CallbackServerContext *ctx, const grpc::health::v1::HealthCheckRequest *req,
+    ServerUnaryReactor *Check(CallbackServerContext *ctx,
+                              const grpc::health::v1::HealthCheckRequest *req,
                               grpc::health::v1::HealthCheckResponse *resp) override {
         ServerUnaryReactor *r = ctx->DefaultReactor();
         if (!req->service().empty() && req->service() != kInferService) {
             r->Finish(Status(grpc::StatusCode::NOT_FOUND, "unknown service"));
             return r;
         }
-        resp->set_status(grpc_service_ready(svc_) ? grpc::health::v1::HealthCheckResponse::SERVING
-                                                  : grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+        resp->set_status(grpc_service_ready(svc_)
+                             ? grpc::health::v1::HealthCheckResponse::SERVING
+                             : grpc::health::v1::HealthCheckResponse::NOT_SERVING);
         r->Finish(Status::OK);
         return r;
     }
@@ -574,7 +622,8 @@ std::shared_ptr<grpc::ServerCredentials> credentials(const grpc_frontend_options
                                                      size_t errlen) {
     if (!o->tls_cert_file || !o->tls_cert_file[0]) return grpc::InsecureServerCredentials();
     grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-    if (!read_file(o->tls_key_file, &pair.private_key) || !read_file(o->tls_cert_file, &pair.cert_chain)) {
+    if (!read_file(o->tls_key_file, &pair.private_key) ||
+        !read_file(o->tls_cert_file, &pair.cert_chain)) {
         snprintf(err, errlen, "grpc: cannot read tls_cert_file '%s' or tls_key_file '%s'",
                  o->tls_cert_file, o->tls_key_file);
         return nullptr;
@@ -610,8 +659,9 @@ extern "C" grpc_frontend *grpc_frontend_start(grpc_service *svc, const grpc_fron
     const long long max = o->max_message_bytes < INT32_MAX ? o->max_message_bytes : INT32_MAX;
     b.SetMaxReceiveMessageSize(static_cast<int>(max));
     /* connection_timeout_s, as HTTP closes idle keep-alive connections. */
-    b.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-                         static_cast<int>(o->idle_timeout_ms < INT32_MAX ? o->idle_timeout_ms : INT32_MAX));
+    b.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+        static_cast<int>(o->idle_timeout_ms < INT32_MAX ? o->idle_timeout_ms : INT32_MAX));
     b.RegisterService(f->infer.get());
     b.RegisterService(f->health.get());
     f->server = b.BuildAndStart();
