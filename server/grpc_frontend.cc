@@ -26,9 +26,9 @@
  * calls Inference::on_complete, which writes the response and calls Finish. A call whose
  * client goes away (cancel, deadline) gets OnCancel: its job is marked cancelled and its
  * images still queued are dropped; the job still completes once (as expired), Finish still
- * runs, and OnDone frees the call. A stream keeps its jobs in flight and writes answers one at a time
- * as they finish (each carries its request's id); it ends after the client's last request
- * is answered. Stop: Shutdown lets calls in flight finish for the grace, then cancels them. */
+ * runs, and OnDone frees the call. A stream keeps its jobs in flight and writes answers one
+ * at a time as they finish (each carries its request's id); it ends after the client's last
+ * request is answered. Stop: Shutdown lets calls in flight finish for the grace, then cancels them. */
 #include <grpcpp/grpcpp.h>
 #include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/util/json_util.h>
