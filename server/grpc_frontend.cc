@@ -28,7 +28,8 @@
  * images still queued are dropped; the job still completes once (as expired), Finish still
  * runs, and OnDone frees the call. A stream keeps its jobs in flight and writes answers one
  * at a time as they finish (each carries its request's id); it ends after the client's last
- * request is answered. Stop: Shutdown lets calls in flight finish for the grace, then cancels them. */
+ * request is answered. Stop: Shutdown lets calls in flight finish for the grace, then
+ * cancels them. */
 #include <grpcpp/grpcpp.h>
 #include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/util/json_util.h>
