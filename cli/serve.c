@@ -294,6 +294,9 @@ static int drain(service *svc, int sig) {
     /* Uploads already arriving get the grace to finish and be computed: new ones are refused
      * (503) from now, and the batcher stays open until the last arrival is queued. */
     arrivals_wait_none(http_server_arrivals(svc->http), (double)cfg->shutdown_grace_s);
+#ifdef VGGSERVE_GRPC
+    grpc_service_drain_wait(svc->grpc, cfg->shutdown_grace_s - (cli_now_s() - t_drain));
+#endif
     long long grace_left_ms = (long long)((cfg->shutdown_grace_s - (cli_now_s() - t_drain)) * 1000);
     batcher_drain(svc->b, grace_left_ms > 0 ? grace_left_ms : 0);
     /* Every accepted request is resumed now; give MHD a moment to send the answers (counted

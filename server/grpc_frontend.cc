@@ -283,12 +283,11 @@ struct Inference {
         }
         InferFields f;
         status = describe(m, &f, msg, sizeof msg);
-        if (status == API_OK) status = grpc_service_infer_parse(svc, &f.req, &job, msg, sizeof msg);
         if (status != API_OK) return false;
-        /* Once submitted, the completion may run (and free this) at any time after the lock. */
+        /* Once queued, the completion may run (and free this) at any time after the lock. */
         std::lock_guard<std::mutex> l(started);
-        status = grpc_service_submit(svc, job, start_ns, client_deadline_ns(ctx), on_complete, this,
-                                     msg, sizeof msg);
+        const grpc_infer_call call = {&f.req, start_ns, client_deadline_ns(ctx), on_complete, this};
+        status = grpc_service_infer(svc, &call, &job, msg, sizeof msg);
         queued = status == API_OK;
         return queued;
     }

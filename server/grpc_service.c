@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "arrivals.h"
 #include "auth.h"
 #include "batcher.h"
 #include "clock.h"
@@ -29,6 +30,7 @@ struct grpc_service {
     image_input_format input; /* made with served; read only once the state is ready */
     batcher *_Atomic batcher;
     atomic_int pending;
+    arrivals arriving; /* ModelInfer calls between their start and their job's submission */
 };
 
 /* ---------------------------------------------------------------- serve.c */
@@ -122,27 +124,15 @@ char *grpc_service_doc(grpc_service *g, grpc_doc doc, kserve_v2_view view) {
     return text;
 }
 
-api_status grpc_service_infer_parse(grpc_service *g, const kserve_v2_grpc_request *r,
-                                    inference_job **job, char *msg, size_t msglen) {
-    *job = NULL;
-    if (!grpc_service_ready(g)) { /* as HTTP: refused before the body is read */
-        snprintf(msg, msglen, "service is %s", grpc_service_state_name(g));
-        return API_NOT_READY;
-    }
-    *job = inference_job_new(atomic_load(&g->model), JOB_ANSWER_V2);
-    if (!*job) {
-        snprintf(msg, msglen, "out of memory");
-        return API_INTERNAL;
-    }
-    return kserve_v2_grpc_job_parse(r, &g->limits, &g->input, *job, msg, msglen);
-}
-
-api_status grpc_service_submit(grpc_service *g, inference_job *job, int64_t start_ns,
-                               int64_t client_deadline_ns, void (*on_complete)(inference_job *),
-                               void *user, char *msg, size_t msglen) {
+/* Queues a parsed job. A call that started while the service was ready is still admitted
+ * when the drain has begun since: the drain waits for such arrivals (grpc_service_drain_wait)
+ * before it closes the queue, as it does for HTTP uploads. */
+static api_status submit(grpc_service *g, inference_job *job, const grpc_infer_call *c,
+                         char *msg, size_t msglen) {
     batcher *b = atomic_load(&g->batcher);
-    if (!grpc_service_ready(g) || !b) {
-        snprintf(msg, msglen, "service is %s", grpc_service_state_name(g));
+    const service_state st = atomic_load(&g->state);
+    if ((st != SERVICE_READY && st != SERVICE_DRAINING) || !b) {
+        snprintf(msg, msglen, "service is %s", service_state_name(st));
         return API_NOT_READY;
     }
     if (inference_job_alloc_results(job) != 0) {
@@ -150,11 +140,11 @@ api_status grpc_service_submit(grpc_service *g, inference_job *job, int64_t star
         return API_INTERNAL;
     }
     /* The client may shorten the deadline, never lengthen it. */
-    job->deadline_ns = start_ns + g->cfg->request_timeout_ms * 1000000;
-    if (client_deadline_ns && client_deadline_ns < job->deadline_ns)
-        job->deadline_ns = client_deadline_ns;
-    job->on_complete = on_complete;
-    job->user = user;
+    job->deadline_ns = c->start_ns + g->cfg->request_timeout_ms * 1000000;
+    if (c->client_deadline_ns && c->client_deadline_ns < job->deadline_ns)
+        job->deadline_ns = c->client_deadline_ns;
+    job->on_complete = c->on_complete;
+    job->user = c->user;
     atomic_fetch_add(&g->pending, 1); /* before: on_complete may run before submit returns */
     batcher_submit_result sr = batcher_submit(b, job);
     if (sr == BATCHER_OK) return API_OK;
@@ -166,6 +156,29 @@ api_status grpc_service_submit(grpc_service *g, inference_job *job, int64_t star
     }
     snprintf(msg, msglen, "service is draining");
     return API_NOT_READY;
+}
+
+api_status grpc_service_infer(grpc_service *g, const grpc_infer_call *c, inference_job **job,
+                              char *msg, size_t msglen) {
+    *job = NULL;
+    if (!grpc_service_ready(g)) { /* as HTTP: refused before the body is read */
+        snprintf(msg, msglen, "service is %s", grpc_service_state_name(g));
+        return API_NOT_READY;
+    }
+    arrival t = {0};
+    arrivals_begin(&g->arriving, &t);
+    *job = inference_job_new(atomic_load(&g->model), JOB_ANSWER_V2);
+    api_status st = *job ? API_OK : API_INTERNAL;
+    if (!*job) snprintf(msg, msglen, "out of memory");
+    if (st == API_OK)
+        st = kserve_v2_grpc_job_parse(c->request, &g->limits, &g->input, *job, msg, msglen);
+    if (st == API_OK) st = submit(g, *job, c, msg, msglen);
+    arrivals_end(&g->arriving, &t); /* after the images are queued: the drain sees no gap */
+    return st;
+}
+
+bool grpc_service_drain_wait(grpc_service *g, double timeout_s) {
+    return !g || arrivals_wait_none(&g->arriving, timeout_s);
 }
 
 /* ---------------------------------------------------------------- access log and metrics */
@@ -211,7 +224,8 @@ void grpc_service_log(grpc_service *g, const grpc_call_record *rec) {
     const int code = rec->cancelled ? 1 /* CANCELLED */ : api_status_grpc(rec->status);
     if (rec->cancelled)
         snprintf(error, sizeof error, "cancelled by the client: its queued images were dropped");
-    const double queue_ms = q ? job->max_queue_ns / 1e6 : 0, infer_ms = q ? job->inference_ns / 1e6 : 0;
+    const double queue_ms = q ? job->max_queue_ns / 1e6 : 0;
+    const double infer_ms = q ? job->inference_ns / 1e6 : 0;
     const json_int_t batch = (json_int_t)(q ? job->last_batch_id : 0);
     if (g->cfg->log_format == ACCESS_LOG_LOGFMT) {
         char e[600] = "";

@@ -66,18 +66,27 @@ api_status grpc_service_auth(grpc_service *g, const char *authorization, bool he
 /* The v2 document as HTTP's route answers it: JSON text, malloc'd (NULL: out of memory). */
 char *grpc_service_doc(grpc_service *g, grpc_doc doc, kserve_v2_view view);
 
-/* A new job for ModelInfer (*job; inference_job_free it, also after a failure; NULL when not
- * ready: API_NOT_READY), parsed from r (kserve_v2_grpc_job_parse with the service's limits). */
-api_status grpc_service_infer_parse(grpc_service *g, const kserve_v2_grpc_request *r,
-                                    inference_job **job, char *msg, size_t msglen);
+/* One ModelInfer request on its way to the batcher. */
+typedef struct {
+    const kserve_v2_grpc_request *request;
+    int64_t start_ns;           /* CLOCK_MONOTONIC when it arrived */
+    int64_t client_deadline_ns; /* the call's deadline on the same clock; 0: none */
+    void (*on_complete)(inference_job *job); /* once, on a worker; job->user is user */
+    void *user;
+} grpc_infer_call;
 
-/* Queues the job: its deadline is start_ns + request_timeout_ms, or the client's (monotonic
- * ns, 0: none) when sooner. on_complete(job) runs once, on a worker, with user in job->user.
- * API_OK (pending counts it until grpc_service_log), or API_NOT_READY / API_QUEUE_FULL /
- * API_INTERNAL with msg. */
-api_status grpc_service_submit(grpc_service *g, inference_job *job, int64_t start_ns,
-                               int64_t client_deadline_ns, void (*on_complete)(inference_job *),
-                               void *user, char *msg, size_t msglen);
+/* Makes the call's job (*job; the caller frees it after a failure, or after on_complete) and
+ * queues it: kserve_v2_grpc_job_parse with the service's limits, then the batcher, with the
+ * deadline start_ns + request_timeout_ms or the client's when sooner. API_OK (pending counts
+ * it until grpc_service_log), or API_NOT_READY (*job NULL when refused before parsing),
+ * API_QUEUE_FULL, a parse status, with msg. A call that started while ready is still queued
+ * when the drain begins meanwhile. */
+api_status grpc_service_infer(grpc_service *g, const grpc_infer_call *c, inference_job **job,
+                              char *msg, size_t msglen);
+
+/* serve.c's drain: waits until no call is between its start and its job's submission, or
+ * timeout_s. Returns whether none is (true for a NULL g). */
+bool grpc_service_drain_wait(grpc_service *g, double timeout_s);
 
 /* One finished call, for the access log (protocol grpc) and the metrics. */
 typedef struct {
