@@ -153,8 +153,10 @@ api_status kserve_v2_grpc_job_parse(const kserve_v2_grpc_request *r, const class
     char header_length[24];
     snprintf(header_length, sizeof header_length, "%zu", strlen(header));
     free(header);
+    /* The header holds no values (they are binary), so its JSON costs nothing to charge. */
     const kserve_v2_http_request req = {.header_length = header_length, .body = body.data,
-                                        .body_len = body.len, .view = view};
+                                        .body_len = body.len, .view = view,
+                                        .deadline_ns = r->deadline_ns};
     st = kserve_v2_job_parse(&req, lim, fmt, job, msg, msglen);
     byte_buffer_free(&body);
     return st;

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "classify_request.h"
 #include "errors.h"
@@ -78,6 +79,7 @@ typedef struct {
     int n_inputs;
     const kserve_v2_grpc_output *outputs;
     int n_outputs;
+    int64_t deadline_ns; /* clock_monotonic_ns() past which decoding stops (504); 0: none */
 } kserve_v2_grpc_request;
 
 /* Which view of the served model (model: its configured name) name and version (empty: the

@@ -124,6 +124,13 @@ char *grpc_service_doc(grpc_service *g, grpc_doc doc, kserve_v2_view view) {
     return text;
 }
 
+/* The call's deadline: request_timeout_ms after it arrived; the client may shorten it, never
+ * lengthen it. */
+static int64_t deadline_of(const grpc_service *g, const grpc_infer_call *c) {
+    const int64_t d = c->start_ns + g->cfg->request_timeout_ms * 1000000;
+    return c->client_deadline_ns && c->client_deadline_ns < d ? c->client_deadline_ns : d;
+}
+
 /* Queues a parsed job. A call that started while the service was ready is still admitted
  * when the drain has begun since: the drain waits for such arrivals (grpc_service_drain_wait)
  * before it closes the queue, as it does for HTTP uploads. */
@@ -139,10 +146,7 @@ static api_status submit(grpc_service *g, inference_job *job, const grpc_infer_c
         snprintf(msg, msglen, "out of memory");
         return API_INTERNAL;
     }
-    /* The client may shorten the deadline, never lengthen it. */
-    job->deadline_ns = c->start_ns + g->cfg->request_timeout_ms * 1000000;
-    if (c->client_deadline_ns && c->client_deadline_ns < job->deadline_ns)
-        job->deadline_ns = c->client_deadline_ns;
+    job->deadline_ns = deadline_of(g, c);
     job->on_complete = c->on_complete;
     job->user = c->user;
     atomic_fetch_add(&g->pending, 1); /* before: on_complete may run before submit returns */
@@ -167,11 +171,13 @@ api_status grpc_service_infer(grpc_service *g, const grpc_infer_call *c, inferen
     }
     arrival t = {0};
     arrivals_begin(&g->arriving, &t);
+    kserve_v2_grpc_request r = *c->request;
+    r.deadline_ns = deadline_of(g, c);
     *job = inference_job_new(atomic_load(&g->model), JOB_ANSWER_V2);
     api_status st = *job ? API_OK : API_INTERNAL;
     if (!*job) snprintf(msg, msglen, "out of memory");
     if (st == API_OK)
-        st = kserve_v2_grpc_job_parse(c->request, &g->limits, &g->input, *job, msg, msglen);
+        st = kserve_v2_grpc_job_parse(&r, &g->limits, &g->input, *job, msg, msglen);
     if (st == API_OK) st = submit(g, *job, c, msg, msglen);
     arrivals_end(&g->arriving, &t); /* after the images are queued: the drain sees no gap */
     return st;
