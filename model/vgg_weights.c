@@ -259,6 +259,17 @@ static int config_from_metadata(const safetensors_file *f, const char *path, vgg
     return 0;
 }
 
+int vgg_weights_read_config(const char *path, const vgg_config *dflt, vgg_config *out, char *err,
+                            size_t errlen) {
+    safetensors_file f;
+    if (safetensors_open(&f, path, err, errlen) != 0) return -1;
+    *out = *dflt;
+    int rc = safetensors_metadata(&f, "head_dense") ? config_from_metadata(&f, path, out, err, errlen)
+                                                    : 0;
+    safetensors_close(&f);
+    return rc;
+}
+
 /* Reads every tensor specs name into its slot; counts the problems into err. */
 static int read_tensors(const safetensors_file *f, const param_spec *specs, int n, bool use_timm,
                         char *err, size_t errlen) {

@@ -60,6 +60,11 @@ typedef struct {
 int vgg_weights_load(vgg_weights *w, const vgg_config *cfg, const char *path, char *err,
                      size_t errlen);
 
+/* The architecture path holds, from its metadata only (no tensor is read): the one its head
+ * metadata describes, else *dflt. Returns 0, or -1 with err. */
+int vgg_weights_read_config(const char *path, const vgg_config *dflt, vgg_config *out, char *err,
+                            size_t errlen);
+
 /* Fills *w with deterministic weights from seed (see the .c file for the exact recipe). */
 int vgg_weights_generate(vgg_weights *w, const vgg_config *cfg, uint64_t seed);
 

@@ -3,11 +3,24 @@
 
     /usr/bin/python3 scripts/convert_torchvision.py vgg16-397923af.pth models/vgg16.safetensors
 
-Reads a torchvision VGG state_dict (features.N.weight/bias, classifier.{0,3,6}.weight/bias;
-a "module." prefix from DataParallel is dropped), checks every name and shape against the
-VGG11/13/16/19 layout (the variant is found from the number of convolutions), and writes the
-same names as float32 safetensors, the layout vggserve's loader reads. Inputs are expected
-with torchvision preprocessing (vggserve's default).
+Reads a torchvision VGG state_dict (features.N.weight/bias, classifier.K.weight/bias; a
+"module." prefix from DataParallel is dropped), checks every name and shape against the
+VGG11/13/16/19 layout (the variant is found from the number of convolutions, BatchNorm from
+running_mean tensors: vgg11_bn..vgg19_bn), and writes float32 safetensors, the layout
+vggserve's loader reads. Inputs are expected with torchvision preprocessing (vggserve's
+default), 224x224.
+
+Fine-tuned heads: `model.classifier[6] = nn.Linear(4096, N)`, or a whole new `classifier` of
+1 to 3 nn.Linear layers of any sizes (ReLU and Dropout between them, as torchvision's own).
+The Linear layers are renumbered classifier.0, .3, .6 and the head is recorded in the
+metadata (head_dense, head_pool, head_activation, input_size; model "vgg16_bn" for
+BatchNorm, whose running statistics vggserve folds into the convolutions at load). The first
+Linear reads 512*7*7 inputs (torchvision's AdaptiveAvgPool2d((7, 7)), the identity at 224) or
+512 (a model whose avgpool was replaced by AdaptiveAvgPool2d(1): --pool avg, the default for
+512 inputs, or AdaptiveMaxPool2d(1): --pool max). A last layer of one unit is a sigmoid
+(BCEWithLogitsLoss) classifier, answered as two classes [1-p, p]; more units, softmax. A
+state_dict vggserve cannot map (a BatchNorm1d in the head, a head outside `classifier`) is
+refused with the layer named.
 
 Needs Debian's python3-torch (and python3-numpy). The checkpoint is loaded with
 weights_only=True: a .pth file is a pickle, and this refuses one that carries code.
@@ -17,7 +30,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from safetensors_write import check_layout, model_for_conv_count, write_vgg  # noqa: E402
+from safetensors_write import (check_layout, check_tensors, feature_layout, final_hw,  # noqa: E402
+                               head_layout, head_metadata, is_default_head, model_for_conv_count,
+                               write_model, write_vgg)
 
 
 def load_state_dict(path):
@@ -41,20 +56,100 @@ def load_state_dict(path):
     return out
 
 
+def classifier_units(tensors):
+    """The head's Linear layers in order: [(name, out, in)], name like "classifier.6" or, for
+    a Sequential nested in the classifier, "classifier.6.0". ValueError naming the layer for
+    anything else under classifier., or outside features./classifier."""
+    layers = {}
+    for name in tensors:
+        module, _, rest = name.partition(".")
+        if module == "features":
+            continue
+        if module != "classifier":
+            raise ValueError(f"{name}: a layer outside features and classifier; vggserve maps "
+                             f"VGG's features and a classifier of Linear layers")
+        path, _, kind = rest.rpartition(".")
+        parts = path.split(".")
+        if not path or not all(p.isdigit() for p in parts):
+            raise ValueError(f"{name}: not a layer of a Sequential classifier")
+        layers.setdefault(tuple(int(p) for p in parts), set()).add(kind)
+    out = []
+    for idx in sorted(layers):
+        lname, kinds = "classifier." + ".".join(map(str, idx)), layers[idx]
+        if kinds != {"weight", "bias"}:
+            what = "a BatchNorm1d" if "running_mean" in kinds else "not a Linear layer"
+            raise ValueError(f"{lname} ({', '.join(sorted(kinds))}) is {what}; "
+                             f"vggserve's heads are Linear layers with ReLU between them")
+        w, b = tensors[lname + ".weight"], tensors[lname + ".bias"]
+        if w.ndim != 2 or b.shape != (w.shape[0],):
+            raise ValueError(f"{lname}: weight {w.shape}, bias {b.shape}: not a Linear layer")
+        out.append((lname, w.shape[0], w.shape[1]))
+    if not 1 <= len(out) <= 3:
+        raise ValueError(f"{len(out)} Linear layers in classifier: vggserve supports 1 to 3")
+    for a, b in zip(out, out[1:]):
+        if a[1] != b[2]:
+            raise ValueError(f"{b[0]} reads {b[2]} inputs but {a[0]} gives {a[1]}")
+    return out
+
+
+def convert(tensors, pool_arg):
+    """(layout, tensors renamed, metadata or None for the plain ImageNet VGG, summary)."""
+    batch_norm = any(k.startswith("features.") and k.endswith(".running_mean") for k in tensors)
+    tensors = {k: v for k, v in tensors.items() if not k.endswith(".num_batches_tracked")}
+    n_convs = sum(1 for k, v in tensors.items()
+                  if k.startswith("features.") and k.endswith(".weight") and v.ndim == 4)
+    model = model_for_conv_count(n_convs)
+    features = feature_layout(model, batch_norm)
+    heads = classifier_units(tensors)
+    c_last, hw = 512, final_hw(224)
+    fc_in0 = heads[0][2]
+    if fc_in0 == c_last * hw * hw:
+        pool = "flatten"
+    elif fc_in0 == c_last:
+        pool = pool_arg or "avg"
+    else:
+        raise ValueError(f"{heads[0][0]} reads {fc_in0} inputs: VGG's features give "
+                         f"{c_last * hw * hw} (512x7x7) or, pooled to 1x1, {c_last}")
+    if pool == "flatten" and pool_arg not in (None, "flatten"):
+        raise ValueError(f"--pool {pool_arg}: classifier reads 512x7x7 inputs (flatten)")
+    units = [u for _, u, _ in heads]
+    activation = "sigmoid" if units[-1] == 1 else "softmax"
+    renamed = {k: v for k, v in tensors.items() if k.startswith("features.")}
+    for j, (idx, _, _) in enumerate(heads):
+        for kind in ("weight", "bias"):
+            renamed[f"classifier.{3 * j}.{kind}"] = tensors[f"{idx}.{kind}"]
+    layout = features + head_layout(fc_in0, units)
+    name = model + ("_bn" if batch_norm else "")
+    check_tensors(renamed, layout, name)
+    if is_default_head(batch_norm, units, pool, activation, 224):
+        return layout, renamed, None, model
+    meta = head_metadata(model, batch_norm, units, pool, activation, 224)
+    return layout, renamed, meta, f"{name}, head {pool} -> {meta['head_dense']} {activation}"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("pth", help="torchvision VGG checkpoint (.pth state_dict)")
     ap.add_argument("out", help="output .safetensors")
+    ap.add_argument("--pool", choices=("avg", "max"),
+                    help="a classifier reading 512 inputs: the model's avgpool was "
+                         "AdaptiveAvgPool2d(1) (avg, the default) or AdaptiveMaxPool2d(1) (max)")
     args = ap.parse_args(argv)
 
     tensors = load_state_dict(args.pth)
-    n_convs = sum(1 for k in tensors if k.startswith("features.") and k.endswith(".weight"))
     try:
-        model = model_for_conv_count(n_convs)
-        check_layout(tensors, model)
+        layout, renamed, meta, summary = convert(tensors, args.pool)
+        if meta is None:
+            check_layout(renamed, summary)
+            write_vgg(args.out, renamed, summary, "torchvision", args.pth,
+                      "scripts/convert_torchvision.py")
+            return
+        meta.update({"format": "pt", "preprocess": "torchvision",
+                     "source": os.path.basename(args.pth),
+                     "converter": "scripts/convert_torchvision.py"})
+        write_model(args.out, renamed, layout, meta, summary)
     except ValueError as e:
         sys.exit(f"convert_torchvision: {args.pth}: {e}")
-    write_vgg(args.out, tensors, model, "torchvision", args.pth, "scripts/convert_torchvision.py")
 
 
 if __name__ == "__main__":
