@@ -142,7 +142,7 @@ int cmd_summary(int argc, char **argv) {
     vgg_config_init(&dflt, vgg_model_names[model_i]);
     char err[1024], total[32];
     c = dflt;
-    if (weights && vgg_weights_read_config(weights, &dflt, &c, err, sizeof err) != 0) {
+    if (weights && vgg_weights_read_config(weights, &dflt, &c, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }

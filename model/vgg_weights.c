@@ -259,11 +259,13 @@ static int config_from_metadata(const safetensors_file *f, const char *path, vgg
     return 0;
 }
 
-int vgg_weights_read_config(const char *path, const vgg_config *dflt, vgg_config *out, char *err,
-                            size_t errlen) {
+int vgg_weights_read_config(const char *path, const vgg_config *dflt, vgg_config *out,
+                            char preprocess[16], char *err, size_t errlen) {
     safetensors_file f;
     if (safetensors_open(&f, path, err, errlen) != 0) return -1;
     *out = *dflt;
+    const char *pre = safetensors_metadata(&f, "preprocess");
+    if (preprocess) snprintf(preprocess, 16, "%s", pre && strlen(pre) < 16 ? pre : "");
     int rc = safetensors_metadata(&f, "head_dense") ? config_from_metadata(&f, path, out, err, errlen)
                                                     : 0;
     safetensors_close(&f);

@@ -61,9 +61,10 @@ int vgg_weights_load(vgg_weights *w, const vgg_config *cfg, const char *path, ch
                      size_t errlen);
 
 /* The architecture path holds, from its metadata only (no tensor is read): the one its head
- * metadata describes, else *dflt. Returns 0, or -1 with err. */
-int vgg_weights_read_config(const char *path, const vgg_config *dflt, vgg_config *out, char *err,
-                            size_t errlen);
+ * metadata describes, else *dflt; and its "preprocess" value into preprocess (may be NULL;
+ * 16 bytes, "" when absent). Returns 0, or -1 with err. */
+int vgg_weights_read_config(const char *path, const vgg_config *dflt, vgg_config *out,
+                            char preprocess[16], char *err, size_t errlen);
 
 /* Fills *w with deterministic weights from seed (see the .c file for the exact recipe). */
 int vgg_weights_generate(vgg_weights *w, const vgg_config *cfg, uint64_t seed);
