@@ -10,8 +10,9 @@ running_mean tensors: vgg11_bn..vgg19_bn), and writes float32 safetensors, the l
 vggserve's loader reads. Inputs are expected with torchvision preprocessing (vggserve's
 default), 224x224.
 
-Fine-tuned heads: `model.classifier[6] = nn.Linear(4096, N)`, or a whole new `classifier` of
-1 to 3 nn.Linear layers of any sizes (ReLU and Dropout between them, as torchvision's own).
+Fine-tuned heads: `model.classifier[6] = nn.Linear(4096, N)`, or a whole new `classifier`: one
+nn.Linear, or a Sequential (nested ones too) of 1 to 3 nn.Linear layers of any sizes (ReLU and
+Dropout between them, as torchvision's own).
 The Linear layers are renumbered classifier.0, .3, .6 and the head is recorded in the
 metadata (head_dense, head_pool, head_activation, input_size; model "vgg16_bn" for
 BatchNorm, whose running statistics vggserve folds into the convolutions at load). The first
@@ -69,13 +70,13 @@ def classifier_units(tensors):
             raise ValueError(f"{name}: a layer outside features and classifier; vggserve maps "
                              f"VGG's features and a classifier of Linear layers")
         path, _, kind = rest.rpartition(".")
-        parts = path.split(".")
-        if not path or not all(p.isdigit() for p in parts):
+        parts = path.split(".") if path else []  # [] : the classifier is one nn.Linear
+        if not all(p.isdigit() for p in parts):
             raise ValueError(f"{name}: not a layer of a Sequential classifier")
         layers.setdefault(tuple(int(p) for p in parts), set()).add(kind)
     out = []
     for idx in sorted(layers):
-        lname, kinds = "classifier." + ".".join(map(str, idx)), layers[idx]
+        lname, kinds = ".".join(["classifier", *map(str, idx)]), layers[idx]
         if kinds != {"weight", "bias"}:
             what = "a BatchNorm1d" if "running_mean" in kinds else "not a Linear layer"
             raise ValueError(f"{lname} ({', '.join(sorted(kinds))}) is {what}; "
@@ -96,6 +97,10 @@ def convert(tensors, pool_arg):
     """(layout, tensors renamed, metadata or None for the plain ImageNet VGG, summary)."""
     batch_norm = any(k.startswith("features.") and k.endswith(".running_mean") for k in tensors)
     tensors = {k: v for k, v in tensors.items() if not k.endswith(".num_batches_tracked")}
+    foreign = sorted(k for k in tensors if k.partition(".")[0] not in ("features", "classifier"))
+    if foreign:
+        raise ValueError(f"{foreign[0]}: a layer outside features and classifier; vggserve "
+                         f"maps VGG's features and a classifier of Linear layers")
     n_convs = sum(1 for k, v in tensors.items()
                   if k.startswith("features.") and k.endswith(".weight") and v.ndim == 4)
     model = model_for_conv_count(n_convs)
