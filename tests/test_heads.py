@@ -14,12 +14,14 @@ torchvision models built the way users fine-tune them, with seeded random weight
 Each is checked as the issue asks: probabilities within 2e-3, logits within 1e-3 of
 max|logit|, the same top-k. Needs Debian's python3-torch and python3-torchvision (exits 77,
 skipped, without them). Run with /usr/bin/python3."""
+import io
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import unittest
+import zipfile
 
 import numpy as np
 
@@ -271,6 +273,266 @@ class HeadsTest(unittest.TestCase):
                             self.path("fc.safetensors")], capture_output=True, text=True)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("fc.weight: a layer outside features and classifier", p.stderr)
+
+
+# ---------------------------------------------------------------- Keras fixtures
+
+BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+WIDTHS = (64, 128, 256, 512, 512)
+
+
+def keras_layer(kind, name, keras3, **cfg):
+    layer = {"class_name": kind, "config": {"name": name, "trainable": True, **cfg}}
+    if keras3:
+        layer["module"] = "keras.layers"
+        layer["name"] = name
+    return layer
+
+
+def keras_input(name, size, keras3):
+    key = "batch_shape" if keras3 else "batch_input_shape"
+    return keras_layer("InputLayer", name, keras3, **{key: [None, size, size, 3]})
+
+
+def vgg_base_layers(arch, size, keras3):
+    """keras.applications.VGG16(include_top=False)'s layers as its config lists them."""
+    layers = [keras_input("input_1", size, keras3)]
+    for b, n in enumerate(BLOCKS[arch], 1):
+        for c in range(1, n + 1):
+            layers.append(keras_layer("Conv2D", f"block{b}_conv{c}", keras3, filters=WIDTHS[b - 1],
+                                      kernel_size=[3, 3], strides=[1, 1], padding="same",
+                                      activation="relu", use_bias=True))
+        layers.append(keras_layer("MaxPooling2D", f"block{b}_pool", keras3, pool_size=[2, 2],
+                                  strides=[2, 2], padding="valid"))
+    return layers
+
+
+def head_layers(pool, dense, keras3):
+    """dense: [(name, units, activation)], Dropout between them as the tutorials put it."""
+    kinds = {"flatten": "Flatten", "avg": "GlobalAveragePooling2D", "max": "GlobalMaxPooling2D"}
+    out = [keras_layer(kinds[pool], pool + "_pool", keras3)]
+    for i, (name, units, act) in enumerate(dense):
+        if i:
+            out.append(keras_layer("Dropout", f"dropout_{i}", keras3, rate=0.5))
+        out.append(keras_layer("Dense", name, keras3, units=units, activation=act, use_bias=True))
+    return out
+
+
+class KerasModel:
+    """A Keras VGG + head as torch computes it (the reference) and as Keras saves it."""
+
+    def __init__(self, arch, size, pool, dense, seed):
+        self.arch, self.size, self.pool, self.dense = arch, size, pool, dense
+        self.torch = build(getattr(torchvision.models, arch), seed, lambda m: None).features
+        rng = np.random.default_rng(seed + 100)
+        c, hw = 512, size
+        for _ in range(5):
+            hw //= 2
+        n_in = c * hw * hw if pool == "flatten" else c
+        self.kernels = []  # Keras's (in, out) kernels and biases
+        for name, units, act in dense:
+            k = rng.standard_normal((n_in, units)) * (2.0 / n_in) ** 0.5
+            if name == dense[-1][0]:
+                k *= 20  # probabilities away from uniform
+            self.kernels.append((k.astype(np.float32),
+                                 rng.uniform(-0.05, 0.05, units).astype(np.float32)))
+            n_in = units
+
+    def conv_weights(self):
+        """{keras conv name: (HWIO kernel, bias)}."""
+        convs = [m for m in self.torch if isinstance(m, torch.nn.Conv2d)]
+        names = [f"block{b}_conv{c}" for b, n in enumerate(BLOCKS[self.arch], 1)
+                 for c in range(1, n + 1)]
+        return {n: (m.weight.detach().numpy().transpose(2, 3, 1, 0), m.bias.detach().numpy())
+                for n, m in zip(names, convs)}
+
+    def reference(self, x):
+        """(pre-activation logits, probabilities) of the same layers, Keras's NHWC flatten."""
+        with torch.no_grad():
+            f = self.torch(torch.from_numpy(x)).double()
+        if self.pool == "flatten":
+            h = f.permute(0, 2, 3, 1).reshape(len(x), -1)
+        else:
+            h = f.mean((2, 3)) if self.pool == "avg" else f.amax((2, 3))
+        h = h.numpy()
+        for i, (k, b) in enumerate(self.kernels):
+            h = h @ k.astype(np.float64) + b
+            if i < len(self.kernels) - 1:
+                h = np.maximum(h, 0)
+        if self.dense[-1][2] == "sigmoid":
+            p = 1 / (1 + np.exp(-h[:, 0]))
+            return np.stack([-h[:, 0] / 2, h[:, 0] / 2], 1), np.stack([1 - p, p], 1)
+        return h, softmax(h)
+
+    def config(self, nested, keras3, extra_first=()):
+        base = vgg_base_layers(self.arch, self.size, keras3)
+        head = head_layers(self.pool, self.dense, keras3)
+        if nested:
+            vgg = {"class_name": "Functional", "config": {"name": self.arch, "layers": base}}
+            if keras3:
+                vgg["module"] = "keras.src.models.functional"
+            layers = [*extra_first, vgg, *head]
+            if keras3:
+                layers.insert(0, keras_input("input_layer", self.size, True))
+            top = {"class_name": "Sequential", "config": {"name": "sequential", "layers": layers}}
+        else:
+            top = {"class_name": "Functional" if keras3 else "Model",
+                   "config": {"name": "model", "layers": [*base[:1], *extra_first, *base[1:], *head]}}
+        if keras3:
+            top["module"] = "keras"
+        return top
+
+    def named_weights(self):
+        convs = self.conv_weights()
+        dense = {name: kb for (name, _, _), kb in zip(self.dense, self.kernels)}
+        return convs, dense
+
+    def save_keras2(self, path, nested):
+        """keras/saving/legacy/hdf5_format.py's layout: model_config, model_weights/<layer>
+        with layer_names, weight_names and datasets named after the variables."""
+        import h5py
+        convs, dense = self.named_weights()
+        config = self.config(nested, False)
+        with h5py.File(path, "w") as f:
+            f.attrs["model_config"] = json.dumps(config).encode()
+            f.attrs["keras_version"] = b"2.11.0"
+            f.attrs["backend"] = b"tensorflow"
+            g = f.create_group("model_weights")
+            top = [layer["config"]["name"] for layer in config["config"]["layers"]]
+            g.attrs["layer_names"] = np.array([n.encode() for n in top])
+            for name in top:
+                lg = g.create_group(name)
+                if nested and name == self.arch:
+                    owned = [x for c in convs for x in ((f"{c}/kernel:0", convs[c][0]),
+                                                        (f"{c}/bias:0", convs[c][1]))]
+                else:
+                    kb = convs.get(name) or dense.get(name)
+                    owned = [(f"{name}/kernel:0", kb[0]), (f"{name}/bias:0", kb[1])] if kb else []
+                lg.attrs["weight_names"] = np.array([n.encode() for n, _ in owned], dtype="S")
+                for n, a in owned:
+                    lg.create_dataset(n, data=a)
+
+    def save_keras3(self, path, extra_first=()):
+        """The .keras zip: config.json, metadata.json, model.weights.h5 with each layer's
+        variables at layers/<name>/vars/<i> (the nested base's under layers/<arch>/)."""
+        import h5py
+        convs, dense = self.named_weights()
+        buf = io.BytesIO()
+        with h5py.File(buf, "w") as f:
+            for c, (k, b) in convs.items():
+                f[f"layers/{self.arch}/layers/{c}/vars/0"] = k
+                f[f"layers/{self.arch}/layers/{c}/vars/1"] = b
+            for name, (k, b) in dense.items():
+                f[f"layers/{name}/vars/0"] = k
+                f[f"layers/{name}/vars/1"] = b
+            f.create_group("optimizer/vars")
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("metadata.json", json.dumps({"keras_version": "3.3.3"}))
+            z.writestr("config.json", json.dumps(self.config(True, True, extra_first)))
+            z.writestr("model.weights.h5", buf.getvalue())
+
+
+class KerasHeadsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        cls.tmp = tempfile.TemporaryDirectory()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.tmp.name, name)
+
+    def check(self, km, src, *flags, expect_meta=None):
+        out = self.path(os.path.basename(src) + ".safetensors")
+        run([PYTHON, os.path.join(SCRIPTS, "convert_keras.py"), src, out, *flags])
+        _, meta, _ = read_safetensors(out)
+        for k, v in (expect_meta or {}).items():
+            self.assertEqual(meta[k], v, k)
+        rng = np.random.default_rng(3)
+        x = rng.uniform(0, 1, (2, 3, km.size, km.size)).astype(np.float32)
+        xp = self.path("x.npy")
+        np.save(xp, x)
+        ref_logits, ref_probs = km.reference(x)
+        k = ref_probs.shape[1]
+        logits, probs, top = classify(out, xp, k)
+        HeadsTest.assert_close(self, logits, probs, ref_logits, ref_probs, top, k, src)
+        return out
+
+    def test_keras2_sequential_nested_flatten_softmax_150(self):
+        km = KerasModel("vgg16", 150, "flatten", [("dense", 64, "relu"), ("dense_1", 5, "softmax")], 8)
+        h5 = self.path("nested.h5")
+        km.save_keras2(h5, nested=True)
+        out = self.check(km, h5, "--preprocess", "rescale",
+                         expect_meta={"model": "vgg16", "head_pool": "flatten", "input_size": "150",
+                                      "head_dense": "64,5", "preprocess": "rescale"})
+        # The tensor that model sees: 150x150, RGB / 255 of the whole image.
+        xp = self.path("photo.npy")
+        run([BIN, "preprocess", "--weights", out,
+             os.path.join(TESTS, "data", "images", "chelsea.jpg"), "--out", xp])
+        t = np.load(xp)
+        self.assertEqual(t.shape, (1, 3, 150, 150))
+        self.assertTrue(0 <= t.min() and t.max() <= 1 and t.max() > 0.5)
+
+    def test_keras2_functional_gap_sigmoid(self):
+        km = KerasModel("vgg16", 150, "avg", [("dense", 32, "relu"), ("predictions", 1, "sigmoid")], 9)
+        h5 = self.path("functional.h5")
+        km.save_keras2(h5, nested=False)
+        self.check(km, h5, expect_meta={"head_pool": "avg", "head_activation": "sigmoid",
+                                        "preprocess": "caffe"})
+
+    def test_keras3_archive_gap_rescaling_layer(self):
+        km = KerasModel("vgg19", 128, "avg", [("dense", 32, "relu"), ("dense_1", 3, "softmax")], 10)
+        keras = self.path("model.keras")
+        km.save_keras3(keras, extra_first=[keras_layer("Rescaling", "rescaling", True,
+                                                       scale=1 / 255, offset=0.0)])
+        self.check(km, keras, expect_meta={"model": "vgg19", "input_size": "128",
+                                           "head_pool": "avg", "preprocess": "rescale"})
+
+    def test_keras3_flatten_max_pool_variants(self):
+        km = KerasModel("vgg16", 96, "max", [("dense", 4, "softmax")], 11)
+        keras = self.path("max.keras")
+        km.save_keras3(keras)
+        self.check(km, keras, "--preprocess", "tf", expect_meta={"head_pool": "max",
+                                                                 "preprocess": "tf"})
+
+    def test_unmappable_keras_models_name_the_layer(self):
+        km = KerasModel("vgg16", 64, "flatten", [("dense", 8, "relu"), ("dense_1", 3, "softmax")], 12)
+
+        def bad(edit, why, name):
+            config = km.config(True, True)
+            edit(config["config"]["layers"])
+            z = self.path(name + ".keras")
+            km.save_keras3(z)
+            with zipfile.ZipFile(z) as arc:
+                parts = {n: arc.read(n) for n in arc.namelist()}
+            parts["config.json"] = json.dumps(config).encode()
+            with zipfile.ZipFile(z, "w") as arc:
+                for n, data in parts.items():
+                    arc.writestr(n, data)
+            out = self.path(name + ".safetensors")
+            p = subprocess.run([PYTHON, os.path.join(SCRIPTS, "convert_keras.py"), z, out],
+                               capture_output=True, text=True, timeout=120)
+            self.assertNotEqual(p.returncode, 0, name)
+            self.assertIn(why, p.stderr, name)
+            self.assertFalse(os.path.exists(out), name)
+
+        bad(lambda L: L.insert(-1, keras_layer("BatchNormalization", "bn", True)),
+            "layer bn (BatchNormalization): vggserve cannot map this layer kind", "bn")
+        bad(lambda L: L.insert(-1, keras_layer("Add", "add", True)),
+            "layer add (Add): vggserve cannot map this layer kind", "add")
+        # A truncated head: the config has a Dense whose weights the file lacks.
+        bad(lambda L: L.append(keras_layer("Dense", "dense_2", True, units=2,
+                                           activation="softmax")),
+            "layer dense_1 (Dense, softmax): hidden Dense layers must be ReLU", "order")
+        bad(lambda L: L.__setitem__(-1, keras_layer("Dense", "dense_9", True, units=3,
+                                                    activation="softmax")),
+            "layer dense_9: no weights in the file", "truncated")
+        bad(lambda L: L.__setitem__(-1, keras_layer("Dense", "dense_1", True, units=3,
+                                                    activation="tanh")),
+            "layer dense_1 (Dense, tanh): the last activation must be softmax or sigmoid", "tanh")
 
 
 if __name__ == "__main__":
