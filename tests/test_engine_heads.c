@@ -18,6 +18,7 @@
 
 #include "calibrate.h"
 #include "engine.h"
+#include "safetensors.h"
 #include "test_util.h"
 #include "vgg_weights.h"
 
@@ -341,7 +342,121 @@ static void check_save_load(const head_case *hc) {
     vgg_weights_free(&w);
 }
 
+/* ---------------------------------------------------------------- bad files */
+
+/* Writes w's tensors (dropping the last `drop` dense tensors, adding BatchNorm tensors with
+ * variance var when bn) with metadata kv; returns the path. */
+static const char *write_variant(const vgg_weights *w, const char *const *kv, int drop, bool bn,
+                                 float var) {
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/test_engine_heads.bad.%d.safetensors", (int)getpid());
+    const vgg_config *c = &w->cfg;
+    enum { MAX_T = 6 * VGG_MAX_CONV + 2 * VGG_N_FC };
+    char names[MAX_T][48];
+    const char *np[MAX_T];
+    int64_t shapes[MAX_T][SAFETENSORS_MAX_DIMS] = {{0}};
+    int ndims[MAX_T], n = 0;
+    const float *data[MAX_T];
+    static float stats[4][512];
+    for (int k = 0; k < 512; k++) stats[0][k] = 1, stats[1][k] = 0, stats[2][k] = 0, stats[3][k] = var;
+    vgg_config cbn; /* torchvision's _bn indices: Conv2d, BatchNorm2d, ReLU per conv */
+    vgg_head head = {c->head_pool, c->head_act, c->n_fc, {c->fc_out[0], c->fc_out[1], c->fc_out[2]}};
+    vgg_config_init_head(&cbn, c->name, 16, true, c->input_hw, &head, NULL, 0);
+    for (int i = 0; i < c->n_conv; i++) {
+        const int fi = bn ? cbn.feature_index[i] : c->feature_index[i];
+        snprintf(names[n], 48, "features.%d.weight", fi);
+        shapes[n][0] = c->conv_out[i], shapes[n][1] = c->conv_in[i], shapes[n][2] = shapes[n][3] = 3;
+        ndims[n] = 4, data[n++] = w->conv_w[i];
+        snprintf(names[n], 48, "features.%d.bias", fi);
+        shapes[n][0] = c->conv_out[i], ndims[n] = 1, data[n++] = w->conv_b[i];
+        static const char *const bn_names[4] = {"weight", "bias", "running_mean", "running_var"};
+        for (int k = 0; bn && k < 4; k++) {
+            snprintf(names[n], 48, "features.%d.%s", fi + 1, bn_names[k]);
+            shapes[n][0] = c->conv_out[i], ndims[n] = 1, data[n++] = stats[k];
+        }
+    }
+    for (int j = 0; j < c->n_fc; j++) {
+        snprintf(names[n], 48, "classifier.%d.weight", 3 * j);
+        shapes[n][0] = c->fc_out[j], shapes[n][1] = c->fc_in[j], ndims[n] = 2, data[n++] = w->fc_w[j];
+        snprintf(names[n], 48, "classifier.%d.bias", 3 * j);
+        shapes[n][0] = c->fc_out[j], ndims[n] = 1, data[n++] = w->fc_b[j];
+    }
+    n -= drop;
+    for (int k = 0; k < n; k++) np[k] = names[k];
+    char err[256];
+    if (safetensors_write_f32(path, n, np, (const int64_t(*)[SAFETENSORS_MAX_DIMS])shapes, ndims,
+                              data, kv, err, sizeof err) != 0)
+        fprintf(stderr, "%s\n", err);
+    return path;
+}
+
+/* Each bad head is refused with a message naming the problem, and nothing stays loaded. */
+static void check_bad_heads(void) {
+    const head_case hc = {"vgg11", 64, {VGG_POOL_FLATTEN, VGG_ACT_SOFTMAX, 2, {6, 3}}};
+    vgg_weights w;
+    EXPECT(make_weights(&hc, &w) == 0);
+    vgg_config other;
+    vgg_config_init(&other, "vgg16");
+#define HEAD(...) (const char *const[]){"model", "vgg11", "input_size", "64", __VA_ARGS__, NULL}
+    const struct {
+        const char *const *kv;
+        int drop;
+        bool bn;
+        float var;
+        const char *why;
+    } cases[] = {
+        {HEAD("head_dense", "6,3"), 0, false, 1, NULL},
+        {HEAD("head_dense", "6,3"), 2, false, 1, "missing classifier.3.weight (3, 6)"},
+        {HEAD("head_dense", "6"), 0, false, 1, "unexpected classifier.3.weight"},
+        {HEAD("head_dense", "6,4"), 0, false, 1, "classifier.3.weight has shape (3, 6), expected (4, 6)"},
+        {HEAD("head_dense", "6,3", "head_pool", "median"), 0, false, 1, "head_pool 'median' (flatten, avg, max)"},
+        {HEAD("head_dense", "6,3", "head_pool", "avg"), 0, false, 1, "classifier.0.weight has shape (6, 128), expected (6, 32)"},
+        {HEAD("head_dense", "6,3", "head_activation", "tanh"), 0, false, 1, "head_activation 'tanh'"},
+        {HEAD("head_dense", "6,3", "head_activation", "sigmoid"), 0, false, 1, "sigmoid on 3 units"},
+        {HEAD("head_dense", "1,2,3,4"), 0, false, 1, "head_dense '1,2,3,4' is not 1 to 3 unit counts"},
+        {HEAD("head_dense", "6,x"), 0, false, 1, "head_dense '6,x' is not 1 to 3 unit counts"},
+        {HEAD("head_dense", ""), 0, false, 1, "head_dense '' is not 1 to 3 unit counts"},
+        {HEAD("head_dense", "6,1"), 0, false, 1, "softmax over 1 unit"},
+        {(const char *const[]){"model", "vgg11", "input_size", "16", "head_dense", "6,3", NULL}, 0, false, 1,
+         "input size 16 outside the 32..1024"},
+        {(const char *const[]){"model", "resnet50", "head_dense", "6,3", NULL}, 0, false, 1,
+         "unknown model 'resnet50'"},
+        {(const char *const[]){"head_dense", "6,3", NULL}, 0, false, 1, "unknown model ''"},
+        {(const char *const[]){"model", "vgg11_bn", "input_size", "64", "head_dense", "6,3", NULL}, 0,
+         false, 1, "missing features.1.running_var"},
+        {(const char *const[]){"model", "vgg11_bn", "input_size", "64", "head_dense", "6,3", NULL}, 0,
+         true, -1, "features.1.running_var has a negative value"},
+        {(const char *const[]){"model", "vgg11_bn", "input_size", "64", "head_dense", "6,3",
+                               "bn_eps", "0", NULL}, 0, true, 1, "bn_eps '0' is not a number in (0, 1)"},
+        {(const char *const[]){"model", "vgg11_bn", "input_size", "64", "head_dense", "6,3", NULL}, 0,
+         true, 1, NULL},
+    };
+#undef HEAD
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *path = write_variant(&w, cases[k].kv, cases[k].drop, cases[k].bn, cases[k].var);
+        vgg_weights l;
+        char err[2048] = "";
+        const int rc = vgg_weights_load(&l, &other, path, err, sizeof err);
+        if (!cases[k].why) {
+            EXPECT(rc == 0);
+            if (rc != 0) fprintf(stderr, "case %zu: %s\n", k, err);
+            else EXPECT(l.cfg.n_fc == 2 && l.cfg.n_classes == 3 && l.cfg.batch_norm == cases[k].bn);
+            if (rc == 0) vgg_weights_free(&l);
+        } else {
+            EXPECT(rc == -1 && strstr(err, cases[k].why) != NULL);
+            if (rc != -1 || !strstr(err, cases[k].why))
+                fprintf(stderr, "case %zu: want \"%s\" in \"%s\"\n", k, cases[k].why, err);
+            EXPECT(l.storage == NULL && l.n_params == 0);
+        }
+        unlink(path);
+    }
+    printf("bad heads: %zu files, each refused with its reason (or loaded when valid)\n",
+           sizeof cases / sizeof cases[0]);
+    vgg_weights_free(&w);
+}
+
 int main(void) {
+    check_bad_heads();
     const bool wino = dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
     for (int k = 0; k < N_CASES; k++) {
         const head_case *hc = &cases[k];
