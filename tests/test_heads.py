@@ -45,7 +45,7 @@ PYTHON = "/usr/bin/python3"
 PROB_TOL, LOGIT_TOL = 2e-3, 1e-3
 
 
-def build(ctor, seed, edit):
+def build(ctor, seed, edit, randomize=True):
     """torchvision's ctor() without its (slow) init, then edit(model) (the user's new head),
     then seeded random weights everywhere: He-normal kernels, small non-zero biases, and for
     BatchNorm running statistics far from (0, 1) so that folding them is exercised."""
@@ -59,6 +59,8 @@ def build(ctor, seed, edit):
     finally:
         for n, f in saved.items():
             setattr(torch.nn.init, n, f)
+    if not randomize:  # names and shapes only
+        return model.eval()
     rng = np.random.default_rng(seed)
     state = {}
     for name, t in model.state_dict().items():
@@ -233,7 +235,7 @@ class HeadsTest(unittest.TestCase):
 
                 def edit(m):
                     m.classifier[6] = torch.nn.Linear(4096, 3)
-                model = build(ctor, 1, edit)
+                model = build(ctor, 1, edit, randomize=False)
                 sd = {k: v.numpy() for k, v in model.state_dict().items()}
                 layout, tensors, meta, _ = ct.convert(sd, None)
                 self.assertEqual(meta["model"], name + ("_bn" if bn else ""))
