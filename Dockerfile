@@ -7,7 +7,7 @@
 #
 # Weights: /models/vgg16.safetensors when mounted (or VGGSERVE_WEIGHTS=PATH); without them the
 # service generates deterministic test weights and says so. Every setting is a VGGSERVE_*
-# environment variable (README "Configuration").
+# environment variable (docs/configuration.md).
 
 # ---------------------------------------------------------------- build
 FROM debian:bookworm AS build

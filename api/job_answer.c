@@ -38,7 +38,7 @@ static void add_explanations(const inference_job *job, json_t *body) {
     for (int i = 0; i < job->n_images; i++)
         preprocess_view_window(m->preprocess, job->sizes[i][0], job->sizes[i][1],
                                PREPROCESS_RESIZE_TO, m->image_hw, crops[i]);
-    api_add_explanations(body, job->n_images, m->explain_layer, job->explained, job->maps,
+    api_add_explanations(body, m->labels, job->n_images, m->explain_layer, job->explained, job->maps,
                          m->explain_hw, (const double (*)[4])crops);
     free(crops);
 }
@@ -48,8 +48,8 @@ static api_status classify_answer(const inference_job *job, const char *request_
     const served_model *m = job->model;
     api_timings t = {job->decode_ms, job->max_queue_ns / 1e6, job->inference_ns / 1e6,
                      ms_between(start_ns, clock_monotonic_ns())};
-    out->json = api_classify_json(m->name, request_id, job->probs, job->n_images, m->n_classes,
-                                  job->top_k, &t, job->max_batch_seen);
+    out->json = api_classify_json(m->name, m->labels, request_id, job->probs, job->n_images,
+                                  m->n_classes, job->top_k, &t, job->max_batch_seen);
     if (job->answer == JOB_ANSWER_EXPLAIN_JSON) add_explanations(job, out->json);
     return API_OK;
 }
@@ -78,7 +78,7 @@ static api_status v2_answer(const inference_job *job, job_answer *out, char *msg
     char name[KSERVE_V2_MAX_NAME];
     kserve_v2_view_name(m->name, job->v2_view, name, sizeof name);
     const kserve_v2_results res = {job->probs, job->logits, m->n_classes, job->maps,
-                                   m->explain_hw};
+                                   m->explain_hw, m->labels};
     kserve_v2_body b;
     if (kserve_v2_infer_response(&job->v2, name, &res, &b, msg, msglen) != 0) return API_INTERNAL;
     out->body = b.data;

@@ -2,8 +2,9 @@
  *
  * Routes (kserve_v2_route_parse): GET /v2 (server metadata), /v2/health/live,
  * /v2/health/ready, /v2/models/M[/versions/1] (model metadata), .../ready, .../config
- * (Triton's model configuration), .../stats and /v2/models/stats (Triton's statistics
- * extension), POST /v2/models/M[/versions/1]/infer, and Triton's model repository extension:
+ * (Triton's model configuration), .../labels (the class names, index order: what Triton's
+ * label_filename holds, which Triton itself does not serve), .../stats and /v2/models/stats
+ * (Triton's statistics extension), POST /v2/models/M[/versions/1]/infer, and Triton's model repository extension:
  * POST /v2/repository/index, POST /v2/repository/models/M/load|unload (refused: the model
  * set is fixed at start-up). Anything else under /v2, another model or another version, is 404.
  *
@@ -58,6 +59,7 @@
 
 #include "classify_request.h"
 #include "errors.h"
+#include "labels.h"
 #include "vgg_config.h" /* VGG_MAX_BATCH */
 
 #ifndef VGGSERVE_VERSION
@@ -99,6 +101,7 @@ typedef enum {
     KSERVE_V2_ROUTE_ALL_STATS,       /* GET /v2/models/stats */
     KSERVE_V2_ROUTE_REPOSITORY_INDEX,   /* POST /v2/repository/index */
     KSERVE_V2_ROUTE_REPOSITORY_CONTROL, /* POST /v2/repository/models/M/(load|unload) */
+    KSERVE_V2_ROUTE_MODEL_LABELS,       /* GET /v2/models/M[/versions/1]/labels */
 } kserve_v2_route;
 
 /* Routes answered to POST; the others answer GET and HEAD. */
@@ -173,6 +176,7 @@ typedef struct {
     int n_classes;
     const float *gradcam; /* n_images maps of gradcam_hw x gradcam_hw; NULL unless want_gradcam */
     int gradcam_hw;
+    const vgg_labels *labels; /* n_classes names: the classification extension's labels */
 } kserve_v2_results;
 
 /* The infer response for in's outputs: {"model_name", "model_version", "id"?, "outputs":
@@ -207,6 +211,11 @@ json_t *kserve_v2_model_metadata_json(const kserve_v2_model_facts *f, kserve_v2_
  * TYPE_STRING), format (FORMAT_NCHW for the tensor input) and dims without the batch
  * dimension, dynamic_batching, instance_group. */
 json_t *kserve_v2_model_config_json(const kserve_v2_model_facts *f, kserve_v2_view v);
+
+/* The labels of view v's model (every view has the same): {"name", "version": "1",
+ * "count": N, "labels": [N names], "wnids": [N WordNet ids, null where a class has none]},
+ * "wnids" only when the labels carry any. */
+json_t *kserve_v2_model_labels_json(const char *name, const vgg_labels *labels);
 
 /* Triton's repository index: [{"name", "version": "1", "state": "READY" | "UNAVAILABLE",
  * "reason"}] for every view. */

@@ -31,15 +31,17 @@ static output_values values_of(const kserve_v2_output *o, int n, const kserve_v2
 }
 
 /* The top k of each row as BYTES "score:index:label", into data (JSON) or bin. */
-static void classification_values(const output_values *v, int k, json_t *data, byte_buffer *bin) {
+static void classification_values(const output_values *v, const vgg_labels *labels, int k,
+                                  json_t *data, byte_buffer *bin) {
     int idx[LABELS_COUNT];
     const int n_classes = v->d1;
+    if (k > LABELS_COUNT) k = LABELS_COUNT;
     for (int i = 0; i < v->n; i++) {
         const float *row = v->values + (size_t)i * n_classes;
-        int got = topk_indices(row, n_classes < LABELS_COUNT ? n_classes : LABELS_COUNT, k, idx);
+        int got = topk_indices(row, n_classes, k, idx);
         for (int j = 0; j < got; j++) {
-            char s[160];
-            const char *label = labels_name(idx[j]);
+            char s[64 + VGG_LABELS_MAX_NAME];
+            const char *label = vgg_labels_name(labels, idx[j]);
             int len = snprintf(s, sizeof s, "%.9g:%d:%s", (double)row[idx[j]], idx[j],
                                label ? label : "");
             if (len < 0) len = 0;
@@ -57,7 +59,8 @@ static void classification_values(const output_values *v, int k, json_t *data, b
 
 /* One output tensor: the JSON object, and its bytes into bin when binary. Returns NULL for
  * a non-finite value (JSON has no NaN), missing values or no memory. */
-static json_t *output_json(const kserve_v2_output *o, const output_values *v, byte_buffer *bin) {
+static json_t *output_json(const kserve_v2_output *o, const output_values *v,
+                           const vgg_labels *labels, byte_buffer *bin) {
     if (!v->values) return NULL;
     const size_t count = (size_t)v->n * v->d1 * (v->d2 ? v->d2 : 1);
     for (size_t i = 0; i < count; i++)
@@ -65,7 +68,7 @@ static json_t *output_json(const kserve_v2_output *o, const output_values *v, by
     json_t *data = o->binary ? NULL : json_array();
     size_t start = bin->len;
     const int k = o->classification > v->d1 ? v->d1 : o->classification;
-    if (k > 0) classification_values(v, k, data, bin);
+    if (k > 0) classification_values(v, labels, k, data, bin);
     else if (data)
         for (size_t i = 0; i < count; i++) json_array_append_new(data, json_real(v->values[i]));
     else byte_buffer_append(bin, v->values, count * sizeof(float));
@@ -94,7 +97,7 @@ int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model,
     for (int i = 0; i < in->n_outputs; i++) {
         const kserve_v2_output *o = &in->outputs[i];
         const output_values v = values_of(o, in->n_images, res);
-        json_t *t = output_json(o, &v, &bin);
+        json_t *t = output_json(o, &v, res->labels, &bin);
         if (!t) {
             snprintf(msg, msglen, "cannot encode output %d: %s", i,
                      bin.failed ? "out of memory" : "non-finite values or no data");

@@ -71,6 +71,24 @@ json_t *kserve_v2_model_config_json(const kserve_v2_model_facts *f, kserve_v2_vi
                      "kind", "KIND_CPU", "count", f->workers);
 }
 
+json_t *kserve_v2_model_labels_json(const char *name, const vgg_labels *labels) {
+    json_t *names = json_array(), *wnids = NULL;
+    for (int i = 0; i < labels->n; i++) {
+        const char *w = vgg_labels_wnid(labels, i);
+        if (!wnids && w) {
+            wnids = json_array(); /* nulls for the classes before the first that has one */
+            for (int j = 0; j < i; j++) json_array_append_new(wnids, json_null());
+        }
+        if (wnids) json_array_append_new(wnids, w ? json_string(w) : json_null());
+        json_array_append_new(names, json_string(vgg_labels_name(labels, i)));
+    }
+    json_t *o = json_pack("{s:s, s:s, s:i, s:o}", "name", name, "version",
+                          KSERVE_V2_MODEL_VERSION, "count", labels->n, "labels", names);
+    if (o && wnids) json_object_set_new(o, "wnids", wnids);
+    else json_decref(wnids);
+    return o;
+}
+
 json_t *kserve_v2_repository_index_json(const kserve_v2_model_facts *f) {
     json_t *a = json_array();
     for (int v = 0; v < KSERVE_V2_VIEW_COUNT; v++) {

@@ -115,6 +115,7 @@ kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, kserv
     if (strcmp(p, "/infer") == 0) return KSERVE_V2_ROUTE_INFER;
     if (strcmp(p, "/config") == 0) return KSERVE_V2_ROUTE_MODEL_CONFIG;
     if (strcmp(p, "/stats") == 0) return KSERVE_V2_ROUTE_MODEL_STATS;
+    if (strcmp(p, "/labels") == 0) return KSERVE_V2_ROUTE_MODEL_LABELS;
     return not_found(msg, msglen, "no route %.128s%s", path, "");
 }
 

@@ -6,11 +6,13 @@
 #ifndef API_SERVED_MODEL_H
 #define API_SERVED_MODEL_H
 
+#include "labels.h"
 #include "preprocess.h"
 
 typedef struct {
     const char *name;           /* the configured model name (vgg16); borrowed, lives as long */
     int n_classes;              /* rows of probabilities and logits: 1000 */
+    const vgg_labels *labels;   /* n_classes names (labels.h); borrowed, lives as long */
     int image_hw;               /* side of the network's input: 224 */
     int image_floats;           /* one input image: 3 x image_hw x image_hw */
     preprocess_mode preprocess; /* how uploads are turned into inputs */

@@ -85,7 +85,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         {"weights", "FILE", "safetensors weights (default: generated)", &weights, NULL},
         {"seed", "N", "seed for generated weights (default 1)", &seed_s, NULL},
         {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &model, NULL},
-        {"algo", "ALGO", "direct|winograd (default direct)", &algo, NULL},
+        {"algo", "ALGO", "direct|winograd|auto (default auto)", &algo, NULL},
         {"precision", "P", "f32|bf16|int8 (default f32)", &precision, NULL},
         {"threads", "T", "oneDNN threads (default: all cores)", &threads_s, NULL},
         {"batch", "LIST", "comma-separated batch sizes (default 1,8,16)", &batches_s, NULL},
@@ -107,7 +107,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     const char *pos[1];
     int n_pos;
     int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0],
-                       "usage: vggserve bench [--weights FILE] [--algo direct|winograd] "
+                       "usage: vggserve bench [--weights FILE] [--algo direct|winograd|auto] "
                        "[--batch 1,8,16] [--seconds S] [--explain] [--json]",
                        pos, 0, &n_pos);
     if (rc != 0) return rc;

@@ -13,9 +13,10 @@
 
 /* Prints one JSON line for row i of the batch results. Returns 0, or -1 after printing an
  * error (out of memory). */
-static int print_result(const char *file, const float *probs, const float *logits,
-                         int n_classes, int k, bool all) {
-    json_t *o = json_pack("{s:s, s:o}", "file", file, "top_k", api_topk_json(probs, n_classes, k));
+static int print_result(const char *file, const vgg_labels *labels, const float *probs,
+                        const float *logits, int n_classes, int k, bool all) {
+    json_t *o = json_pack("{s:s, s:o}", "file", file, "top_k",
+                          api_topk_json(labels, probs, n_classes, k));
     if (all) {
         json_t *p = json_array(), *l = json_array();
         for (int c = 0; c < n_classes; c++) {
@@ -37,8 +38,8 @@ static int print_result(const char *file, const float *probs, const float *logit
 }
 
 /* Every row through the engine, batch at a time, one JSON line each. Returns the exit status. */
-static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, int n_classes,
-                       int k, bool all) {
+static int run_batches(const cli_inputs *src, vgg_engine *e, const vgg_labels *labels,
+                       int batch, int n_classes, int k, bool all) {
     float *in = malloc(src->per_image * batch * sizeof(float));
     float *probs = malloc((size_t)batch * n_classes * sizeof(float));
     float *logits = malloc((size_t)batch * n_classes * sizeof(float));
@@ -59,7 +60,7 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, int n_cl
             break;
         }
         for (int i = 0; i < n; i++)
-            if (print_result(names[i], probs + (size_t)i * n_classes,
+            if (print_result(names[i], labels, probs + (size_t)i * n_classes,
                              logits + (size_t)i * n_classes, n_classes, k, all) != 0)
                 status = 1;
         fflush(stdout);
@@ -97,8 +98,8 @@ int cmd_classify(int argc, char **argv) {
     cli_run run;
     int status = cli_run_open(&run, &rs, inputs, n_inputs);
     if (status == 0)
-        status = run_batches(&run.src, run.e, rs.batch, vgg_model_config(run.m)->n_classes,
-                             (int)k, all);
+        status = run_batches(&run.src, run.e, &run.labels, rs.batch,
+                             vgg_model_config(run.m)->n_classes, (int)k, all);
     cli_run_close(&run);
     return status;
 }

@@ -101,7 +101,7 @@ int cli_int8_float_layers_parse(cli_model_spec *spec, const char *list) {
 
 int cli_model_spec_parse(cli_model_spec *spec, const char *weights, const char *model,
                          const char *algo, const char *precision) {
-    int model_i, algo_i = spec->algo, precision_i = spec->precision;
+    int model_i, algo_i = VGG_ALGO_AUTO, precision_i = spec->precision;
     spec->weights = weights;
     if (cli_parse_choice("model", model ? model : "vgg16", vgg_model_names, &model_i) != 0 ||
         (algo && cli_parse_choice("algo", algo, vgg_algo_names, &algo_i) != 0) ||
@@ -109,7 +109,7 @@ int cli_model_spec_parse(cli_model_spec *spec, const char *weights, const char *
                                        &precision_i) != 0))
         return -1;
     spec->model = vgg_model_names[model_i];
-    spec->algo = (vgg_algo)algo_i;
+    spec->algo = vgg_algo_resolve((vgg_algo)algo_i, (vgg_precision)precision_i);
     spec->precision = (vgg_precision)precision_i;
     return 0;
 }
@@ -332,6 +332,7 @@ int cli_run_options(const cli_run_flags *f, int n_images, cli_run_settings *out)
     out->threads = (int)threads;
     out->batch = (int)batch;
     out->tensor = f->tensor;
+    out->labels = f->labels;
     return 0;
 }
 
@@ -349,6 +350,12 @@ int cli_run_open(cli_run *run, const cli_run_settings *rs, const char *const *im
         memset(&run->w, 0, sizeof run->w); /* cli_build_model frees what it held */
         return 1;
     }
+    char err[1024];
+    if (vgg_labels_for_model(rs->labels, spec->weights, vgg_model_config(run->m)->n_classes,
+                             &run->labels, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
     /* The input size is the model's: its weights file may describe its own head. */
     const int hw = vgg_model_config(run->m)->input_hw;
     if (tensor) {
@@ -359,7 +366,6 @@ int cli_run_open(cli_run *run, const cli_run_settings *rs, const char *const *im
     if (preprocess_resolve(rs->mode, run->w.preprocess, &mode) == 1)
         fprintf(stderr, "warning: the weights file asks for preprocessing '%s', which vggserve "
                 "does not know; using torchvision's\n", run->w.preprocess);
-    char err[1024];
     run->e = vgg_engine_create(run->m, rs->threads, err, sizeof err);
     if (!run->e) {
         fprintf(stderr, "error: %s\n", err);
@@ -375,5 +381,6 @@ void cli_run_close(cli_run *run) {
     vgg_engine_free(run->e);
     vgg_model_free(run->m);
     vgg_weights_free(&run->w);
+    vgg_labels_free(&run->labels);
     memset(run, 0, sizeof *run);
 }

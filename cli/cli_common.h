@@ -12,6 +12,7 @@
 
 #include "engine.h"
 #include "image_decode.h"
+#include "labels.h"
 #include "npy.h"
 #include "preprocess.h"
 #include "vgg_weights.h"
@@ -98,19 +99,20 @@ typedef struct {
  * cli_run_options() checks them into a cli_run_settings. */
 typedef struct {
     const char *weights, *seed, *model, *algo, *precision, *threads, *batch, *mode, *tensor;
+    const char *labels;
     cli_decode_flags decode;
 } cli_run_flags;
 /* The largest --batch of classify, explain and bench (the CLI is not held to the service's
  * VGG_MAX_BATCH: bench measures past it). */
 #define CLI_MAX_BATCH 256
-#define CLI_RUN_FLAGS_DEFAULT {NULL, "1", NULL, NULL, NULL, "0", "8", "auto", NULL, CLI_DECODE_FLAGS_DEFAULT}
+#define CLI_RUN_FLAGS_DEFAULT {NULL, "1", NULL, NULL, NULL, "0", "8", "auto", NULL, NULL, CLI_DECODE_FLAGS_DEFAULT}
 #define CLI_RUN_OPTIONS(f)                                                                         \
     {"weights", "FILE", "safetensors weights (default: generated from --seed)", &(f).weights,     \
      NULL},                                                                                        \
     {"seed", "N", "seed for generated weights when --weights is absent (default 1)", &(f).seed,   \
      NULL},                                                                                        \
     {"model", "NAME", "vgg11|vgg13|vgg16|vgg19 (default vgg16)", &(f).model, NULL},               \
-    {"algo", "ALGO", "direct|winograd convolutions (default direct)", &(f).algo, NULL},           \
+    {"algo", "ALGO", "direct|winograd|auto convolutions (default auto)", &(f).algo, NULL},        \
     {"precision", "P", "f32|bf16|int8 (default f32)", &(f).precision, NULL},                      \
     {"threads", "T", "oneDNN threads (default: all cores)", &(f).threads, NULL},                  \
     {"batch", "B", "images per forward pass (default 8)", &(f).batch, NULL},                      \
@@ -118,6 +120,8 @@ typedef struct {
                      "the weights file says, else torchvision)", &(f).mode, NULL},                \
     {"tensor", "FILE.npy", "a preprocessed float32 (N,3,224,224) array instead of images",        \
      &(f).tensor, NULL},                                                                           \
+    {"labels", "FILE", "label file overriding the weights' own labels (one per line, or JSON)",  \
+     &(f).labels, NULL},                                                                           \
     CLI_DECODE_OPTIONS((f).decode)
 
 typedef struct {
@@ -126,18 +130,20 @@ typedef struct {
     preprocess_setting mode;
     int threads, batch;
     const char *tensor;
+    const char *labels; /* --labels, or NULL */
 } cli_run_settings;
 
 /* Checks f, and that there are images (n_images) or a tensor. Returns -1 after printing. */
 int cli_run_options(const cli_run_flags *f, int n_images, cli_run_settings *out);
 
 /* What classify and explain both open: the rows (--tensor's, read first so that a bad path
- * fails before the weights load), the model and one engine over it. */
+ * fails before the weights load), the model, its labels and one engine over it. */
 typedef struct {
     npy_array arr;
     cli_inputs src; /* src.arr points at arr */
     vgg_weights w;
     vgg_model *m;
+    vgg_labels labels; /* --labels, else the weights' own (vgg_labels_for_model) */
     vgg_engine *e;
 } cli_run;
 

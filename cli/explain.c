@@ -13,8 +13,8 @@
 /* One JSON line: the explained class, its probability, the map as hw rows of hw numbers
  * (row 0 is the top of the network's view of the image) and the picture written, if any.
  * Returns 0, or -1 after printing an error (out of memory). */
-static int print_explanation(const char *file, int class_id, float probability,
-                              const float *map, int hw, const char *png) {
+static int print_explanation(const char *file, const char *label, int class_id,
+                             float probability, const float *map, int hw, const char *png) {
     json_t *grid = json_array();
     for (int y = 0; y < hw; y++) {
         json_t *row = json_array();
@@ -22,7 +22,7 @@ static int print_explanation(const char *file, int class_id, float probability,
         json_array_append_new(grid, row);
     }
     json_t *o = json_pack("{s:s, s:i, s:s?, s:f, s:o}", "file", file, "class_id", class_id,
-                          "label", labels_name(class_id), "probability", (double)probability,
+                          "label", label, "probability", (double)probability,
                           "grid", grid);
     if (png) json_object_set_new(o, "png", json_string(png));
     /* Floats round-trip; NULL if any part failed. */
@@ -42,6 +42,7 @@ static int print_explanation(const char *file, int class_id, float probability,
 typedef struct {
     int class_id;
     int n_classes;
+    const vgg_labels *labels;
     int hw;
     const char *png;
 } explain_request;
@@ -104,9 +105,10 @@ static int run_batches(const cli_inputs *src, vgg_engine *e, int batch, const ex
                               maps + i * map_floats, rq->hw) != 0)
                     status = 1;
             }
-            if (print_explanation(names[i], explained[i],
-                                  probs[(size_t)i * rq->n_classes + explained[i]],
-                                  maps + i * map_floats, rq->hw, rq->png ? path : NULL) != 0)
+            const int c = explained[i];
+            if (print_explanation(names[i], vgg_labels_name(rq->labels, c), c,
+                                  probs[(size_t)i * rq->n_classes + c], maps + i * map_floats,
+                                  rq->hw, rq->png ? path : NULL) != 0)
                 status = 1;
         }
         fflush(stdout);
@@ -153,7 +155,7 @@ int cmd_explain(int argc, char **argv) {
     int status = cli_run_open(&run, &rs, inputs, n_inputs);
     if (status == 0) {
         const explain_request rq = {(int)class_id, vgg_model_config(run.m)->n_classes,
-                                    vgg_model_explain_hw(run.m), png};
+                                    &run.labels, vgg_model_explain_hw(run.m), png};
         status = run_batches(&run.src, run.e, rs.batch, &rq);
     }
     cli_run_close(&run);

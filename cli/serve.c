@@ -109,6 +109,7 @@ typedef struct {
     vgg_weights w;
     bool have_weights;
     vgg_model *model;
+    vgg_labels labels; /* the model's class names, lent to the HTTP server */
     batcher *b;
 } service;
 
@@ -120,6 +121,7 @@ static void service_close(service *svc) {
     http_server_stop(svc->http);
     vgg_model_free(svc->model);
     if (svc->have_weights) vgg_weights_free(&svc->w);
+    vgg_labels_free(&svc->labels);
     metrics_free(svc->m);
 }
 
@@ -159,25 +161,34 @@ static int load_model(service *svc) {
                        : (int)(cores / cfg->workers > 0 ? cores / cfg->workers : 1);
     const cli_model_spec spec = {.weights = cfg->weights[0] ? cfg->weights : NULL,
                                  .model = cfg->model, .seed = (uint64_t)cfg->seed,
-                                 .algo = cfg->algo, .precision = cfg->precision,
+                                 .algo = vgg_algo_resolve(cfg->algo, cfg->precision),
+                                 .precision = cfg->precision,
                                  .max_batch = (int)cfg->max_batch_size};
     svc->explanations = spec.precision != VGG_PRECISION_INT8;
     if (!cfg->weights[0])
         log_event(LOG_WARNING, "no weights given: using GENERATED weights (seed %lld); predictions "
                   "are meaningless. Pass --weights FILE.safetensors for real ones", cfg->seed);
-    metrics_set_model_info(svc->m, cfg->model, cfg->algo, cfg->precision,
+    metrics_set_model_info(svc->m, cfg->model, spec.algo, cfg->precision,
                            cfg->weights[0] ? "file" : "generated", (int)cfg->max_batch_size,
                            (int)cfg->workers, svc->threads);
     if (cli_build_model(&spec, &svc->w, &svc->model, true) != 0) return -1;
     svc->have_weights = true;
+    char err[1024];
+    if (vgg_labels_for_model(cfg->labels[0] ? cfg->labels : NULL, spec.weights,
+                             vgg_model_config(svc->model)->n_classes, &svc->labels, err,
+                             sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
     preprocess_mode pre;
     if (preprocess_resolve(cfg->preprocess, svc->w.preprocess, &pre) == 1)
         log_event(LOG_WARNING, "the weights file asks for preprocessing '%s', which vggserve does "
                   "not know; using torchvision's", svc->w.preprocess);
     svc->preprocess = pre;
-    log_event(LOG_INFO, "weights loaded in %.1f s: %s %s %s, %s preprocessing",
-              cli_now_s() - svc->t_start, cfg->model, vgg_algo_name(cfg->algo),
-              vgg_precision_name(cfg->precision), preprocess_mode_name(pre));
+    log_event(LOG_INFO, "weights loaded in %.1f s: %s %s %s, %s preprocessing, %d labels (%s)",
+              cli_now_s() - svc->t_start, cfg->model, vgg_algo_name(spec.algo),
+              vgg_precision_name(cfg->precision), preprocess_mode_name(pre), svc->labels.n,
+              vgg_labels_format_name(svc->labels.format));
     return 0;
 }
 
@@ -214,6 +225,7 @@ static int warm_up(service *svc) {
     svc->have_weights = false;
     const vgg_config *mc = vgg_model_config(svc->model);
     served_model served = {.name = cfg->model, .n_classes = mc->n_classes,
+                           .labels = &svc->labels,
                            .image_hw = mc->input_hw,
                            .image_floats = mc->in_channels * mc->input_hw * mc->input_hw,
                            .preprocess = svc->preprocess};

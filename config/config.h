@@ -26,6 +26,7 @@ typedef struct {
     char host[256];
     long long port;
     char weights[4096];   /* empty: generate from seed */
+    char labels[4096];    /* empty: the weights' own labels (model/labels.h) */
     char model[16];                 /* one of vgg_model_names */
     vgg_algo algo;
     vgg_precision precision;

@@ -57,7 +57,9 @@
 #include "vgg_config.h"
 #include "vgg_weights.h"
 
-typedef enum { VGG_ALGO_DIRECT, VGG_ALGO_WINOGRAD, VGG_N_ALGOS } vgg_algo;
+/* AUTO is the measured choice for the precision: Winograd in int8 (oneDNN's int8 Winograd on
+ * the layers where it beats direct, engine_weights.c), direct in f32 and bf16. */
+typedef enum { VGG_ALGO_DIRECT, VGG_ALGO_WINOGRAD, VGG_ALGO_AUTO, VGG_N_ALGOS } vgg_algo;
 typedef enum { VGG_PRECISION_F32, VGG_PRECISION_BF16, VGG_PRECISION_INT8, VGG_N_PRECISIONS } vgg_precision;
 /* Their spellings, indexed by value and NULL-terminated: the one table that flags, config
  * and metrics all read. */
@@ -94,6 +96,8 @@ typedef struct vgg_engine vgg_engine;
  * empty), as a bit mask over the VGG_N_LAYERS index order. */
 int vgg_layer_set_parse(const char *s, uint32_t *out);
 const char *vgg_algo_name(vgg_algo a);
+/* The algorithm a runs as at precision p: AUTO resolved, others as they are. */
+vgg_algo vgg_algo_resolve(vgg_algo a, vgg_precision p);
 const char *vgg_precision_name(vgg_precision p);
 
 /* Creates the shared model. `weights` is borrowed until vgg_model_release_source() (or

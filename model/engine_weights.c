@@ -13,7 +13,7 @@
 
 /* ---------------------------------------------------------------- names */
 
-const char *const vgg_algo_names[VGG_N_ALGOS + 1] = {"direct", "winograd", NULL};
+const char *const vgg_algo_names[VGG_N_ALGOS + 1] = {"direct", "winograd", "auto", NULL};
 const char *const vgg_precision_names[VGG_N_PRECISIONS + 1] = {"f32", "bf16", "int8", NULL};
 
 int vgg_layer_set_parse(const char *s, uint32_t *out) {
@@ -45,6 +45,11 @@ int vgg_layer_set_parse(const char *s, uint32_t *out) {
 const char *vgg_algo_name(vgg_algo a) {
     return (unsigned)a < VGG_N_ALGOS ? vgg_algo_names[a] : "unknown";
 }
+vgg_algo vgg_algo_resolve(vgg_algo a, vgg_precision p) {
+    if (a != VGG_ALGO_AUTO) return a;
+    return p == VGG_PRECISION_INT8 ? VGG_ALGO_WINOGRAD : VGG_ALGO_DIRECT;
+}
+
 const char *vgg_precision_name(vgg_precision p) {
     return (unsigned)p < VGG_N_PRECISIONS ? vgg_precision_names[p] : "unknown";
 }
@@ -322,6 +327,7 @@ vgg_model *vgg_model_create(const vgg_weights *weights, const vgg_model_options 
     }
     m->cfg = weights->cfg;
     m->opt = *opt;
+    m->opt.algo = vgg_algo_resolve(opt->algo, opt->precision);
     if (m->opt.max_batch < 1) m->opt.max_batch = 1;
     m->src = weights;
     pthread_mutex_init(&m->lock, NULL);

@@ -25,6 +25,8 @@ the head read from `model_config`) or a Keras 3 `.keras` archive. The input size
 the model's InputLayer (or --input-size); the preprocessing from a Rescaling layer in the
 model, else --preprocess (default caffe, what keras.applications.vgg16.preprocess_input does;
 `rescale` for ImageDataGenerator(rescale=1./255), `tf` for /127.5 - 1).
+ `--labels FILE` embeds the class names
+(scripts/label_file.py reads the four formats vggserve reads) as the metadata "labels".
 """
 import argparse
 import os
@@ -33,6 +35,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from label_file import read_labels  # noqa: E402
 import keras_model  # noqa: E402
 from safetensors_write import (VGG_CFGS, check_layout, check_tensors, vgg_layout,  # noqa: E402
                                write_model, write_vgg)
@@ -102,7 +105,7 @@ def keras_to_torchvision(layers):
     return model, out
 
 
-def convert_whole_model(args, config, layers):
+def convert_whole_model(args, config, layers, labels):
     """Writes a whole Keras model with its own head (keras_model.py)."""
     layout, tensors, meta, pre, summary = keras_model.to_vgg(config, layers, args.input_size)
     if pre and args.preprocess and pre != args.preprocess:
@@ -112,7 +115,7 @@ def convert_whole_model(args, config, layers):
     check_tensors(tensors, layout, summary)
     meta.update({"format": "pt", "preprocess": pre, "source": os.path.basename(args.h5),
                  "converter": "scripts/convert_keras.py"})
-    write_model(args.out, tensors, layout, meta, summary)
+    return lambda: write_model(args.out, tensors, layout, meta, summary, labels)
 
 
 def main(argv=None):
@@ -125,7 +128,14 @@ def main(argv=None):
                          "layer's, else caffe)")
     ap.add_argument("--input-size", type=int, help="the square input's side, when the model "
                                                    "config does not say")
+    ap.add_argument("--labels", metavar="FILE",
+                    help="class names to embed: one per line, index_to_name.json, "
+                         "class_indices.json or a JSON list")
     args = ap.parse_args(argv)
+    try:
+        labels = read_labels(args.labels) if args.labels else None
+    except (OSError, ValueError) as e:
+        sys.exit(f"convert_keras: labels {args.labels}: {e}")
 
     try:
         import h5py  # noqa: F401
@@ -134,14 +144,18 @@ def main(argv=None):
     try:
         config, layers = keras_model.read_model_file(args.h5)
         if config is not None:
-            convert_whole_model(args, config, layers)
-            return
-        model, tensors = keras_to_torchvision(layers)
-        check_layout(tensors, model)
+            write = convert_whole_model(args, config, layers, labels)
+        else:
+            model, tensors = keras_to_torchvision(layers)
+            check_layout(tensors, model)
+            write = lambda: write_vgg(args.out, tensors, model, args.preprocess or "caffe",  # noqa: E731
+                                      args.h5, "scripts/convert_keras.py", labels)
     except ValueError as e:
         sys.exit(f"convert_keras: {args.h5}: {e}")
-    write_vgg(args.out, tensors, model, args.preprocess or "caffe", args.h5,
-              "scripts/convert_keras.py")
+    try:
+        write()
+    except ValueError as e:
+        sys.exit(f"convert_keras: {args.out}: {e}")
 
 
 if __name__ == "__main__":

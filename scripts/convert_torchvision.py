@@ -2,26 +2,18 @@
 """convert_torchvision.py - torchvision VGG .pth checkpoint -> .safetensors for vggserve.
 
     /usr/bin/python3 scripts/convert_torchvision.py vgg16-397923af.pth models/vgg16.safetensors
+    /usr/bin/python3 scripts/convert_torchvision.py IN.pth OUT.safetensors --labels index_to_name.json
 
-Reads a torchvision VGG state_dict (features.N.weight/bias, classifier.K.weight/bias; a
-"module." prefix from DataParallel is dropped), checks every name and shape against the
-VGG11/13/16/19 layout (the variant is found from the number of convolutions, BatchNorm from
-running_mean tensors: vgg11_bn..vgg19_bn), and writes float32 safetensors, the layout
-vggserve's loader reads. Inputs are expected with torchvision preprocessing (vggserve's
-default), 224x224.
-
-Fine-tuned heads: `model.classifier[6] = nn.Linear(4096, N)`, or a whole new `classifier`: one
-nn.Linear, or a Sequential (nested ones too) of 1 to 3 nn.Linear layers of any sizes (ReLU and
-Dropout between them, as torchvision's own).
-The Linear layers are renumbered classifier.0, .3, .6 and the head is recorded in the
-metadata (head_dense, head_pool, head_activation, input_size; model "vgg16_bn" for
-BatchNorm, whose running statistics vggserve folds into the convolutions at load). The first
-Linear reads 512*7*7 inputs (torchvision's AdaptiveAvgPool2d((7, 7)), the identity at 224) or
-512 (a model whose avgpool was replaced by AdaptiveAvgPool2d(1): --pool avg, the default for
-512 inputs, or AdaptiveMaxPool2d(1): --pool max). A last layer of one unit is a sigmoid
-(BCEWithLogitsLoss) classifier, answered as two classes [1-p, p]; more units, softmax. A
-state_dict vggserve cannot map (a BatchNorm1d in the head, a head outside `classifier`) is
-refused with the layer named.
+Reads a torchvision VGG state_dict (features.N.weight/bias, classifier.{0,3,6}.weight/bias;
+a "module." prefix from DataParallel is dropped), checks every name and shape against the
+VGG11/13/16/19 layout (the variant is found from the number of convolutions), and writes the
+same names as float32 safetensors, the layout vggserve's loader reads. Inputs are expected
+with torchvision preprocessing (vggserve's default). `--labels FILE` embeds the class names
+(one per line, index_to_name.json, class_indices.json or a JSON list) as the metadata
+"labels"; their count must equal the classifier's.
+`--labels FILE` embeds the class names (one per line, index_to_name.json,
+class_indices.json or a JSON list) as the metadata "labels"; their count must equal the
+classifier's classes (2 for a sigmoid head).
 
 Needs Debian's python3-torch (and python3-numpy). The checkpoint is loaded with
 weights_only=True: a .pth file is a pickle, and this refuses one that carries code.
@@ -31,9 +23,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from safetensors_write import (check_layout, check_tensors, feature_layout, final_hw,  # noqa: E402
-                               head_layout, head_metadata, is_default_head, model_for_conv_count,
-                               write_model, write_vgg)
+from label_file import read_labels  # noqa: E402
+from label_file import read_labels  # noqa: E402
+from safetensors_write import check_layout, model_for_conv_count, write_vgg  # noqa: E402
 
 
 def load_state_dict(path):
@@ -139,23 +131,33 @@ def main(argv=None):
     ap.add_argument("--pool", choices=("avg", "max"),
                     help="a classifier reading 512 inputs: the model's avgpool was "
                          "AdaptiveAvgPool2d(1) (avg, the default) or AdaptiveMaxPool2d(1) (max)")
+    ap.add_argument("--labels", metavar="FILE",
+                    help="class names to embed: one per line, index_to_name.json, "
+                         "class_indices.json or a JSON list")
     args = ap.parse_args(argv)
+    try:
+        labels = read_labels(args.labels) if args.labels else None
+    except (OSError, ValueError) as e:
+        sys.exit(f"convert_torchvision: labels {args.labels}: {e}")
 
     tensors = load_state_dict(args.pth)
     try:
         layout, renamed, meta, summary = convert(tensors, args.pool)
         if meta is None:
             check_layout(renamed, summary)
+    except ValueError as e:
+        sys.exit(f"convert_torchvision: {args.pth}: {e}")
+    try:
+        if meta is None:
             write_vgg(args.out, renamed, summary, "torchvision", args.pth,
-                      "scripts/convert_torchvision.py")
+                      "scripts/convert_torchvision.py", labels)
             return
         meta.update({"format": "pt", "preprocess": "torchvision",
                      "source": os.path.basename(args.pth),
                      "converter": "scripts/convert_torchvision.py"})
-        write_model(args.out, renamed, layout, meta, summary)
+        write_model(args.out, renamed, layout, meta, summary, labels)
     except ValueError as e:
-        sys.exit(f"convert_torchvision: {args.pth}: {e}")
-
+        sys.exit(f"convert_torchvision: {args.out}: {e}")
 
 if __name__ == "__main__":
     main()

@@ -22,6 +22,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from label_file import labels_metadata  # noqa: E402
+
 # Output channels per conv layer, "M" for max-pooling (torchvision's cfgs).
 VGG_CFGS = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -122,9 +125,16 @@ def check_tensors(tensors, layout, what):
         raise ValueError(f"unexpected tensors for {what}: {', '.join(extra[:5])}")
 
 
-def write_model(path, tensors, layout, metadata, summary):
-    """Writes {name: array} in layout's order with metadata (the converters' common end) and
-    prints one line saying what was written."""
+def write_model(path, tensors, layout, metadata, summary, labels=None):
+    """Writes {name: array} in layout's order with head metadata (the converters' common end;
+    the class names too when given) and prints one line saying what was written. ValueError:
+    a non-finite value, or a label count other than the head's classes (2 for a sigmoid)."""
+    if labels is not None:
+        units = int(metadata["head_dense"].split(",")[-1])
+        n_classes = 2 if metadata["head_activation"] == "sigmoid" else units
+        if len(labels) != n_classes:
+            raise ValueError(f"{len(labels)} labels, but the model has {n_classes} classes")
+        metadata = {**metadata, "labels": labels_metadata(labels)}
     ordered = [(name, tensors[name]) for name, _ in layout]
     n_params = sum(int(np.prod(a.shape)) for _, a in ordered)
     size = write_safetensors(path, ordered, metadata)
@@ -181,15 +191,21 @@ def write_safetensors(path, tensors, metadata):
     return 8 + len(raw) + offset
 
 
-def write_vgg(path, tensors, model, preprocess, source, converter):
+def write_vgg(path, tensors, model, preprocess, source, converter, labels=None):
     """Writes a checked VGG's tensors ({name: array}) in vggserve's layer order, with the
-    metadata the loader reads, and prints one line saying what was written. ValueError: a
-    non-finite value."""
+    metadata the loader reads (and the class names, label_file.read_labels()'s list, when
+    given), and prints one line saying what was written. ValueError: a non-finite value, or
+    a label count other than the classifier's."""
     ordered = [(name, tensors[name]) for name, _ in vgg_layout(model)]
     n_params = sum(int(np.prod(a.shape)) for _, a in ordered)
-    size = write_safetensors(path, ordered, {
-        "format": "pt", "model": model, "preprocess": preprocess,
-        "source": os.path.basename(source), "converter": converter})
+    metadata = {"format": "pt", "model": model, "preprocess": preprocess,
+                "source": os.path.basename(source), "converter": converter}
+    if labels is not None:
+        n_classes = ordered[-1][1].shape[0]  # the last classifier's bias
+        if len(labels) != n_classes:
+            raise ValueError(f"{len(labels)} labels, but the model has {n_classes} classes")
+        metadata["labels"] = labels_metadata(labels)
+    size = write_safetensors(path, ordered, metadata)
     hint = "" if preprocess == "torchvision" else f"; serve it with {preprocess} preprocessing"
     print(f"wrote {path}: {model}, {len(ordered)} tensors, {n_params:,} parameters, "
           f"{size / 1048576:.0f} MiB{hint}", file=sys.stderr)

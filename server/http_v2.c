@@ -71,6 +71,12 @@ enum MHD_Result http_v2_answer(request *r) {
         return http_send_json(r, 200, kserve_v2_model_config_json(&f, r->view), API_OK);
     case KSERVE_V2_ROUTE_MODEL_STATS:
         return http_send_json(r, 200, v2_stats_json(s, r->view), API_OK);
+    case KSERVE_V2_ROUTE_MODEL_LABELS: {
+        const vgg_labels *labels = atomic_load(&s->model)->labels;
+        if (!labels) /* known once the weights are loaded */
+            return http_send_error(r, API_NOT_READY, "the model's labels are not loaded yet");
+        return http_send_json(r, 200, kserve_v2_model_labels_json(name, labels), API_OK);
+    }
     case KSERVE_V2_ROUTE_ALL_STATS:
         return http_send_json(r, 200, v2_stats_json(s, KSERVE_V2_VIEW_COUNT), API_OK);
     case KSERVE_V2_ROUTE_REPOSITORY_INDEX:

@@ -42,8 +42,8 @@ KERAS_CONVS = [f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), 
                for c in range(1, n + 1)]
 
 
-def convert(script, src, out):
-    p = subprocess.run([PYTHON, os.path.join(SCRIPTS, script), src, out],
+def convert(script, src, out, *flags):
+    p = subprocess.run([PYTHON, os.path.join(SCRIPTS, script), src, out, *flags],
                        capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         raise AssertionError(f"{script} exited {p.returncode}: {p.stderr}")
@@ -185,9 +185,13 @@ class ConvertersTest(unittest.TestCase):
         h5 = self.path("vgg16_weights_tf_dim_ordering_tf_kernels.h5")
         write_keras_h5(h5, keras_layout(self.sd))
         out = self.path("keras.safetensors")
-        convert("convert_keras.py", h5, out)
+        indices = self.path("class_indices.json")  # Keras's own labels file, embedded
+        with open(indices, "w") as f:
+            json.dump({f"k{i}": i for i in range(1000)}, f)
+        convert("convert_keras.py", h5, out, "--labels", indices)
         _, meta, _ = read_safetensors(out)
         self.assertEqual((meta["model"], meta["preprocess"]), ("vgg16", "caffe"))
+        self.assertEqual(json.loads(meta["labels"]), [f"k{i}" for i in range(1000)])
         # Caffe preprocessing (what Keras weights expect), made by vggserve itself.
         xc = self.path("chelsea_caffe.npy")
         subprocess.run([BIN, "preprocess", "--mode", "caffe",
@@ -240,6 +244,51 @@ class ConvertersTest(unittest.TestCase):
             k, b = convert_keras.kernel_bias("block1_conv1", got["block1_conv1"])
             np.testing.assert_array_equal(k.transpose(3, 2, 0, 1), small["features.0.weight"])
             np.testing.assert_array_equal(b, small["features.0.bias"])
+
+    def test_labels_are_embedded(self):
+        import label_file
+        names = [f"part {i}" for i in range(1000)]
+        wnids = [f"n{i:08d}" for i in range(1000)]
+        forms = {"labels.txt": "\r\n".join(names) + "\r\n",
+                 "index_to_name.json": json.dumps({str(i): [w, n] for i, (w, n) in
+                                                   enumerate(zip(wnids, names))}),
+                 "class_indices.json": json.dumps({n: i for i, n in enumerate(names)}),
+                 "list.json": json.dumps(names)}
+        for name, text in forms.items():  # the converters read each format as vggserve does
+            with open(self.path(name), "w") as f:
+                f.write(text)
+            got = label_file.read_labels(self.path(name))
+            self.assertEqual([n for _, n in got], names, name)
+            self.assertEqual([w for w, _ in got],
+                             wnids if name == "index_to_name.json" else [None] * 1000, name)
+        out = self.path("tv_labels.safetensors")
+        convert("convert_torchvision.py", self.pth, out, "--labels", self.path("index_to_name.json"))
+        _, meta, _ = read_safetensors(out)
+        self.assertEqual(json.loads(meta["labels"]),
+                         {str(i): [w, n] for i, (w, n) in enumerate(zip(wnids, names))})
+        x = np.load(os.path.join(TESTS, "fixtures", "parity_inputs.npy"))[[0]]
+        np.save(self.path("one.npy"), x)
+        p = subprocess.run([BIN, "classify", "--weights", out, "--top-k", "3", "--tensor",
+                            self.path("one.npy")], capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for t in json.loads(p.stdout)["top_k"]:
+            self.assertEqual((t["label"], t["wnid"]), (names[t["class_id"]], wnids[t["class_id"]]))
+        # A count other than the classifier's, or a file that is not labels: refused, no output.
+        with open(self.path("seven.txt"), "w") as f:
+            f.write("".join(f"c{i}\n" for i in range(7)))
+        with open(self.path("binary.bin"), "wb") as f:
+            f.write(b"\x89PNG\r\n\x1a\n\0\0")
+        for script, src, labels, why in (
+                ("convert_torchvision.py", self.pth, "seven.txt",
+                 "7 labels, but the model has 1000 classes"),
+                ("convert_keras.py", self.pth, "binary.bin", "a NUL byte: binary data"),
+                ("convert_torchvision.py", self.pth, "missing.txt", "No such file")):
+            p = subprocess.run([PYTHON, os.path.join(SCRIPTS, script), src, self.path("x.st"),
+                                "--labels", self.path(labels)],
+                               capture_output=True, text=True, timeout=300)
+            self.assertNotEqual(p.returncode, 0, f"{script} {labels}")
+            self.assertIn(why, p.stderr)
+            self.assertFalse(os.path.exists(self.path("x.st")))
 
     def test_bad_inputs_are_refused_with_a_reason(self):
         bad_pth = self.path("bad.pth")

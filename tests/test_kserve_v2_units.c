@@ -401,7 +401,9 @@ static void test_tensors(void) {
 /* msg: 200 bytes. */
 static int respond(const kserve_v2_infer *in, const float *probs, const float *logits,
                    kserve_v2_body *b, char *msg) {
-    const kserve_v2_results res = {probs, logits, N_CLASSES, NULL, 0};
+    vgg_labels imagenet;
+    vgg_labels_imagenet(&imagenet);
+    const kserve_v2_results res = {probs, logits, N_CLASSES, NULL, 0, &imagenet};
     return kserve_v2_infer_response(in, "vgg16", &res, b, msg, 200);
 }
 
@@ -633,7 +635,7 @@ static void test_gradcam(void) {
     for (int i = 0; i < N * A; i++) maps[i] = (float)i / (N * A);
     kserve_v2_infer req = {.n_images = N, .n_outputs = 1, .want_gradcam = true};
     req.outputs[0] = (kserve_v2_output){KSERVE_V2_OUT_GRADCAM, false, 0};
-    const kserve_v2_results res = {probs, NULL, N_CLASSES, maps, 7};
+    const kserve_v2_results res = {probs, NULL, N_CLASSES, maps, 7, NULL};
     kserve_v2_body b;
     EXPECT(kserve_v2_infer_response(&req, "vgg16", &res, &b, msg, 200) == 0);
     json_t *root = json_loadb(b.data, b.len, 0, NULL);
@@ -676,6 +678,60 @@ static void test_gradcam(void) {
     parse_gradcam_hw = 0;
 }
 
+/* GET .../labels: the route, and the body for labels with, without and with some WordNet ids;
+ * the classification extension names the top k by the labels it is given. */
+static void test_labels(void) {
+    kserve_v2_view v;
+    EXPECT(kserve_v2_route_parse("/v2/models/vgg16/labels", "vgg16", &v, NULL, 0) ==
+           KSERVE_V2_ROUTE_MODEL_LABELS);
+    EXPECT(kserve_v2_route_parse("/v2/models/vgg16_image/versions/1/labels", "vgg16", &v, NULL,
+                                 0) == KSERVE_V2_ROUTE_MODEL_LABELS &&
+           v == KSERVE_V2_VIEW_IMAGE);
+    EXPECT(!kserve_v2_route_is_post(KSERVE_V2_ROUTE_MODEL_LABELS));
+    EXPECT(kserve_v2_route_parse("/v2/models/vgg16/labels/x", "vgg16", &v, NULL, 0) ==
+           KSERVE_V2_ROUTE_NOT_FOUND);
+    static const struct {
+        const char *file, *want;
+    } cases[] = {
+        {"a\nb\n", "{\"name\":\"m\",\"version\":\"1\",\"count\":2,\"labels\":[\"a\",\"b\"]}"},
+        {"{\"0\": \"a\", \"1\": [\"n1\", \"b\"], \"2\": \"c\"}",
+         "{\"name\":\"m\",\"version\":\"1\",\"count\":3,\"labels\":[\"a\",\"b\",\"c\"],"
+         "\"wnids\":[null,\"n1\",null]}"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        vgg_labels l;
+        char err[200];
+        EXPECT(vgg_labels_parse((const uint8_t *)cases[c].file, strlen(cases[c].file), &l, err,
+                                sizeof err) == 0);
+        json_t *j = kserve_v2_model_labels_json("m", &l);
+        char *s = json_dumps(j, JSON_COMPACT);
+        EXPECT(s && strcmp(s, cases[c].want) == 0);
+        if (s && strcmp(s, cases[c].want) != 0) fprintf(stderr, "  got %s\n", s);
+        free(s);
+        json_decref(j);
+        vgg_labels_free(&l);
+    }
+    /* classification: "score:index:label" with the given labels. */
+    const char *file = "{\"b\": 1, \"a\": 0, \"c\": 2}";
+    vgg_labels l;
+    char msg[200];
+    EXPECT(vgg_labels_parse((const uint8_t *)file, strlen(file), &l, msg, sizeof msg) == 0);
+    const float probs[3] = {0.25f, 0.5f, 0.25f};
+    kserve_v2_infer req = {.n_images = 1, .n_outputs = 1};
+    req.outputs[0] = (kserve_v2_output){KSERVE_V2_OUT_PROBABILITIES, false, 5}; /* k past N */
+    const kserve_v2_results res = {probs, NULL, 3, NULL, 0, &l};
+    kserve_v2_body b;
+    EXPECT(kserve_v2_infer_response(&req, "m", &res, &b, msg, sizeof msg) == 0);
+    json_t *root = json_loadb(b.data, b.len, 0, NULL);
+    char *data = json_dumps(json_object_get(json_array_get(json_object_get(root, "outputs"), 0),
+                                            "data"), JSON_COMPACT);
+    EXPECT(data && strcmp(data, "[\"0.5:1:b\",\"0.25:0:a\",\"0.25:2:c\"]") == 0);
+    free(data);
+    json_decref(root);
+    free(b.data);
+    vgg_labels_free(&l);
+}
+
 int main(int argc, char **argv) {
     const char *tests_dir = argc > 1 ? argv[1] : "tests";
     test_routes();
@@ -686,5 +742,6 @@ int main(int argc, char **argv) {
     test_metadata_and_errors();
     test_views();
     test_gradcam();
+    test_labels();
     return test_summary();
 }

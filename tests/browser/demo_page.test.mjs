@@ -9,14 +9,15 @@
 // it; a click on the second row explains that class), drops a second photo on the drop zone,
 // sees the page fall back to /classify when /explain is refused as an int8 server refuses it,
 // uploads a text file and expects the server's 415 message, and checks that the page fetched
-// nothing from anywhere else and logged no errors of its own.
+// nothing from anywhere else and logged no errors of its own. The server has its own labels
+// (--labels, non-ASCII names): the rows must show those, not ImageNet's.
 // Screenshots go to OUTPUT_DIR (default build/tests/browser-output).
 //
 // Needs /usr/bin/chromium (Debian package chromium; CHROMIUM=PATH overrides). playwright-core
 // (package-lock.json) is installed into tests/browser/node_modules, ignored by git, on first
 // use; it downloads no browser.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -34,6 +35,9 @@ const RESULT_TIMEOUT_MS = 120_000;
 npmInstall(HERE, "playwright-core/package.json");
 const { chromium } = await import("playwright-core");
 
+// The model's own labels, one per line (docs/api.md#labels).
+const LABELS = Array.from({ length: 1000 }, (_, i) => `Blüte ${i}`);
+
 let server, browser, page;
 const requests = []; // every URL the page asked for
 const consoleErrors = [];
@@ -41,7 +45,8 @@ const consoleErrors = [];
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found: apt-get install chromium (or set CHROMIUM)`);
   mkdirSync(OUT, { recursive: true });
-  server = await new Server(BIN, ["--max-batch-size", "2"]).start();
+  writeFileSync(join(OUT, "labels.txt"), LABELS.join("\n") + "\n");
+  server = await new Server(BIN, ["--max-batch-size", "2", "--labels", join(OUT, "labels.txt")]).start();
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
   page = await browser.newPage({ viewport: { width: 900, height: 520 } });
   page.on("request", (r) => requests.push(r.url()));
@@ -60,6 +65,7 @@ after(async () => {
 async function rows() {
   return page.$$eval("#results tbody tr", (trs) =>
     trs.map((tr) => ({
+      classId: Number(tr.dataset.classId),
       label: tr.querySelector("td.label").firstChild.textContent.trim(),
       probability: Number(tr.dataset.probability),
       width: tr.querySelector(".bar span").style.width,
@@ -107,7 +113,7 @@ async function overlay() {
 function assertTopFive(got) {
   assert.equal(got.length, 5, JSON.stringify(got));
   for (const r of got) {
-    assert.ok(r.label.length > 0, `empty label in ${JSON.stringify(got)}`);
+    assert.equal(r.label, LABELS[r.classId], `not the model's label in ${JSON.stringify(got)}`);
     assert.ok(r.probability >= 0 && r.probability <= 1, `probability ${r.probability}`);
     assert.match(r.width, /^\d+(\.\d)?%$/);
   }

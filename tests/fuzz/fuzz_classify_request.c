@@ -2,7 +2,7 @@
  *
  * Input: header lines "name: value\n" (content-type, content-length, top_k (the query
  * value), authorization, x-request-timeout-ms), an empty line, then the body. It runs what
- * server/http.c runs for such a request: the auth check, the Content-Length check, the
+ * server/http_screen.c and http_infer.c run for such a request: the auth check, the Content-Length check, the
  * timeout header, classify_request_parse() (top_k, multipart, decode, preprocess), and
  * builds the JSON the client would get. Invariants: never a 5xx (the request path has no
  * internal errors for any input), every error body serialises, every tensor is finite. */
@@ -67,8 +67,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static float probs[4 * N_CLASSES];
         for (int i = 0; i < in.n_images * N_CLASSES; i++) probs[i] = 1.0f / N_CLASSES;
         api_timings t = {in.decode_ms, 0, 0, in.decode_ms};
-        json_t *resp = api_classify_json("vgg16", "fuzz-1", probs, in.n_images, N_CLASSES,
-                                         in.top_k, &t, 1);
+        vgg_labels imagenet;
+        vgg_labels_imagenet(&imagenet);
+        json_t *resp = api_classify_json("vgg16", &imagenet, "fuzz-1", probs, in.n_images,
+                                         N_CLASSES, in.top_k, &t, 1);
         FUZZ_CHECK(resp != NULL);
         char *text = json_dumps(resp, JSON_COMPACT);
         FUZZ_CHECK(text != NULL);

@@ -1,7 +1,7 @@
 /* fuzz_kserve_v2.c - KServe v2 routes, infer requests and responses, without sockets.
  *
  * Input: header lines "name: value\n" (path, inference-header-content-length), an empty line,
- * then the body. It runs what server/http.c runs for such a request: kserve_v2_route_parse()
+ * then the body. It runs what server/http_v2.c runs for such a request: kserve_v2_route_parse()
  * on the path, kserve_v2_infer_parse() on the body, and on success builds the response from
  * made-up probabilities and logits. The network side is 8x8 here (the code takes the side
  * from the limits), so FP32 tensors small enough for the fuzzer to write are accepted too.
@@ -98,8 +98,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             logits[i] = (float)(i % 97) - 48.5f;
         }
         for (int i = 0; i < in.n_images * MAP_HW * MAP_HW; i++) maps[i] = (float)(i % 13) / 12;
+        vgg_labels imagenet;
+        vgg_labels_imagenet(&imagenet);
         const kserve_v2_results res = {probs, in.want_logits ? logits : NULL, N_CLASSES,
-                                       in.want_gradcam ? maps : NULL, MAP_HW};
+                                       in.want_gradcam ? maps : NULL, MAP_HW, &imagenet};
         kserve_v2_body b;
         FUZZ_CHECK(kserve_v2_infer_response(&in, "vgg16", &res, &b, msg, sizeof msg) == 0);
         check_response(&in, &b);

@@ -6,10 +6,13 @@
  * vgg_weights_load() for a reduced VGG11 (channels / 64, 32x32 input, 4 hidden, 3 classes:
  * the seeds in corpus/safetensors/ are valid files for it), which maps the file and checks
  * every name and shape; seeds with head metadata (vgg11_head_*) describe their own network
- * (BatchNorm, pooling, dense sizes, sigmoid, input size), which the loader then follows. */
+ * (BatchNorm, pooling, dense sizes, sigmoid, input size), which the loader then follows.
+ * The metadata "labels", when there, goes through vgg_labels_parse() as the loader reads it
+ * (fuzz_labels checks what that gives). */
 #include <string.h>
 
 #include "fuzz_util.h"
+#include "labels.h"
 #include "safetensors.h"
 #include "vgg_weights.h"
 
@@ -28,6 +31,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             FUZZ_CHECK(safetensors_to_f32(t, out) == 0);
             free(out);
         }
+        const char *labels = safetensors_metadata(&f, "labels");
+        vgg_labels l;
+        if (labels && vgg_labels_parse((const uint8_t *)labels, strlen(labels), &l, err,
+                                       sizeof err) == 0)
+            vgg_labels_free(&l);
         safetensors_close(&f);
     } else {
         FUZZ_CHECK(memchr(err, '\0', sizeof err));

@@ -130,7 +130,7 @@ def safetensors(tensors, metadata=None):
     return struct.pack("<Q", len(h)) + h + b"".join(blobs)
 
 
-def reduced_vgg11(dtype="F32", timm=False):
+def reduced_vgg11(dtype="F32", timm=False, labels=None):
     """Weights for vgg_config_init_reduced("vgg11", 64, 32, 4, 3): channels 1,2,4,4,8,8,8,8."""
     chans, feats = [1, 2, 4, 4, 8, 8, 8, 8], [0, 3, 6, 8, 11, 13, 16, 18]
     rng = np.random.default_rng(7)
@@ -157,7 +157,19 @@ def reduced_vgg11(dtype="F32", timm=False):
         else:
             t.append((f"classifier.{3 * i}.weight", dtype, (o, n), None))
             t.append((f"classifier.{3 * i}.bias", dtype, (o,), None))
-    return safetensors([(n, d, s, blob(s)) for n, d, s, _ in t], {"format": "pt"})
+    meta = {"format": "pt", **({"labels": labels} if labels else {})}
+    return safetensors([(n, d, s, blob(s)) for n, d, s, _ in t], meta)
+
+
+# Label files (model/labels.h), each format and its edges; the safetensors seeds embed some.
+LABEL_SEEDS = {
+    "lines.txt": b"tench\ngoldfish\ngreat white shark\n",
+    "crlf_no_last_newline.txt": b"\xef\xbb\xbfcat\r\ndog\r\ncaf\xc3\xa9",
+    "index_to_name.json": b'{"0": "cat", "1": "dog", "2": "cow"}',
+    "index_to_name_wnid.json": b'{"0": ["n02121808", "cat"], "1": ["n02084071", "dog"], "2": "cow"}',
+    "class_indices.json": b'{"cat": 0, "dog": 1, "cow": 2}',
+    "list.json": b' ["cat", "dog", "\\u00e9t\\u00e9 \\"[{\\""]\n',
+}
 
 
 def reduced_vgg11_head(pool, units, activation, input_size, bn=False):
@@ -223,6 +235,11 @@ def main():
         reduced_vgg11_head("flatten", [6, 5, 3], "softmax", 40))
     put("safetensors", "vgg11_head_max_one_dense.safetensors",
         reduced_vgg11_head("max", [2], "softmax", 33))
+    for name in ("index_to_name_wnid.json", "class_indices.json", "lines.txt"):
+        put("safetensors", "vgg11_reduced_labels_" + name.split(".")[0] + ".safetensors",
+            reduced_vgg11("F32", labels=LABEL_SEEDS[name].decode()))
+    for name, data in LABEL_SEEDS.items():
+        put("labels", name, data)
 
     jpg, png = imgs["baseline.jpg"], imgs["rgb.png"]
     disp = b'Content-Disposition: form-data; name="image"; filename="cat.jpg"'

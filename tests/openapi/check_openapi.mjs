@@ -5,7 +5,7 @@
 // 1. The document validates as OpenAPI 3.1 (@apidevtools/swagger-parser), and every example in
 //    it validates against its schema (ajv, JSON Schema 2020-12, which 3.1 schemas are).
 // 2. Every route the server answers is in the document and every documented route is answered:
-//    the routes are read from the source (the strcmp(url, "...") table of server/http.c and the
+//    the routes are read from the source (the route table of server/http_routes.c and the
 //    "GET /v2/..." comments of api/kserve_v2.h's route enum), compared with the document's paths
 //    both ways, and each is requested from the server, which must not answer 404.
 // 3. Responses captured from a live server (auth on; also while loading when the start-up is
@@ -62,16 +62,13 @@ function findOperation(path, method) {
 // ---------------------------------------------------------------- routes in the source
 
 function sourceRoutes() {
-  const http = readFileSync(join(ROOT, "server", "http.c"), "utf8");
+  const table = readFileSync(join(ROOT, "server", "http_routes.c"), "utf8");
   const v2 = readFileSync(join(ROOT, "api", "kserve_v2.h"), "utf8");
   const routes = new Set();
-  // route_of(): strcmp(url, "/classify") == 0 ... ; POST for the routes route_is_inference names.
-  const post = /route_is_inference\(route rt\)\s*\{([^}]*)\}/.exec(http);
-  assert.ok(post, "server/http.c: route_is_inference() not found");
-  const routeOf = /static route route_of\([^)]*\)\s*\{([\s\S]*?)\n\}/.exec(http);
-  assert.ok(routeOf, "server/http.c: route_of() not found");
-  for (const m of routeOf[1].matchAll(/strcmp\(url, "([^"]+)"\) == 0[^;]*return (ROUTE_\w+)/g))
-    routes.add(`${post[1].includes(m[2]) ? "POST" : "GET"} ${m[1]}`);
+  // server/http_routes.c's table: [ROUTE_X] = {"/path", post, ...
+  const rows = [...table.matchAll(/\[ROUTE_\w+\] = \{"([^"]+)", (true|false),/g)];
+  assert.ok(rows.length > 0, "server/http_routes.c: no route table rows found");
+  for (const m of rows) routes.add(`${m[2] === "true" ? "POST" : "GET"} ${m[1]}`);
   // api/kserve_v2.h: KSERVE_V2_ROUTE_X, /* GET /v2/models/M[/versions/1]/ready */
   for (const m of v2.matchAll(/KSERVE_V2_ROUTE_\w+,\s*\/\*\s*(GET|POST) (\/v2\S*)\s*\*\//g)) {
     const alt = /\((\w+)\|(\w+)\)$/.exec(m[2]); // ".../(load|unload)": two routes
@@ -160,6 +157,8 @@ const REQUESTS = [
   [`/v2/models/${MODEL}/stats`, { method: "GET" }],
   [`/v2/models/${MODEL}_image/versions/1/stats`, { method: "GET" }],
   ["/v2/models/stats", { method: "GET" }],
+  [`/v2/models/${MODEL}/labels`, { method: "GET" }],
+  [`/v2/models/${MODEL}_tensor/versions/1/labels`, { method: "GET" }],
   [`/v2/models/${MODEL}_image`, { method: "GET" }],
   [INFER, { method: "GET" }], // 405
   [`/v2/models/${MODEL}`, { method: "POST", body: "{}", headers: auth }], // 405
