@@ -24,8 +24,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from label_file import read_labels  # noqa: E402
-from label_file import read_labels  # noqa: E402
-from safetensors_write import check_layout, model_for_conv_count, write_vgg  # noqa: E402
+from safetensors_write import (check_layout, check_tensors, feature_layout, final_hw,  # noqa: E402
+                               head_layout, head_metadata, is_default_head, model_for_conv_count,
+                               write_model, write_vgg)
 
 
 def load_state_dict(path):

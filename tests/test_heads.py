@@ -145,7 +145,10 @@ class HeadsTest(unittest.TestCase):
         def edit(m):
             m.classifier[6] = torch.nn.Linear(4096, 7)
         model = build(torchvision.models.vgg16, 5, edit)
-        w = self.convert(model, "vgg16_7")
+        names = ["daisy", "dandelion", "rose", "sunflower", "tulip", "iris", "lily"]
+        with open(self.path("flowers.txt"), "w") as f:
+            f.write("\n".join(names) + "\n")
+        w = self.convert(model, "vgg16_7", "--labels", self.path("flowers.txt"))
         _, meta, _ = read_safetensors(w)
         self.assertEqual((meta["model"], meta["head_dense"], meta["head_pool"],
                           meta["head_activation"], meta["input_size"]),
@@ -161,7 +164,10 @@ class HeadsTest(unittest.TestCase):
             with open(os.path.join(TESTS, "data", "images", "chelsea.jpg"), "rb") as f:
                 r = server.classify(f.read(), query="?top_k=10")
             self.assertEqual(r.status, 200, r.body)
-            self.assertEqual(len(json.loads(r.body)["predictions"][0]["top_k"]), 7)
+            top_k = json.loads(r.body)["predictions"][0]["top_k"]
+            self.assertEqual(len(top_k), 7)
+            self.assertEqual(sorted(t["label"] for t in top_k), sorted(names))
+            self.assertTrue(all(t["label"] == names[t["class_id"]] for t in top_k))
             meta_r = server.request("GET", "/v2/models/vgg16")
             self.assertEqual(meta_r.status, 200, meta_r.body)
             outs = {o["name"]: o["shape"] for o in json.loads(meta_r.body)["outputs"]}
