@@ -483,6 +483,27 @@ class KerasHeadsTest(unittest.TestCase):
         t = np.load(xp)
         self.assertEqual(t.shape, (1, 3, 150, 150))
         self.assertTrue(0 <= t.min() and t.max() <= 1 and t.max() > 0.5)
+        # The photo over HTTP: the service preprocesses it as the file says (rescale, 150) and
+        # answers what torch computes on that tensor; v2 says the model's shapes.
+        ref_logits, ref_probs = km.reference(t)
+        server = su.Server(BIN, self.tmp.name, "keras150", flags=["--weights", out, "--model", "vgg16"])
+        try:
+            server.start()
+            with open(os.path.join(TESTS, "data", "images", "chelsea.jpg"), "rb") as f:
+                r = server.classify(f.read(), query="?top_k=10")
+            self.assertEqual(r.status, 200, r.body)
+            top = json.loads(r.body)["predictions"][0]["top_k"]
+            self.assertEqual([e["class_id"] for e in top],
+                             np.argsort(-ref_probs[0], kind="stable").tolist())
+            got = np.array([e["probability"] for e in sorted(top, key=lambda e: e["class_id"])])
+            self.assertLessEqual(np.abs(got - ref_probs[0]).max(), PROB_TOL)
+            meta = json.loads(server.request("GET", "/v2/models/vgg16").body)
+            shapes = {e["name"]: e["shape"] for e in meta["inputs"] + meta["outputs"]}
+            self.assertEqual(shapes["input"], [-1, 3, 150, 150])
+            self.assertEqual(shapes["probabilities"], [-1, 5])
+            self.assertEqual(shapes["gradcam"], [-1, 9, 9])
+        finally:
+            server.kill()
 
     def test_keras2_functional_gap_sigmoid(self):
         km = KerasModel("vgg16", 150, "avg", [("dense", 32, "relu"), ("predictions", 1, "sigmoid")], 9)
