@@ -95,7 +95,7 @@ int cmd_calibrate(int argc, char **argv) {
     rc = vgg_calibration_save(path, &w, n, method, act_max, err, sizeof err);
     if (rc != 0) fprintf(stderr, "error: %s\n", err);
     else fprintf(stderr, "wrote %s: ranges of %d layers from %d photos + %ld generated images\n",
-                 path, cfg.n_conv + VGG_N_FC, n_images, generated);
+                 path, w.cfg.n_conv + w.cfg.n_fc, n_images, generated);
     vgg_weights_free(&w);
     return rc ? 1 : 0;
 }

@@ -341,17 +341,10 @@ int cli_run_open(cli_run *run, const cli_run_settings *rs, const char *const *im
     const cli_model_spec *spec = &rs->spec;
     const char *tensor = rs->tensor;
     memset(run, 0, sizeof *run);
-    vgg_config cfg;
-    vgg_config_init(&cfg, spec->model);
-    const int hw = cfg.input_hw;
     int n_rows = n_images;
-    if (tensor) {
-        if (n_images) {
-            fprintf(stderr, "error: give either IMAGE arguments or --tensor, not both\n");
-            return 2;
-        }
-        if (cli_read_tensor(tensor, hw, &run->arr) != 0) return 1;
-        n_rows = (int)run->arr.shape[0];
+    if (tensor && n_images) {
+        fprintf(stderr, "error: give either IMAGE arguments or --tensor, not both\n");
+        return 2;
     }
     if (cli_build_model(spec, &run->w, &run->m, false) != 0) {
         memset(&run->w, 0, sizeof run->w); /* cli_build_model frees what it held */
@@ -362,6 +355,12 @@ int cli_run_open(cli_run *run, const cli_run_settings *rs, const char *const *im
                              &run->labels, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
+    }
+    /* The input size is the model's: its weights file may describe its own head. */
+    const int hw = vgg_model_config(run->m)->input_hw;
+    if (tensor) {
+        if (cli_read_tensor(tensor, hw, &run->arr) != 0) return 1;
+        n_rows = (int)run->arr.shape[0];
     }
     preprocess_mode mode;
     if (preprocess_resolve(rs->mode, run->w.preprocess, &mode) == 1)

@@ -116,8 +116,8 @@ typedef struct {
     {"precision", "P", "f32|bf16|int8 (default f32)", &(f).precision, NULL},                      \
     {"threads", "T", "oneDNN threads (default: all cores)", &(f).threads, NULL},                  \
     {"batch", "B", "images per forward pass (default 8)", &(f).batch, NULL},                      \
-    {"mode", "MODE", "preprocessing: auto|torchvision|caffe (default auto: what the weights "     \
-                     "file says, else torchvision)", &(f).mode, NULL},                            \
+    {"mode", "MODE", "preprocessing: auto|torchvision|caffe|rescale|tf (default auto: what "       \
+                     "the weights file says, else torchvision)", &(f).mode, NULL},                \
     {"tensor", "FILE.npy", "a preprocessed float32 (N,3,224,224) array instead of images",        \
      &(f).tensor, NULL},                                                                           \
     {"labels", "FILE", "label file overriding the weights' own labels (one per line, or JSON)",  \

@@ -186,7 +186,9 @@ static const char *const layer_names[VGG_N_LAYERS] = {
     "conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "conv8", "conv9", "conv10",
     "conv11", "conv12", "conv13", "conv14", "conv15", "conv16", "fc1", "fc2", "fc3"};
 
-static bool layer_used(const vgg_config *c, int l) { return l >= VGG_MAX_CONV || l < c->n_conv; }
+static bool layer_used(const vgg_config *c, int l) {
+    return l >= VGG_MAX_CONV ? l < VGG_MAX_CONV + c->n_fc : l < c->n_conv;
+}
 
 int vgg_calibration_save(const char *path, const vgg_weights *w, int n_inputs,
                          vgg_calib_method method, const float act_max[VGG_N_LAYERS], char *err,

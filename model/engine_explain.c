@@ -182,8 +182,8 @@ fail:
  * {N, n_classes} -> ... -> {N, C} in AT_CHANNEL_G */
 int push_explain_backward(plan_builder *b) {
     const explain_marks *mk = b->marks;
-    activation g = {mk->fc_dst[VGG_N_FC - 1].md, AT_DIFF_LOGITS};
-    for (int j = VGG_N_FC - 1; j > 0; j--)
+    activation g = {mk->fc_dst[b->c->n_fc - 1].md, AT_DIFF_LOGITS};
+    for (int j = b->c->n_fc - 1; j > 0; j--)
         if (push_fc_backward(b, j, &g) != 0 || push_relu_backward(b, j - 1, &g) != 0) return -1;
     return push_fc1_channel_backward(b, &g);
 }

@@ -138,7 +138,7 @@ static void *layer_bias(const vgg_model *m, int l) { return m->bias_q[l] ? m->bi
  * activations and s8 weights (s32 accumulation), Winograd or direct alike. Biases, the
  * caller's input, the logits and the probabilities stay f32. */
 static void layer_types(const vgg_model *m, int l, dnnl_data_type_t t[3]) {
-    const bool last = l == FC_LAYER(2);
+    const bool last = l == FC_LAYER(m->cfg.n_fc - 1);
     if (layer_is_int8(m, l)) {
         t[0] = dnnl_u8;
         t[1] = dnnl_s8;
@@ -273,7 +273,7 @@ fail:
 static int push_pool(plan_builder *b, int i, activation *x) {
     const vgg_config *c = b->c;
     dnnl_memory_desc_t dst;
-    dnnl_dims_t od = {b->n, c->conv_out[i], c->conv_hw[i] / 2, c->conv_hw[i] / 2};
+    dnnl_dims_t od = {b->n, c->conv_out[i], c->conv_hw[i] / 2, c->conv_hw[i] / 2}; /* floors */
     dnnl_memory_desc_init_by_tag(&dst, 4, od, x->md.data_type, dnnl_format_tag_any);
     dnnl_dims_t k2 = {2, 2}, dil = {0, 0}, zero = {0, 0};
     dnnl_pooling_v2_desc_t pld;
@@ -288,6 +288,32 @@ static int push_pool(plan_builder *b, int i, activation *x) {
     pending_arg args[2] = {pa(DNNL_ARG_SRC, x->at, &x->md, NULL),
                            pa(DNNL_ARG_DST, other_buf(x->at), q(pd, dnnl_query_dst_md), NULL)};
     *x = push_step(b->pp, pd, "maxpool", -1, args, 2);
+    return 0;
+fail:
+    return -1;
+}
+
+/* The head's global pooling (average or max over the whole last feature map), for GAP and
+ * GMP heads; oneDNN picks the output layout. {N, C, H, W} -> {N, C, 1, 1} */
+static int push_global_pool(plan_builder *b, activation *x) {
+    const vgg_config *c = b->c;
+    const dnnl_alg_kind_t alg = c->head_pool == VGG_POOL_MAX ? dnnl_pooling_max
+                                                             : dnnl_pooling_avg_exclude_padding;
+    dnnl_memory_desc_t dst;
+    dnnl_dims_t od = {b->n, c->final_channels, 1, 1};
+    dnnl_memory_desc_init_by_tag(&dst, 4, od, x->md.data_type, dnnl_format_tag_any);
+    dnnl_dims_t k = {c->final_hw, c->final_hw}, dil = {0, 0}, zero = {0, 0};
+    dnnl_pooling_v2_desc_t pld;
+    dnnl_primitive_desc_t pd = NULL;
+    CHECK(dnnl_pooling_v2_forward_desc_init(&pld, dnnl_forward_inference, alg, &x->md, &dst, k,
+                                            k, dil, zero, zero),
+          "global_pool", b->err, b->errlen);
+    CHECK(dnnl_primitive_desc_create(&pd, &pld, b->attr_plain, b->m->eng, NULL),
+          "global_pool", b->err, b->errlen);
+    pending_arg args[2] = {pa(DNNL_ARG_SRC, x->at, &x->md, NULL),
+                           pa(DNNL_ARG_DST, other_buf(x->at), q(pd, dnnl_query_dst_md), NULL)};
+    *x = push_step(b->pp, pd, c->head_pool == VGG_POOL_MAX ? "global_maxpool" : "global_avgpool",
+                   -1, args, 2);
     return 0;
 fail:
     return -1;
@@ -309,7 +335,7 @@ static bool fc_input_descs(const plan_builder *b, int j, dnnl_data_type_t wt,
         return false;
     }
     if (b->m->opt.fc1_layout != VGG_FC1_FLAT || !flat_compatible(x)) {
-        dnnl_dims_t wd = {c->fc_out[0], c->final_channels, c->final_hw, c->final_hw};
+        dnnl_dims_t wd = {c->fc_out[0], c->final_channels, c->head_hw, c->head_hw};
         dnnl_memory_desc_init_by_tag(w_any, 4, wd, wt, dnnl_format_tag_any);
         return false;
     }
@@ -325,7 +351,7 @@ static bool fc_input_descs(const plan_builder *b, int j, dnnl_data_type_t wt,
     return true;
 }
 
-/* Inner product j, ReLU fused into fc1 and fc2; preceded, at a precision boundary of an int8
+/* Inner product j, ReLU fused into every one but the last; preceded, at a precision boundary of an int8
  * model, by a scaled reorder to the data type it reads. The logits come out plain (ab) so
  * they can be read back; hidden layers choose their layout.
  * {N, K} (fc1: {N, C, H, W}) -> {N, fc_out[j]} */
@@ -333,6 +359,7 @@ static int push_fc(plan_builder *b, int j, activation *x) {
     vgg_model *m = b->m;
     const vgg_config *c = b->c;
     const int l = FC_LAYER(j);
+    const bool last = j == c->n_fc - 1;
     dnnl_data_type_t t[3];
     dnnl_primitive_desc_t pd = NULL;
     char what[24];
@@ -350,12 +377,12 @@ static int push_fc(plan_builder *b, int j, activation *x) {
     const bool flat = fc_input_descs(b, j, t[1], &x->md, &src, &w_any, &row_layout);
     dnnl_dims_t bd = {c->fc_out[j]}, dd = {b->n, c->fc_out[j]};
     dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x);
-    dnnl_memory_desc_init_by_tag(&dst, 2, dd, t[2], j == 2 ? dnnl_ab : dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&dst, 2, dd, t[2], last ? dnnl_ab : dnnl_format_tag_any);
     dnnl_inner_product_desc_t ipd;
     CHECK(dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &src, &w_any,
                                                &bias, &dst),
           what, b->err, b->errlen);
-    dnnl_primitive_attr_t attr = layer_attr(m, l, j < 2, c->fc_out[j]);
+    dnnl_primitive_attr_t attr = layer_attr(m, l, !last, c->fc_out[j]);
     dnnl_status_t st = dnnl_primitive_desc_create(&pd, &ipd, attr, m->eng, NULL);
     dnnl_primitive_attr_destroy(attr);
     CHECK(st, what, b->err, b->errlen);
@@ -370,7 +397,7 @@ static int push_fc(plan_builder *b, int j, activation *x) {
     pending_arg args[4] = {pa(DNNL_ARG_SRC, x->at, &src, NULL),
                            pa(DNNL_ARG_WEIGHTS, AT_EXTERNAL, wmd, wp),
                            pa(DNNL_ARG_BIAS, AT_EXTERNAL, &bias, layer_bias(m, l)),
-                           pa(DNNL_ARG_DST, j == 2 ? AT_LOGITS : other_buf(x->at),
+                           pa(DNNL_ARG_DST, last ? AT_LOGITS : other_buf(x->at),
                               q(pd, dnnl_query_dst_md), NULL)};
     if (b->marks) {
         b->marks->fc_pd[j] = pd;
@@ -425,8 +452,10 @@ static int build_pending(vgg_engine *e, int n, bool explain, pending_plan *pp, c
             goto done;
         if (c->pool_after[i] && push_pool(&b, i, &x) != 0) goto done; /* -> {.., hw/2, hw/2} */
     }
-    /* {N, 512, 7, 7} -> fc1 {N, 4096} -> fc2 {N, 4096} -> fc3 {N, 1000} logits */
-    for (int j = 0; j < VGG_N_FC; j++)
+    /* GAP/GMP heads: {N, 512, 7, 7} -> {N, 512, 1, 1} */
+    if (c->head_pool != VGG_POOL_FLATTEN && push_global_pool(&b, &x) != 0) goto done;
+    /* {N, 512, 7, 7} -> fc1 {N, 4096} -> fc2 {N, 4096} -> fc3 {N, 1000} logits (n_fc layers) */
+    for (int j = 0; j < c->n_fc; j++)
         if (push_fc(&b, j, &x) != 0) goto done;
     rc = push_softmax(&b, &x); /* -> {N, 1000} probabilities */
     pp->n_forward_steps = pp->n_steps;

@@ -112,7 +112,7 @@ static dnnl_primitive_attr_t weight_quant_attr(const vgg_model *m, int layer, co
  * output)_k / (A's H x W), and the backward reads these 8 MB instead of fc1's 400. */
 static int fold_fc1_channels(const vgg_config *c, const float *w, const dnnl_memory_desc_t *md,
                              float *fold, char *err, size_t errlen) {
-    const int channels = c->final_channels, positions = c->final_hw * c->final_hw;
+    const int channels = c->final_channels, positions = c->head_hw * c->head_hw;
     const dnnl_blocking_desc_t *blk = &md->format_desc.blocking;
     if (md->data_type != dnnl_f32 || md->dims[0] != c->fc_out[0] || blk->inner_nblks != 0 ||
         blk->strides[1] != 1) {
@@ -141,17 +141,17 @@ static int make_variant(vgg_model *m, int layer, weight_variant *v, char *err, s
         dnnl_memory_desc_init_by_tag(&user, 4, d, dnnl_f32, dnnl_oihw);
         data = w->conv_w[layer];
     } else if (layer == FC_LAYER(0) && v->md.ndims == 2 && v->md.dims[1] == c->final_channels &&
-               c->final_hw > 1) {
+               c->head_hw > 1) {
         if (quant) dnnl_primitive_attr_destroy(quant);
         return fold_fc1_channels(c, w->fc_w[0], &v->md, v->data, err, errlen);
     } else if (layer == FC_LAYER(0) && v->md.ndims == 4) {
-        dnnl_dims_t d = {c->fc_out[0], c->final_channels, c->final_hw, c->final_hw};
+        dnnl_dims_t d = {c->fc_out[0], c->final_channels, c->head_hw, c->head_hw};
         dnnl_memory_desc_init_by_tag(&user, 4, d, dnnl_f32, dnnl_oihw);
         data = w->fc_w[0];
     } else if (layer == FC_LAYER(0) && v->row_layout.ndims == 4) {
         /* Flat fc1: permute each row from (C, H, W) to the order pool5's layout stores one
          * image in, then hand the (O, K) matrix to the inner product's own format. */
-        dnnl_dims_t d = {c->fc_out[0], c->final_channels, c->final_hw, c->final_hw};
+        dnnl_dims_t d = {c->fc_out[0], c->final_channels, c->head_hw, c->head_hw};
         dnnl_memory_desc_init_by_tag(&user, 4, d, dnnl_f32, dnnl_oihw);
         size_t bytes = dnnl_memory_desc_get_size(&v->row_layout);
         float *rows = alloc_aligned(bytes);
@@ -223,7 +223,7 @@ int input_layer(const vgg_config *c, int l) {
 }
 
 static bool layer_exists(const vgg_config *c, int l) {
-    return l < VGG_MAX_CONV ? l < c->n_conv : true;
+    return l < VGG_MAX_CONV ? l < c->n_conv : l - VGG_MAX_CONV < c->n_fc;
 }
 
 /* int8 runs every layer in u8 x s8 except the first convolution (3 input channels: little
@@ -304,7 +304,7 @@ static int quant_init(vgg_model *m, const vgg_weights *w, char *err, size_t errl
         m->bias_q[l] = malloc(out * sizeof(float));
         float s_in = m->act_scale[input_layer(c, l)];
         /* The logits leave in f32: no output quantisation for the last layer. */
-        float s_out = l == FC_LAYER(2) ? 1.0f : m->act_scale[l];
+        float s_out = l == FC_LAYER(c->n_fc - 1) ? 1.0f : m->act_scale[l];
         for (int o = 0; o < out; o++) {
             float mx = 0;
             for (int64_t k = 0; k < per; k++) mx = fmaxf(mx, fabsf(wt[o * per + k]));
@@ -336,7 +336,7 @@ vgg_model *vgg_model_create(const vgg_weights *weights, const vgg_model_options 
         m->bias[i] = malloc(m->cfg.conv_out[i] * sizeof(float));
         memcpy(m->bias[i], weights->conv_b[i], m->cfg.conv_out[i] * sizeof(float));
     }
-    for (int j = 0; j < VGG_N_FC; j++) {
+    for (int j = 0; j < m->cfg.n_fc; j++) {
         m->bias[FC_LAYER(j)] = malloc(m->cfg.fc_out[j] * sizeof(float));
         memcpy(m->bias[FC_LAYER(j)], weights->fc_b[j], m->cfg.fc_out[j] * sizeof(float));
     }

@@ -12,8 +12,8 @@
 #include "image_decode.h"
 #include "name_table.h"
 
-const char *const preprocess_setting_names[PREPROCESS_N_SETTINGS + 1] = {"auto", "torchvision",
-                                                                          "caffe", NULL};
+const char *const preprocess_setting_names[PREPROCESS_N_SETTINGS + 1] = {
+    "auto", "torchvision", "caffe", "rescale", "tf", NULL};
 
 const char *const *const preprocess_mode_names = &preprocess_setting_names[1];
 
@@ -181,6 +181,7 @@ done:
 /* torchvision's Resize(resize_to) size and CenterCrop(out_hw) offset for a w x h image. */
 static void resize_and_crop(int w, int h, int resize_to, int out_hw, int *rw, int *rh, int *x0,
                             int *y0) {
+    resize_to = preprocess_resize_for(resize_to, out_hw);
     if (w <= h) {
         *rw = resize_to;
         *rh = (int)((int64_t)resize_to * h / w);
@@ -205,9 +206,18 @@ static preprocess_status torchvision_geometry(const preprocess_image *img, int r
     return resample_window(img, rw, rh, x0, y0, out_hw, out_hw, out);
 }
 
+int preprocess_resize_for(int resize_to, int out_hw) {
+    if (resize_to != PREPROCESS_RESIZE_TO || out_hw == 224) return resize_to;
+    return (int)lround(out_hw * 256.0 / 224.0);
+}
+
+/* Whether mode squeezes the whole image to the input (Keras's modes) instead of torchvision's
+ * resize and centre crop. */
+static bool whole_image(preprocess_mode mode) { return mode != PREPROCESS_TORCHVISION; }
+
 void preprocess_view_window(preprocess_mode mode, int w, int h, int resize_to, int out_hw,
                             double box[4]) {
-    if (mode == PREPROCESS_CAFFE) { /* the whole image, squeezed to out_hw x out_hw */
+    if (whole_image(mode)) { /* the whole image, squeezed to out_hw x out_hw */
         box[0] = box[1] = 0;
         box[2] = w;
         box[3] = h;
@@ -235,19 +245,28 @@ preprocess_status preprocess_rgb_unit(const preprocess_image *img, int resize_to
 static const float torch_mean[3] = {0.485f, 0.456f, 0.406f}, torch_std[3] = {0.229f, 0.224f, 0.225f};
 static const float caffe_mean_bgr[3] = {103.939f, 116.779f, 123.68f};
 
+/* Keras's whole-image modes from 0..255 RGB planes: caffe (BGR minus the means), rescale
+ * (/255), tf (/127.5 - 1). */
+static void keras_normalise(preprocess_mode mode, const float *rgb, size_t plane, float *out) {
+    for (int c = 0; c < 3; c++)
+        for (size_t i = 0; i < plane; i++) {
+            const float v = rgb[c * plane + i];
+            if (mode == PREPROCESS_CAFFE) /* output channel c (BGR) takes input channel 2 - c */
+                out[c * plane + i] = rgb[(2 - c) * plane + i] - caffe_mean_bgr[c];
+            else if (mode == PREPROCESS_RESCALE) out[c * plane + i] = v / 255.0f;
+            else out[c * plane + i] = v / 127.5f - 1.0f;
+        }
+}
+
 preprocess_status preprocess_rgb(const preprocess_image *img, preprocess_mode mode,
                                  int resize_to, int out_hw, float *out) {
     const size_t plane = (size_t)out_hw * out_hw;
-    if (mode == PREPROCESS_CAFFE) {
+    if (whole_image(mode)) {
         float *rgb = malloc(3 * plane * sizeof(float));
         if (!rgb) return PREPROCESS_NO_MEMORY;
         preprocess_status st =
             resample_window(img, out_hw, out_hw, 0, 0, out_hw, out_hw, rgb);
-        if (st == PREPROCESS_OK) {
-            for (int c = 0; c < 3; c++) /* output channel c (BGR) takes input channel 2 - c */
-                for (size_t i = 0; i < plane; i++)
-                    out[c * plane + i] = rgb[(2 - c) * plane + i] - caffe_mean_bgr[c];
-        }
+        if (st == PREPROCESS_OK) keras_normalise(mode, rgb, plane, out);
         free(rgb);
         return st;
     }
@@ -259,13 +278,21 @@ preprocess_status preprocess_rgb(const preprocess_image *img, preprocess_mode mo
     return PREPROCESS_OK;
 }
 
+/* The 0..255 value of RGB channel c at i that mode's tensor holds. */
+static float unnormalise(preprocess_mode mode, const float *tensor, size_t plane, int c, size_t i) {
+    switch (mode) {
+    case PREPROCESS_CAFFE: return tensor[(2 - c) * plane + i] + caffe_mean_bgr[2 - c];
+    case PREPROCESS_RESCALE: return tensor[c * plane + i] * 255.0f;
+    case PREPROCESS_TF: return (tensor[c * plane + i] + 1.0f) * 127.5f;
+    default: return (tensor[c * plane + i] * torch_std[c] + torch_mean[c]) * 255.0f;
+    }
+}
+
 void preprocess_tensor_rgb(preprocess_mode mode, const float *tensor, int hw, uint8_t *rgb) {
     const size_t plane = (size_t)hw * hw;
     for (int c = 0; c < 3; c++) /* RGB channel c */
         for (size_t i = 0; i < plane; i++) {
-            float v = mode == PREPROCESS_CAFFE
-                          ? tensor[(2 - c) * plane + i] + caffe_mean_bgr[2 - c]
-                          : (tensor[c * plane + i] * torch_std[c] + torch_mean[c]) * 255.0f;
+            float v = unnormalise(mode, tensor, plane, c, i);
             rgb[i * 3 + c] = (uint8_t)(v <= 0 ? 0 : v >= 255 ? 255 : lrintf(v));
         }
 }
@@ -282,7 +309,7 @@ preprocess_status preprocess_bytes(const uint8_t *bytes, size_t len,
 }
 
 int preprocess_decode_min_side(preprocess_mode mode, int out_hw) {
-    return mode == PREPROCESS_CAFFE ? out_hw : PREPROCESS_RESIZE_TO;
+    return whole_image(mode) ? out_hw : preprocess_resize_for(PREPROCESS_RESIZE_TO, out_hw);
 }
 
 preprocess_status preprocess_bytes_sized(const uint8_t *bytes, size_t len,

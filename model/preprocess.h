@@ -9,6 +9,11 @@
  *     ImageNet's mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225).
  *   PREPROCESS_CAFFE: resize to 224x224 (same filter), BGR order, 0..255 minus
  *     (103.939, 116.779, 123.68) - what Keras-converted weights expect.
+ *   PREPROCESS_RESCALE: the whole image resized to out_hw x out_hw, RGB / 255: what Keras's
+ *     ImageDataGenerator(rescale=1./255) feeds a model trained from directories.
+ *   PREPROCESS_TF: the same geometry, RGB / 127.5 - 1 (Keras's preprocess_input "tf" mode).
+ * At an input other than 224, torchvision's Resize(256) becomes Resize(round(out_hw * 256 /
+ * 224)), the same 0.875 crop ratio (preprocess_resize_for).
  * The crop window is mapped back to source coordinates and only it is resampled, so memory
  * is O(crop x source rows touched), whatever the aspect ratio. The source is read through
  * the image's EXIF orientation (a view with strides, no copy), and the geometry comes from
@@ -24,7 +29,12 @@
 
 #include "image_decode.h" /* preprocess_image, preprocess_status, image_decode_options */
 
-typedef enum { PREPROCESS_TORCHVISION, PREPROCESS_CAFFE } preprocess_mode;
+typedef enum {
+    PREPROCESS_TORCHVISION,
+    PREPROCESS_CAFFE,
+    PREPROCESS_RESCALE,
+    PREPROCESS_TF
+} preprocess_mode;
 
 /* torchvision's Resize(256): the shorter side an image is resized to before the centre crop to
  * the network's input (VGG_INPUT_HW), in torchvision mode. */
@@ -37,6 +47,8 @@ typedef enum {
     PREPROCESS_SETTING_AUTO,
     PREPROCESS_SETTING_TORCHVISION = 1 + PREPROCESS_TORCHVISION,
     PREPROCESS_SETTING_CAFFE = 1 + PREPROCESS_CAFFE,
+    PREPROCESS_SETTING_RESCALE = 1 + PREPROCESS_RESCALE,
+    PREPROCESS_SETTING_TF = 1 + PREPROCESS_TF,
     PREPROCESS_N_SETTINGS
 } preprocess_setting;
 /* The spellings, indexed by setting, NULL-terminated (name_table.h); the modes' are the same
@@ -48,6 +60,10 @@ const char *preprocess_mode_name(preprocess_mode m);
  * Returns 0; 1 when AUTO met a value it does not know (torchvision is used; the caller
  * warns). */
 int preprocess_resolve(preprocess_setting s, const char *weights_says, preprocess_mode *out);
+
+/* The shorter side torchvision mode resizes to for an out_hw input: resize_to itself unless it
+ * is PREPROCESS_RESIZE_TO and out_hw is not 224, then round(out_hw * 256 / 224). */
+int preprocess_resize_for(int resize_to, int out_hw);
 
 /* Writes the (3, out_hw, out_hw) tensor (out_hw = VGG_INPUT_HW for VGG) into out. resize_to
  * is the shorter-side size in torchvision mode (PREPROCESS_RESIZE_TO); ignored in caffe mode. */

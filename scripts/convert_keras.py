@@ -17,19 +17,27 @@ block1_conv1 .. block5_convN, fc1, fc2, predictions become torchvision names:
 
 The network then expects Keras's "caffe" preprocessing: 224x224 resize, BGR, 0..255 minus
 the ImageNet mean (`vggserve classify --mode caffe`); the file's metadata says so
-("preprocess": "caffe"). `--labels FILE` embeds the class names (scripts/label_file.py reads
-the four formats vggserve reads) as the metadata "labels". Needs Debian's python3-h5py and
-python3-numpy.
+("preprocess": "caffe"). Needs Debian's python3-h5py and python3-numpy.
+
+Whole models with their own heads (keras_model.py says what maps): a Keras 2 `model.save()`
+.h5 (the VGG base nested as one layer of a Sequential, or its layers in a functional model;
+the head read from `model_config`) or a Keras 3 `.keras` archive. The input size comes from
+the model's InputLayer (or --input-size); the preprocessing from a Rescaling layer in the
+model, else --preprocess (default caffe, what keras.applications.vgg16.preprocess_input does;
+`rescale` for ImageDataGenerator(rescale=1./255), `tf` for /127.5 - 1).
+ `--labels FILE` embeds the class names
+(scripts/label_file.py reads the four formats vggserve reads) as the metadata "labels".
 """
 import argparse
 import os
 import sys
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from label_file import read_labels  # noqa: E402
-from safetensors_write import VGG_CFGS, check_layout, vgg_layout, write_vgg  # noqa: E402
+import keras_model  # noqa: E402
+from safetensors_write import (VGG_CFGS, check_layout, check_tensors, vgg_layout,  # noqa: E402
+                               write_model, write_vgg)
 
 FC_LAYERS = (("fc1", 0), ("fc2", 3), ("predictions", 6))
 
@@ -41,24 +49,13 @@ def _text(v):
 def read_keras_layers(path):
     """{layer name: [arrays in weight_names order]} for every layer that has weights."""
     try:
-        import h5py
+        import h5py  # noqa: F401
     except ImportError:
         sys.exit("convert_keras: needs h5py: apt-get install python3-h5py")
-    layers = {}
     try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        sys.exit(f"convert_keras: {path}: not an HDF5 file ({e})")
-    with f:
-        root = f["model_weights"] if "model_weights" in f else f
-        if "layer_names" not in root.attrs:
-            sys.exit(f"convert_keras: {path}: no layer_names attribute: not a Keras weights file")
-        for lname in (_text(n) for n in root.attrs["layer_names"]):
-            g = root[lname]
-            names = [_text(n) for n in g.attrs.get("weight_names", [])]
-            if names:
-                layers[lname] = [np.asarray(g[n], dtype=np.float32) for n in names]
-    return layers
+        return keras_model.read_model_file(path)[1]
+    except ValueError as e:
+        sys.exit(f"convert_keras: {path}: {e}")
 
 
 def kernel_bias(layer, arrays):
@@ -107,10 +104,29 @@ def keras_to_torchvision(layers):
     return model, out
 
 
+def convert_whole_model(args, config, layers, labels):
+    """Writes a whole Keras model with its own head (keras_model.py)."""
+    layout, tensors, meta, pre, summary = keras_model.to_vgg(config, layers, args.input_size)
+    if pre and args.preprocess and pre != args.preprocess:
+        raise ValueError(f"the model rescales its input itself ({pre}); --preprocess "
+                         f"{args.preprocess} contradicts it")
+    pre = pre or args.preprocess or "caffe"
+    check_tensors(tensors, layout, summary)
+    meta.update({"format": "pt", "preprocess": pre, "source": os.path.basename(args.h5),
+                 "converter": "scripts/convert_keras.py"})
+    return lambda: write_model(args.out, tensors, layout, meta, summary, labels)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("h5", help="Keras weights (e.g. vgg16_weights_tf_dim_ordering_tf_kernels.h5)")
+    ap.add_argument("h5", help="Keras weights (e.g. vgg16_weights_tf_dim_ordering_tf_kernels.h5), "
+                               "a Keras 2 whole-model .h5 or a Keras 3 .keras archive")
     ap.add_argument("out", help="output .safetensors")
+    ap.add_argument("--preprocess", choices=("caffe", "rescale", "tf", "torchvision"),
+                    help="the preprocessing the model was trained with (default: a Rescaling "
+                         "layer's, else caffe)")
+    ap.add_argument("--input-size", type=int, help="the square input's side, when the model "
+                                                   "config does not say")
     ap.add_argument("--labels", metavar="FILE",
                     help="class names to embed: one per line, index_to_name.json, "
                          "class_indices.json or a JSON list")
@@ -120,15 +136,23 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         sys.exit(f"convert_keras: labels {args.labels}: {e}")
 
-    layers = read_keras_layers(args.h5)
     try:
-        model, tensors = keras_to_torchvision(layers)
-        check_layout(tensors, model)
+        import h5py  # noqa: F401
+    except ImportError:
+        sys.exit("convert_keras: needs h5py: apt-get install python3-h5py")
+    try:
+        config, layers = keras_model.read_model_file(args.h5)
+        if config is not None:
+            write = convert_whole_model(args, config, layers, labels)
+        else:
+            model, tensors = keras_to_torchvision(layers)
+            check_layout(tensors, model)
+            write = lambda: write_vgg(args.out, tensors, model, args.preprocess or "caffe",  # noqa: E731
+                                      args.h5, "scripts/convert_keras.py", labels)
     except ValueError as e:
         sys.exit(f"convert_keras: {args.h5}: {e}")
     try:
-        write_vgg(args.out, tensors, model, "caffe", args.h5, "scripts/convert_keras.py",
-                  labels)
+        write()
     except ValueError as e:
         sys.exit(f"convert_keras: {args.out}: {e}")
 

@@ -5,8 +5,10 @@
  * converted to float32 (reading every byte it claims). Then the same bytes go through
  * vgg_weights_load() for a reduced VGG11 (channels / 64, 32x32 input, 4 hidden, 3 classes:
  * the seeds in corpus/safetensors/ are valid files for it), which maps the file and checks
- * every name and shape. The metadata "labels", when there, goes through vgg_labels_parse() as
- * the loader reads it (fuzz_labels checks what that gives). */
+ * every name and shape; seeds with head metadata (vgg11_head_*) describe their own network
+ * (BatchNorm, pooling, dense sizes, sigmoid, input size), which the loader then follows.
+ * The metadata "labels", when there, goes through vgg_labels_parse() as the loader reads it
+ * (fuzz_labels checks what that gives). */
 #include <string.h>
 
 #include "fuzz_util.h"
@@ -45,7 +47,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(vgg_config_init_reduced(&cfg, "vgg11", 64, 32, 4, 3));
     vgg_weights w;
     if (vgg_weights_load(&w, &cfg, fuzz_memfile(data, size), err, sizeof err) == 0) {
-        FUZZ_CHECK(w.n_params == vgg_config_total_params(&cfg));
+        if (memcmp(&w.cfg, &cfg, sizeof cfg) == 0) /* no head metadata: the caller's network */
+            FUZZ_CHECK(w.n_params == vgg_config_total_params(&cfg));
+        FUZZ_CHECK(w.cfg.n_classes >= 2 && w.cfg.n_fc >= 1 && w.cfg.n_fc <= VGG_N_FC);
+        FUZZ_CHECK(w.cfg.final_hw >= 1 && w.cfg.input_hw >= VGG_MIN_INPUT_HW);
         vgg_weights_free(&w);
     }
     return 0;

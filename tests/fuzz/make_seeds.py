@@ -172,6 +172,41 @@ LABEL_SEEDS = {
 }
 
 
+def reduced_vgg11_head(pool, units, activation, input_size, bn=False):
+    """A reduced VGG11 (channels 1..8) with its own head described by metadata
+    (model/vgg_weights.h): BatchNorm tensors when bn, dense layers classifier.{3j}."""
+    chans = [1, 2, 4, 4, 8, 8, 8, 8]
+    pools_after = {0, 1, 3, 5, 7}
+    rng = np.random.default_rng(11)
+
+    def blob(shape, positive=False):
+        a = rng.standard_normal(int(np.prod(shape))).astype(np.float32) * 0.1
+        return (np.abs(a) + 0.5 if positive else a).astype(np.float32).tobytes()
+
+    t, cin, index = [], 3, 0
+    for i, c in enumerate(chans):
+        t.append((f"features.{index}.weight", "F32", (c, cin, 3, 3), blob((c, cin, 3, 3))))
+        t.append((f"features.{index}.bias", "F32", (c,), blob((c,))))
+        if bn:
+            for k in ("weight", "bias", "running_mean", "running_var"):
+                t.append((f"features.{index + 1}.{k}", "F32", (c,),
+                          blob((c,), positive=k == "running_var")))
+        index += (3 if bn else 2) + (1 if i in pools_after else 0)
+        cin = c
+    hw = input_size
+    for _ in range(5):
+        hw //= 2
+    n_in = 8 * hw * hw if pool == "flatten" else 8
+    for j, u in enumerate(units):
+        t.append((f"classifier.{3 * j}.weight", "F32", (u, n_in), blob((u, n_in))))
+        t.append((f"classifier.{3 * j}.bias", "F32", (u,), blob((u,))))
+        n_in = u
+    meta = {"format": "pt", "model": "vgg11_bn" if bn else "vgg11",
+            "head_dense": ",".join(map(str, units)), "head_pool": pool,
+            "head_activation": activation, "input_size": str(input_size)}
+    return safetensors(t, meta)
+
+
 def multipart(boundary, parts, preamble=b""):
     out = preamble
     for headers, data in parts:
@@ -253,6 +288,12 @@ def main():
     put("safetensors", "one_tensor.safetensors",
         safetensors([("x", "F32", (2, 2), struct.pack("<4f", 1, 2, 3, 4))]))
     put("safetensors", "empty.safetensors", safetensors([]))
+    put("safetensors", "vgg11_head_bn_avg_sigmoid.safetensors",
+        reduced_vgg11_head("avg", [4, 1], "sigmoid", 32, bn=True))
+    put("safetensors", "vgg11_head_flatten_40px.safetensors",
+        reduced_vgg11_head("flatten", [6, 5, 3], "softmax", 40))
+    put("safetensors", "vgg11_head_max_one_dense.safetensors",
+        reduced_vgg11_head("max", [2], "softmax", 33))
     for name in ("index_to_name_wnid.json", "class_indices.json", "lines.txt"):
         put("safetensors", "vgg11_reduced_labels_" + name.split(".")[0] + ".safetensors",
             reduced_vgg11("F32", labels=LABEL_SEEDS[name].decode()))
