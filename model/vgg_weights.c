@@ -272,9 +272,10 @@ int vgg_weights_read_config(const char *path, const vgg_config *dflt, vgg_config
     return rc;
 }
 
-/* Reads every tensor specs name into its slot; counts the problems into err. */
-static int read_tensors(const safetensors_file *f, const param_spec *specs, int n, bool use_timm,
-                        char *err, size_t errlen) {
+/* Reads every tensor specs name into its slot; counts the problems into err. Returns -1 when out
+ * of memory, -2 (err says so) when the file changed under its mapping. */
+static int read_tensors(const safetensors_file *f, const char *path, const param_spec *specs,
+                        int n, bool use_timm, char *err, size_t errlen) {
     char *used = calloc(f->n_tensors + 1, 1); /* [i]: the file's tensor i is a parameter */
     if (!used) return -1;
     int n_problems = 0;
@@ -301,9 +302,7 @@ static int read_tensors(const safetensors_file *f, const param_spec *specs, int 
             snprintf(err, errlen, "%s: cannot read %s: the file was truncated or replaced while "
                      "it was being loaded; load it again", path, name);
             free(used);
-            vgg_weights_free(w);
-            safetensors_close(&f);
-            return -1;
+            return -2;
         }
     }
     for (int i = 0; i < f->n_tensors; i++)
@@ -335,8 +334,8 @@ int vgg_weights_load(vgg_weights *w, const vgg_config *cfg, const char *path, ch
     const bool use_timm = !has_head && safetensors_find(&f, "head.fc.weight") != NULL;
     snprintf(err, errlen, "%s: not %s%s weights: ", path, file_cfg.name,
              file_cfg.batch_norm ? "_bn" : "");
-    int n_problems = read_tensors(&f, specs, n, use_timm, err, errlen);
-    if (n_problems < 0) snprintf(err, errlen, "%s: out of memory", path);
+    int n_problems = read_tensors(&f, path, specs, n, use_timm, err, errlen);
+    if (n_problems == -1) snprintf(err, errlen, "%s: out of memory", path);
     int bad_bn = n_problems == 0 ? fold_batch_norm(w, bn) : -1;
     if (bad_bn >= 0) {
         snprintf(err, errlen, "%s: features.%d.running_var has a negative value", path,
