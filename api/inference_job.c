@@ -39,5 +39,6 @@ void inference_job_free(inference_job *job) {
     free(job->logits);
     free(job->maps);
     free(job->explained);
+    if (job->release) job->release(job->hold);
     free(job);
 }

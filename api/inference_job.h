@@ -47,7 +47,11 @@ typedef enum {
 typedef struct inference_job inference_job;
 struct inference_job {
     /* What to compute: set by the parser. */
-    const served_model *model; /* borrowed; outlives the job */
+    const served_model *model; /* borrowed; outlives the job (held through release) */
+    /* What keeps model alive: release(hold) runs once, in inference_job_free (the model
+     * repository's reference of the version; NULL: nothing to release). */
+    void (*release)(void *hold);
+    void *hold;
     job_answer_kind answer;
     unsigned want;             /* JOB_WANT_* */
     int explain_class;         /* with JOB_WANT_MAPS: a class id, or VGG_EXPLAIN_TOP1 */

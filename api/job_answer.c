@@ -76,7 +76,7 @@ static api_status explanation_png(const inference_job *job, job_answer *out, cha
 static kserve_v2_results v2_results(const inference_job *job) {
     const served_model *m = job->model;
     return (kserve_v2_results){job->probs, job->logits, m->n_classes, job->maps, m->explain_hw,
-                               m->labels};
+                               m->labels, m->version};
 }
 
 static api_status v2_answer(const inference_job *job, job_answer *out, char *msg, size_t msglen) {

@@ -111,11 +111,36 @@ typedef enum {
 /* Routes answered to POST; the others answer GET and HEAD. */
 bool kserve_v2_route_is_post(kserve_v2_route rt);
 
-/* Which v2 route path is (without the query), for the model named model, and which view of
- * it the path names (*view; KSERVE_V2_VIEW_FULL for routes without a model). For
- * KSERVE_V2_ROUTE_NOT_FOUND, msg (may be NULL) says what was not found. */
+/* Which v2 route path is (without the query), for the one model named model, version 1, and
+ * which view of it the path names (*view; KSERVE_V2_VIEW_FULL for routes without a model).
+ * For KSERVE_V2_ROUTE_NOT_FOUND, msg (may be NULL) says what was not found. */
 kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, kserve_v2_view *view,
                                       char *msg, size_t msglen);
+
+/* The models a server knows, for routing: known(ctx, name) says whether name is one. */
+typedef struct {
+    bool (*known)(void *ctx, const char *name);
+    void *ctx;
+} kserve_v2_catalog;
+
+/* What a path names beside its route. */
+typedef struct {
+    char model[KSERVE_V2_MAX_NAME]; /* the model (its view's suffix removed); for the
+                                     * repository's load and unload, the name as sent */
+    kserve_v2_view view;
+    long long version; /* /versions/V: V (a positive integer); 0: none named */
+    bool unload;       /* KSERVE_V2_ROUTE_REPOSITORY_CONTROL: unload (else load) */
+} kserve_v2_target;
+
+/* kserve_v2_route_parse for several models and versions: a model segment is a model the
+ * catalog knows, or one followed by a view's suffix; a version is any positive integer (the
+ * caller checks that it is served). */
+kserve_v2_route kserve_v2_route_resolve(const char *path, const kserve_v2_catalog *catalog,
+                                        kserve_v2_target *t, char *msg, size_t msglen);
+
+/* A version as a path or a query names it: 1..10^18-1 without sign or leading zero; 0 when s
+ * is not one. */
+long long kserve_v2_version_of(const char *s);
 
 /* ---------------------------------------------------------------- infer requests */
 
@@ -186,6 +211,7 @@ typedef struct {
     const float *gradcam; /* n_images maps of gradcam_hw x gradcam_hw; NULL unless want_gradcam */
     int gradcam_hw;
     const vgg_labels *labels; /* n_classes names: the classification extension's labels */
+    long long version;        /* the model version that computed them ("model_version"); 0: 1 */
 } kserve_v2_results;
 
 /* The infer response for in's outputs: {"model_name", "model_version", "id"?, "outputs":
@@ -224,7 +250,7 @@ json_t *kserve_v2_server_metadata_json(void);
 
 /* What the metadata, config and index answers say about the served model. */
 typedef struct {
-    const char *model;          /* the configured model name: vgg16 */
+    const char *model;          /* the model's name: vgg16 */
     int image_hw, n_classes;    /* 224, 1000 */
     int max_images_per_request; /* Triton's max_batch_size: most images in one request */
     int max_batch;              /* images per forward pass: the preferred batch size */
@@ -232,6 +258,7 @@ typedef struct {
     int workers;                /* inference workers: Triton's instance count */
     bool ready;
     int gradcam_hw;             /* the gradcam output's side; 0: no gradcam output (int8) */
+    long long version;          /* the version described; 0: 1 */
 } kserve_v2_model_facts;
 
 /* {"name", "versions": ["1"], "platform", "inputs", "outputs"} of view v, with -1 for the
@@ -252,6 +279,29 @@ json_t *kserve_v2_model_labels_json(const char *name, const vgg_labels *labels);
 /* Triton's repository index: [{"name", "version": "1", "state": "READY" | "UNAVAILABLE",
  * "reason"}] for every view. */
 json_t *kserve_v2_repository_index_json(const kserve_v2_model_facts *f);
+
+/* A model's state in the repository index (Triton's names). */
+typedef enum {
+    KSERVE_V2_MODEL_UNAVAILABLE = 0,
+    KSERVE_V2_MODEL_LOADING,
+    KSERVE_V2_MODEL_READY,
+    KSERVE_V2_MODEL_UNLOADING,
+} kserve_v2_model_state;
+
+extern const char *const kserve_v2_model_state_names[]; /* "UNAVAILABLE", ... */
+
+/* One row of the index: a model's version and its state. */
+typedef struct {
+    char name[KSERVE_V2_MAX_NAME];
+    long long version; /* 0: the model as a whole (nothing served, nothing loading) */
+    kserve_v2_model_state state;
+    char reason[256];
+} kserve_v2_index_entry;
+
+/* The index of a model repository: [{"name", "version"?, "state", "reason"?}], a READY row
+ * once per view of the version; with ready_only only those. */
+json_t *kserve_v2_repository_entries_json(const kserve_v2_index_entry *e, int n,
+                                          bool ready_only);
 
 /* Triton's statistics extension. A duration is a count and nanoseconds in all. */
 typedef struct {

@@ -114,8 +114,9 @@ int kserve_v2_infer_response(const kserve_v2_infer *in, const char *model,
         binary |= o->binary;
         json_array_append_new(outputs, t);
     }
-    json_t *root = json_pack("{s:s, s:s}", "model_name", model, "model_version",
-                             KSERVE_V2_MODEL_VERSION);
+    char version[24];
+    snprintf(version, sizeof version, "%lld", res->version > 0 ? res->version : 1);
+    json_t *root = json_pack("{s:s, s:s}", "model_name", model, "model_version", version);
     if (root && in->id[0]) json_object_set_new(root, "id", json_string(in->id));
     if (root) json_object_set_new(root, "outputs", outputs);
     else json_decref(outputs);

@@ -29,10 +29,11 @@ static bool segment_ok(kserve_v2_str s) {
     return true;
 }
 
-api_status kserve_v2_grpc_route(const char *model, kserve_v2_str name, kserve_v2_str version,
-                                kserve_v2_route route, kserve_v2_view *view, char *msg,
-                                size_t msglen) {
+api_status kserve_v2_grpc_route(const kserve_v2_catalog *catalog, kserve_v2_str name,
+                                kserve_v2_str version, kserve_v2_route route, kserve_v2_target *t,
+                                char *msg, size_t msglen) {
     char clean[256];
+    *t = (kserve_v2_target){.view = KSERVE_V2_VIEW_FULL};
     if (!segment_ok(name) || (version.len && !segment_ok(version))) {
         snprintf(clean, sizeof clean, "%.*s", (int)(name.len < 200 ? name.len : 200), name.s ? name.s : "");
         char quoted[256];
@@ -49,7 +50,7 @@ api_status kserve_v2_grpc_route(const char *model, kserve_v2_str name, kserve_v2
         snprintf(path, sizeof path, "/v2/models/%.*s%s", (int)name.len, name.s,
                  route_suffix(route));
     char why[400];
-    kserve_v2_route got = kserve_v2_route_parse(path, model, view, why, sizeof why);
+    kserve_v2_route got = kserve_v2_route_resolve(path, catalog, t, why, sizeof why);
     if (got == route) return API_OK;
     api_utf8_sanitize(got == KSERVE_V2_ROUTE_NOT_FOUND ? why : "no such model", clean,
                       sizeof clean);
@@ -130,13 +131,19 @@ static json_t *request_json(const kserve_v2_grpc_request *r) {
     return root;
 }
 
+static bool is_job_model(void *ctx, const char *name) { return strcmp(ctx, name) == 0; }
+
 api_status kserve_v2_grpc_job_parse(const kserve_v2_grpc_request *r, const classify_limits *lim,
                                     const image_input_format *fmt, inference_job *job, char *msg,
                                     size_t msglen) {
-    kserve_v2_view view;
-    api_status st = kserve_v2_grpc_route(job->model->name, r->model_name, r->model_version,
-                                         KSERVE_V2_ROUTE_INFER, &view, msg, msglen);
+    /* The service chose job->model from this request's name and version: only the view is
+     * read here. */
+    const kserve_v2_catalog one = {is_job_model, (void *)job->model->name};
+    kserve_v2_target t;
+    api_status st = kserve_v2_grpc_route(&one, r->model_name, r->model_version,
+                                         KSERVE_V2_ROUTE_INFER, &t, msg, msglen);
     if (st != API_OK) return st;
+    const kserve_v2_view view = t.view;
     json_t *root = request_json(r);
     char *header = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);

@@ -82,13 +82,13 @@ typedef struct {
     int64_t deadline_ns; /* clock_monotonic_ns() past which decoding stops (504); 0: none */
 } kserve_v2_grpc_request;
 
-/* Which view of the served model (model: its configured name) name and version (empty: the
- * latest) name, for the route that asks (KSERVE_V2_ROUTE_MODEL_METADATA, _MODEL_READY,
- * _INFER, _MODEL_CONFIG or _MODEL_STATS). API_OK with *view, or API_NOT_FOUND with msg, the
- * REST route's message. */
-api_status kserve_v2_grpc_route(const char *model, kserve_v2_str name, kserve_v2_str version,
-                                kserve_v2_route route, kserve_v2_view *view, char *msg,
-                                size_t msglen);
+/* Which model, view and version (*t) name and version (empty: the latest served) name among
+ * the catalog's models, for the route that asks (KSERVE_V2_ROUTE_MODEL_METADATA,
+ * _MODEL_READY, _INFER, _MODEL_CONFIG or _MODEL_STATS). API_OK, or API_NOT_FOUND with msg,
+ * the REST route's message. */
+api_status kserve_v2_grpc_route(const kserve_v2_catalog *catalog, kserve_v2_str name,
+                                kserve_v2_str version, kserve_v2_route route, kserve_v2_target *t,
+                                char *msg, size_t msglen);
 
 /* ModelInfer: routes r to a view of job->model, then parses it as kserve_v2_job_parse does
  * (same checks, limits and messages). On API_OK the job holds the tensors and outputs. */

@@ -52,8 +52,10 @@ static json_t *view_outputs(const kserve_v2_model_facts *f, const kserve_v2_view
 json_t *kserve_v2_model_metadata_json(const kserve_v2_model_facts *f, kserve_v2_view v) {
     char name[KSERVE_V2_MAX_NAME];
     kserve_v2_view_name(f->model, v, name, sizeof name);
+    char version[24];
+    snprintf(version, sizeof version, "%lld", f->version > 0 ? f->version : 1);
     return json_pack("{s:s, s:[s], s:s, s:o, s:o}", "name", name, "versions",
-                     KSERVE_V2_MODEL_VERSION, "platform", KSERVE_V2_PLATFORM, "inputs",
+                     version, "platform", KSERVE_V2_PLATFORM, "inputs",
                      view_inputs(f, &kserve_v2_views[v], false), "outputs", view_outputs(f, &kserve_v2_views[v], false));
 }
 
@@ -98,6 +100,32 @@ json_t *kserve_v2_repository_index_json(const kserve_v2_model_facts *f) {
                               "state", f->ready ? "READY" : "UNAVAILABLE");
         if (!f->ready) json_object_set_new(m, "reason", json_string("the service is not ready"));
         json_array_append_new(a, m);
+    }
+    return a;
+}
+
+json_t *kserve_v2_repository_entries_json(const kserve_v2_index_entry *e, int n,
+                                          bool ready_only) {
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++) {
+        const bool ready = e[i].state == KSERVE_V2_MODEL_READY;
+        if (ready_only && !ready) continue;
+        char version[24];
+        snprintf(version, sizeof version, "%lld", e[i].version);
+        /* A served version is every view's; another state is the model's. */
+        for (int v = 0; v < (ready ? KSERVE_V2_VIEW_COUNT : 1); v++) {
+            char name[KSERVE_V2_MAX_NAME];
+            kserve_v2_view_name(e[i].name, (kserve_v2_view)v, name, sizeof name);
+            json_t *m = json_pack("{s:s, s:s}", "name", name, "state",
+                                  kserve_v2_model_state_names[e[i].state]);
+            if (m && e[i].version > 0) json_object_set_new(m, "version", json_string(version));
+            if (m && e[i].reason[0]) {
+                char clean[300];
+                json_object_set_new(m, "reason",
+                                    json_string(api_utf8_sanitize(e[i].reason, clean, sizeof clean)));
+            }
+            json_array_append_new(a, m);
+        }
     }
     return a;
 }

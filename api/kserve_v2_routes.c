@@ -1,9 +1,13 @@
 /* kserve_v2_routes.c - KServe v2 paths to routes and views, the views' table, v2 errors. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "kserve_v2.h"
 #include "kserve_v2_views.h"
+
+const char *const kserve_v2_model_state_names[] = {"UNAVAILABLE", "LOADING", "READY",
+                                                   "UNLOADING", NULL};
 
 /* ---------------------------------------------------------------- model views */
 
@@ -31,16 +35,6 @@ void kserve_v2_view_name(const char *model, kserve_v2_view v, char *out, size_t 
     snprintf(out, cap, "%s%s", model, kserve_v2_views[v].suffix);
 }
 
-/* The view named name, or -1. */
-static int view_of_name(const char *model, const char *name) {
-    for (int v = 0; v < KSERVE_V2_VIEW_COUNT; v++) {
-        char n[KSERVE_V2_MAX_NAME];
-        kserve_v2_view_name(model, (kserve_v2_view)v, n, sizeof n);
-        if (strcmp(n, name) == 0) return v;
-    }
-    return -1;
-}
-
 /* ---------------------------------------------------------------- routes */
 
 /* Copies the next path segment of *p (up to '/' or the end) into seg; advances past it. */
@@ -52,9 +46,13 @@ static void next_segment(const char **p, char *seg, size_t cap) {
     *p = s + n;
 }
 
-static kserve_v2_route not_found(char *msg, size_t msglen, const char *fmt, const char *a,
-                                 const char *b) {
-    if (msg) snprintf(msg, msglen, fmt, a, b);
+static kserve_v2_route not_found(char *msg, size_t msglen, const char *fmt, ...) {
+    if (msg) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, msglen, fmt, ap);
+        va_end(ap);
+    }
     return KSERVE_V2_ROUTE_NOT_FOUND;
 }
 
@@ -64,23 +62,48 @@ bool kserve_v2_route_is_post(kserve_v2_route rt) {
 }
 
 /* /v2/repository/index and /v2/repository/models/M/load|unload; p is past "repository". */
-static kserve_v2_route repository_route(const char *path, const char *p, char *msg,
-                                        size_t msglen) {
+static kserve_v2_route repository_route(const char *path, const char *p, kserve_v2_target *t,
+                                        char *msg, size_t msglen) {
     char seg[128], name[128];
     next_segment(&p, seg, sizeof seg);
     if (strcmp(seg, "index") == 0 && *p == '\0') return KSERVE_V2_ROUTE_REPOSITORY_INDEX;
     if (strcmp(seg, "models") == 0) {
         next_segment(&p, name, sizeof name);
         next_segment(&p, seg, sizeof seg);
-        if (name[0] && *p == '\0' && (strcmp(seg, "load") == 0 || strcmp(seg, "unload") == 0))
+        if (name[0] && *p == '\0' && (strcmp(seg, "load") == 0 || strcmp(seg, "unload") == 0)) {
+            snprintf(t->model, sizeof t->model, "%.*s", (int)sizeof t->model - 1, name);
+            t->unload = strcmp(seg, "unload") == 0;
             return KSERVE_V2_ROUTE_REPOSITORY_CONTROL;
+        }
     }
     return not_found(msg, msglen, "no route %.128s%s", path, "");
 }
 
-kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, kserve_v2_view *view,
-                                      char *msg, size_t msglen) {
-    *view = KSERVE_V2_VIEW_FULL;
+/* The model and view a model segment names: the model itself, or a model and a view's
+ * suffix. false when the catalog knows neither. */
+static bool model_of_segment(const kserve_v2_catalog *c, const char *seg, kserve_v2_target *t) {
+    if (strlen(seg) >= sizeof t->model) return false;
+    if (c->known(c->ctx, seg)) {
+        snprintf(t->model, sizeof t->model, "%s", seg);
+        t->view = KSERVE_V2_VIEW_FULL;
+        return true;
+    }
+    for (int v = 1; v < KSERVE_V2_VIEW_COUNT; v++) {
+        size_t n = strlen(seg), k = strlen(kserve_v2_views[v].suffix);
+        if (n <= k || strcmp(seg + n - k, kserve_v2_views[v].suffix) != 0) continue;
+        snprintf(t->model, sizeof t->model, "%.*s", (int)(n - k), seg);
+        if (c->known(c->ctx, t->model)) {
+            t->view = (kserve_v2_view)v;
+            return true;
+        }
+    }
+    t->model[0] = '\0';
+    return false;
+}
+
+kserve_v2_route kserve_v2_route_resolve(const char *path, const kserve_v2_catalog *catalog,
+                                        kserve_v2_target *t, char *msg, size_t msglen) {
+    *t = (kserve_v2_target){.view = KSERVE_V2_VIEW_FULL};
     if (strncmp(path, "/v2", 3) != 0 || (path[3] != '\0' && path[3] != '/'))
         return KSERVE_V2_ROUTE_NONE;
     const char *p = path + 3;
@@ -90,25 +113,18 @@ kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, kserv
     if (strcmp(p, "/models/stats") == 0) return KSERVE_V2_ROUTE_ALL_STATS;
     char seg[128], name[128];
     next_segment(&p, seg, sizeof seg);
-    if (strcmp(seg, "repository") == 0) return repository_route(path, p, msg, msglen);
+    if (strcmp(seg, "repository") == 0) return repository_route(path, p, t, msg, msglen);
     if (strcmp(seg, "models") != 0 || *p == '\0')
         return not_found(msg, msglen, "no route %.128s%s", path, "");
     next_segment(&p, name, sizeof name);
-    int v = view_of_name(model, name);
-    if (v < 0) {
-        char served[3 * KSERVE_V2_MAX_NAME + 16];
-        snprintf(served, sizeof served, "'%.80s', '%.80s_image' and '%.80s_tensor'", model, model,
-                 model);
-        return not_found(msg, msglen, "unknown model '%.100s'; this server serves %s (POST "
-                         "/v2/repository/index lists them)", name, served);
-    }
-    *view = (kserve_v2_view)v;
+    if (!model_of_segment(catalog, name, t))
+        return not_found(msg, msglen, "unknown model '%.100s'%s (POST /v2/repository/index lists "
+                         "the models)", name, "");
     if (strncmp(p, "/versions/", 10) == 0) {
         p += 9;
         next_segment(&p, seg, sizeof seg);
-        if (strcmp(seg, KSERVE_V2_MODEL_VERSION) != 0)
-            return not_found(msg, msglen, "unknown version '%.100s' of model '%s'; the one "
-                             "version is " KSERVE_V2_MODEL_VERSION, seg, name);
+        if (!(t->version = kserve_v2_version_of(seg)))
+            return not_found(msg, msglen, "unknown version '%.100s' of model '%s'", seg, name);
     }
     if (*p == '\0') return KSERVE_V2_ROUTE_MODEL_METADATA;
     if (strcmp(p, "/ready") == 0) return KSERVE_V2_ROUTE_MODEL_READY;
@@ -117,6 +133,40 @@ kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, kserv
     if (strcmp(p, "/stats") == 0) return KSERVE_V2_ROUTE_MODEL_STATS;
     if (strcmp(p, "/labels") == 0) return KSERVE_V2_ROUTE_MODEL_LABELS;
     return not_found(msg, msglen, "no route %.128s%s", path, "");
+}
+
+long long kserve_v2_version_of(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 18 || s[0] == '0') return 0;
+    long long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* The one-model catalog of kserve_v2_route_parse. */
+static bool is_the_model(void *ctx, const char *name) { return strcmp(ctx, name) == 0; }
+
+kserve_v2_route kserve_v2_route_parse(const char *path, const char *model, kserve_v2_view *view,
+                                      char *msg, size_t msglen) {
+    const kserve_v2_catalog one = {is_the_model, (void *)model};
+    kserve_v2_target t;
+    char why[400] = "";
+    kserve_v2_route rt = kserve_v2_route_resolve(path, &one, &t, why, sizeof why);
+    *view = t.view;
+    if (rt == KSERVE_V2_ROUTE_NOT_FOUND && strncmp(why, "unknown model", 13) == 0)
+        return not_found(msg, msglen, "%s; this server serves '%.80s', '%.80s_image' and "
+                         "'%.80s_tensor'", why, model, model, model);
+    if (rt == KSERVE_V2_ROUTE_NOT_FOUND) {
+        if (msg) snprintf(msg, msglen, "%s", why);
+        return rt;
+    }
+    if (t.version > 1)
+        return not_found(msg, msglen, "unknown version '%lld' of model '%.80s'; the one version "
+                         "is " KSERVE_V2_MODEL_VERSION, t.version, model);
+    return rt;
 }
 
 /* ---------------------------------------------------------------- errors */

@@ -1,8 +1,9 @@
 /* served_model.h - what the front ends must know of the model being served.
  *
- * cli/serve.c fills one when the workers are warm and hands it to the HTTP server once
- * (http_server_serve); parsers size and check requests by it and answer writers label their
- * answers with it. Plain data: after the hand-over nobody writes it, so any thread may read it. */
+ * server/repository.c fills one for each version it serves, once its workers are warm;
+ * parsers size and check requests by it and answer writers label their answers with it. Plain
+ * data: nobody writes it after that, and it lives as long as a job holds its version
+ * (inference_job.release), so any thread may read it. */
 #ifndef API_SERVED_MODEL_H
 #define API_SERVED_MODEL_H
 
@@ -10,7 +11,9 @@
 #include "preprocess.h"
 
 typedef struct {
-    const char *name;           /* the configured model name (vgg16); borrowed, lives as long */
+    const char *name;           /* the model's name (vgg16, or its repository folder); borrowed,
+                                 * lives as long */
+    long long version;          /* its version (1 for --weights alone) */
     int n_classes;              /* rows of probabilities and logits: 1000 */
     const vgg_labels *labels;   /* n_classes names (labels.h); borrowed, lives as long */
     int image_hw;               /* side of the network's input: 224 */

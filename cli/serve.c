@@ -1,8 +1,8 @@
 /* serve.c - `vggserve serve`: the HTTP classification service.
  *
- * Start-up order: HTTP first (so /healthz and /readyz answer while loading), then weights,
- * then workers warm every batch size, then the plain weights are dropped and the state turns
- * ready. SIGTERM/SIGINT are blocked in every thread and taken by the main thread with
+ * Start-up order: HTTP first (so /healthz and /readyz answer while loading), then the model
+ * repository (server/repository.h: the --weights model, or DIR's), whose loader builds each
+ * model's weights and warms its workers on every batch size, then the state turns ready. SIGTERM/SIGINT are blocked in every thread and taken by the main thread with
  * sigwait: readiness turns 503 draining, accepted work is finished (or answered 503 when the
  * grace runs out), answers are flushed, and the process exits 0. SIGHUP, SIGUSR1 and SIGUSR2
  * are ignored. */
@@ -28,6 +28,7 @@ typedef struct grpc_service grpc_service; /* a C-only build has no gRPC listener
 #endif
 #include "log.h"
 #include "metrics.h"
+#include "repository.h"
 
 static void serve_usage(void) {
     printf("usage: vggserve serve [--config FILE] [--print-config] [--SETTING VALUE]...\n\n"
@@ -43,6 +44,7 @@ static int load_config(int argc, char **argv, vggserve_config *cfg) {
     char err[1024];
     const char *file = NULL;
     bool print = false;
+    int load_model_flags = 0;
     config_defaults(cfg);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -81,8 +83,13 @@ static int load_config(int argc, char **argv, vggserve_config *cfg) {
             snprintf(err, sizeof err, "--%s needs a value", flag);
             goto fail;
         }
-        char source[80];
+        char source[80], joined[sizeof cfg->load_model];
         snprintf(source, sizeof source, "flag --%s", flag);
+        /* --load-model repeats: each flag adds a model to those of the flags before it. */
+        if (strcmp(key, "load_model") == 0 && load_model_flags++ > 0) {
+            snprintf(joined, sizeof joined, "%.2040s,%.2040s", cfg->load_model, value);
+            value = joined;
+        }
         if (config_set(cfg, key, value, source, err, sizeof err) != 0) goto fail;
     }
     if (config_validate(cfg, err, sizeof err) != 0) goto fail;
@@ -107,29 +114,19 @@ typedef struct {
     vggserve_config cfg;
     sigset_t sigs;
     double t_start;
-    int threads; /* oneDNN threads per worker */
-    bool explanations; /* POST /explain works (every precision but int8) */
-    preprocess_mode preprocess; /* what the weights were trained with */
     metrics *m;
     http_server *http;
     grpc_service *grpc; /* NULL unless grpc_port is set */
-    vgg_weights w;
-    bool have_weights;
-    vgg_model *model;
-    vgg_labels labels; /* the model's class names, lent to the HTTP server */
-    batcher *b;
+    repository *repo;   /* the models served, each version with its own workers */
 } service;
 
 static void service_close(service *svc) {
-    if (svc->b) batcher_drain(svc->b, 0);
+    repository_drain(svc->repo, 0);
 #ifdef VGGSERVE_GRPC
-    grpc_service_stop(svc->grpc, 0); /* before the batcher goes: no call can reach it then */
+    grpc_service_stop(svc->grpc, 0); /* before the models go: no call can reach them then */
 #endif
-    if (svc->b) batcher_free(svc->b);
     http_server_stop(svc->http);
-    vgg_model_free(svc->model);
-    if (svc->have_weights) vgg_weights_free(&svc->w);
-    vgg_labels_free(&svc->labels);
+    repository_free(svc->repo); /* last: the front ends' requests released their versions */
     metrics_free(svc->m);
 }
 
@@ -190,95 +187,116 @@ static void set_state(service *svc, service_state st) {
 #endif
 }
 
-static int load_model(service *svc) {
+/* The repository's builder: one version's weights (a file, or generated from the seed), its
+ * network in the settings' precision, labels and preprocessing. Runs on the loader thread. */
+static int build_version(void *ctx, const repository_build_spec *spec, repository_built *out,
+                         char *err, size_t errlen) {
+    const service *svc = ctx;
     const vggserve_config *cfg = &svc->cfg;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    svc->threads = cfg->threads_per_worker
-                       ? (int)cfg->threads_per_worker
-                       : (int)(cores / cfg->workers > 0 ? cores / cfg->workers : 1);
-    const cli_model_spec spec = {.weights = cfg->weights[0] ? cfg->weights : NULL,
-                                 .model = cfg->model, .seed = (uint64_t)cfg->seed,
-                                 .algo = vgg_algo_resolve(cfg->algo, cfg->precision),
-                                 .precision = cfg->precision,
-                                 .max_batch = (int)cfg->max_batch_size};
-    svc->explanations = spec.precision != VGG_PRECISION_INT8;
-    if (!cfg->weights[0])
-        log_event(LOG_WARNING, "no weights given: using GENERATED weights (seed %lld); predictions "
-                  "are meaningless. Pass --weights FILE.safetensors for real ones", cfg->seed);
-    metrics_set_model_info(svc->m, cfg->model, spec.algo, cfg->precision,
-                           cfg->weights[0] ? "file" : "generated", (int)cfg->max_batch_size,
-                           (int)cfg->workers, svc->threads);
-    if (cli_build_model(&spec, &svc->w, &svc->model, true) != 0) return -1;
-    svc->have_weights = true;
-    char err[1024];
-    if (vgg_labels_for_model(cfg->labels[0] ? cfg->labels : NULL, spec.weights,
-                             vgg_model_config(svc->model)->n_classes, &svc->labels, err,
-                             sizeof err) != 0) {
-        fprintf(stderr, "error: %s\n", err);
+    const model_settings *s = spec->settings;
+    const double t0 = cli_now_s();
+    vgg_config vc;
+    vgg_config_init(&vc, cfg->model);
+    if (spec->weights) {
+        if (vgg_weights_load(&out->w, &vc, spec->weights, err, errlen) != 0) return -1;
+    } else if (vgg_weights_generate(&out->w, &vc, (uint64_t)cfg->seed) != 0) {
+        snprintf(err, errlen, "out of memory generating weights");
         return -1;
     }
-    preprocess_mode pre;
-    if (preprocess_resolve(cfg->preprocess, svc->w.preprocess, &pre) == 1)
-        log_event(LOG_WARNING, "the weights file asks for preprocessing '%s', which vggserve does "
-                  "not know; using torchvision's", svc->w.preprocess);
-    svc->preprocess = pre;
-    log_event(LOG_INFO, "weights loaded in %.1f s: %s %s %s, %s preprocessing, %d labels (%s)",
-              cli_now_s() - svc->t_start, cfg->model, vgg_algo_name(spec.algo),
-              vgg_precision_name(cfg->precision), preprocess_mode_name(pre), svc->labels.n,
-              vgg_labels_format_name(svc->labels.format));
+    const cli_model_spec ms = {.weights = spec->weights, .model = cfg->model,
+                               .seed = (uint64_t)cfg->seed,
+                               .algo = vgg_algo_resolve(s->algo, s->precision),
+                               .precision = s->precision, .max_batch = s->max_batch_size};
+    vgg_model_options opt;
+    float act_max[VGG_N_LAYERS];
+    if (cli_model_options(&ms, &out->w, act_max, &opt, true) != 0) {
+        snprintf(err, errlen, "int8 calibration failed (the log says why)");
+        vgg_weights_free(&out->w);
+        return -1;
+    }
+    if (!(out->model = vgg_model_create(&out->w, &opt, err, errlen))) {
+        vgg_weights_free(&out->w);
+        return -1;
+    }
+    if (vgg_labels_for_model(spec->labels, spec->weights, vgg_model_config(out->model)->n_classes,
+                             &out->labels, err, errlen) != 0) {
+        vgg_model_free(out->model);
+        out->model = NULL;
+        vgg_weights_free(&out->w);
+        return -1;
+    }
+    if (preprocess_resolve(s->preprocess, out->w.preprocess, &out->preprocess) == 1)
+        log_event(LOG_WARNING, "%s: the weights file asks for preprocessing '%s', which vggserve "
+                  "does not know; using torchvision's", spec->name, out->w.preprocess);
+    log_event(LOG_INFO, "%s: weights loaded in %.1f s: %s %s %s, %s preprocessing, %d labels (%s)",
+              spec->name, cli_now_s() - t0, out->w.cfg.name,
+              vgg_algo_name(ms.algo), vgg_precision_name(s->precision),
+              preprocess_mode_name(out->preprocess), out->labels.n,
+              vgg_labels_format_name(out->labels.format));
     return 0;
 }
 
-/* Workers build and run every batch size once. Returns 0 when warm, 1 when a signal stopped
- * it (exit 0), -1 on failure. */
-static int warm_up(service *svc) {
+static bool signal_seen(void *ctx) { return signal_pending(ctx, 0); }
+
+/* The models: a repository (model_repository) or the one model of --weights, loaded (and
+ * warmed) at start as the control mode says. Returns 0 when ready, 1 when a signal stopped it
+ * (exit 0), -1 on failure. */
+static int load_models(service *svc) {
     const vggserve_config *cfg = &svc->cfg;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const int threads = cfg->threads_per_worker
+                            ? (int)cfg->threads_per_worker
+                            : (int)(cores / cfg->workers > 0 ? cores / cfg->workers : 1);
+    const model_settings defaults = {
+        .precision = cfg->precision, .algo = cfg->algo, .preprocess = cfg->preprocess,
+        .max_batch_size = (int)cfg->max_batch_size, .max_queue_delay_us = cfg->max_queue_delay_us,
+        .queue_capacity = (int)cfg->queue_capacity, .workers = (int)cfg->workers,
+        .threads_per_worker = (int)cfg->threads_per_worker,
+        .version_policy = {.kind = REPO_POLICY_LATEST, .latest = 1}};
+    const bool repo_dir = cfg->model_repository[0] != '\0';
+    if (!repo_dir && !cfg->weights[0])
+        log_event(LOG_WARNING, "no weights given: using GENERATED weights (seed %lld); predictions "
+                  "are meaningless. Pass --weights FILE.safetensors for real ones", cfg->seed);
+    metrics_set_model_info(svc->m, cfg->model, vgg_algo_resolve(cfg->algo, cfg->precision),
+                           cfg->precision,
+                           repo_dir ? "repository" : cfg->weights[0] ? "file" : "generated",
+                           (int)cfg->max_batch_size, (int)cfg->workers, threads);
+    const repository_options o = {
+        .root = repo_dir ? cfg->model_repository : NULL,
+        .single_name = cfg->model,
+        .single_weights = cfg->weights[0] ? cfg->weights : NULL,
+        .single_labels = cfg->labels[0] ? cfg->labels : NULL,
+        .default_model = cfg->default_model,
+        .control = repo_dir ? cfg->model_control_mode : REPO_CONTROL_NONE,
+        .defaults = defaults,
+        .build = build_version,
+        .build_ctx = svc,
+        .metrics = svc->m,
+        .arriving = http_server_arrivals(svc->http),
+    };
     char err[2048];
-    set_state(svc, SERVICE_WARMING);
-    batcher_options bo = {(int)cfg->workers, svc->threads, (int)cfg->max_batch_size,
-                          cfg->max_queue_delay_us, (int)cfg->queue_capacity,
-                          http_server_arrivals(svc->http), svc->explanations};
-    svc->b = batcher_create(svc->model, &bo, svc->m, err, sizeof err);
-    if (!svc->b) {
-        fprintf(stderr, "error: warm-up: %s\n", err);
+    if (!(svc->repo = repository_create(&o, err, sizeof err))) {
+        fprintf(stderr, "error: %s\n", err);
         return -1;
     }
-    /* Warm-up takes seconds: keep answering SIGTERM meanwhile (stop early, exit 0). */
-    while (!batcher_is_warm(svc->b)) {
-        if (!signal_pending(svc, 100000000)) continue;
+    http_server_serve(svc->http, svc->repo);
+#ifdef VGGSERVE_GRPC
+    if (svc->grpc) grpc_service_serve(svc->grpc, svc->repo);
+#endif
+    int rc = repository_load_initial(svc->repo, cfg->load_model, signal_seen, svc, err,
+                                     sizeof err);
+    if (rc > 0) {
         set_state(svc, SERVICE_DRAINING);
-        batcher_abort_warmup(svc->b);
-        log_event(LOG_INFO, "signal during warm-up: stopping");
-        batcher_wait_warm(svc->b, err, sizeof err);
+        log_event(LOG_INFO, "signal during loading: stopping");
         return 1;
     }
-    if (batcher_wait_warm(svc->b, err, sizeof err) != 0) {
-        fprintf(stderr, "error: warm-up: %s\n", err);
+    if (rc < 0) {
+        fprintf(stderr, "error: %s\n", err);
         return -1;
     }
-    /* Every batch size has its weight formats now: the plain copy can go. */
-    vgg_model_release_source(svc->model);
-    vgg_weights_free(&svc->w);
-    svc->have_weights = false;
-    const vgg_config *mc = vgg_model_config(svc->model);
-    served_model served = {.name = cfg->model, .n_classes = mc->n_classes,
-                           .labels = &svc->labels,
-                           .image_hw = mc->input_hw,
-                           .image_floats = mc->in_channels * mc->input_hw * mc->input_hw,
-                           .preprocess = svc->preprocess};
-    if (svc->explanations) {
-        served.explain_hw = vgg_model_explain_hw(svc->model);
-        vgg_config_conv_name(mc, mc->n_conv - 1, served.explain_layer, sizeof served.explain_layer);
-    }
-    http_server_serve(svc->http, &served, svc->b);
-#ifdef VGGSERVE_GRPC
-    if (svc->grpc) grpc_service_serve(svc->grpc, &served, svc->b);
-#endif
     set_state(svc, SERVICE_READY);
-    log_event(LOG_INFO, "ready in %.1f s: %lld worker(s) x %d thread(s), batches up to %lld, "
-              "weights %.0f MiB, RSS %.0f MiB",
-              cli_now_s() - svc->t_start, cfg->workers, svc->threads, cfg->max_batch_size,
-              vgg_model_weight_bytes(svc->model) / 1048576.0, cli_rss_bytes() / 1048576.0);
+    log_event(LOG_INFO, "ready in %.1f s: %s, RSS %.0f MiB", cli_now_s() - svc->t_start,
+              repo_dir ? cfg->model_repository : cfg->model, cli_rss_bytes() / 1048576.0);
     return 0;
 }
 
@@ -298,7 +316,7 @@ static int drain(service *svc, int sig) {
     grpc_service_drain_wait(svc->grpc, cfg->shutdown_grace_s - (cli_now_s() - t_drain));
 #endif
     long long grace_left_ms = (long long)((cfg->shutdown_grace_s - (cli_now_s() - t_drain)) * 1000);
-    batcher_drain(svc->b, grace_left_ms > 0 ? grace_left_ms : 0);
+    repository_drain(svc->repo, grace_left_ms > 0 ? grace_left_ms : 0);
     /* Every accepted request is resumed now; give MHD a moment to send the answers (counted
      * from here: a batch already running when the grace ran out is waited for). */
     double t_flush = cli_now_s();
@@ -311,8 +329,8 @@ static int drain(service *svc, int sig) {
 #endif
     http_server_stop(svc->http);
     svc->http = NULL;
-    batcher_free(svc->b);
-    svc->b = NULL;
+    repository_free(svc->repo);
+    svc->repo = NULL;
     log_event(left ? LOG_WARNING : LOG_INFO, "stopped after %.2f s of draining%s",
               cli_now_s() - t_drain, left ? " with unsent answers" : "");
     return left;
@@ -336,15 +354,10 @@ int cmd_serve(int argc, char **argv) {
     svc.t_start = cli_now_s();
 
     int exit_code = 1;
-    if (start_http(&svc) != 0 || start_grpc(&svc) != 0 || load_model(&svc) != 0) goto out;
-    if (signal_pending(&svc, 0)) { /* a signal while the weights loaded */
-        log_event(LOG_INFO, "signal during loading: stopping");
-        exit_code = 0;
-        goto out;
-    }
-    int warm = warm_up(&svc);
-    if (warm != 0) {
-        exit_code = warm > 0 ? 0 : 1;
+    if (start_http(&svc) != 0 || start_grpc(&svc) != 0) goto out;
+    int loaded = load_models(&svc);
+    if (loaded != 0) {
+        exit_code = loaded > 0 ? 0 : 1;
         goto out;
     }
     int sig = 0;

@@ -37,6 +37,17 @@ static const config_field fields[] = {
     STR_FIELD(host, NULL, "127.0.0.1", "address to listen on (0.0.0.0 for all)"),
     INT_FIELD(port, 0, 65535, "8080", "TCP port (0 picks a free one, printed in the log)"),
     STR_FIELD(weights, NULL, "", "safetensors weights; empty generates them from seed"),
+    STR_FIELD(model_repository, NULL, "",
+              "model repository: DIR/NAME/VERSION/model.safetensors and DIR/NAME/config.json "
+              "(empty: --weights alone, one model)"),
+    CHOICE_FIELD(model_control_mode, repo_control_names, "none",
+                 "none: load every model at start; explicit: --load-model at start, then POST "
+                 "/v2/repository/models/NAME/load and unload"),
+    STR_FIELD(load_model, NULL, "",
+              "explicit mode: a model to load at start (repeat the flag, or a comma-separated "
+              "list)"),
+    STR_FIELD(default_model, NULL, "", "the model /classify answers without ?model= (empty: "
+              "the only model)"),
     STR_FIELD(labels, NULL, "",
               "label file overriding the weights' own labels (text, or JSON list or object)"),
     STR_FIELD(model, vgg_model_names, "vgg16", "the VGG family member"),
@@ -104,7 +115,8 @@ _Static_assert(sizeof(vgg_algo) == sizeof(int) && sizeof(vgg_precision) == sizeo
                    sizeof(preprocess_setting) == sizeof(int) &&
                    sizeof(image_decode_scaling) == sizeof(int) &&
                    sizeof(image_exif_orientation) == sizeof(int) &&
-                   sizeof(access_log_format) == sizeof(int),
+                   sizeof(access_log_format) == sizeof(int) &&
+                   sizeof(repo_control) == sizeof(int),
                "config choices are ints");
 
 static const config_field *find_field(const char *key) {
@@ -267,6 +279,16 @@ const char *config_key_for_flag(const char *flag) {
 int config_validate(const vggserve_config *c, char *err, size_t errlen) {
     if (c->host[0] == '\0') {
         snprintf(err, errlen, "host must not be empty");
+        return -1;
+    }
+    if (c->model_repository[0] && c->weights[0]) {
+        snprintf(err, errlen, "model_repository and weights are both set: a repository holds its "
+                 "models' weights (DIR/NAME/VERSION/model.safetensors); use one");
+        return -1;
+    }
+    if (c->load_model[0] && c->model_control_mode != REPO_CONTROL_EXPLICIT) {
+        snprintf(err, errlen, "load_model needs model_control_mode explicit (in none every model "
+                 "is loaded at start)");
         return -1;
     }
     if (c->max_images_per_request > c->queue_capacity) {

@@ -18,6 +18,7 @@
 #include "engine.h"
 #include "image_decode.h"
 #include "preprocess.h"
+#include "repository_dir.h"
 
 /* The access log's line format (log_format). */
 typedef enum { ACCESS_LOG_JSON, ACCESS_LOG_LOGFMT } access_log_format;
@@ -26,6 +27,10 @@ typedef struct {
     char host[256];
     long long port;
     char weights[4096];   /* empty: generate from seed */
+    char model_repository[4096]; /* DIR/NAME/VERSION/model.safetensors; empty: --weights alone */
+    repo_control model_control_mode;
+    char load_model[4096];        /* explicit mode: models loaded at start, comma-separated */
+    char default_model[64];       /* /classify without ?model=; empty: the only model */
     char labels[4096];    /* empty: the weights' own labels (model/labels.h) */
     char model[16];                 /* one of vgg_model_names */
     vgg_algo algo;

@@ -216,7 +216,7 @@ api_status write_response(const inference_job *job, int64_t start_ns,
     api_status st = job_answer_v2_tensors(job, start_ns, &t, model, msg, msglen);
     if (st != API_OK) return st;
     resp->set_model_name(model);
-    resp->set_model_version(KSERVE_V2_MODEL_VERSION);
+    resp->set_model_version(std::to_string(job->model->version > 0 ? job->model->version : 1));
     resp->set_id(job->v2.id);
     for (int i = 0; i < t.n; i++) {
         auto *o = resp->add_outputs();
@@ -458,10 +458,10 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                                    const inference::ModelReadyRequest *req,
                                    inference::ModelReadyResponse *resp) override {
         return answer(ctx, "ModelReady", [&](char *msg, size_t msglen) {
-            kserve_v2_view v;
+            kserve_v2_target v;
             api_status st =
                 route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_READY, &v, msg, msglen);
-            if (st == API_OK) resp->set_ready(grpc_service_ready(svc_));
+            if (st == API_OK) resp->set_ready(grpc_service_model_ready(svc_, &v));
             return st;
         });
     }
@@ -469,39 +469,40 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                                        const inference::ServerMetadataRequest *,
                                        inference::ServerMetadataResponse *resp) override {
         return answer(ctx, "ServerMetadata", [&](char *msg, size_t msglen) {
-            return doc(GRPC_DOC_SERVER_METADATA, KSERVE_V2_VIEW_FULL, "", resp, msg, msglen);
+            return doc(GRPC_DOC_SERVER_METADATA, nullptr, "", resp, msg, msglen);
         });
     }
     ServerUnaryReactor *ModelMetadata(CallbackServerContext *ctx,
                                       const inference::ModelMetadataRequest *req,
                                       inference::ModelMetadataResponse *resp) override {
         return answer(ctx, "ModelMetadata", [&](char *msg, size_t msglen) {
-            kserve_v2_view v;
+            kserve_v2_target v;
             api_status st =
                 route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_METADATA, &v, msg, msglen);
-            return st == API_OK ? doc(GRPC_DOC_MODEL_METADATA, v, "", resp, msg, msglen) : st;
+            return st == API_OK ? doc(GRPC_DOC_MODEL_METADATA, &v, "", resp, msg, msglen) : st;
         });
     }
     ServerUnaryReactor *ModelConfig(CallbackServerContext *ctx,
                                     const inference::ModelConfigRequest *req,
                                     inference::ModelConfigResponse *resp) override {
         return answer(ctx, "ModelConfig", [&](char *msg, size_t msglen) {
-            kserve_v2_view v;
+            kserve_v2_target v;
             api_status st =
                 route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_CONFIG, &v, msg, msglen);
-            return st == API_OK ? doc(GRPC_DOC_MODEL_CONFIG, v, "config", resp, msg, msglen) : st;
+            return st == API_OK ? doc(GRPC_DOC_MODEL_CONFIG, &v, "config", resp, msg, msglen) : st;
         });
     }
     ServerUnaryReactor *ModelStatistics(CallbackServerContext *ctx,
                                         const inference::ModelStatisticsRequest *req,
                                         inference::ModelStatisticsResponse *resp) override {
         return answer(ctx, "ModelStatistics", [&](char *msg, size_t msglen) {
-            kserve_v2_view v = KSERVE_V2_VIEW_COUNT; /* no name: every model */
+            kserve_v2_target v = {}; /* no name: every model */
+            v.view = KSERVE_V2_VIEW_COUNT;
             api_status st = req->name().empty()
                                 ? API_OK
                                 : route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_STATS,
                                         &v, msg, msglen);
-            return st == API_OK ? doc(GRPC_DOC_MODEL_STATS, v, "", resp, msg, msglen) : st;
+            return st == API_OK ? doc(GRPC_DOC_MODEL_STATS, &v, "", resp, msg, msglen) : st;
         });
     }
     ServerUnaryReactor *RepositoryIndex(CallbackServerContext *ctx,
@@ -509,7 +510,8 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                                         inference::RepositoryIndexResponse *resp) override {
         return answer(ctx, "RepositoryIndex", [&](char *msg, size_t msglen) {
             if (req->ready() && !grpc_service_ready(svc_)) return API_OK; /* none is ready */
-            return doc(GRPC_DOC_REPOSITORY_INDEX, KSERVE_V2_VIEW_FULL, "models", resp, msg, msglen);
+            return doc(req->ready() ? GRPC_DOC_REPOSITORY_INDEX_READY : GRPC_DOC_REPOSITORY_INDEX,
+                       nullptr, "models", resp, msg, msglen);
         });
     }
     ServerUnaryReactor *RepositoryModelLoad(CallbackServerContext *ctx,
@@ -558,14 +560,15 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
     }
 
     api_status route(const std::string &name, const std::string &version, kserve_v2_route rt,
-                     kserve_v2_view *v, char *msg, size_t msglen) {
-        return kserve_v2_grpc_route(grpc_service_model_name(svc_), str_of(name), str_of(version),
+                     kserve_v2_target *v, char *msg, size_t msglen) {
+        return grpc_service_route(svc_, str_of(name), str_of(version),
                                     rt, v, msg, msglen);
     }
 
     /* HTTP's document for doc, read into resp by protobuf's JSON mapping; wrap names the field
      * the document is (ModelConfigResponse.config, RepositoryIndexResponse.models), or "". */
-    api_status doc(grpc_doc d, kserve_v2_view v, const char *wrap, google::protobuf::Message *resp,
+    api_status doc(grpc_doc d, const kserve_v2_target *v, const char *wrap,
+                   google::protobuf::Message *resp,
                    char *msg, size_t msglen) {
         char *text = grpc_service_doc(svc_, d, v);
         if (!text) {

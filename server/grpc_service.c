@@ -10,6 +10,7 @@
 #include "arrivals.h"
 #include "auth.h"
 #include "batcher.h"
+#include "repository.h"
 #include "clock.h"
 #include "grpc_frontend.h"
 #include "labels.h"
@@ -23,12 +24,9 @@ struct grpc_service {
     grpc_frontend *frontend;
     int port;
     _Atomic int state;
-    /* Until grpc_service_serve: loading_model (its name and shapes); then served, once. */
-    const served_model *_Atomic model;
-    served_model loading_model, served;
+    served_model loading_model; /* what metadata says of a model not served yet */
     classify_limits limits;
-    image_input_format input; /* made with served; read only once the state is ready */
-    batcher *_Atomic batcher;
+    repository *_Atomic repo; /* the models: NULL until grpc_service_serve */
     atomic_int pending;
     arrivals arriving; /* ModelInfer calls between their start and their job's submission */
 };
@@ -44,10 +42,9 @@ grpc_service *grpc_service_start(const vggserve_config *cfg, metrics *m, char *e
     }
     g->cfg = cfg;
     g->metrics = m;
-    g->loading_model = (served_model){.name = cfg->model, .n_classes = LABELS_COUNT,
-                                      .image_hw = VGG_INPUT_HW,
+    g->loading_model = (served_model){.name = cfg->model, .version = 1,
+                                      .n_classes = LABELS_COUNT, .image_hw = VGG_INPUT_HW,
                                       .image_floats = 3 * VGG_INPUT_HW * VGG_INPUT_HW};
-    atomic_store(&g->model, &g->loading_model);
     g->limits = (classify_limits){cfg->max_body_bytes, (int)cfg->max_images_per_request};
     atomic_store(&g->state, SERVICE_LOADING);
     const grpc_frontend_options o = {
@@ -68,18 +65,7 @@ grpc_service *grpc_service_start(const vggserve_config *cfg, metrics *m, char *e
 
 int grpc_service_port(const grpc_service *g) { return g->port; }
 
-void grpc_service_serve(grpc_service *g, const served_model *m, batcher *b) {
-    const vggserve_config *cfg = g->cfg;
-    g->served = *m;
-    g->input = (image_input_format){
-        .image_hw = m->image_hw,
-        .preprocess = m->preprocess,
-        .decode = image_decode_options_of(cfg->max_pixels, cfg->decode_scaling,
-                                          cfg->exif_orientation),
-    };
-    atomic_store(&g->model, &g->served); /* after served and input are whole */
-    atomic_store(&g->batcher, b);
-}
+void grpc_service_serve(grpc_service *g, repository *repo) { atomic_store(&g->repo, repo); }
 
 void grpc_service_set_state(grpc_service *g, service_state st) { atomic_store(&g->state, st); }
 
@@ -99,7 +85,35 @@ const char *grpc_service_state_name(grpc_service *g) {
     return service_state_name(atomic_load(&g->state));
 }
 
-const char *grpc_service_model_name(const grpc_service *g) { return g->cfg->model; }
+static bool knows_model(void *ctx, const char *name) {
+    grpc_service *g = ctx;
+    repository *repo = atomic_load(&g->repo);
+    return repo ? repository_knows(repo, name) : strcmp(name, g->cfg->model) == 0;
+}
+
+api_status grpc_service_route(grpc_service *g, kserve_v2_str name, kserve_v2_str version,
+                              kserve_v2_route route, kserve_v2_target *t, char *msg,
+                              size_t msglen) {
+    const kserve_v2_catalog c = {knows_model, g};
+    api_status st = kserve_v2_grpc_route(&c, name, version, route, t, msg, msglen);
+    repository *repo = atomic_load(&g->repo);
+    if (st != API_OK || !t->version || !repo) return st;
+    /* A version named must be served (or loading): as HTTP's metadata routes answer. */
+    api_status vst = API_OK;
+    repository_version *v = repository_acquire(repo, t->model, t->version, &vst, msg, msglen);
+    repository_release(v);
+    return v || vst != API_NOT_FOUND ? API_OK : API_NOT_FOUND;
+}
+
+bool grpc_service_model_ready(grpc_service *g, const kserve_v2_target *t) {
+    repository *repo = atomic_load(&g->repo);
+    if (!grpc_service_ready(g) || !repo) return false;
+    char msg[200];
+    api_status st;
+    repository_version *v = repository_acquire(repo, t->model, t->version, &st, msg, sizeof msg);
+    repository_release(v);
+    return v != NULL;
+}
 
 api_status grpc_service_auth(grpc_service *g, const char *authorization, bool health, char *msg,
                              size_t msglen) {
@@ -108,17 +122,50 @@ api_status grpc_service_auth(grpc_service *g, const char *authorization, bool he
     return api_auth_check(authorization, g->cfg->auth_token, msg, msglen, &www);
 }
 
-char *grpc_service_doc(grpc_service *g, grpc_doc doc, kserve_v2_view view) {
+/* The repository index as HTTP answers it (ready_only: READY rows only). */
+static json_t *index_json(grpc_service *g, repository *repo, bool ready_only) {
+    enum { MAX_ROWS = 4096 };
+    kserve_v2_index_entry *rows = malloc(MAX_ROWS * sizeof *rows);
+    if (!rows) return NULL;
+    int n = repository_index(repo, rows, MAX_ROWS);
+    for (int i = 0; i < n && !grpc_service_ready(g); i++)
+        if (rows[i].state == KSERVE_V2_MODEL_READY) {
+            rows[i].state = KSERVE_V2_MODEL_UNAVAILABLE;
+            snprintf(rows[i].reason, sizeof rows[i].reason, "the service is not ready");
+        }
+    json_t *j = kserve_v2_repository_entries_json(rows, n, ready_only);
+    free(rows);
+    return j;
+}
+
+char *grpc_service_doc(grpc_service *g, grpc_doc doc, const kserve_v2_target *t) {
+    repository *repo = atomic_load(&g->repo);
+    const char *model = t && t->model[0] ? t->model : g->cfg->model;
+    const kserve_v2_view view = t ? t->view : KSERVE_V2_VIEW_COUNT;
+    repository_version *v = NULL;
+    if (repo && (doc == GRPC_DOC_MODEL_METADATA || doc == GRPC_DOC_MODEL_CONFIG)) {
+        char msg[200];
+        api_status st;
+        v = repository_acquire(repo, model, t ? t->version : 0, &st, msg, sizeof msg);
+    }
+    served_model fallback = g->loading_model;
+    fallback.name = model;
     const kserve_v2_model_facts f =
-        v2_model_facts(g->cfg, atomic_load(&g->model), grpc_service_ready(g));
+        v2_model_facts(g->cfg, v ? repository_version_model(v) : &fallback,
+                       v ? repository_version_settings(v) : NULL, grpc_service_ready(g) && v);
     json_t *j = NULL;
     switch (doc) {
     case GRPC_DOC_SERVER_METADATA: j = kserve_v2_server_metadata_json(); break;
     case GRPC_DOC_MODEL_METADATA: j = kserve_v2_model_metadata_json(&f, view); break;
     case GRPC_DOC_MODEL_CONFIG: j = kserve_v2_model_config_json(&f, view); break;
-    case GRPC_DOC_MODEL_STATS: j = v2_stats_json(g->metrics, g->cfg->model, view); break;
-    case GRPC_DOC_REPOSITORY_INDEX: j = kserve_v2_repository_index_json(&f); break;
+    case GRPC_DOC_MODEL_STATS: j = v2_stats_json(g->metrics, model, view); break;
+    case GRPC_DOC_REPOSITORY_INDEX:
+    case GRPC_DOC_REPOSITORY_INDEX_READY:
+        j = repo ? index_json(g, repo, doc == GRPC_DOC_REPOSITORY_INDEX_READY)
+                 : kserve_v2_repository_index_json(&f);
+        break;
     }
+    repository_release(v);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     return text;
@@ -134,9 +181,8 @@ static int64_t deadline_of(const grpc_service *g, const grpc_infer_call *c) {
 /* Queues a parsed job. A call that started while the service was ready is still admitted
  * when the drain has begun since: the drain waits for such arrivals (grpc_service_drain_wait)
  * before it closes the queue, as it does for HTTP uploads. */
-static api_status submit(grpc_service *g, inference_job *job, const grpc_infer_call *c,
-                         char *msg, size_t msglen) {
-    batcher *b = atomic_load(&g->batcher);
+static api_status submit(grpc_service *g, inference_job *job, batcher *b,
+                         const grpc_infer_call *c, char *msg, size_t msglen) {
     const service_state st = atomic_load(&g->state);
     if ((st != SERVICE_READY && st != SERVICE_DRAINING) || !b) {
         snprintf(msg, msglen, "service is %s", service_state_name(st));
@@ -173,12 +219,38 @@ api_status grpc_service_infer(grpc_service *g, const grpc_infer_call *c, inferen
     arrivals_begin(&g->arriving, &t);
     kserve_v2_grpc_request r = *c->request;
     r.deadline_ns = deadline_of(g, c);
-    *job = inference_job_new(atomic_load(&g->model), JOB_ANSWER_V2);
-    api_status st = *job ? API_OK : API_INTERNAL;
-    if (!*job) snprintf(msg, msglen, "out of memory");
+    /* The model and version the call names, held by the job until it is freed. */
+    kserve_v2_target target;
+    repository *repo = atomic_load(&g->repo);
+    repository_version *v = NULL;
+    api_status st = grpc_service_route(g, r.model_name, r.model_version, KSERVE_V2_ROUTE_INFER,
+                                       &target, msg, msglen);
+    if (st == API_OK && !repo) {
+        st = API_NOT_READY;
+        snprintf(msg, msglen, "service is %s", grpc_service_state_name(g));
+    }
     if (st == API_OK)
-        st = kserve_v2_grpc_job_parse(&r, &g->limits, &g->input, *job, msg, msglen);
-    if (st == API_OK) st = submit(g, *job, c, msg, msglen);
+        v = repository_acquire(repo, target.model, target.version, &st, msg, msglen);
+    if (v && !(*job = inference_job_new(repository_version_model(v), JOB_ANSWER_V2))) {
+        repository_release(v);
+        v = NULL;
+        st = API_INTERNAL;
+        snprintf(msg, msglen, "out of memory");
+    }
+    image_input_format input = {0};
+    if (v) {
+        (*job)->release = repository_release_hold;
+        (*job)->hold = v;
+        const served_model *m = repository_version_model(v);
+        input = (image_input_format){
+            .image_hw = m->image_hw,
+            .preprocess = m->preprocess,
+            .decode = image_decode_options_of(g->cfg->max_pixels, g->cfg->decode_scaling,
+                                              g->cfg->exif_orientation),
+        };
+        st = kserve_v2_grpc_job_parse(&r, &g->limits, &input, *job, msg, msglen);
+    }
+    if (st == API_OK) st = submit(g, *job, repository_version_batcher(v), c, msg, msglen);
     arrivals_end(&g->arriving, &t); /* after the images are queued: the drain sees no gap */
     return st;
 }

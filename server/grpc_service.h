@@ -28,7 +28,8 @@
 #include "service_state.h"
 
 typedef struct grpc_service grpc_service;
-typedef struct batcher batcher; /* batcher.h, which C++ cannot include */
+typedef struct batcher batcher;       /* batcher.h, which C++ cannot include */
+typedef struct repository repository; /* repository.h, likewise */
 
 /* ---------------------------------------------------------------- serve.c */
 
@@ -37,7 +38,8 @@ typedef struct batcher batcher; /* batcher.h, which C++ cannot include */
 grpc_service *grpc_service_start(const vggserve_config *cfg, metrics *m, char *err,
                                  size_t errlen);
 int grpc_service_port(const grpc_service *g); /* the port bound (useful with 0) */
-void grpc_service_serve(grpc_service *g, const served_model *m, batcher *b);
+/* The models (server/repository.h; borrowed, outlives g), handed over once. */
+void grpc_service_serve(grpc_service *g, repository *repo);
 void grpc_service_set_state(grpc_service *g, service_state st);
 int grpc_service_pending(grpc_service *g); /* calls whose job is with the batcher */
 /* Stops the listener: calls in flight get up to grace_ms to send their answers, then are
@@ -52,19 +54,27 @@ typedef enum {
     GRPC_DOC_MODEL_CONFIG,
     GRPC_DOC_MODEL_STATS, /* of one view; KSERVE_V2_VIEW_COUNT: every view */
     GRPC_DOC_REPOSITORY_INDEX,
+    GRPC_DOC_REPOSITORY_INDEX_READY, /* the READY rows only (RepositoryIndexRequest.ready) */
 } grpc_doc;
 
 bool grpc_service_ready(grpc_service *g);
 const char *grpc_service_state_name(grpc_service *g);
-const char *grpc_service_model_name(const grpc_service *g); /* the configured name: vgg16 */
+/* Which model, view and version a call's name and version name, for route (as the REST path
+ * would route): API_OK with *t, or API_NOT_FOUND with msg. */
+api_status grpc_service_route(grpc_service *g, kserve_v2_str name, kserve_v2_str version,
+                              kserve_v2_route route, kserve_v2_target *t, char *msg,
+                              size_t msglen);
+/* Whether t's model (and version) is served and the service ready. */
+bool grpc_service_model_ready(grpc_service *g, const kserve_v2_target *t);
 
 /* The bearer token of the `authorization` metadata (NULL: absent) for an inference call, or
  * with health for health and metadata calls (checked only under auth_health). */
 api_status grpc_service_auth(grpc_service *g, const char *authorization, bool health, char *msg,
                              size_t msglen);
 
-/* The v2 document as HTTP's route answers it: JSON text, malloc'd (NULL: out of memory). */
-char *grpc_service_doc(grpc_service *g, grpc_doc doc, kserve_v2_view view);
+/* The v2 document as HTTP's route answers it, for the model t names (NULL: none, or every
+ * model's statistics): JSON text, malloc'd (NULL: out of memory). */
+char *grpc_service_doc(grpc_service *g, grpc_doc doc, const kserve_v2_target *t);
 
 /* One ModelInfer request on its way to the batcher. */
 typedef struct {

@@ -142,7 +142,8 @@ static int request_init(request *r, const listener *l, struct MHD_Connection *co
     r->gc = connection_guard(conn);
     guard_headers_done(s->guard, r->gc);
     r->start_ns = clock_monotonic_ns();
-    r->route = http_route_of(s, url, &r->v2_route, &r->view);
+    r->route = http_route_of(s, url, &r->v2_route, &r->target);
+    r->view = r->target.view;
     pthread_mutex_init(&r->lock, NULL);
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->path, sizeof r->path, "%s", url);
@@ -195,11 +196,12 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const ch
         enum MHD_Result res = http_screen_request(r);
         if (r->phase == REQUEST_ANSWERED || res != MHD_YES) return res;
     }
-    if (r->queued) {
+    if (r->queued || r->controlling) {
         pthread_mutex_lock(&r->lock);
         bool computed = r->phase == REQUEST_COMPUTED;
         pthread_mutex_unlock(&r->lock);
-        return computed ? http_job_answered(r) : MHD_YES;
+        if (!computed) return MHD_YES;
+        return r->queued ? http_job_answered(r) : http_v2_control_answered(r);
     }
     return body_done(r);
 }
@@ -246,10 +248,9 @@ static http_server *server_create(const vggserve_config *cfg, metrics *m, char *
         name_ptrs[v] = names[v];
     }
     metrics_set_model_names(m, name_ptrs, KSERVE_V2_VIEW_COUNT); /* index = kserve_v2_view */
-    s->loading_model = (served_model){.name = cfg->model, .n_classes = LABELS_COUNT,
-                                      .image_hw = IMAGE_HW,
+    s->loading_model = (served_model){.name = cfg->model, .version = 1,
+                                      .n_classes = LABELS_COUNT, .image_hw = IMAGE_HW,
                                       .image_floats = 3 * IMAGE_HW * IMAGE_HW};
-    atomic_store(&s->model, &s->loading_model);
     s->limits = (classify_limits){cfg->max_body_bytes, (int)cfg->max_images_per_request};
     atomic_store(&s->state, SERVICE_LOADING);
     s->access_log = log_queue_create(STDOUT_FILENO, ACCESS_LOG_BUFFER_BYTES);
@@ -282,18 +283,7 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
 
 int http_server_port(const http_server *s) { return s->port; }
 
-void http_server_serve(http_server *s, const served_model *m, batcher *b) {
-    const vggserve_config *cfg = s->cfg;
-    s->served = *m;
-    s->input = (image_input_format){
-        .image_hw = m->image_hw,
-        .preprocess = m->preprocess,
-        .decode = image_decode_options_of(cfg->max_pixels, cfg->decode_scaling,
-                                          cfg->exif_orientation),
-    };
-    atomic_store(&s->model, &s->served); /* after served and input are whole */
-    atomic_store(&s->batcher, b);
-}
+void http_server_serve(http_server *s, repository *repo) { atomic_store(&s->repo, repo); }
 
 void http_server_set_state(http_server *s, service_state st) {
     atomic_store(&s->state, st);

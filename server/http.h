@@ -6,8 +6,8 @@
  * and preprocessing run on the HTTP threads; a request waiting for inference does not hold
  * one: its connection is suspended and resumed by the worker that finished it (batcher.h).
  *
- * The server starts before the model exists so /healthz and /readyz answer during loading;
- * http_server_serve() hands it the model being served and the batcher, once, and
+ * The server starts before the models exist so /healthz and /readyz answer during loading;
+ * http_server_serve() hands it the model repository (server/repository.h), once, and
  * http_server_set_state() moves the one service state (loading -> warming -> ready ->
  * draining). All functions are thread-safe. */
 #ifndef HTTP_H
@@ -17,6 +17,7 @@
 #include "batcher.h"
 #include "config.h"
 #include "metrics.h"
+#include "repository.h"
 #include "served_model.h"
 #include "service_state.h"
 
@@ -29,10 +30,9 @@ http_server *http_server_start(const vggserve_config *cfg, metrics *m, char *err
 int http_server_port(const http_server *s);
 int http_server_admin_port(const http_server *s);
 
-/* The model being served (copied; its name borrowed) and the batcher that runs it, handed
- * over once, before the state turns ready. explain_hw 0 answers POST /explain and v2 gradcam
- * 400 (int8 cannot explain). */
-void http_server_serve(http_server *s, const served_model *m, batcher *b);
+/* The models being served (borrowed; it must outlive the server), handed over once, before
+ * the state turns ready; the server looks each request's model up in it. */
+void http_server_serve(http_server *s, repository *repo);
 void http_server_set_state(http_server *s, service_state st);
 service_state http_server_state(const http_server *s);
 

@@ -75,7 +75,12 @@ enum MHD_Result http_take_body(request *r, const char *upload_data, size_t *uplo
     if (r->phase == REQUEST_ANSWERED || r->body_fate == BODY_OVER_BUDGET ||
         !http_routes[r->route].inference) {
         /* refused already, or a route that reads no body: let it drain, unstored; a chunked
-         * one far past what such a route takes is cut */
+         * one far past what such a route takes is cut. A repository load's small body is kept
+         * (its config override), outside the budget: HTTP_SMALL_BODY_MAX at most. */
+        if (r->phase != REQUEST_ANSWERED && r->route == ROUTE_V2_REPOSITORY &&
+            r->received + n <= HTTP_SMALL_BODY_MAX &&
+            !byte_buffer_append(&r->stored, upload_data, n))
+            return MHD_NO;
         r->received += n;
         return r->received > 4 * (size_t)s->cfg->max_body_bytes ||
                        (!http_routes[r->route].inference && r->received > HTTP_SMALL_BODY_MAX)

@@ -30,10 +30,9 @@ int64_t http_deadline_ns(request *r) {
 
 /* Queues r->job for the workers and suspends the connection; the worker that finishes its
  * last image resumes it (on_inference_done). */
-api_status http_submit_job(request *r, char *msg, size_t msglen) {
+api_status http_submit_job(request *r, batcher *b, char *msg, size_t msglen) {
     http_server *s = r->srv;
     inference_job *job = r->job;
-    batcher *b = atomic_load(&s->batcher);
     service_state state = atomic_load(&s->state);
     /* An upload that was arriving when the drain began is still computed: the drain waits
      * for arrivals before it stops the batcher (cli/serve.c). */
@@ -70,14 +69,63 @@ api_status http_submit_job(request *r, char *msg, size_t msglen) {
     return API_OK;
 }
 
-/* POST /classify and /explain: the body and query to a job, submitted. */
+inference_job *http_job_for(request *r, const char *name, long long version,
+                            job_answer_kind answer, image_input_format *input, batcher **b,
+                            api_status *st, char *msg, size_t msglen) {
+    http_server *s = r->srv;
+    repository *repo = atomic_load(&s->repo);
+    if (!repo) {
+        *st = API_NOT_READY;
+        snprintf(msg, msglen, "service is %s", service_state_name(atomic_load(&s->state)));
+        return NULL;
+    }
+    repository_version *v = repository_acquire(repo, name, version, st, msg, msglen);
+    if (!v) return NULL;
+    const served_model *m = repository_version_model(v);
+    inference_job *job = inference_job_new(m, answer);
+    if (!job) {
+        repository_release(v);
+        *st = API_INTERNAL;
+        snprintf(msg, msglen, "out of memory");
+        return NULL;
+    }
+    job->release = repository_release_hold;
+    job->hold = v;
+    *b = repository_version_batcher(v);
+    *input = (image_input_format){
+        .image_hw = m->image_hw,
+        .preprocess = m->preprocess,
+        .decode = image_decode_options_of(s->cfg->max_pixels, s->cfg->decode_scaling,
+                                          s->cfg->exif_orientation),
+    };
+    return job;
+}
+
+/* POST /classify and /explain: the body and query to a job, submitted. ?model=NAME and
+ * &version=V choose the model (else the default one). */
 enum MHD_Result http_classify_body_done(request *r) {
     http_server *s = r->srv;
     char msg[800];
-    r->job = inference_job_new(atomic_load(&s->model), r->route == ROUTE_EXPLAIN
-                                                           ? JOB_ANSWER_EXPLAIN_JSON
-                                                           : JOB_ANSWER_CLASSIFY);
-    if (!r->job) return http_send_error(r, API_INTERNAL, "out of memory");
+    const char *model = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "model");
+    const char *version = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "version");
+    char name[REPO_MAX_NAME];
+    repository *repo = atomic_load(&s->repo);
+    if (model) {
+        snprintf(name, sizeof name, "%.*s", (int)sizeof name - 1, model);
+    } else if (!repo || !repository_default_model(repo, name, sizeof name)) {
+        return http_send_error(r, API_BAD_REQUEST, "this server serves several models: name "
+                               "one with ?model=NAME (POST /v2/repository/index lists them)");
+    }
+    long long v = 0;
+    if (version && !(v = kserve_v2_version_of(version)))
+        return http_send_error(r, API_BAD_REQUEST, "version must be a positive integer");
+    image_input_format input;
+    batcher *b = NULL;
+    api_status st;
+    r->job = http_job_for(r, name, v, r->route == ROUTE_EXPLAIN ? JOB_ANSWER_EXPLAIN_JSON
+                                                                : JOB_ANSWER_CLASSIFY,
+                          &input, &b, &st, msg, sizeof msg);
+    if (!r->job) return http_send_error(r, st, msg);
     classify_http_request in = {
         .content_type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_CONTENT_TYPE),
@@ -90,10 +138,9 @@ enum MHD_Result http_classify_body_done(request *r) {
         .class_id = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "class_id"),
         .accept = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
     };
-    api_status st = classify_job_parse(&in, &explain, &s->limits, &s->input, r->job, msg,
-                                       sizeof msg);
+    st = classify_job_parse(&in, &explain, &s->limits, &input, r->job, msg, sizeof msg);
     r->n_images = r->job->n_images;
-    if (st == API_OK) st = http_submit_job(r, msg, sizeof msg);
+    if (st == API_OK) st = http_submit_job(r, b, msg, sizeof msg);
     return st == API_OK ? MHD_YES : http_send_error(r, st, msg);
 }
 

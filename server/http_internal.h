@@ -39,6 +39,7 @@
 #include "inference_job.h"
 #include "kserve_v2.h"
 #include "metrics.h"
+#include "repository.h"
 #include "served_model.h"
 #include "service_state.h"
 
@@ -59,13 +60,13 @@ struct http_server {
     int port, admin_port;
     guard *guard; /* deadlines and the buffered-bytes budget (guard.h) */
     _Atomic int state;
-    /* The model being served: &loading_model (its name, no explanations) until
-     * http_server_serve() points it at served, once, before the state turns ready. */
-    const served_model *_Atomic model;
-    served_model loading_model, served;
+    /* What the v2 metadata describes of a model no version of which is served yet (its
+     * name, the default input, no explanations). */
+    served_model loading_model;
     classify_limits limits;   /* the settings' limits, made at start */
-    image_input_format input; /* made with served; read only once the state is ready */
-    batcher *_Atomic batcher;
+    /* The models being served (repository.h), handed over once by http_server_serve;
+     * NULL until then (the configured model's name routes, nothing is served). */
+    repository *_Atomic repo;
     atomic_int pending; /* accepted inference requests not yet completed */
     arrivals arrivals;  /* inference uploads between their headers and the queue */
     atomic_ullong next_id;
@@ -137,9 +138,10 @@ extern const route_spec http_routes[ROUTE_COUNT];
 /* Runs r's route handler: a GET's answer, or a POST's whole body. */
 enum MHD_Result http_answer_route(request *r);
 
-/* Which route url names (and for /v2 paths which v2 route and view). */
-route http_route_of(const http_server *s, const char *url, kserve_v2_route *v2,
-                    kserve_v2_view *view);
+/* Which route url names (and for /v2 paths which v2 route, model, view and version). */
+route http_route_of(http_server *s, const char *url, kserve_v2_route *v2, kserve_v2_target *t);
+/* The models v2 paths may name (kserve_v2_route_resolve's catalog). */
+kserve_v2_catalog http_catalog(http_server *s);
 
 /* ---------------------------------------------------------------- requests */
 
@@ -158,7 +160,8 @@ struct request {
     long long reserved;     /* bytes of the budget this request holds */
     route route;
     kserve_v2_route v2_route;
-    kserve_v2_view view; /* the v2 model view the path names (FULL for /classify) */
+    kserve_v2_view view;     /* the v2 model view the path names (FULL for /classify) */
+    kserve_v2_target target; /* the model and version the v2 path names */
     char *url;           /* the whole path, owned (path below is cut for the log) */
     char id[48];
     char method[8];
@@ -182,6 +185,9 @@ struct request {
     char answer_header_value[24];
     pthread_mutex_t lock; /* orders suspend (HTTP thread) before resume (worker) */
     bool queued;          /* its job was accepted by the batcher (pending, log timings) */
+    bool controlling;     /* a repository load or unload is running for it (suspended) */
+    api_status control_status; /* how it ended (written under lock by the loader thread) */
+    char control_msg[512];
     arrival arrival; /* counted in srv->arrivals until queued or refused */
     /* answer, for the access log */
     const char *www_authenticate; /* static challenge for a 401 */
@@ -233,14 +239,22 @@ const unsigned char *http_body_bytes(const request *r, size_t *len);
 /* http_infer.c */
 /* r's deadline on clock_monotonic_ns(): request_timeout_ms, or X-Request-Timeout-Ms if shorter. */
 int64_t http_deadline_ns(request *r);
-/* Submits r->job and suspends the connection: API_OK, or the status to answer with msg. */
-api_status http_submit_job(request *r, char *msg, size_t msglen);
+/* Submits r->job to b and suspends the connection: API_OK, or the status to answer with msg. */
+api_status http_submit_job(request *r, batcher *b, char *msg, size_t msglen);
+/* A job for the version of model name (version 0: the latest served) that the repository
+ * serves, holding it until the job is freed, and the input format of that version (*input).
+ * NULL with *st and msg: unknown (404), not ready (503), out of memory. */
+inference_job *http_job_for(request *r, const char *name, long long version,
+                            job_answer_kind answer, image_input_format *input, batcher **b,
+                            api_status *st, char *msg, size_t msglen);
 enum MHD_Result http_classify_body_done(request *r);
 enum MHD_Result http_job_answered(request *r);
 
 /* http_v2.c */
 enum MHD_Result http_v2_answer(request *r);
 enum MHD_Result http_v2_infer_body_done(request *r);
+/* A repository load or unload finished (its completion resumed the connection): answer it. */
+enum MHD_Result http_v2_control_answered(request *r);
 
 /* http_log.c: at completion, the request's status (explaining one that got no answer of ours)
  * into the metrics; then its access log line. */

@@ -66,14 +66,24 @@ const route_spec http_routes[ROUTE_COUNT] = {
                           NULL},
 };
 
-route http_route_of(const http_server *s, const char *url, kserve_v2_route *v2,
-                    kserve_v2_view *view) {
-    *view = KSERVE_V2_VIEW_FULL;
+/* The catalog v2 paths are routed by: the repository's models, or before it is handed over
+ * the configured model's name. */
+static bool knows_model(void *ctx, const char *name) {
+    http_server *s = ctx;
+    repository *repo = atomic_load(&s->repo);
+    return repo ? repository_knows(repo, name) : strcmp(name, s->cfg->model) == 0;
+}
+
+kserve_v2_catalog http_catalog(http_server *s) { return (kserve_v2_catalog){knows_model, s}; }
+
+route http_route_of(http_server *s, const char *url, kserve_v2_route *v2, kserve_v2_target *t) {
+    *t = (kserve_v2_target){.view = KSERVE_V2_VIEW_FULL};
     for (int rt = 0; rt < ROUTE_COUNT; rt++)
         if (http_routes[rt].path && strcmp(url, http_routes[rt].path) == 0 &&
             (rt != ROUTE_DEMO || s->cfg->demo_page))
             return (route)rt;
-    switch (*v2 = kserve_v2_route_parse(url, s->cfg->model, view, NULL, 0)) {
+    const kserve_v2_catalog c = http_catalog(s);
+    switch (*v2 = kserve_v2_route_resolve(url, &c, t, NULL, 0)) {
     case KSERVE_V2_ROUTE_NONE: return ROUTE_NONE;
     case KSERVE_V2_ROUTE_NOT_FOUND: return ROUTE_V2_MISSING;
     case KSERVE_V2_ROUTE_INFER: return ROUTE_V2_INFER;

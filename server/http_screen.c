@@ -169,8 +169,9 @@ static api_status check_route(request *r, char *msg, size_t msglen) {
         return API_NOT_FOUND;
     }
     if (r->route == ROUTE_V2_MISSING) {
-        kserve_v2_view v;
-        kserve_v2_route_parse(r->url, r->srv->cfg->model, &v, msg, msglen);
+        kserve_v2_target t;
+        const kserve_v2_catalog c = http_catalog(r->srv);
+        kserve_v2_route_resolve(r->url, &c, &t, msg, msglen);
         return API_NOT_FOUND;
     }
     return API_OK;

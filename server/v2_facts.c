@@ -2,15 +2,16 @@
 #include "v2_facts.h"
 
 kserve_v2_model_facts v2_model_facts(const vggserve_config *cfg, const served_model *m,
-                                     bool ready) {
+                                     const model_settings *s, bool ready) {
     kserve_v2_model_facts f = {
-        .model = cfg->model,
+        .model = m->name,
+        .version = m->version,
         .image_hw = m->image_hw,
         .n_classes = m->n_classes,
         .max_images_per_request = (int)cfg->max_images_per_request,
-        .max_batch = (int)cfg->max_batch_size,
-        .max_queue_delay_us = cfg->max_queue_delay_us,
-        .workers = (int)cfg->workers,
+        .max_batch = s ? s->max_batch_size : (int)cfg->max_batch_size,
+        .max_queue_delay_us = s ? s->max_queue_delay_us : cfg->max_queue_delay_us,
+        .workers = s ? s->workers : (int)cfg->workers,
         .ready = ready,
         .gradcam_hw = m->explain_hw,
     };

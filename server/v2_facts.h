@@ -11,10 +11,12 @@
 #include "config.h"
 #include "kserve_v2.h"
 #include "metrics.h"
+#include "model_settings.h"
 #include "served_model.h"
 
+/* The facts of served model m (its settings s; NULL: the service's). */
 kserve_v2_model_facts v2_model_facts(const vggserve_config *cfg, const served_model *m,
-                                     bool ready);
+                                     const model_settings *s, bool ready);
 
 /* Triton's statistics of view v (KSERVE_V2_VIEW_COUNT: every view), read from the counters
  * /metrics renders (new reference). */

@@ -404,7 +404,7 @@ static int respond(const kserve_v2_infer *in, const float *probs, const float *l
                    kserve_v2_body *b, char *msg) {
     vgg_labels imagenet;
     vgg_labels_imagenet(&imagenet);
-    const kserve_v2_results res = {probs, logits, N_CLASSES, NULL, 0, &imagenet};
+    const kserve_v2_results res = {probs, logits, N_CLASSES, NULL, 0, &imagenet, 1};
     return kserve_v2_infer_response(in, "vgg16", &res, b, msg, 200);
 }
 
@@ -490,7 +490,7 @@ static void test_metadata_and_errors(void) {
                      "\"model_configuration\",\"model_repository\",\"statistics\"]") != NULL);
     free(s);
     json_decref(server);
-    const kserve_v2_model_facts f = {"vgg16", 224, 1000, 16, 8, 10000, 1, true, 0};
+    const kserve_v2_model_facts f = {"vgg16", 224, 1000, 16, 8, 10000, 1, true, 0, 1};
     json_t *m = kserve_v2_model_metadata_json(&f, KSERVE_V2_VIEW_FULL);
     s = json_dumps(m, JSON_COMPACT);
     EXPECT(strstr(s, "{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[-1,3,224,224]}"));
@@ -636,7 +636,7 @@ static void test_gradcam(void) {
     for (int i = 0; i < N * A; i++) maps[i] = (float)i / (N * A);
     kserve_v2_infer req = {.n_images = N, .n_outputs = 1, .want_gradcam = true};
     req.outputs[0] = (kserve_v2_output){KSERVE_V2_OUT_GRADCAM, false, 0};
-    const kserve_v2_results res = {probs, NULL, N_CLASSES, maps, 7, NULL};
+    const kserve_v2_results res = {probs, NULL, N_CLASSES, maps, 7, NULL, 1};
     kserve_v2_body b;
     EXPECT(kserve_v2_infer_response(&req, "vgg16", &res, &b, msg, 200) == 0);
     json_t *root = json_loadb(b.data, b.len, 0, NULL);
@@ -659,7 +659,7 @@ static void test_gradcam(void) {
     free(b.data);
 
     /* Metadata and config list it for the full view of a model that explains, only there. */
-    kserve_v2_model_facts f = {"vgg16", 224, 1000, 16, 8, 10000, 1, true, 14};
+    kserve_v2_model_facts f = {"vgg16", 224, 1000, 16, 8, 10000, 1, true, 14, 1};
     json_t *m = kserve_v2_model_metadata_json(&f, KSERVE_V2_VIEW_FULL);
     json_t *c = kserve_v2_model_config_json(&f, KSERVE_V2_VIEW_FULL);
     char *ms = json_dumps(m, JSON_COMPACT), *cs = json_dumps(c, JSON_COMPACT);
@@ -720,7 +720,7 @@ static void test_labels(void) {
     const float probs[3] = {0.25f, 0.5f, 0.25f};
     kserve_v2_infer req = {.n_images = 1, .n_outputs = 1};
     req.outputs[0] = (kserve_v2_output){KSERVE_V2_OUT_PROBABILITIES, false, 5}; /* k past N */
-    const kserve_v2_results res = {probs, NULL, 3, NULL, 0, &l};
+    const kserve_v2_results res = {probs, NULL, 3, NULL, 0, &l, 1};
     kserve_v2_body b;
     EXPECT(kserve_v2_infer_response(&req, "m", &res, &b, msg, sizeof msg) == 0);
     json_t *root = json_loadb(b.data, b.len, 0, NULL);

@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         vgg_labels imagenet;
         vgg_labels_imagenet(&imagenet);
         const kserve_v2_results res = {probs, in.want_logits ? logits : NULL, N_CLASSES,
-                                       in.want_gradcam ? maps : NULL, MAP_HW, &imagenet};
+                                       in.want_gradcam ? maps : NULL, MAP_HW, &imagenet, 1};
         kserve_v2_body b;
         FUZZ_CHECK(kserve_v2_infer_response(&in, "vgg16", &res, &b, msg, sizeof msg) == 0);
         check_response(&in, &b);

@@ -1,0 +1,143 @@
+/* repository.h - the models being served: several models, each with its versions, loaded,
+ * swapped and unloaded while the service runs.
+ *
+ * A model is a name (a folder of the model repository, or the one model of --weights); a
+ * served version of it (repository_version) owns its network (vgg_model), labels and batcher:
+ * its own workers and queue. The front ends look a version up by name and version number
+ * (repository_acquire), hold it for as long as a job of theirs uses it, and release it (the
+ * job does, through inference_job.release); a version retired by a swap or an unload is freed
+ * only once its last job has been answered.
+ *
+ * DESIGN
+ * One mutex (repo->lock) guards the model table, each model's list of served versions, the
+ * pending operations and the retired versions; nothing slow happens under it. One loader
+ * thread runs the operations one at a time, in order: a load reads the settings
+ * (config.json, or the load's override), picks the versions (version_policy), builds each new
+ * one beside those serving (weights, reorders, warm-up of its own workers), and then, under
+ * the lock, swaps the model's list in one step: a job that acquired before the swap runs on
+ * the old version, one after on the new, never a mix. A version that fails to build leaves
+ * the list untouched and its reason in the index. An unload empties the list at once (new
+ * requests get 503) and retires the versions. A retired version is freed by the loader thread
+ * when its reference count reaches zero: the batcher is drained (empty by then: every job held
+ * a reference) and its workers joined, the network and labels freed, and malloc_trim returns
+ * the pages. Every operation's completion is called once, from the loader thread.
+ *
+ * Workers of all models share the cores: each version's workers are oneDNN threads of
+ * threads_per_worker each (default: the cores divided among the model's workers), and the OS
+ * schedules them; a model's queue is its own, so a busy model fills its own queue (503)
+ * without starving another's admission.
+ *
+ * Thread-safety: every function may be called from any thread, except create and free. */
+#ifndef SERVER_REPOSITORY_H
+#define SERVER_REPOSITORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "arrivals.h"
+#include "batcher.h"
+#include "errors.h"
+#include "kserve_v2.h"
+#include "labels.h"
+#include "metrics.h"
+#include "model_settings.h"
+#include "repository_dir.h"
+#include "served_model.h"
+#include "vgg_weights.h"
+
+typedef struct repository repository;
+typedef struct repository_version repository_version;
+
+/* What a build produces: the network over its weights (the weights stay until warm-up has
+ * made every format, then are freed), its labels and its preprocessing. */
+typedef struct {
+    vgg_weights w;
+    vgg_model *model;
+    vgg_labels labels;
+    preprocess_mode preprocess;
+} repository_built;
+
+/* One version to build: its weights file (NULL: generated weights from the seed), its label
+ * file beside it (NULL: the weights' own), and its settings. */
+typedef struct {
+    const char *name;
+    const char *weights;
+    const char *labels;
+    const model_settings *settings;
+} repository_build_spec;
+
+/* Builds spec into *out (the start-up code's model building: cli/serve.c). 0, or -1 with err. */
+typedef int (*repository_builder)(void *ctx, const repository_build_spec *spec,
+                                  repository_built *out, char *err, size_t errlen);
+
+typedef struct {
+    const char *root;    /* the repository folder; NULL: the one model below */
+    const char *single_name;    /* without root: the model's name (vgg16) */
+    const char *single_weights; /* without root: its weights (NULL: generated) */
+    const char *single_labels;  /* without root: its label file (NULL: its own) */
+    const char *default_model;  /* /classify without ?model=: this one ("" or NULL: the only
+                                 * model, when there is one) */
+    repo_control control;
+    model_settings defaults; /* the service's settings, which config.json overrides */
+    repository_builder build;
+    void *build_ctx;
+    metrics *metrics;
+    const arrivals *arriving; /* the batchers' partial-batch waits read it */
+} repository_options;
+
+/* Creates the repository and its loader thread; loads nothing. NULL with err. */
+repository *repository_create(const repository_options *o, char *err, size_t errlen);
+
+/* Drains every version's batcher (grace_ms for queued work), then frees everything. */
+void repository_drain(repository *r, int64_t grace_ms);
+void repository_free(repository *r);
+
+repo_control repository_control_mode(const repository *r);
+
+/* ---------------------------------------------------------------- operations */
+
+typedef enum { REPOSITORY_LOAD, REPOSITORY_UNLOAD } repository_op;
+
+/* Called once when an operation ends, on the loader thread: API_OK, or the status and why. */
+typedef void (*repository_done)(void *ctx, api_status st, const char *msg);
+
+/* Queues a load (config: an override of config.json's text, or NULL; copied) or an unload
+ * of name. API_OK: done will be called. Otherwise (an invalid name: API_BAD_REQUEST; no such
+ * model: API_NOT_FOUND) msg says why and done is not called. */
+api_status repository_request(repository *r, repository_op op, const char *name,
+                              const char *config, repository_done done, void *ctx, char *msg,
+                              size_t msglen);
+
+/* The start-up loads: every model (control none) or those named (explicit; names is a
+ * comma-separated list). Blocks until they end or *abort turns true (polled every 100 ms;
+ * the warm-ups in progress are stopped). 0; 1 when aborted; -1 with err when a load failed. */
+int repository_load_initial(repository *r, const char *names, bool (*aborted)(void *ctx),
+                            void *ctx, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- lookups */
+
+/* Whether name is a model the repository knows (loaded or not). */
+bool repository_knows(repository *r, const char *name);
+
+/* The model /classify answers without ?model= into out: default_model, or the only model.
+ * false when there is none. */
+bool repository_default_model(repository *r, char *out, size_t cap);
+
+/* A served version of name: version (0: the highest served), with a reference the caller
+ * gives back with repository_release. NULL with *st API_NOT_FOUND (no such model or version)
+ * or API_NOT_READY (not loaded, loading or unloading), and msg. */
+repository_version *repository_acquire(repository *r, const char *name, long long version,
+                                       api_status *st, char *msg, size_t msglen);
+void repository_release(repository_version *v);
+/* The same, typed for inference_job.release. */
+void repository_release_hold(void *v);
+
+const served_model *repository_version_model(const repository_version *v);
+batcher *repository_version_batcher(repository_version *v);
+long long repository_version_number(const repository_version *v);
+const model_settings *repository_version_settings(const repository_version *v);
+
+/* The index: every model, and each of its versions' state, into out (at most max). The count. */
+int repository_index(repository *r, kserve_v2_index_entry *out, int max);
+
+#endif

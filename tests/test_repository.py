@@ -1,0 +1,305 @@
+#!/usr/bin/python3
+"""The model repository (server/repository.h) against the real binary (run by ctest:
+test_repository.py PATH/TO/vggserve).
+
+A repository of small models (VGG11 features, a 4- or 5-class dense head on a 32 x 32 input:
+loads and warms in well under a second) served with --model-control-mode explicit:
+  - the index's states (READY per view, UNAVAILABLE with a reason) and the token it needs;
+  - a second model loaded (no body) and unloaded, answering as `vggserve classify` on its
+    weights, with the process's RSS after the unload at most 10% above the RSS before the load,
+    and at least half its weights' size given back to the OS at the unload;
+  - a new version swapped in while 4 client threads send requests without pause: no request
+    fails, and every answer is the old version's or the new one's (`vggserve classify` on each
+    file), the new one's after the load returned;
+  - a broken version refused (400, the reason in the index) while the last good one serves;
+  - bad model names (../x, %2e%2e, a link out of the repository) refused, the server alive;
+  - the KServe agent's load (POST {} to a model it just copied into the repository) and a
+    config override in the load body.
+Standard library and numpy only; run with /usr/bin/python3."""
+import json
+import os
+import sys
+import threading
+import time
+import unittest
+
+import numpy as np
+
+import service_util as su
+
+sys.path.insert(0, os.path.join(su.ROOT, "scripts"))
+from safetensors_write import write_safetensors  # noqa: E402
+
+BIN = su.binary_from_argv()
+TOKEN = "sesame"
+FLAGS = ["--max-batch-size", "1", "--workers", "1", "--threads-per-worker", "1",
+         "--http-threads", "2", "--shutdown-grace-s", "10", "--max-queue-delay-us", "0"]
+# VGG11's convolutions as torchvision numbers them (features.N), with their channels.
+VGG11_CONVS = [(0, 3, 64), (3, 64, 128), (6, 128, 256), (8, 256, 256), (11, 256, 512),
+               (13, 512, 512), (16, 512, 512), (18, 512, 512)]
+
+
+def small_model(path, seed, classes, labels=None):
+    """A self-describing VGG11 with an average-pooled dense head of `classes` units on 32 x 32
+    inputs, seeded He-normal weights; labels embedded when given."""
+    rng = np.random.default_rng(seed)
+    tensors = []
+    for idx, cin, cout in VGG11_CONVS:
+        tensors.append(("features.%d.weight" % idx,
+                        rng.standard_normal((cout, cin, 3, 3)) * (2.0 / (cin * 9)) ** 0.5))
+        tensors.append(("features.%d.bias" % idx, rng.uniform(-0.05, 0.05, cout)))
+    tensors.append(("classifier.0.weight", rng.standard_normal((classes, 512)) * 0.5))
+    tensors.append(("classifier.0.bias", rng.uniform(-0.1, 0.1, classes)))
+    meta = {"model": "vgg11", "head_dense": str(classes), "head_pool": "avg", "input_size": "32"}
+    if labels:
+        meta["labels"] = "\n".join(labels) + "\n"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_safetensors(path, tensors, meta)
+
+
+def cli_top(weights, image_path, k):
+    """`vggserve classify --weights FILE IMAGE --top-k k`: [(class_id, probability)]."""
+    p = su.subprocess.run([BIN, "classify", "--weights", weights, "--top-k", str(k), image_path,
+                           "--threads", "1"], capture_output=True, text=True, env=su.clean_env(),
+                          timeout=120)
+    assert p.returncode == 0, p.stderr
+    return [(t["class_id"], t["probability"]) for t in json.loads(p.stdout)["top_k"]]
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+class Repository(su.ServerTestCase):
+    binary = BIN
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.repo = os.path.join(cls.tmp.name, "models")
+        cls.w = {}
+        for key, model, version, seed, classes in (("a1", "alpha", 1, 1, 4), ("a2", "alpha", 2, 3, 4),
+                                                   ("b1", "beta", 1, 2, 5)):
+            path = os.path.join(cls.tmp.name, "src", "%s.safetensors" % key)
+            small_model(path, seed, classes, labels=["c%d_%s" % (i, key) for i in range(classes)])
+            cls.w[key] = path
+        for key, model in (("a1", "alpha"), ("b1", "beta")):
+            os.makedirs(os.path.join(cls.repo, model, "1"))
+            os.link(cls.w[key], os.path.join(cls.repo, model, "1", "model.safetensors"))
+        cls.photo_path = os.path.join(su.IMAGES, "chelsea.jpg")
+        cls.photo = su.image("chelsea.jpg")
+        cls.want = {k: cli_top(cls.w[k], cls.photo_path, 4) for k in ("a1", "a2")}
+        cls.want["b1"] = cli_top(cls.w["b1"], cls.photo_path, 5)
+        cls.start_shared_server("repo", [*FLAGS, "--model-repository", cls.repo,
+                                         "--model-control-mode", "explicit", "--load-model",
+                                         "alpha", "--auth-token", TOKEN])
+        cls.server.token = TOKEN
+
+    # ---- helpers
+
+    def post(self, path, body=b"", **kw):
+        return self.server.request("POST", path, body=body, **kw)
+
+    def index(self):
+        r = self.post("/v2/repository/index", b"{}")
+        self.assertEqual(r.status, 200, r)
+        return r.json()
+
+    def rows(self, name):
+        return [m for m in self.index() if m["name"] == name]
+
+    def classify(self, model, k):
+        r = self.server.classify(self.photo, query="?model=%s&top_k=%d" % (model, k))
+        return r, ([(t["class_id"], t["probability"]) for t in r.json()["predictions"][0]["top_k"]]
+                   if r.status == 200 else None)
+
+    def assertSameTop(self, got, want, what=""):
+        self.assertEqual([c for c, _ in got], [c for c, _ in want], what)
+        np.testing.assert_allclose([p for _, p in got], [p for _, p in want], rtol=1e-3, atol=1e-5,
+                                   err_msg=what)
+
+    def which(self, got):
+        """'a1' or 'a2': the version of alpha whose CLI answer got is, else None."""
+        for key in ("a1", "a2"):
+            try:
+                self.assertSameTop(got, self.want[key])
+                return key
+            except AssertionError:
+                pass
+        return None
+
+    def wait_unloaded(self, name):
+        ok = su.wait_for(lambda: all(m["state"] == "UNAVAILABLE" for m in self.rows(name)), 30)
+        self.assertTrue(ok, self.index())
+
+    # ---- 1. the index and the token
+
+    def test_1_index_states_and_token(self):
+        idx = self.index()
+        self.assertEqual([m for m in idx if m["name"].startswith("alpha")],
+                         [{"name": n, "version": "1", "state": "READY"}
+                          for n in ("alpha", "alpha_image", "alpha_tensor")])
+        beta = [m for m in idx if m["name"] == "beta"]
+        self.assertEqual(len(beta), 1, idx)
+        self.assertEqual(beta[0]["state"], "UNAVAILABLE")
+        self.assertIn("not loaded", beta[0]["reason"])
+        for path in ("/v2/repository/index", "/v2/repository/models/beta/load"):
+            self.assertEqual(self.post(path, auth=False).status, 401, path)
+        r, _ = self.classify("beta", 5)
+        self.assertError(r, 503)
+        r, _ = self.classify("nosuch", 5)
+        self.assertError(r, 404)
+        r = self.server.request("GET", "/v2/models/alpha/versions/7")
+        self.assertEqual(r.status, 404, r)
+
+    # ---- 2. a second model: load, answers, unload, memory
+
+    def test_2_load_and_unload_a_second_model(self):
+        pid = self.server.proc.pid
+        time.sleep(0.5)
+        before = rss_kib(pid)
+        r = self.post("/v2/repository/models/beta/load")  # no body
+        self.assertEqual(r.status, 200, r)
+        loaded = rss_kib(pid)
+        self.assertEqual([(m["name"], m["state"]) for m in self.rows("beta")], [("beta", "READY")])
+        r, got = self.classify("beta", 5)
+        self.assertEqual(r.status, 200, r)
+        self.assertSameTop(got, self.want["b1"], "beta")
+        self.assertEqual(r.json()["model"], "beta")
+        self.assertEqual(r.json()["predictions"][0]["top_k"][0]["label"],
+                         "c%d_b1" % self.want["b1"][0][0])
+        meta = self.server.request("GET", "/v2/models/beta").json()
+        self.assertEqual((meta["name"], meta["versions"], meta["outputs"][0]["shape"]),
+                         ("beta", ["1"], [-1, 5]))
+        r, got = self.classify("alpha", 4)  # the first model still answers as its own
+        self.assertSameTop(got, self.want["a1"], "alpha")
+        r = self.post("/v2/repository/models/beta/unload")
+        self.assertEqual(r.status, 200, r)
+        self.wait_unloaded("beta")
+        r, _ = self.classify("beta", 5)
+        self.assertError(r, 503)
+        time.sleep(0.5)
+        after = rss_kib(pid)
+        # Back within 10% of before the load (the loader's malloc_trim may even return pages
+        # older than the load: lower is fine), and the network's memory itself went back to
+        # the OS: at least half the weights file's size left the RSS at the unload.
+        what = "RSS %d KiB before the load, %d KiB loaded, %d KiB after the unload" % (
+            before, loaded, after)
+        self.assertLessEqual(after, 1.10 * before, what)
+        self.assertGreaterEqual(loaded - after, 0.5 * os.path.getsize(self.w["b1"]) / 1024, what)
+
+    # ---- 3. a new version swapped in under load
+
+    def test_3_swap_under_load(self):
+        stop = threading.Event()
+        answers, failures = [], []
+        lock = threading.Lock()
+
+        def client(i):
+            while not stop.is_set():
+                try:
+                    t0 = time.monotonic()
+                    r, got = self.classify("alpha", 4)
+                    with lock:
+                        if r.status == 200:
+                            answers.append((t0, got))
+                        else:
+                            failures.append((r.status, r.body[:200]))
+                except Exception as e:  # noqa: BLE001  (a failure to count, not to raise)
+                    with lock:
+                        failures.append(repr(e))
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1.0)
+            os.makedirs(os.path.join(self.repo, "alpha", "2"))
+            os.link(self.w["a2"], os.path.join(self.repo, "alpha", "2", "model.safetensors"))
+            r = self.post("/v2/repository/models/alpha/load", b"{}")
+            loaded_at = time.monotonic()
+            self.assertEqual(r.status, 200, r)
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        self.assertEqual(failures, [])
+        kinds = [(t0, self.which(got)) for t0, got in answers]
+        self.assertNotIn(None, [k for _, k in kinds], "an answer from neither version")
+        self.assertIn("a1", [k for _, k in kinds])
+        late = [k for t0, k in kinds if t0 > loaded_at]
+        self.assertTrue(late, "no request after the load")
+        self.assertEqual(set(late), {"a2"}, "requests sent after the load answered by the old one")
+        self.assertEqual([(m["name"], m["version"], m["state"]) for m in self.rows("alpha")],
+                         [("alpha", "2", "READY")])
+
+    # ---- 4. a broken version
+
+    def test_4_broken_version_refused_last_good_serves(self):
+        d = os.path.join(self.repo, "alpha", "3")
+        os.makedirs(d)
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"broken\": tru}")
+        r = self.post("/v2/repository/models/alpha/load")
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("version 3", r.json()["error"])
+        rows = self.rows("alpha")
+        self.assertIn(("alpha", "2", "READY"), [(m["name"], m.get("version"), m["state"]) for m in rows])
+        bad = [m for m in rows if m.get("version") == "3"]
+        self.assertEqual([m["state"] for m in bad], ["UNAVAILABLE"], rows)
+        self.assertIn("model.safetensors", bad[0]["reason"])
+        r, got = self.classify("alpha", 4)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.which(got), "a2")
+        r = self.server.request("GET", "/v2/models/alpha/versions/2/ready")
+        self.assertEqual(r.status, 200, r)
+
+    # ---- 5. names that are no model
+
+    def test_5_bad_names_refused(self):
+        outside = os.path.join(self.tmp.name, "outside")
+        os.makedirs(os.path.join(outside, "1"), exist_ok=True)
+        os.symlink(outside, os.path.join(self.repo, "escape"))
+        for name in ("..", "../x", "%2e%2e", "%2e%2e%2fsrc", ".hidden", "a%00b", "escape",
+                     "x" * 300):
+            for action in ("load", "unload"):
+                r = self.post("/v2/repository/models/%s/%s" % (name, action))
+                self.assertIn(r.status, (400, 404), (name, action, r))
+            r, _ = self.classify(name, 4)
+            self.assertIn(r.status, (400, 404), (name, r))
+        self.assertTrue(self.server.healthy())
+        self.assertNotIn("escape", [m["name"] for m in self.index()])
+        r, got = self.classify("alpha", 4)
+        self.assertEqual(r.status, 200, r)
+
+    # ---- 6. the KServe agent's load, and a config override
+
+    def test_6_kserve_agent_load_and_config_override(self):
+        os.makedirs(os.path.join(self.repo, "gamma", "1"))
+        os.link(self.w["b1"], os.path.join(self.repo, "gamma", "1", "model.safetensors"))
+        r = self.post("/v2/repository/models/gamma/load", b"{}",
+                      headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 200, r)
+        r, got = self.classify("gamma", 5)
+        self.assertSameTop(got, self.want["b1"], "gamma")
+        body = json.dumps({"parameters": {"config": json.dumps({"max_batch_size": 2})}})
+        r = self.post("/v2/repository/models/gamma/load", body.encode())
+        self.assertEqual(r.status, 200, r)
+        cfg = self.server.request("GET", "/v2/models/gamma/config").json()
+        self.assertEqual(cfg["dynamic_batching"]["preferred_batch_size"], [2], cfg)
+        for bad in ({"parameters": {"config": "{\"bogus\": 1}"}},
+                    {"parameters": {"file:1/model.safetensors": "AAAA"}}, [1]):
+            r = self.post("/v2/repository/models/gamma/load", json.dumps(bad).encode())
+            self.assertEqual(r.status, 400, (bad, r))
+        r = self.post("/v2/repository/models/gamma/unload")
+        self.assertEqual(r.status, 200, r)
+        self.wait_unloaded("gamma")
+
+
+if __name__ == "__main__":
+    su.main()
