@@ -17,6 +17,10 @@
  * batcher touches a request.
  * Shutdown: drain sets `accepting = false` (submit answers BATCHER_STOPPED), waits on idle,
  * completes leftovers with JOB_SHUTDOWN, sets `stopping`, broadcasts, joins.
+ * Several models: each served version of each model has its own batcher (server/repository.h
+ * says how they are built, swapped and freed); their workers share the cores through the OS
+ * scheduler, each with threads_per_worker oneDNN threads, and no queue is shared, so one
+ * model's backlog fills only its own queue.
  */
 #include "batcher.h"
 
