@@ -372,16 +372,21 @@ class GrpcTest(GrpcCase):
     # ---- deadlines and cancellation (one worker, batches of one)
 
     def busy_then(self, late):
-        """Runs a 4-image request; once the worker took its first image, late() runs (while
-        three images still wait). Returns (late's result, the busy call's answer)."""
+        """Runs two 4-image requests (the most one may hold); once the worker took its first
+        image, late() runs while seven images, about 300 ms of vgg11 on 2 cores, still wait.
+        Returns (late's result, the first busy call's answer)."""
         taken = su.metric(self.server.metrics(), "vggserve_queue_wait_seconds_count")
-        busy = self.stub.ModelInfer.future(infer_request(
+        busy = [self.stub.ModelInfer.future(infer_request(
             MODEL, "input", "FP32", [4, 3, 224, 224],
-            raw=np.tile(self.tensor[:1], (4, 1, 1, 1)).tobytes()), timeout=120)
-        su.wait_for(lambda: su.metric(self.server.metrics(), "vggserve_queue_wait_seconds_count")
-                    > taken, timeout=60, interval=0.01)
+            raw=np.tile(self.tensor[:1], (4, 1, 1, 1)).tobytes()), timeout=120) for _ in range(2)]
+        def started_with_both_queued():
+            m = self.server.metrics()
+            return (su.metric(m, "vggserve_queue_wait_seconds_count") > taken
+                    and su.metric(m, "vggserve_queue_depth") >= 5)
+        self.assertTrue(su.wait_for(started_with_both_queued, timeout=60, interval=0.01))
         result = late()
-        return result, busy.result()
+        answers = [b.result() for b in busy]
+        return result, answers[0]
 
     def images_of(self, view):
         return su.metric(self.server.metrics(), "vggserve_model_images_total", 0, model=view)
@@ -409,9 +414,20 @@ class GrpcTest(GrpcCase):
         before = self.images_of(view)
         req = infer_request(view, "input", "FP32", [2, 3, 224, 224], raw=self.tensor.tobytes())
 
+        def queued():
+            return su.metric(self.server.metrics(), "vggserve_queue_depth")
+
         def late():
+            depth = queued()
             call = self.stub.ModelInfer.future(req, timeout=120)
-            time.sleep(0.2)  # received and queued behind the busy images
+            # Cancelled once its two images are seen queued behind the busy ones: the depth
+            # rises by 2 while the worker takes at most one image between two samples.
+            rising = [depth]
+
+            def arrived():
+                rising.append(queued())
+                return rising[-1] > rising[-2]
+            self.assertTrue(su.wait_for(arrived, timeout=30, interval=0.01), rising[-5:])
             call.cancel()
             return call
         call, _ = self.busy_then(late)
