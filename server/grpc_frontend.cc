@@ -7,7 +7,8 @@
  * (kserve_v2_grpc.h turns the message's fields into what the v2 parser reads); what a status
  * becomes is api/errors.h's table (api_status_grpc).
  *
- *   ServerLive, ServerReady, ModelReady        the service state
+ *   ServerLive, ServerReady, ModelReady        the service state (ModelReady of an unknown
+ *                                              model or version: not ready, as Triton's)
  *   ServerMetadata, ModelMetadata, ModelConfig, ModelStatistics, RepositoryIndex
  *                                              HTTP's JSON document, read into the message
  *                                              by protobuf's JSON mapping (same field names)
@@ -461,6 +462,13 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
             kserve_v2_view v;
             api_status st =
                 route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_READY, &v, msg, msglen);
+            /* An unknown model or version is not ready, not an error: Triton's ModelReady
+             * answers ready=false there, so tritonclient.grpc's is_model_ready says False, as
+             * tritonclient.http's does for HTTP's 404. */
+            if (st == API_NOT_FOUND) {
+                msg[0] = '\0';
+                return API_OK;
+            }
             if (st == API_OK) resp->set_ready(grpc_service_ready(svc_));
             return st;
         });

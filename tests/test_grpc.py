@@ -194,11 +194,16 @@ class GrpcTest(GrpcCase):
         for name, version, path in cases:
             want = error_message(self.server.request("GET", path))
             for rpc, req in ((self.stub.ModelMetadata, pb.ModelMetadataRequest),
-                             (self.stub.ModelReady, pb.ModelReadyRequest),
                              (self.stub.ModelConfig, pb.ModelConfigRequest),
                              (self.stub.ModelStatistics, pb.ModelStatisticsRequest)):
                 got = self.assertRpcError(lambda: rpc(req(name=name, version=version)), C.NOT_FOUND)
                 self.assertEqual(got, want, (rpc, name, version))
+            # ModelReady answers "not ready", as Triton's does: tritonclient.grpc's
+            # is_model_ready then says False, as tritonclient.http's says for the 404.
+            self.assertEqual(self.server.request("GET", path + "/ready").status, 404)
+            r, call = self.stub.ModelReady.with_call(pb.ModelReadyRequest(name=name, version=version))
+            self.assertEqual(call.code(), C.OK, (name, version))
+            self.assertFalse(r.ready, (name, version))
         self.assertRpcError(lambda: self.stub.ModelMetadata(pb.ModelMetadataRequest(name="a/b")),
                             C.NOT_FOUND, "unknown model")
 
@@ -437,7 +442,8 @@ class GrpcTest(GrpcCase):
         self.assertGreaterEqual(su.metric(samples, "vggserve_requests_total", protocol="http",
                                           endpoint="metrics", code="200"), 1)
         # An unknown model is counted under its HTTP code and as a rejection.
-        self.assertRpcError(lambda: self.stub.ModelReady(pb.ModelReadyRequest(name="x")), C.NOT_FOUND)
+        self.assertRpcError(lambda: self.stub.ModelMetadata(pb.ModelMetadataRequest(name="x")),
+                            C.NOT_FOUND)
         self.assertGreaterEqual(su.metric(self.server.metrics(), "vggserve_requests_total",
                                           protocol="grpc", endpoint="v2", code="404"), 1)
 
