@@ -19,7 +19,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import unittest
 
 import numpy as np
@@ -379,7 +378,8 @@ class GrpcTest(GrpcCase):
     def busy_then(self, late):
         """Runs a 4-image request; once the worker took its first image, late() runs (while
         three images still wait). Returns (late's result, the busy call's answer)."""
-        taken = su.metric(self.server.metrics(), "vggserve_queue_wait_seconds_count")
+        taken = self.busy_taken = su.metric(self.server.metrics(),
+                                            "vggserve_queue_wait_seconds_count")
         busy = self.stub.ModelInfer.future(infer_request(
             MODEL, "input", "FP32", [4, 3, 224, 224],
             raw=np.tile(self.tensor[:1], (4, 1, 1, 1)).tobytes()), timeout=120)
@@ -387,6 +387,13 @@ class GrpcTest(GrpcCase):
                     > taken, timeout=60, interval=0.01)
         result = late()
         return result, busy.result()
+
+    def queued_after_busy(self):
+        """Images queued behind busy_then's request: the queue's depth less the busy images
+        the worker has not taken yet (one scrape)."""
+        samples = self.server.metrics()
+        busy_left = 4 - (su.metric(samples, "vggserve_queue_wait_seconds_count") - self.busy_taken)
+        return su.metric(samples, "vggserve_queue_depth") - busy_left
 
     def images_of(self, view):
         return su.metric(self.server.metrics(), "vggserve_model_images_total", 0, model=view)
@@ -416,8 +423,12 @@ class GrpcTest(GrpcCase):
 
         def late():
             call = self.stub.ModelInfer.future(req, timeout=120)
-            time.sleep(0.2)  # received and queued behind the busy images
+            # Cancelled once both its images are queued behind the busy ones (a fixed 0.2 s
+            # raced the busy images, which an idle machine computes in less).
+            queued = su.wait_for(lambda: self.queued_after_busy() >= 2, timeout=30,
+                                 interval=0.002)
             call.cancel()
+            self.assertTrue(queued, "the call's two images were never seen queued")
             return call
         call, _ = self.busy_then(late)
         self.assertTrue(call.cancelled())
