@@ -257,6 +257,7 @@ struct Inference {
     bool queued = false;
     api_status status = API_OK;
     char msg[800] = "";
+    std::string id;                        /* the request's id (a stream's error answer) */
     std::function<void(Inference *)> done; /* on a worker: the answer is ready to send */
     std::mutex started;                    /* held by start() until submit's result is kept */
 
@@ -340,8 +341,8 @@ class InferCall : public ServerUnaryReactor {
 };
 
 /* ModelStreamInfer: reads requests one after another, each its own job; writes each answer
- * (or its error_message) when its job finishes, one write at a time; finishes once the
- * client closed its side and every answer is written. */
+ * (or its error_message, with the request's id) when its job finishes, one write at a time;
+ * finishes once the client closed its side and every answer is written. */
 class StreamCall : public grpc::ServerBidiReactor<inference::ModelInferRequest,
                                                   inference::ModelStreamInferResponse> {
   public:
@@ -358,6 +359,7 @@ class StreamCall : public grpc::ServerBidiReactor<inference::ModelInferRequest,
         }
         auto inf = std::make_unique<Inference>();
         inf->svc = svc_;
+        inf->id = req_.id();
         inf->done = [this](Inference *i) { answered(i); };
         Inference *raw = inf.get();
         {
@@ -400,6 +402,7 @@ class StreamCall : public grpc::ServerBidiReactor<inference::ModelInferRequest,
         if (inf->status != API_OK) {
             r.Clear();
             r.set_error_message(inf->msg);
+            r.mutable_infer_response()->set_id(inf->id); /* which request failed, as Triton */
         }
         inf->log("ModelStreamInfer", peer_, 0, r.ByteSizeLong());
         std::unique_lock<std::mutex> l(mu_);

@@ -367,9 +367,11 @@ class GrpcTest(GrpcCase):
         self.assertEqual(len(answers), 3)
         ok = {a.infer_response.id: a for a in answers if not a.error_message}
         self.assertEqual(sorted(ok), ["a", "c"])
-        errors = [a.error_message for a in answers if a.error_message]
+        errors = [a for a in answers if a.error_message]
         self.assertEqual(len(errors), 1)
-        self.assertIn("needs shape [N,3,224,224]", errors[0])
+        self.assertIn("needs shape [N,3,224,224]", errors[0].error_message)
+        # The refused request's id comes with its error, as Triton sends it.
+        self.assertEqual(errors[0].infer_response.id, "b")
         unary = self.stub.ModelInfer(reqs[2])
         self.assertEqual(ok["c"].infer_response, unary)
 
