@@ -19,7 +19,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import unittest
 
 import numpy as np
@@ -194,11 +193,16 @@ class GrpcTest(GrpcCase):
         for name, version, path in cases:
             want = error_message(self.server.request("GET", path))
             for rpc, req in ((self.stub.ModelMetadata, pb.ModelMetadataRequest),
-                             (self.stub.ModelReady, pb.ModelReadyRequest),
                              (self.stub.ModelConfig, pb.ModelConfigRequest),
                              (self.stub.ModelStatistics, pb.ModelStatisticsRequest)):
                 got = self.assertRpcError(lambda: rpc(req(name=name, version=version)), C.NOT_FOUND)
                 self.assertEqual(got, want, (rpc, name, version))
+            # ModelReady answers "not ready", as Triton's does: tritonclient.grpc's
+            # is_model_ready then says False, as tritonclient.http's says for the 404.
+            self.assertEqual(self.server.request("GET", path + "/ready").status, 404)
+            r, call = self.stub.ModelReady.with_call(pb.ModelReadyRequest(name=name, version=version))
+            self.assertEqual(call.code(), C.OK, (name, version))
+            self.assertFalse(r.ready, (name, version))
         self.assertRpcError(lambda: self.stub.ModelMetadata(pb.ModelMetadataRequest(name="a/b")),
                             C.NOT_FOUND, "unknown model")
 
@@ -363,9 +367,11 @@ class GrpcTest(GrpcCase):
         self.assertEqual(len(answers), 3)
         ok = {a.infer_response.id: a for a in answers if not a.error_message}
         self.assertEqual(sorted(ok), ["a", "c"])
-        errors = [a.error_message for a in answers if a.error_message]
+        errors = [a for a in answers if a.error_message]
         self.assertEqual(len(errors), 1)
-        self.assertIn("needs shape [N,3,224,224]", errors[0])
+        self.assertIn("needs shape [N,3,224,224]", errors[0].error_message)
+        # The refused request's id comes with its error, as Triton sends it.
+        self.assertEqual(errors[0].infer_response.id, "b")
         unary = self.stub.ModelInfer(reqs[2])
         self.assertEqual(ok["c"].infer_response, unary)
 
@@ -453,7 +459,8 @@ class GrpcTest(GrpcCase):
         self.assertGreaterEqual(su.metric(samples, "vggserve_requests_total", protocol="http",
                                           endpoint="metrics", code="200"), 1)
         # An unknown model is counted under its HTTP code and as a rejection.
-        self.assertRpcError(lambda: self.stub.ModelReady(pb.ModelReadyRequest(name="x")), C.NOT_FOUND)
+        self.assertRpcError(lambda: self.stub.ModelMetadata(pb.ModelMetadataRequest(name="x")),
+                            C.NOT_FOUND)
         self.assertGreaterEqual(su.metric(self.server.metrics(), "vggserve_requests_total",
                                           protocol="grpc", endpoint="v2", code="404"), 1)
 
