@@ -27,6 +27,7 @@ COPY config config
 COPY server server
 COPY cli cli
 COPY proto proto
+COPY util util
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVGGSERVE_BUILD_TESTS=OFF -DVGGSERVE_BUILD_BENCH=OFF \
     && cmake --build build -j "$(nproc)" --target vggserve \
     && strip build/vggserve

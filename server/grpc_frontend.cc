@@ -7,7 +7,8 @@
  * (kserve_v2_grpc.h turns the message's fields into what the v2 parser reads); what a status
  * becomes is api/errors.h's table (api_status_grpc).
  *
- *   ServerLive, ServerReady, ModelReady        the service state
+ *   ServerLive, ServerReady, ModelReady        the service state (ModelReady of an unknown
+ *                                              model or version: not ready, as Triton's)
  *   ServerMetadata, ModelMetadata, ModelConfig, ModelStatistics, RepositoryIndex
  *                                              HTTP's JSON document, read into the message
  *                                              by protobuf's JSON mapping (same field names)
@@ -256,6 +257,7 @@ struct Inference {
     bool queued = false;
     api_status status = API_OK;
     char msg[800] = "";
+    std::string id;                        /* the request's id (a stream's error answer) */
     std::function<void(Inference *)> done; /* on a worker: the answer is ready to send */
     std::mutex started;                    /* held by start() until submit's result is kept */
 
@@ -339,8 +341,8 @@ class InferCall : public ServerUnaryReactor {
 };
 
 /* ModelStreamInfer: reads requests one after another, each its own job; writes each answer
- * (or its error_message) when its job finishes, one write at a time; finishes once the
- * client closed its side and every answer is written. */
+ * (or its error_message, with the request's id) when its job finishes, one write at a time;
+ * finishes once the client closed its side and every answer is written. */
 class StreamCall : public grpc::ServerBidiReactor<inference::ModelInferRequest,
                                                   inference::ModelStreamInferResponse> {
   public:
@@ -357,6 +359,7 @@ class StreamCall : public grpc::ServerBidiReactor<inference::ModelInferRequest,
         }
         auto inf = std::make_unique<Inference>();
         inf->svc = svc_;
+        inf->id = req_.id();
         inf->done = [this](Inference *i) { answered(i); };
         Inference *raw = inf.get();
         {
@@ -399,6 +402,7 @@ class StreamCall : public grpc::ServerBidiReactor<inference::ModelInferRequest,
         if (inf->status != API_OK) {
             r.Clear();
             r.set_error_message(inf->msg);
+            r.mutable_infer_response()->set_id(inf->id); /* which request failed, as Triton */
         }
         inf->log("ModelStreamInfer", peer_, 0, r.ByteSizeLong());
         std::unique_lock<std::mutex> l(mu_);
@@ -461,6 +465,13 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
             kserve_v2_target v;
             api_status st =
                 route(req->name(), req->version(), KSERVE_V2_ROUTE_MODEL_READY, &v, msg, msglen);
+            /* An unknown model or version is not ready, not an error: Triton's ModelReady
+             * answers ready=false there, so tritonclient.grpc's is_model_ready says False, as
+             * tritonclient.http's does for HTTP's 404. */
+            if (st == API_NOT_FOUND) {
+                msg[0] = '\0';
+                return API_OK;
+            }
             if (st == API_OK) resp->set_ready(grpc_service_model_ready(svc_, &v));
             return st;
         });

@@ -236,7 +236,7 @@ static api_status do_load(repository *r, const char *name, const char *config, c
                           size_t msglen) {
     const double t0 = clock_monotonic_ns() / 1e9;
     model_settings s = r->o.defaults;
-    char dir[PATH_MAX] = "", err[700] = "";
+    char dir[PATH_MAX] = "", err[2100] = "";
     long long want[REPO_MAX_POLICY_VERSIONS];
     int n_want = 0;
     pthread_mutex_lock(&r->lock);
@@ -297,7 +297,7 @@ static api_status do_load(repository *r, const char *name, const char *config, c
         const char *w = r->root[0] ? weights : (r->single_weights[0] ? r->single_weights : NULL);
         const char *l = r->root[0] ? (labels[0] ? labels : NULL)
                                    : (r->single_labels[0] ? r->single_labels : NULL);
-        char why[600];
+        char why[2048];
         next[i] = version_build(r, name, want[i], w, l, &s, r->root[0] ? &id : NULL, why,
                                 sizeof why);
         if (!next[i]) {
@@ -400,7 +400,7 @@ static void *loader_main(void *arg) {
         r->ops = op->next;
         if (!r->ops) r->ops_tail = NULL;
         pthread_mutex_unlock(&r->lock);
-        char msg[1024] = "";
+        char msg[2200] = "";
         api_status st = op->op == REPOSITORY_LOAD
                             ? do_load(r, op->name, op->config, msg, sizeof msg)
                             : do_unload(r, op->name, msg, sizeof msg);
@@ -460,7 +460,7 @@ typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int left;
-    char err[1024];
+    char err[2300];
 } initial_loads;
 
 static void initial_done(void *ctx, api_status st, const char *msg) {

@@ -19,7 +19,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import unittest
 
 import numpy as np
@@ -194,11 +193,16 @@ class GrpcTest(GrpcCase):
         for name, version, path in cases:
             want = error_message(self.server.request("GET", path))
             for rpc, req in ((self.stub.ModelMetadata, pb.ModelMetadataRequest),
-                             (self.stub.ModelReady, pb.ModelReadyRequest),
                              (self.stub.ModelConfig, pb.ModelConfigRequest),
                              (self.stub.ModelStatistics, pb.ModelStatisticsRequest)):
                 got = self.assertRpcError(lambda: rpc(req(name=name, version=version)), C.NOT_FOUND)
                 self.assertEqual(got, want, (rpc, name, version))
+            # ModelReady answers "not ready", as Triton's does: tritonclient.grpc's
+            # is_model_ready then says False, as tritonclient.http's says for the 404.
+            self.assertEqual(self.server.request("GET", path + "/ready").status, 404)
+            r, call = self.stub.ModelReady.with_call(pb.ModelReadyRequest(name=name, version=version))
+            self.assertEqual(call.code(), C.OK, (name, version))
+            self.assertFalse(r.ready, (name, version))
         self.assertRpcError(lambda: self.stub.ModelMetadata(pb.ModelMetadataRequest(name="a/b")),
                             C.NOT_FOUND, "unknown model")
 
@@ -363,25 +367,32 @@ class GrpcTest(GrpcCase):
         self.assertEqual(len(answers), 3)
         ok = {a.infer_response.id: a for a in answers if not a.error_message}
         self.assertEqual(sorted(ok), ["a", "c"])
-        errors = [a.error_message for a in answers if a.error_message]
+        errors = [a for a in answers if a.error_message]
         self.assertEqual(len(errors), 1)
-        self.assertIn("needs shape [N,3,224,224]", errors[0])
+        self.assertIn("needs shape [N,3,224,224]", errors[0].error_message)
+        # The refused request's id comes with its error, as Triton sends it.
+        self.assertEqual(errors[0].infer_response.id, "b")
         unary = self.stub.ModelInfer(reqs[2])
         self.assertEqual(ok["c"].infer_response, unary)
 
     # ---- deadlines and cancellation (one worker, batches of one)
 
     def busy_then(self, late):
-        """Runs a 4-image request; once the worker took its first image, late() runs (while
-        three images still wait). Returns (late's result, the busy call's answer)."""
+        """Runs two 4-image requests (the most one may hold); once the worker took its first
+        image, late() runs while seven images, about 300 ms of vgg11 on 2 cores, still wait.
+        Returns (late's result, the first busy call's answer)."""
         taken = su.metric(self.server.metrics(), "vggserve_queue_wait_seconds_count")
-        busy = self.stub.ModelInfer.future(infer_request(
+        busy = [self.stub.ModelInfer.future(infer_request(
             MODEL, "input", "FP32", [4, 3, 224, 224],
-            raw=np.tile(self.tensor[:1], (4, 1, 1, 1)).tobytes()), timeout=120)
-        su.wait_for(lambda: su.metric(self.server.metrics(), "vggserve_queue_wait_seconds_count")
-                    > taken, timeout=60, interval=0.01)
+            raw=np.tile(self.tensor[:1], (4, 1, 1, 1)).tobytes()), timeout=120) for _ in range(2)]
+        def started_with_both_queued():
+            m = self.server.metrics()
+            return (su.metric(m, "vggserve_queue_wait_seconds_count") > taken
+                    and su.metric(m, "vggserve_queue_depth") >= 5)
+        self.assertTrue(su.wait_for(started_with_both_queued, timeout=60, interval=0.01))
         result = late()
-        return result, busy.result()
+        answers = [b.result() for b in busy]
+        return result, answers[0]
 
     def images_of(self, view):
         return su.metric(self.server.metrics(), "vggserve_model_images_total", 0, model=view)
@@ -409,9 +420,20 @@ class GrpcTest(GrpcCase):
         before = self.images_of(view)
         req = infer_request(view, "input", "FP32", [2, 3, 224, 224], raw=self.tensor.tobytes())
 
+        def queued():
+            return su.metric(self.server.metrics(), "vggserve_queue_depth")
+
         def late():
+            depth = queued()
             call = self.stub.ModelInfer.future(req, timeout=120)
-            time.sleep(0.2)  # received and queued behind the busy images
+            # Cancelled once its two images are seen queued behind the busy ones: the depth
+            # rises by 2 while the worker takes at most one image between two samples.
+            rising = [depth]
+
+            def arrived():
+                rising.append(queued())
+                return rising[-1] > rising[-2]
+            self.assertTrue(su.wait_for(arrived, timeout=30, interval=0.01), rising[-5:])
             call.cancel()
             return call
         call, _ = self.busy_then(late)
@@ -437,7 +459,8 @@ class GrpcTest(GrpcCase):
         self.assertGreaterEqual(su.metric(samples, "vggserve_requests_total", protocol="http",
                                           endpoint="metrics", code="200"), 1)
         # An unknown model is counted under its HTTP code and as a rejection.
-        self.assertRpcError(lambda: self.stub.ModelReady(pb.ModelReadyRequest(name="x")), C.NOT_FOUND)
+        self.assertRpcError(lambda: self.stub.ModelMetadata(pb.ModelMetadataRequest(name="x")),
+                            C.NOT_FOUND)
         self.assertGreaterEqual(su.metric(self.server.metrics(), "vggserve_requests_total",
                                           protocol="grpc", endpoint="v2", code="404"), 1)
 
