@@ -235,10 +235,13 @@ bool layer_is_int8(const vgg_model *m, int l) {
 
 /* int8 Winograd (oneDNN 2.6's jit_avx512_core_u8s8s32x_wino_convolution, F(2x2, 3x3)) on
  * layers with at least this many input channels. Measured at batch 8 on 2 cores against the
- * direct VNNI kernel (build/bench_conv_layers --kinds int8, min of 8, ms direct / Winograd):
- * 128->256 at 56x56 16.3 / 18.8, 256->256 at 56x56 32.0 / 26.2, 256->512 at 28x28
- * 15.7 / 11.7, 512->512 at 28x28 31.5 / 21.4, 512->512 at 14x14 7.4 / 5.1; it loses on the
- * layers of fewer channels at 112x112 (16.6 / 46.3, 32.6 / 49.2). In VGG16: conv3_2 to conv5_3. */
+ * direct VNNI kernel on an idle machine (build/bench_conv_layers --batch 8 --repeats 7 --kinds
+ * int8, 2026-12-07 12:28, min ms direct / Winograd): 256->256 at 56x56 14.2 / 8.5, 256->512
+ * at 28x28 6.8 / 3.8, 512->512 at 28x28 13.8 / 7.9, 512->512 at 14x14 3.2 / 1.8. At 112x112
+ * and 224x224 it ties or loses (64->128 7.4 / 8.2, 128->128 14.3 / 14.1, 64->64 14.8 / 13.8).
+ * 128->256 at 56x56 (conv3_1) would gain too (7.2 / 4.7), but an earlier run under load had
+ * it losing (16.3 / 18.8), and each Winograd layer adds the coarser source's error: it stays
+ * direct until its accuracy is measured. In VGG16: conv3_2 to conv5_3. */
 #define INT8_WINOGRAD_MIN_IN_CHANNELS 256
 
 /* The u8 value a calibrated range maps to when the layer's output feeds an int8 Winograd
