@@ -273,6 +273,36 @@ def grpc_infer_seeds(png):
     }
 
 
+def model_settings_seeds():
+    """fuzz_model_settings: byte 0 picks config.json (0), a load body (1) or a model name (2)."""
+    config = {"name": "m", "precision": "int8", "algo": "winograd", "preprocess": "caffe",
+              "max_batch_size": 8, "max_queue_delay_us": 2000, "queue_capacity": 32,
+              "workers": 2, "threads_per_worker": 1,
+              "version_policy": {"latest": {"num_versions": 2}}}
+    seeds = {
+        "config_full.json": b"\0" + json.dumps(config).encode(),
+        "config_specific.json": b"\0" + json.dumps(
+            {"version_policy": {"specific": {"versions": [1, "3", 7]}}}).encode(),
+        "config_all.json": b"\0" + b'{"version_policy": {"all": {}}}',
+        "config_unknown_key.json": b"\0" + b'{"instance_group": [{"count": 1}]}',
+        "config_out_of_range.json": b"\0" + b'{"max_batch_size": 65, "workers": 0}',
+        "load_empty": b"\1",
+        "load_braces": b"\1{}",
+        "load_override": b"\1" + json.dumps(
+            {"parameters": {"config": json.dumps({"precision": "bf16"})}}).encode(),
+        "load_override_bad": b"\1" + json.dumps(
+            {"parameters": {"config": "{\"precision\": 3}", "files": {}}}).encode(),
+        "name_plain": b"\2vgg16_flowers-v2.1",
+        "name_model_folder": b"\2m",
+        "name_dotdot": b"\2../x",
+        "name_encoded": b"\2%2e%2e",
+        "name_slash": b"\2a/b",
+        "name_long": b"\2" + b"n" * 64,
+    }
+    for name, data in seeds.items():
+        put("model_settings", name, data)
+
+
 def main():
     imgs = images()
     for name, data in imgs.items():
@@ -353,6 +383,7 @@ def main():
 
     for name, data in grpc_infer_seeds(png).items():
         put("grpc_infer", name, data)
+    model_settings_seeds()
 
 
 if __name__ == "__main__":
