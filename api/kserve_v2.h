@@ -8,14 +8,16 @@
  * POST /v2/repository/index, POST /v2/repository/models/M/load|unload (refused: the model
  * set is fixed at start-up). Anything else under /v2, another model or another version, is 404.
  *
- * Model views: M is one of three names over the one engine (same queue, batches and weights):
- *   vgg16         both inputs below, outputs probabilities, logits and gradcam (the full
- *                 model);
- *   vgg16_image   input "image" only, output "probabilities" only;
- *   vgg16_tensor  input "input" only, output "probabilities" only.
- * (for the configured model name: vgg11 gives vgg11, vgg11_image, vgg11_tensor). The single
- * input, single output views are what Triton's image_client.py and ensemble_image_client.py
- * require; each view has its own metadata, config, ready, infer and stats.
+ * Model views: M is one of four names over the one engine (same queue, batches and weights):
+ *   vgg16          both inputs below, outputs probabilities and logits (the full model);
+ *   vgg16_image    input "image" only, output "probabilities" only;
+ *   vgg16_tensor   input "input" only, output "probabilities" only;
+ *   vgg16_explain  both inputs, outputs probabilities, logits and gradcam (where the model
+ *                  explains: not in int8, where it lists probabilities and logits only).
+ * (for the configured model name: vgg11 gives vgg11, vgg11_image, vgg11_tensor,
+ * vgg11_explain). The single input, single output views are what Triton's image_client.py and
+ * ensemble_image_client.py require; each view has its own metadata, config, ready, infer and
+ * stats. Every view lists exactly the outputs it returns when a request names none.
  *
  * An infer request names one input:
  *   "image": BYTES, shape [N] (or [N, 1]), each element an encoded JPEG, PNG or WebP: base64
@@ -29,11 +31,11 @@
  * "parameters": {"binary_data_size": BYTES} says how many.
  *
  * Outputs: "probabilities" (FP32 [N, 1000]), "logits" (FP32 [N, 1000]; full view only) and
- * "gradcam" (FP32 [N, 14, 14]; full view only, and not in int8): each image's Grad-CAM map
- * (engine.h), in [0, 1], for the class its "parameters" give as "class_id" (else each
- * image's top-1). A request without "outputs" gets probabilities and logits, every output of
- * its view but gradcam, which is computed only when named since it adds a backward pass; this
- * leaves what existing clients receive unchanged. An output is sent as binary data when its "parameters" say
+ * "gradcam" (FP32 [N, 14, 14]; the explain view only, and not in int8): each image's Grad-CAM
+ * map (engine.h), in [0, 1], for the class its "parameters" give as "class_id" (else each
+ * image's top-1). A request without "outputs" gets every output its view lists (the
+ * protocol's rule): gradcam, which adds a backward pass, is in the explain view only, so the
+ * full view's answers cost one forward pass. An output is sent as binary data when its "parameters" say
  * "binary_data": true, or the request's "parameters" say "binary_data_output": true. The
  * classification extension ("parameters": {"classification": k} on an output) sends the top
  * k of that output instead: BYTES [N, k], each "score:index:label".
@@ -81,12 +83,14 @@ typedef enum {
     KSERVE_V2_VIEW_FULL = 0, /* M */
     KSERVE_V2_VIEW_IMAGE,    /* M_image */
     KSERVE_V2_VIEW_TENSOR,   /* M_tensor */
+    KSERVE_V2_VIEW_EXPLAIN,  /* M_explain */
     KSERVE_V2_VIEW_COUNT
 } kserve_v2_view;
 
 #define KSERVE_V2_MAX_NAME 96 /* longest view name: the model's name and a suffix */
 
-/* The view's model name into out: model itself, or model + "_image" / "_tensor". */
+/* The view's model name into out: model itself, or model + "_image" / "_tensor" /
+ * "_explain". */
 void kserve_v2_view_name(const char *model, kserve_v2_view v, char *out, size_t cap);
 
 /* ---------------------------------------------------------------- routes */

@@ -192,9 +192,13 @@ static api_status read_output(parse_ctx *c, json_t *o, size_t i, bool binary_def
     kserve_v2_output spec = {KSERVE_V2_OUT_COUNT, binary_default, 0};
     for (int k = 0; k < KSERVE_V2_OUT_COUNT; k++)
         if (strcmp(n, kserve_v2_output_names[k]) == 0 && c->view->outputs[k]) spec.kind = k;
-    if (spec.kind == KSERVE_V2_OUT_GRADCAM && !c->req->gradcam_hw)
+    const bool gradcam_named = strcmp(n, kserve_v2_output_names[KSERVE_V2_OUT_GRADCAM]) == 0;
+    if (gradcam_named && !c->req->gradcam_hw)
         return fail(c, API_BAD_REQUEST, "output 'gradcam': explanations are not supported in "
                     "int8; serve with --precision f32 or bf16");
+    if (gradcam_named && spec.kind == KSERVE_V2_OUT_COUNT)
+        return fail(c, API_BAD_REQUEST, "output 'gradcam' is served by the model's explain "
+                    "view (its name with _explain, e.g. vgg16_explain), not by this one");
     if (spec.kind == KSERVE_V2_OUT_COUNT) {
         char names[64];
         output_list(c, names, sizeof names);
@@ -245,12 +249,16 @@ static api_status read_outputs(parse_ctx *c, json_t *root, kserve_v2_infer *out)
     }
     json_t *outputs = json_object_get(root, "outputs");
     if (!outputs || (json_is_array(outputs) && json_array_size(outputs) == 0)) {
-        /* None named: every output of the view but gradcam, which costs a backward pass. */
+        /* None named: every output the view lists (the explain view's gradcam with each
+         * image's top-1 class). */
         for (int k = 0; k < KSERVE_V2_OUT_COUNT; k++)
-            if (k != KSERVE_V2_OUT_GRADCAM && c->view->outputs[k])
+            if (kserve_v2_view_has_output(c->view, (kserve_v2_output_kind)k, c->req->gradcam_hw))
                 out->outputs[out->n_outputs++] =
                     (kserve_v2_output){(kserve_v2_output_kind)k, binary_default, 0};
         out->want_logits = c->view->outputs[KSERVE_V2_OUT_LOGITS];
+        out->want_gradcam =
+            kserve_v2_view_has_output(c->view, KSERVE_V2_OUT_GRADCAM, c->req->gradcam_hw);
+        out->gradcam_class = -1;
         return API_OK;
     }
     if (!json_is_array(outputs) || json_array_size(outputs) > KSERVE_V2_MAX_OUTPUTS) {

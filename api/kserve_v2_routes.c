@@ -13,9 +13,10 @@ const char *const kserve_v2_model_state_names[] = {"UNAVAILABLE", "LOADING", "RE
 
 /* What each view of the one model offers; the one table of view names. */
 const kserve_v2_view_spec kserve_v2_views[KSERVE_V2_VIEW_COUNT] = {
-    [KSERVE_V2_VIEW_FULL] = {"", true, true, {true, true, true}},
+    [KSERVE_V2_VIEW_FULL] = {"", true, true, {true, true, false}},
     [KSERVE_V2_VIEW_IMAGE] = {"_image", true, false, {true, false, false}},
     [KSERVE_V2_VIEW_TENSOR] = {"_tensor", false, true, {true, false, false}},
+    [KSERVE_V2_VIEW_EXPLAIN] = {"_explain", true, true, {true, true, true}},
 };
 
 /* The one table of output names, by kserve_v2_output_kind. */

@@ -270,11 +270,14 @@ class ExplainTest(unittest.TestCase):
 
     # ---- KServe v2: the gradcam output
 
-    def v2_infer(self, photos, outputs, binary=False):
+    def v2_infer(self, photos, outputs, model="vgg16_explain"):
+        """The answer of model (the explain view by default) as {name: array}; outputs None:
+        the request names none."""
         spec = {"name": "image", "datatype": "BYTES", "shape": [len(photos)],
                 "data": [base64.b64encode(p).decode() for p in photos]}
-        body = json.dumps({"inputs": [spec], "outputs": outputs}).encode()
-        r = self.server.request("POST", "/v2/models/vgg16/infer", body=body,
+        request = {"inputs": [spec], **({"outputs": outputs} if outputs is not None else {})}
+        body = json.dumps(request).encode()
+        r = self.server.request("POST", "/v2/models/%s/infer" % model, body=body,
                                 headers={"Content-Type": "application/json"})
         self.assertEqual(r.status, 200, r)
         hlen = r.headers.get("Inference-Header-Content-Length")
@@ -292,9 +295,13 @@ class ExplainTest(unittest.TestCase):
 
     def test_v2_gradcam_output_matches_torch_and_explain(self):
         self.server.wait_ready()
-        meta = self.server.request("GET", "/v2/models/vgg16").json()
+        # The explain view lists gradcam; the full view does not (its answers skip the
+        # backward pass), and refuses it by name, pointing to the explain view.
+        meta = self.server.request("GET", "/v2/models/vgg16_explain").json()
         self.assertIn({"name": "gradcam", "datatype": "FP32", "shape": [-1, 14, 14]},
                       meta["outputs"])
+        full = self.server.request("GET", "/v2/models/vgg16").json()
+        self.assertNotIn("gradcam", [o["name"] for o in full["outputs"]])
         photos = [su.image(p) for p in PHOTOS]
         seen = []
         for i, f in enumerate(PHOTOS):
@@ -320,14 +327,26 @@ class ExplainTest(unittest.TestCase):
         top1 = self.v2_infer(photos[:1], [{"name": "gradcam"}])["gradcam"][0]
         grid = self.post(photos[0]).json()["predictions"][0]["explanation"]["grid"]
         np.testing.assert_allclose(top1, np.array(grid), atol=1e-6)
+        # A request naming no outputs gets every output the view lists (the protocol's rule):
+        # on the explain view that is the top-1 map too; on the full view no map.
+        every = self.v2_infer(photos[:1], None)
+        self.assertEqual(sorted(every), ["gradcam", "logits", "probabilities"])
+        np.testing.assert_array_equal(every["gradcam"][0], top1)
+        self.assertEqual(sorted(self.v2_infer(photos[:1], None, model="vgg16")),
+                         ["logits", "probabilities"])
         for bad in (1000, -1, "7"):
             body = json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
                                            "data": [base64.b64encode(photos[0]).decode()]}],
                                "outputs": [{"name": "gradcam", "parameters": {"class_id": bad}}]})
-            r = self.server.request("POST", "/v2/models/vgg16/infer", body=body.encode(),
+            r = self.server.request("POST", "/v2/models/vgg16_explain/infer",
+                                    body=body.encode(),
                                     headers={"Content-Type": "application/json"})
             self.assertEqual(r.status, 400, (bad, r))
             self.assertIn("class_id", r.json()["error"])
+        r = self.server.request("POST", "/v2/models/vgg16/infer", body=body.encode(),
+                                headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("vgg16_explain", r.json()["error"])
 
 
 if __name__ == "__main__":

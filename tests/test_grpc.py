@@ -227,8 +227,8 @@ class GrpcTest(GrpcCase):
         index = self.stub.RepositoryIndex(pb.RepositoryIndexRequest())
         http = self.server.request("POST", "/v2/repository/index", body=b"{}").json()
         self.assertEqual(index, json_format.ParseDict({"models": http}, pb.RepositoryIndexResponse()))
-        self.assertEqual([m.state for m in index.models], ["READY"] * 3)
-        self.assertEqual(len(self.stub.RepositoryIndex(pb.RepositoryIndexRequest(ready=True)).models), 3)
+        self.assertEqual([m.state for m in index.models], ["READY"] * 4)  # the four views
+        self.assertEqual(len(self.stub.RepositoryIndex(pb.RepositoryIndexRequest(ready=True)).models), 4)
 
     def test_statistics_equal_http_and_count_grpc_requests(self):
         before = self.stub.ModelStatistics(pb.ModelStatisticsRequest(name=MODEL + "_tensor"))
@@ -242,7 +242,7 @@ class GrpcTest(GrpcCase):
         every = self.stub.ModelStatistics(pb.ModelStatisticsRequest())
         http = self.server.request("GET", "/v2/models/stats").json()
         self.assertEqual(every, json_format.ParseDict(http, pb.ModelStatisticsResponse()))
-        self.assertEqual(len(every.model_stats), 3)
+        self.assertEqual(len(every.model_stats), 4)
 
     def test_repository_load_unload_refused_as_http(self):
         want = error_message(self.server.request("POST", "/v2/repository/models/%s/load" % MODEL,

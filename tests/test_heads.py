@@ -497,7 +497,7 @@ class KerasHeadsTest(unittest.TestCase):
                              np.argsort(-ref_probs[0], kind="stable").tolist())
             got = np.array([e["probability"] for e in sorted(top, key=lambda e: e["class_id"])])
             self.assertLessEqual(np.abs(got - ref_probs[0]).max(), PROB_TOL)
-            meta = json.loads(server.request("GET", "/v2/models/vgg16").body)
+            meta = json.loads(server.request("GET", "/v2/models/vgg16_explain").body)
             shapes = {e["name"]: e["shape"] for e in meta["inputs"] + meta["outputs"]}
             self.assertEqual(shapes["input"], [-1, 3, 150, 150])
             self.assertEqual(shapes["probabilities"], [-1, 5])

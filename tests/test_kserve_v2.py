@@ -226,8 +226,13 @@ class V2Test(V2TestCase):
                 "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]},
                            {"name": "input", "datatype": "FP32", "shape": [-1, 3, 224, 224]}],
                 "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 1000]},
-                            {"name": "logits", "datatype": "FP32", "shape": [-1, 1000]},
-                            {"name": "gradcam", "datatype": "FP32", "shape": [-1, 14, 14]}]})
+                            {"name": "logits", "datatype": "FP32", "shape": [-1, 1000]}]})
+        # gradcam, which a request naming no outputs would get, is the explain view's only.
+        r = su.http_request(self.port, "GET", "/v2/models/vgg16_explain")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([o["name"] for o in r.json()["outputs"]],
+                         ["probabilities", "logits", "gradcam"])
+        self.assertEqual(r.json()["outputs"][2]["shape"], [-1, 14, 14])
 
     # ---- 2. 404 and 405 in the protocol's error shape
 

@@ -577,11 +577,13 @@ static void test_views(void) {
     parse_view = KSERVE_V2_VIEW_FULL;
 }
 
-/* The gradcam output: asked for by name only, class_id checked, FP32 [N, hw, hw] back. */
+/* The gradcam output: the explain view's, class_id checked, FP32 [N, hw, hw] back; the full
+ * view refuses it, naming the explain view. */
 static void test_gradcam(void) {
     kserve_v2_infer in;
     char msg[800] = "", json[512];
     parse_gradcam_hw = 7;
+    parse_view = KSERVE_V2_VIEW_EXPLAIN;
     const char *image = "{`inputs`:[{`name`:`image`,`datatype`:`BYTES`,`shape`:[1],"
                         "`data`:[`QUJD`]}]";
     static const struct {
@@ -620,15 +622,27 @@ static void test_gradcam(void) {
     EXPECT(in.want_gradcam && in.gradcam_class == 281 && !in.want_logits && in.n_outputs == 2);
     EXPECT(in.outputs[0].kind == KSERVE_V2_OUT_GRADCAM && in.outputs[0].binary);
     kserve_v2_infer_free(&in);
-    /* Not among the outputs a request that names none gets. */
+    /* A request that names none gets every output the view lists: gradcam of each top-1. */
     snprintf(json, sizeof json, "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\","
              "\"shape\":[1,3,%d,%d],\"parameters\":{\"binary_data_size\":%zu}}]}", HW, HW,
              sizeof zeros);
     snprintf(hl, sizeof hl, "%zu", strlen(json));
     EXPECT(parse(json, hl, (const unsigned char *)zeros, sizeof zeros, &in, msg, sizeof msg) ==
            API_OK);
-    EXPECT(!in.want_gradcam && in.n_outputs == 2);
+    EXPECT(in.want_gradcam && in.gradcam_class == -1 && in.want_logits && in.n_outputs == 3);
+    EXPECT(in.outputs[2].kind == KSERVE_V2_OUT_GRADCAM);
     kserve_v2_infer_free(&in);
+    /* The full view neither gives it by default nor when named. */
+    parse_view = KSERVE_V2_VIEW_FULL;
+    EXPECT(parse(json, hl, (const unsigned char *)zeros, sizeof zeros, &in, msg, sizeof msg) ==
+           API_OK);
+    EXPECT(!in.want_gradcam && in.want_logits && in.n_outputs == 2);
+    kserve_v2_infer_free(&in);
+    char raw[512];
+    snprintf(raw, sizeof raw, "%s,`outputs`:[{`name`:`gradcam`}]}", image);
+    quotes(raw, json, sizeof json);
+    EXPECT(parse(json, NULL, NULL, 0, &in, msg, sizeof msg) == API_BAD_REQUEST &&
+           strstr(msg, "explain view (its name with _explain, e.g. vgg16_explain)"));
 
     /* The answer: FP32 [N, 7, 7], as JSON and as binary. */
     enum { N = 2, A = 7 * 7 };
@@ -658,10 +672,10 @@ static void test_gradcam(void) {
     EXPECT(memcmp(b.data + b.json_len, maps, sizeof maps) == 0);
     free(b.data);
 
-    /* Metadata and config list it for the full view of a model that explains, only there. */
+    /* Metadata and config list it for the explain view of a model that explains, only there. */
     kserve_v2_model_facts f = {"vgg16", 224, 1000, 16, 8, 10000, 1, true, 14, 1};
-    json_t *m = kserve_v2_model_metadata_json(&f, KSERVE_V2_VIEW_FULL);
-    json_t *c = kserve_v2_model_config_json(&f, KSERVE_V2_VIEW_FULL);
+    json_t *m = kserve_v2_model_metadata_json(&f, KSERVE_V2_VIEW_EXPLAIN);
+    json_t *c = kserve_v2_model_config_json(&f, KSERVE_V2_VIEW_EXPLAIN);
     char *ms = json_dumps(m, JSON_COMPACT), *cs = json_dumps(c, JSON_COMPACT);
     EXPECT(strstr(ms, "{\"name\":\"gradcam\",\"datatype\":\"FP32\",\"shape\":[-1,14,14]}"));
     EXPECT(strstr(cs, "{\"name\":\"gradcam\",\"data_type\":\"TYPE_FP32\",\"dims\":[14,14]}"));
@@ -672,9 +686,14 @@ static void test_gradcam(void) {
     m = kserve_v2_model_metadata_json(&f, KSERVE_V2_VIEW_IMAGE);
     EXPECT(json_array_size(json_object_get(m, "outputs")) == 1);
     json_decref(m);
-    f.gradcam_hw = 0;
     m = kserve_v2_model_metadata_json(&f, KSERVE_V2_VIEW_FULL);
     EXPECT(json_array_size(json_object_get(m, "outputs")) == 2);
+    EXPECT(strcmp(json_string_value(json_object_get(m, "name")), "vgg16") == 0);
+    json_decref(m);
+    f.gradcam_hw = 0;
+    m = kserve_v2_model_metadata_json(&f, KSERVE_V2_VIEW_EXPLAIN);
+    EXPECT(json_array_size(json_object_get(m, "outputs")) == 2);
+    EXPECT(strcmp(json_string_value(json_object_get(m, "name")), "vgg16_explain") == 0);
     json_decref(m);
     parse_gradcam_hw = 0;
 }

@@ -96,7 +96,8 @@ class Repository(su.ServerTestCase):
         cls.want["b1"] = cli_top(cls.w["b1"], cls.photo_path, 5)
         cls.start_shared_server("repo", [*FLAGS, "--model-repository", cls.repo,
                                          "--model-control-mode", "explicit", "--load-model",
-                                         "alpha", "--auth-token", TOKEN])
+                                         "alpha", "--auth-token", TOKEN],
+                                env=su.SMALL_ASAN_QUARANTINE)  # the unload's RSS check
         cls.server.token = TOKEN
 
     # ---- helpers
@@ -142,7 +143,7 @@ class Repository(su.ServerTestCase):
         idx = self.index()
         self.assertEqual([m for m in idx if m["name"].startswith("alpha")],
                          [{"name": n, "version": "1", "state": "READY"}
-                          for n in ("alpha", "alpha_image", "alpha_tensor")])
+                          for n in ("alpha", "alpha_image", "alpha_tensor", "alpha_explain")])
         beta = [m for m in idx if m["name"] == "beta"]
         self.assertEqual(len(beta), 1, idx)
         self.assertEqual(beta[0]["state"], "UNAVAILABLE")

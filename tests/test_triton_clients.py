@@ -28,7 +28,7 @@ import service_util as su
 
 BIN = su.binary_from_argv()
 MODEL = "vgg11"  # LIGHT_FLAGS' model: views vgg11, vgg11_image, vgg11_tensor
-VIEWS = [MODEL, MODEL + "_image", MODEL + "_tensor"]
+VIEWS = [MODEL, MODEL + "_image", MODEL + "_tensor", MODEL + "_explain"]
 ORIGIN = "https://app.example"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 

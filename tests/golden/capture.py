@@ -371,13 +371,19 @@ def requests_main():
         ij({"inputs": [v2_image_input([cat])],
             "outputs": [{"name": "probabilities",
                          "parameters": {"classification": 2, "binary_data": True}}]}))
-    add("v2-infer-gradcam", "POST", infer, js,
+    explain = "/v2/models/vgg11_explain/infer"  # gradcam is the explain view's output
+    add("v2-infer-err-bad-gradcam-class", "POST", explain, js,
+        ij({"inputs": [v2_image_input([cat])],
+            "outputs": [{"name": "gradcam", "parameters": {"class_id": 5000}}]}))
+    add("v2-infer-err-gradcam-on-full-view", "POST", infer, js,
         ij({"inputs": [v2_image_input([cat])], "outputs": [{"name": "gradcam"}]}))
-    add("v2-infer-gradcam-class", "POST", infer, js,
+    add("v2-infer-gradcam", "POST", explain, js,
+        ij({"inputs": [v2_image_input([cat])], "outputs": [{"name": "gradcam"}]}))
+    add("v2-infer-gradcam-class", "POST", explain, js,
         ij({"inputs": [v2_image_input([cat, rocket])],
             "outputs": [{"name": "gradcam", "parameters": {"class_id": 281}},
                         {"name": "logits"}]}))
-    add("v2-infer-gradcam-binary", "POST", infer, js,
+    add("v2-infer-gradcam-binary", "POST", explain, js,
         ij({"inputs": [v2_image_input([coffee])],
             "outputs": [{"name": "gradcam", "parameters": {"binary_data": True}}]}))
     spec = {"name": "input", "datatype": "FP32", "shape": [1, 3, 224, 224],
@@ -405,8 +411,6 @@ def requests_main():
             ("unknown-output", ij({"inputs": [img1], "outputs": [{"name": "features"}]})),
             ("bad-classification", ij({"inputs": [img1], "outputs": [
                 {"name": "probabilities", "parameters": {"classification": 0}}]})),
-            ("bad-gradcam-class", ij({"inputs": [img1], "outputs": [
-                {"name": "gradcam", "parameters": {"class_id": 5000}}]})),
             ("binary-output-word", ij({"inputs": [img1], "parameters": {"binary_data_output": "yes"}})),
             ("id-not-string", ij({"id": 7, "inputs": [img1]})),
             ("tensor-wrong-shape", ij({"inputs": [{"name": "input", "datatype": "FP32",
