@@ -115,7 +115,7 @@ enum MHD_Result http_v2_answer(request *r) {
         snprintf(r->error, sizeof r->error, "service is %s",
                  service_state_name(atomic_load(&s->state)));
     else if (!model_ready && r->v2_route == KSERVE_V2_ROUTE_MODEL_READY)
-        snprintf(r->error, sizeof r->error, "%s", why);
+        snprintf(r->error, sizeof r->error, "%.200s", why); /* the reason, cut to fit */
     enum MHD_Result res;
     switch (r->v2_route) {
     case KSERVE_V2_ROUTE_SERVER_METADATA:

@@ -52,6 +52,15 @@ ERROR_TYPES = {400: {"bad_request"}, 404: {"not_found"}, 405: {"method_not_allow
 # up to 16 MiB (the default quarantine, 256 MiB, reads as growth).
 SMALL_ASAN_QUARANTINE = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS", ""),
                                                                 "quarantine_size_mb=16"]))}
+
+
+def built_with_asan(binary):
+    """Whether binary links AddressSanitizer's runtime (the tests/sanitize.sh build): its
+    allocator holds freed memory back (quarantine) and its shadow pages stay resident."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    return "libasan" in out
+
+
 # A small, quick service: VGG11 (half VGG16's work), generated weights, one worker, batches
 # of one (warm-up builds one primitive set). Tests add their own flags after these.
 LIGHT_FLAGS = ["--model", "vgg11", "--max-batch-size", "1", "--workers", "1",

@@ -190,7 +190,11 @@ class Repository(su.ServerTestCase):
         # the OS: at least half the weights file's size left the RSS at the unload.
         what = "RSS %d KiB before the load, %d KiB loaded, %d KiB after the unload" % (
             before, loaded, after)
-        self.assertLessEqual(after, 1.10 * before, what)
+        # Under ASan its allocator keeps up to the 16 MiB quarantine and the shadow of the
+        # freed weights (an eighth of them) resident: that is ASan's, not the service's.
+        slack = (16 * 1024 + os.path.getsize(self.w["b1"]) / 8 / 1024
+                 if su.built_with_asan(BIN) else 0)
+        self.assertLessEqual(after, 1.10 * before + slack, what)
         self.assertGreaterEqual(loaded - after, 0.5 * os.path.getsize(self.w["b1"]) / 1024, what)
 
     # ---- 3. a new version swapped in under load
