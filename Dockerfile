@@ -6,7 +6,9 @@
 #   docker run --rm -p 127.0.0.1:8080:8080 -p 127.0.0.1:8001:8001 vggserve  and gRPC (KServe v2)
 #   docker run --rm -p 127.0.0.1:8080:8080 -v "$PWD/models:/models:ro" vggserve   real weights
 #
-# Weights: /models/vgg16.safetensors when mounted (or VGGSERVE_WEIGHTS=PATH); without them the
+# /models (docker/entrypoint.sh decides): a model repository (VGGSERVE_MODEL_REPOSITORY=/models)
+# when it holds NAME/VERSION/model.safetensors folders, or with VGGSERVE_MODEL_CONTROL_MODE=
+# explicit; else /models/vgg16.safetensors when mounted (or VGGSERVE_WEIGHTS=PATH); else the
 # service generates deterministic test weights and says so. Every setting is a VGGSERVE_*
 # environment variable (docs/configuration.md).
 

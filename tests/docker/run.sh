@@ -12,6 +12,8 @@
 #   2. run without weights on a loopback port: /readyz 200, HEALTHCHECK healthy, classify the
 #      shipped cat photo with curl and check the JSON, `docker stop` drains and exits 0
 #   3. weights made by the image's own `gen-weights` mounted at /models: served from the file
+#      and the same weights as a model repository at /models (NAME/VERSION/model.safetensors),
+#      explicit mode: a new version shipped (copied, renamed, loaded) and rolled back
 #   4. README's first command (scripts/run.sh) alone in a bare debian:bookworm container
 #   5. README's second command (tests/run.sh) alone in another bare debian:bookworm container
 # Cleans up what it made: containers, images, and the daemon with its data if it started one.
@@ -261,6 +263,48 @@ start vggserve-ci-file-$$ -v "$work/models:/models:ro"
 wait_ready vggserve-ci-file-$$
 classify_check vggserve-ci-file-$$ file
 "$DOCKER" stop -t 40 vggserve-ci-file-$$ >/dev/null
+
+# 2b. The same weights as a model repository at /models (the entrypoint sees NAME/VERSION/ and
+# sets VGGSERVE_MODEL_REPOSITORY), explicit mode; then docker/README.md "Ship a new version":
+# version 2 (made by the image, seed 3) copied under a temporary name, renamed, loaded; then
+# rolled back by taking its folder away and loading again.
+repo_index() { # repo_index NAME WANT: vgg16 is READY at version WANT only (a version swapped
+               # out may still be UNLOADING)
+    local body
+    body=$(curl -fsS -X POST "http://127.0.0.1:$port/v2/repository/index") || die "$1: index"
+    say "$1: POST /v2/repository/index -> $body"
+    /usr/bin/python3 - "$body" "$2" <<'EOF2' || die "$1: index is not vgg16 version $2 READY"
+import json, sys
+rows = [r for r in json.loads(sys.argv[1]) if r["name"] == "vgg16"]
+ready = [r for r in rows if r["state"] == "READY"]
+assert ready and all(r["version"] == sys.argv[2] for r in ready), rows
+assert all(r["state"] in ("READY", "UNLOADING") for r in rows), rows
+EOF2
+}
+mkdir -p "$work/repo/vgg16/1"
+cp "$work/models/vgg16.safetensors" "$work/repo/vgg16/1/model.safetensors"
+start vggserve-ci-repo-$$ -v "$work/repo:/models:ro" -e VGGSERVE_MODEL_CONTROL_MODE=explicit \
+    -e VGGSERVE_LOAD_MODEL=vgg16
+wait_ready vggserve-ci-repo-$$
+"$DOCKER" logs vggserve-ci-repo-$$ 2>&1 | grep -q 'entrypoint: serving the model repository /models' \
+    || die "vggserve-ci-repo-$$: the entrypoint did not choose the repository"
+classify_check vggserve-ci-repo-$$ repository
+repo_index vggserve-ci-repo-$$ 1
+mkdir "$work/repo/vgg16/.2.tmp"
+chown 10001:10001 "$work/repo/vgg16/.2.tmp"
+"$DOCKER" run --rm -v "$work/repo/vgg16/.2.tmp:/out" "$tag" \
+    gen-weights --seed 3 --out /out/model.safetensors 2>&1 | sed 's/^/    /'
+mv "$work/repo/vgg16/.2.tmp" "$work/repo/vgg16/2"
+curl -fsS -o /dev/null -X POST -d '{}' "http://127.0.0.1:$port/v2/repository/models/vgg16/load" \
+    || die "vggserve-ci-repo-$$: load of version 2"
+repo_index vggserve-ci-repo-$$ 2
+mv "$work/repo/vgg16/2" "$work/repo/vgg16/.2.old"
+curl -fsS -o /dev/null -X POST "http://127.0.0.1:$port/v2/repository/models/vgg16/load" \
+    || die "vggserve-ci-repo-$$: load after the rollback"
+repo_index vggserve-ci-repo-$$ 1
+classify_check vggserve-ci-repo-$$ repository
+say "vggserve-ci-repo-$$: repository at /models, version 2 shipped and rolled back"
+"$DOCKER" stop -t 40 vggserve-ci-repo-$$ >/dev/null
 
 # 3. A newcomer: README's first command alone in a bare debian:bookworm (the base imported
 # above, nothing installed), the clone mounted, so that command can never again depend on what

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh - validate docker/k8s offline: every manifest with kubernetes-models (validate.mjs:
-# schema, unknown fields, cross-references), and the kustomization as `kubectl kustomize`
-# renders it when kubectl is installed.
+# schema, unknown fields, cross-references), and the kustomizations (docker/k8s and the model
+# repository overlay docker/k8s-repository) as `kubectl kustomize` renders them when kubectl is
+# installed.
 #
 #   tests/k8s/run.sh
 #
@@ -16,7 +17,7 @@ if [[ ! -d "$here/node_modules/kubernetes-models" || ! -d "$here/node_modules/js
     npm install --prefix "$here" --no-audit --no-fund --no-package-lock --loglevel=error >/dev/null
 fi
 manifests=()
-for f in "$k8s"/*.yaml; do
+for f in "$k8s"/*.yaml docker/k8s-repository/*.yaml; do
     [[ "$(basename "$f")" == kustomization.yaml ]] || manifests+=("$f")
 done
 echo "k8s-check: validating ${#manifests[@]} manifest files"
@@ -25,6 +26,10 @@ if command -v kubectl >/dev/null; then
     echo "k8s-check: kubectl kustomize docker/k8s"
     rendered=$(kubectl kustomize "$k8s")
     node "$here/validate.mjs" - <<<"$rendered"
+    # The repository overlay: the base with the models PVC at /models.
+    echo "k8s-check: kubectl kustomize docker/k8s-repository"
+    rendered=$(kubectl kustomize docker/k8s-repository)
+    node "$here/validate.mjs" --repository - <<<"$rendered"
 else
-    echo "k8s-check: kubectl not installed: kustomization.yaml not rendered (skipped)"
+    echo "k8s-check: kubectl not installed: kustomization.yaml files not rendered (skipped)"
 fi

@@ -4,7 +4,8 @@
 //
 // Every YAML document is loaded with js-yaml and validated against the Kubernetes OpenAPI
 // schema of its apiVersion/kind (kubernetes-models); a kind it has no model for fails, except
-// KServe's InferenceService, whose predictor containers are validated as core/v1 Containers.
+// KServe's InferenceService, whose predictor containers are validated as core/v1 Containers,
+// and TrainedModel, checked field by field here (and against its multi-model InferenceService).
 // The schema check lets unknown fields through (a typo like `readinesProbe` would be silently
 // dropped by a lenient apply), so each document is also type-checked as an object literal of
 // kubernetes-models' TypeScript interface with tsc, which rejects unknown properties.
@@ -62,6 +63,33 @@ function inferenceServiceErrors(doc) {
   return null;
 }
 
+// KServe's TrainedModel (serving.kserve.io/v1alpha1; no kubernetes-models schema): the fields
+// KServe reads, nothing else, and a name vggserve accepts as a model name, since the agent
+// downloads the model to <model dir>/<name> and loads it by that name.
+const trainedModelKeys = { "": ["apiVersion", "kind", "metadata", "spec"],
+  spec: ["inferenceService", "model"], model: ["storageUri", "framework", "memory"] };
+const quantity = /^([0-9]+(\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/;
+function bytes(q) {
+  const m = quantity.exec(String(q ?? ""));
+  if (!m) return NaN;
+  const unit = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+  return Number(m[1]) * (m[3] ? unit[m[3]] : 1);
+}
+function trainedModelErrors(doc) {
+  const unknown = (obj, allowed, where) =>
+    Object.keys(obj ?? {}).filter((k) => !allowed.includes(k)).map((k) => `unknown field ${where}${k}`);
+  const errs = [...unknown(doc, trainedModelKeys[""], ""), ...unknown(doc.spec, trainedModelKeys.spec, "spec."),
+    ...unknown(doc.spec?.model, trainedModelKeys.model, "spec.model.")];
+  const name = doc.metadata?.name ?? "";
+  if (!/^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,62}$/.test(name))
+    errs.push(`metadata.name "${name}" is not a vggserve model name`);
+  if (typeof doc.spec?.inferenceService !== "string") errs.push("spec.inferenceService missing");
+  if (!/^[a-z0-9]+:\/\/./.test(doc.spec?.model?.storageUri ?? "")) errs.push("spec.model.storageUri missing");
+  if (typeof doc.spec?.model?.framework !== "string") errs.push("spec.model.framework missing");
+  if (!(bytes(doc.spec?.model?.memory) > 0)) errs.push(`spec.model.memory "${doc.spec?.model?.memory}" is not a quantity`);
+  return errs.length ? errs.join("; ") : null;
+}
+
 // Unknown fields: `const d3: IDeployment = {...};` per document, one per line, through tsc.
 // typed: [{where, type, module, value}]; returns nothing, records a pass or failure per entry.
 function strictFields(typed) {
@@ -94,9 +122,12 @@ function strictFields(typed) {
 }
 
 // ---------------------------------------------------------------- load and validate
-const files = process.argv.slice(2);
+// --repository: the documents must serve a model repository from a PersistentVolumeClaim
+// (docker/k8s-repository rendered): a check that its patch took.
+const requireRepository = process.argv.includes("--repository");
+const files = process.argv.slice(2).filter((a) => a !== "--repository");
 if (files.length === 0) {
-  console.error("usage: node validate.mjs FILE.yaml... (- for stdin)");
+  console.error("usage: node validate.mjs [--repository] FILE.yaml... (- for stdin)");
   process.exit(2);
 }
 const docs = [];
@@ -127,6 +158,8 @@ for (const { where, doc } of docs) {
     for (const c of doc.spec?.predictor?.containers ?? [])
       typed.push({ where: `${where} container ${c.name}`, type: "IContainer",
                    module: "kubernetes-models/v1/Container", value: c });
+  } else if (doc.apiVersion === "serving.kserve.io/v1alpha1" && doc.kind === "TrainedModel") {
+    err = trainedModelErrors(doc);
   } else {
     const Model = await modelFor(doc.apiVersion, doc.kind);
     err = Model ? validationErrors(doc, Model) : `no schema for ${doc.apiVersion} ${doc.kind}`;
@@ -211,6 +244,56 @@ for (const { where, doc } of [...byKind("HorizontalPodAutoscaler"), ...byKind("P
   if (sel && byKind("Deployment").length &&
       !byKind("Deployment").some((d) => matches(sel, d.doc.spec.template.metadata.labels)))
     fail(where, "selector matches no Deployment's pods");
+}
+
+const envOf = (c) => Object.fromEntries((c.env ?? []).filter((e) => "value" in e).map((e) => [e.name, e.value]));
+
+// The model repository: the Deployment's pods mount a PVC among the documents at /models,
+// read-only, and are told it is a repository (VGGSERVE_MODEL_REPOSITORY=/models).
+if (requireRepository) {
+  const claims = new Set(byKind("PersistentVolumeClaim").map((d) => d.doc.metadata.name));
+  if (byKind("Deployment").length === 0) fail("--repository", "no Deployment among the documents");
+  for (const { where, doc } of byKind("Deployment")) {
+    const pod = doc.spec.template.spec;
+    const bad = [];
+    for (const c of pod.containers) {
+      const mount = (c.volumeMounts ?? []).find((m) => m.mountPath === "/models");
+      const vol = mount && (pod.volumes ?? []).find((v) => v.name === mount.name);
+      if (!vol) bad.push(`${c.name}: nothing mounted at /models`);
+      else if (!vol.persistentVolumeClaim || !claims.has(vol.persistentVolumeClaim.claimName))
+        bad.push(`${c.name}: /models is not a PersistentVolumeClaim among the documents (${JSON.stringify(vol)})`);
+      else if (Object.keys(vol).length !== 2) bad.push(`volume ${vol.name} has more than one source`);
+      else if (!mount.readOnly) bad.push(`${c.name}: /models must be mounted read-only`);
+      if (envOf(c).VGGSERVE_MODEL_REPOSITORY !== "/models") bad.push(`${c.name}: VGGSERVE_MODEL_REPOSITORY is not /models`);
+    }
+    if (bad.length) fail(where, bad.join("; "));
+    else pass(`${where}: serves the repository of PVC ${[...claims].join(", ")} at /models, read-only`);
+  }
+}
+
+// KServe multi-model: the predictor is vggserve in explicit mode on the agent's model dir, with
+// no storage initializer, and the TrainedModels' memory fits under its limit (KServe's check).
+for (const { where, doc } of byKind("InferenceService")) {
+  const c = doc.spec?.predictor?.containers?.[0];
+  const env = envOf(c ?? {});
+  if (env.MULTI_MODEL_SERVER !== "true") continue;
+  const bad = [];
+  if ("STORAGE_URI" in env) bad.push("STORAGE_URI set (a multi-model predictor gets no storage initializer)");
+  if (env.VGGSERVE_MODEL_CONTROL_MODE !== "explicit") bad.push("VGGSERVE_MODEL_CONTROL_MODE must be explicit (the agent loads through the API)");
+  if (env.VGGSERVE_MODEL_REPOSITORY !== "/mnt/models") bad.push("VGGSERVE_MODEL_REPOSITORY must be /mnt/models (the agent's model dir)");
+  if (!(c.ports ?? []).some((p) => p.containerPort === 8080)) bad.push("the agent loads on localhost:8080, which is not a container port");
+  const models = byKind("TrainedModel").filter((d) => d.doc.spec?.inferenceService === doc.metadata.name);
+  const need = models.reduce((sum, d) => sum + bytes(d.doc.spec.model.memory), 0);
+  const limit = bytes(c.resources?.limits?.memory);
+  if (!(need <= limit)) bad.push(`TrainedModels need ${need} bytes, over the memory limit ${limit}`);
+  if (bad.length) fail(where, bad.join("; "));
+  else pass(`${where}: multi-model predictor, explicit mode on /mnt/models, ${models.length} TrainedModel(s) within the memory limit`);
+}
+for (const { where, doc } of byKind("TrainedModel")) {
+  const isvc = byKind("InferenceService").find((d) => d.doc.metadata.name === doc.spec?.inferenceService);
+  if (!isvc) fail(where, `spec.inferenceService ${doc.spec?.inferenceService} is not among the documents`);
+  else if (envOf(isvc.doc.spec.predictor.containers[0]).MULTI_MODEL_SERVER !== "true")
+    fail(where, `InferenceService ${isvc.doc.metadata.name} is not a multi-model server (MULTI_MODEL_SERVER)`);
 }
 
 console.log(`${passes} passed, ${failures} failed`);
