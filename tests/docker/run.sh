@@ -286,8 +286,11 @@ cp "$work/models/vgg16.safetensors" "$work/repo/vgg16/1/model.safetensors"
 start vggserve-ci-repo-$$ -v "$work/repo:/models:ro" -e VGGSERVE_MODEL_CONTROL_MODE=explicit \
     -e VGGSERVE_LOAD_MODEL=vgg16
 wait_ready vggserve-ci-repo-$$
-"$DOCKER" logs vggserve-ci-repo-$$ 2>&1 | grep -q 'entrypoint: serving the model repository /models' \
-    || die "vggserve-ci-repo-$$: the entrypoint did not choose the repository"
+# The log read whole first: grep -q stops at the match, and under pipefail the writer's SIGPIPE
+# would fail the pipeline.
+repo_logs=$("$DOCKER" logs vggserve-ci-repo-$$ 2>&1)
+grep -q 'entrypoint: serving the model repository /models' <<<"$repo_logs" \
+    || die "vggserve-ci-repo-$$: the entrypoint did not choose the repository; its log: $(head -c 2000 <<<"$repo_logs")"
 classify_check vggserve-ci-repo-$$ repository
 repo_index vggserve-ci-repo-$$ 1
 mkdir "$work/repo/vgg16/.2.tmp"
