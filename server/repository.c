@@ -545,6 +545,11 @@ static void poll_model(repository *r, const char *name) {
     sig |= 1;
     const bool failed_before = e->poll_failed == sig;
     const int n_served = e->n_served;
+    if (same && (e->poll_failed || e->failed_version)) { /* the failed target went away */
+        e->poll_failed = 0;
+        e->failed_version = 0;
+        e->reason[0] = '\0';
+    }
     pthread_mutex_unlock(&r->lock);
     if (same || failed_before) return;
     char msg[2200];
