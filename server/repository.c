@@ -316,6 +316,19 @@ static api_status do_load(repository *r, const char *name, const char *config,
             goto fail;
         long long avail[REPO_MAX_VERSIONS];
         int n = only ? n_only : repo_list_versions(dir, avail, REPO_MAX_VERSIONS);
+        if (!only && r->o.control == REPO_CONTROL_POLL) { /* start-up: complete files only */
+            int k = 0;
+            for (int i = 0; i < n; i++) {
+                char path[PATH_MAX], why[600];
+                if (repo_version_files(dir, avail[i], path, sizeof path, NULL, 0, NULL, why,
+                                       sizeof why) == 0 &&
+                    repo_weights_complete(path, why, sizeof why) == 0)
+                    avail[k++] = avail[i];
+                else log_event(LOG_WARNING, "model %s version %lld: %s; left to the rescans",
+                               name, avail[i], why);
+            }
+            n = k;
+        }
         n_want = repo_select_versions(&s.version_policy, only ? only : avail, n, want);
         if (n_want > REPO_MAX_POLICY_VERSIONS) n_want = REPO_MAX_POLICY_VERSIONS;
         if (n_want == 0) {
@@ -606,7 +619,13 @@ static void poll_scan(repository *r) {
         if (e) remove_entry_locked(r, e);
         pthread_mutex_unlock(&r->lock);
     }
-    for (int k = 0; k < n; k++) poll_model(r, names[k]);
+    for (int k = 0; k < n; k++) {
+        pthread_mutex_lock(&r->lock);
+        const bool stopping = r->stopping;
+        pthread_mutex_unlock(&r->lock);
+        if (stopping) break;
+        poll_model(r, names[k]);
+    }
     free(names);
 }
 

@@ -17,6 +17,7 @@ loads and warms in well under a second) served with --model-control-mode explici
     config override in the load body.
 With --model-control-mode poll --repository-poll-secs 1 (class Poll):
   - the index works, load and unload answer 400 with Triton's words;
+  - a half-written newest version at start is skipped and the previous one serves;
   - a new version folder is served within 2 poll periods (plus its load), and deleting it
     falls back to the previous version (the old weights' answers);
   - a truncated model.safetensors is not tried (no failure in the index, the old version
@@ -344,6 +345,12 @@ class Poll(RepoHelpers, su.ServerTestCase):
         cls.photo = su.image("chelsea.jpg")
         make_weights(cls, (("a1", 1, 4), ("a2", 3, 4), ("b1", 2, 5)))
         cls.place("alpha", 1, "a1")
+        # delta's newest version is half-written at start: skipped, version 1 serves.
+        cls.place("delta", 1, "b1")
+        os.makedirs(os.path.join(cls.repo, "delta", "2"))
+        with open(cls.w["a2"], "rb") as f, \
+                open(os.path.join(cls.repo, "delta", "2", "model.safetensors"), "wb") as out:
+            out.write(f.read()[:100000])
         cls.start_shared_server("poll", [*FLAGS, "--model-repository", cls.repo,
                                          "--model-control-mode", "poll",
                                          "--repository-poll-secs", str(POLL_S)])
@@ -380,6 +387,15 @@ class Poll(RepoHelpers, su.ServerTestCase):
             self.assertEqual(r.json()["error"], POLL_TRITON_REFUSAL)
         r, got = self.classify("alpha", 4)
         self.assertEqual(self.which(got), "a1")
+
+    def test_1_incomplete_file_at_start_skipped(self):
+        r, got = self.classify("delta", 5)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.which(got, ("b1",)), "b1")
+        self.assertIn("model delta version 2: ", self.server.stderr())
+        self.assertIn("left to the rescans", self.server.stderr())
+        self.assertEqual([(m["version"], m["state"]) for m in self.rows("delta")],
+                         [("1", "READY")])
 
     def test_2_new_version_served_then_deleted_falls_back(self):
         self.place("alpha", 2, "a2")
