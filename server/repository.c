@@ -522,6 +522,7 @@ static void poll_model(repository *r, const char *name) {
         check[k] = !served && stable;
         if (!served && !stable) have[k] = false;
     }
+    const int served_now = e->n_served;
     e->n_seen = 0;
     for (int k = 0; k < n; k++) {
         e->seen_version[e->n_seen] = on_disk[k];
@@ -536,7 +537,16 @@ static void poll_model(repository *r, const char *name) {
     }
     free(files);
     long long want[REPO_MAX_VERSIONS];
-    int n_want = cfg_rc == 0 ? repo_select_versions(&s.version_policy, avail, n_avail, want) : 0;
+    /* A version the policy picks among all the folders that is not ready yet (being copied or
+     * rewritten) holds every change back while the model serves: no fall back to an older one
+     * meanwhile, that is for a version folder deleted. */
+    int n_want = cfg_rc == 0 ? repo_select_versions(&s.version_policy, on_disk, n, want) : 0;
+    for (int i = 0; i < n_want && served_now; i++) {
+        bool ready = false;
+        for (int k = 0; k < n_avail; k++) ready |= avail[k] == want[i];
+        if (!ready) return;
+    }
+    n_want = cfg_rc == 0 ? repo_select_versions(&s.version_policy, avail, n_avail, want) : 0;
     if (n_want > REPO_MAX_POLICY_VERSIONS) n_want = REPO_MAX_POLICY_VERSIONS;
 
     /* The target against what serves; its signature, for a failed load not to be retried. */

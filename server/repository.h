@@ -31,7 +31,9 @@
  * poll_secs (a timed wait on the same condition variable; queued operations and frees come
  * first) and rescans the folder. A version counts when its weights file is complete
  * (repo_weights_complete) and its identity (size, mtime, inode) is the one the previous scan
- * saw, or it is the file a served version was built from. What the policy picks from those is
+ * saw, or it is the file a served version was built from. While a version the policy picks
+ * among all the folders is not ready, a serving model is left as it is (no fall back to an
+ * older version while a file is copied). What the policy picks from the ready ones is
  * compared with what is served; a difference is an ordinary load (the swap above) restricted
  * to those versions, a model folder gone is an unload and its entry leaves the table (404),
  * and a model left with no version folder is unloaded. A load that fails keeps what serves

@@ -24,7 +24,9 @@ With --model-control-mode poll --repository-poll-secs 1 (class Poll):
     serves), and is served once the rest of it is written;
   - a version that fails to build keeps the old one serving with its reason in the index, and
     is not retried at every scan;
-  - a new model folder is served, a removed one unloaded (404, gone from the index).
+  - a new model folder is served, a removed one unloaded (404, gone from the index);
+  - a model.safetensors replaced in place is reloaded, the old file serving until then (no
+    fall back to an older version meanwhile).
 With --swap-policy memory (class SwapPolicyMemory): a load unloads and frees the serving
 version before building the new one (the log's order says so), and the new one serves.
 Standard library and numpy only; run with /usr/bin/python3."""
@@ -343,7 +345,7 @@ class Poll(RepoHelpers, su.ServerTestCase):
         cls.repo = os.path.join(cls.tmp.name, "models")
         cls.photo_path = os.path.join(su.IMAGES, "chelsea.jpg")
         cls.photo = su.image("chelsea.jpg")
-        make_weights(cls, (("a1", 1, 4), ("a2", 3, 4), ("b1", 2, 5)))
+        make_weights(cls, (("a1", 1, 4), ("a2", 3, 4), ("a3", 4, 4), ("b1", 2, 5)))
         cls.place("alpha", 1, "a1")
         # delta's newest version is half-written at start: skipped, version 1 serves.
         cls.place("delta", 1, "b1")
@@ -362,13 +364,16 @@ class Poll(RepoHelpers, su.ServerTestCase):
         os.makedirs(d, exist_ok=True)
         os.link(cls.w[key], os.path.join(d, "model.safetensors"))
 
-    def wait_answer(self, model, key, classes=4, within=POLL_DEADLINE_S):
-        """Seconds until model answers with key's weights; fails after `within`."""
+    def wait_answer(self, model, key, classes=4, within=POLL_DEADLINE_S, before=None):
+        """Seconds until model answers with key's weights; fails after `within`, or when an
+        answer meanwhile is neither key's nor (before given) before's."""
         t0 = time.monotonic()
         last = None
         while time.monotonic() - t0 < within + 5:
             r, got = self.classify(model, classes)
-            last = (r.status, got and self.which(got, (key,)))
+            last = (r.status, got and self.which(got, (key,) + ((before,) if before else ())))
+            if before and r.status == 200:
+                self.assertIn(last[1], (key, before), "an answer from other weights")
             if last == (200, key):
                 took = time.monotonic() - t0
                 self.assertLessEqual(took, within, "%s answered as %s only after %.2f s"
@@ -427,7 +432,7 @@ class Poll(RepoHelpers, su.ServerTestCase):
         self.assertNotIn("version 3", self.server.stderr())
         with open(path, "ab") as f:
             f.write(data[len(data) // 2:])
-        self.wait_answer("alpha", "a2")
+        self.wait_answer("alpha", "a2", before="a1")
         self.assertEqual([(m["version"], m["state"]) for m in self.rows("alpha")],
                          [("3", "READY")])
 
@@ -469,6 +474,16 @@ class Poll(RepoHelpers, su.ServerTestCase):
         r, got = self.classify("alpha", 4)
         self.assertEqual(r.status, 200, r)
 
+    def test_6_file_replaced_in_place_reloaded(self):
+        r, got = self.classify("alpha", 4)
+        self.assertEqual(self.which(got), "a2")  # version 3, completed in test_3
+        path = os.path.join(self.repo, "alpha", "3", "model.safetensors")
+        os.link(self.w["a3"], path + ".new")
+        os.replace(path + ".new", path)  # another file under the same version
+        self.wait_answer("alpha", "a3", before="a2")  # never version 1 meanwhile
+        self.assertEqual([(m["version"], m["state"]) for m in self.rows("alpha")],
+                         [("3", "READY")])
+
 
 class SwapPolicyMemory(RepoHelpers, su.ServerTestCase):
     binary = BIN
@@ -489,8 +504,24 @@ class SwapPolicyMemory(RepoHelpers, su.ServerTestCase):
         r, got = self.classify("alpha", 4)
         self.assertEqual(self.which(got), "a1")
         Poll.place.__func__(type(self), "alpha", 2, "a2")
-        r = self.post("/v2/repository/models/alpha/load")
+        stop, seen = threading.Event(), []
+
+        def client():  # requests during the swap: answered, or 503 with Retry-After
+            while not stop.is_set():
+                r = self.server.classify(self.photo, query="?model=alpha&top_k=1")
+                seen.append((r.status, r.headers.get("Retry-After")))
+        t = threading.Thread(target=client)
+        t.start()
+        try:
+            time.sleep(0.2)
+            r = self.post("/v2/repository/models/alpha/load")
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            t.join(30)
         self.assertEqual(r.status, 200, r)
+        self.assertTrue(seen)
+        self.assertEqual({s for s in seen if s[0] != 200} - {(503, "1")}, set(), seen)
         r, got = self.classify("alpha", 4)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.which(got), "a2")
