@@ -11,8 +11,9 @@
  * never a '/'), and every path is then resolved (realpath) and must stay inside the resolved
  * repository: a link cannot lead a name, a version or a weights file out of DIR.
  *
- * A version counts only when its model.safetensors is a regular file; the version policy
- * (repo_version_policy) picks which of them are served. Reentrant, no globals; errors come
+ * A version counts only when its model.safetensors is a regular file (in poll mode also a
+ * complete one: repo_weights_complete); the version policy (repo_version_policy) picks which
+ * of them are served. Reentrant, no globals; errors come
  * back in err (naming the path), nothing is printed. */
 #ifndef MODEL_REPOSITORY_DIR_H
 #define MODEL_REPOSITORY_DIR_H
