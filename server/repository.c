@@ -494,7 +494,7 @@ static void poll_model(repository *r, const char *name) {
     repo_file_identity(path, &cfg_id);
     const int cfg_rc = read_config_json(dir, name, &s, err, sizeof err);
     long long on_disk[REPO_MAX_VERSIONS], avail[REPO_MAX_VERSIONS];
-    repo_file_id ids[REPO_MAX_VERSIONS];
+    repo_file_id ids[REPO_MAX_VERSIONS] = {{0}};
     bool have[REPO_MAX_VERSIONS], check[REPO_MAX_VERSIONS];
     char (*files)[PATH_MAX] = malloc(REPO_MAX_VERSIONS * sizeof *files);
     if (!files) return;
@@ -556,7 +556,7 @@ static void poll_model(repository *r, const char *name) {
     pthread_mutex_lock(&r->lock);
     bool same = cfg_rc == 0 && n_want == e->n_served;
     for (int i = 0; i < n_want; i++) {
-        const repo_file_id *id = NULL;
+        const repo_file_id *id = &ids[0]; /* want[i] is one of on_disk (avail's) */
         for (int k = 0; k < n; k++)
             if (on_disk[k] == want[i]) id = &ids[k];
         sig_add(&sig, &want[i], sizeof want[i]);

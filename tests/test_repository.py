@@ -442,9 +442,10 @@ class Poll(RepoHelpers, su.ServerTestCase):
         write_safetensors(path, [("bogus.weight", np.zeros((3, 3)))], {})
         d = os.path.join(self.repo, "alpha", "4")
         os.makedirs(d)
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)  # later tests need it gone
         os.link(path, os.path.join(d, "model.safetensors"))
-        ok = su.wait_for(lambda: [m for m in self.rows("alpha") if m.get("version") == "4"],
-                         POLL_DEADLINE_S + 5)
+        ok = su.wait_for(lambda: [m for m in self.rows("alpha") if m.get("version") == "4"
+                                  and m["state"] != "LOADING"], POLL_DEADLINE_S + 5)
         self.assertTrue(ok, self.index())
         self.assertEqual([m["state"] for m in ok], ["UNAVAILABLE"], ok)
         self.assertIn("model.safetensors", ok[0]["reason"])
