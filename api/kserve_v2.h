@@ -75,6 +75,9 @@
 /* The answer to a repository load or unload (400, INVALID_ARGUMENT over gRPC). */
 #define KSERVE_V2_REPOSITORY_FIXED "models cannot be loaded or unloaded: the model set is " \
     "fixed at start-up (POST /v2/repository/index lists it)"
+/* Triton's words for a load or unload in poll mode (model_repository_manager.cc). */
+#define KSERVE_V2_REPOSITORY_POLLING "explicit model load / unload is not allowed if polling is " \
+    "enabled"
 
 
 /* ---------------------------------------------------------------- model views */

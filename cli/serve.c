@@ -268,6 +268,8 @@ static int load_models(service *svc) {
         .single_labels = cfg->labels[0] ? cfg->labels : NULL,
         .default_model = cfg->default_model,
         .control = repo_dir ? cfg->model_control_mode : REPO_CONTROL_NONE,
+        .poll_secs = (int)cfg->repository_poll_secs,
+        .swap = cfg->swap_policy,
         .defaults = defaults,
         .build = build_version,
         .build_ctx = svc,

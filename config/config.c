@@ -42,7 +42,15 @@ static const config_field fields[] = {
               "(empty: --weights alone, one model)"),
     CHOICE_FIELD(model_control_mode, repo_control_names, "none",
                  "none: load every model at start; explicit: --load-model at start, then POST "
-                 "/v2/repository/models/NAME/load and unload"),
+                 "/v2/repository/models/NAME/load and unload; poll: every model at start, then "
+                 "rescan the repository every repository_poll_secs and serve what it holds"),
+    INT_FIELD(repository_poll_secs, 1, 86400, "15",
+              "poll mode: seconds between rescans (a new or changed model.safetensors is loaded "
+              "once complete and unchanged over one rescan)"),
+    CHOICE_FIELD(swap_policy, repo_swap_names, "availability",
+                 "a new version of a serving model: availability builds it beside the old one "
+                 "(no 503s, peak memory old + new); memory unloads the old one first (503 "
+                 "with Retry-After meanwhile, peak the larger of the two)"),
     STR_FIELD(load_model, NULL, "",
               "explicit mode: a model to load at start (repeat the flag, or a comma-separated "
               "list)"),
@@ -116,7 +124,8 @@ _Static_assert(sizeof(vgg_algo) == sizeof(int) && sizeof(vgg_precision) == sizeo
                    sizeof(image_decode_scaling) == sizeof(int) &&
                    sizeof(image_exif_orientation) == sizeof(int) &&
                    sizeof(access_log_format) == sizeof(int) &&
-                   sizeof(repo_control) == sizeof(int),
+                   sizeof(repo_control) == sizeof(int) &&
+                   sizeof(repo_swap_policy) == sizeof(int),
                "config choices are ints");
 
 static const config_field *find_field(const char *key) {
@@ -289,6 +298,11 @@ int config_validate(const vggserve_config *c, char *err, size_t errlen) {
     if (c->load_model[0] && c->model_control_mode != REPO_CONTROL_EXPLICIT) {
         snprintf(err, errlen, "load_model needs model_control_mode explicit (in none every model "
                  "is loaded at start)");
+        return -1;
+    }
+    if (c->model_control_mode == REPO_CONTROL_POLL && !c->model_repository[0]) {
+        snprintf(err, errlen, "model_control_mode poll needs model_repository: it rescans that "
+                 "folder");
         return -1;
     }
     if (c->max_images_per_request > c->queue_capacity) {

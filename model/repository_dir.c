@@ -9,7 +9,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-const char *const repo_control_names[REPO_N_CONTROLS + 1] = {"none", "explicit", NULL};
+#include <jansson.h>
+
+#include "safetensors.h"
+
+const char *const repo_control_names[REPO_N_CONTROLS + 1] = {"none", "explicit", "poll", NULL};
+const char *const repo_swap_names[REPO_N_SWAPS + 1] = {"availability", "memory", NULL};
 
 int repo_name_check(const char *name, char *err, size_t errlen) {
     size_t n = strlen(name);
@@ -110,6 +115,61 @@ int repo_file_identity(const char *path, repo_file_id *id) {
     *id = (repo_file_id){st.st_dev, st.st_ino, st.st_size,
                          (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec};
     return 0;
+}
+
+int repo_weights_complete(const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    unsigned char len8[8];
+    int rc = -1;
+    char *header = NULL;
+    if (fstat(fileno(f), &st) != 0 || fread(len8, 1, 8, f) != 8) {
+        snprintf(err, errlen, "%s: shorter than the 8-byte header length", path);
+        goto out;
+    }
+    unsigned long long n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
+    if (n == 0 || n > SAFETENSORS_MAX_HEADER || 8 + n > (unsigned long long)st.st_size) {
+        snprintf(err, errlen, "%s: header of %llu bytes in a file of %lld bytes", path, n,
+                 (long long)st.st_size);
+        goto out;
+    }
+    if (!(header = malloc(n)) || fread(header, 1, n, f) != n) {
+        snprintf(err, errlen, "%s: cannot read its %llu-byte header", path, n);
+        goto out;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(header, n, 0, &jerr);
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "%s: header is not a JSON object (%s)", path, jerr.text);
+        json_decref(root);
+        goto out;
+    }
+    unsigned long long end = 0;
+    const char *key;
+    json_t *t;
+    json_object_foreach(root, key, t) {
+        json_t *off = json_object_get(t, "data_offsets");
+        json_t *e = json_array_get(off, 1);
+        if (json_is_integer(e) && json_integer_value(e) > 0 &&
+            (unsigned long long)json_integer_value(e) > end)
+            end = (unsigned long long)json_integer_value(e);
+    }
+    json_decref(root);
+    if (8 + n + end != (unsigned long long)st.st_size) {
+        snprintf(err, errlen, "%s: %lld bytes, its header describes %llu: incomplete (still "
+                 "being copied?)", path, (long long)st.st_size, 8 + n + end);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(header);
+    fclose(f);
+    return rc;
 }
 
 bool repo_file_id_equal(const repo_file_id *a, const repo_file_id *b) {

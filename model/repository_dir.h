@@ -11,8 +11,9 @@
  * never a '/'), and every path is then resolved (realpath) and must stay inside the resolved
  * repository: a link cannot lead a name, a version or a weights file out of DIR.
  *
- * A version counts only when its model.safetensors is a regular file; the version policy
- * (repo_version_policy) picks which of them are served. Reentrant, no globals; errors come
+ * A version counts only when its model.safetensors is a regular file (in poll mode also a
+ * complete one: repo_weights_complete); the version policy (repo_version_policy) picks which
+ * of them are served. Reentrant, no globals; errors come
  * back in err (naming the path), nothing is printed. */
 #ifndef MODEL_REPOSITORY_DIR_H
 #define MODEL_REPOSITORY_DIR_H
@@ -31,10 +32,23 @@
 typedef enum {
     REPO_CONTROL_NONE = 0, /* every model loaded at start; the set is fixed */
     REPO_CONTROL_EXPLICIT, /* the named models at start, then the repository API */
+    REPO_CONTROL_POLL,     /* every model at start, then the folder rescanned every
+                            * repository_poll_secs and what is served made to match it */
     REPO_N_CONTROLS
 } repo_control;
 
-extern const char *const repo_control_names[REPO_N_CONTROLS + 1]; /* "none", "explicit" */
+extern const char *const repo_control_names[REPO_N_CONTROLS + 1]; /* "none", "explicit", "poll" */
+
+/* How a load replaces a version that is serving (--swap-policy). */
+typedef enum {
+    REPO_SWAP_AVAILABILITY = 0, /* build the new one beside the old, then switch: no 503s,
+                                 * peak memory old + new (TF Serving's AvailabilityPreserving) */
+    REPO_SWAP_MEMORY,           /* unload the old one first (503 meanwhile), then build: peak
+                                 * memory the larger of the two */
+    REPO_N_SWAPS
+} repo_swap_policy;
+
+extern const char *const repo_swap_names[REPO_N_SWAPS + 1]; /* "availability", "memory" */
 
 /* Which of a model's versions are served (Triton's version_policy). */
 typedef enum {
@@ -80,6 +94,12 @@ int repo_list_versions(const char *model_dir, long long *versions, int max);
 int repo_version_files(const char *model_dir, long long v, char *out, size_t cap,
                        char *labels, size_t labels_cap, repo_file_id *id, char *err,
                        size_t errlen);
+
+/* Whether the weights file at path is complete: its safetensors header (8-byte length, JSON)
+ * parses and the file's size is 8 + the header's length + the largest data end offset, so a
+ * file still being copied is not taken for a version. 0, or -1 with err saying what is
+ * missing. Reads the header only. */
+int repo_weights_complete(const char *path, char *err, size_t errlen);
 
 /* The identity of the file at path (links followed). 0, or -1 when it cannot be stat'ed. */
 int repo_file_identity(const char *path, repo_file_id *id);

@@ -48,6 +48,8 @@ static void on_control_done(void *ctx, api_status st, const char *msg) {
 /* POST /v2/repository/models/M/load|unload: queued for the loader; the connection waits
  * suspended (no HTTP thread is held) and is answered when the operation ends. */
 static enum MHD_Result control_start(request *r, repository *repo) {
+    if (repo && repository_control_mode(repo) == REPO_CONTROL_POLL)
+        return http_send_error(r, API_BAD_REQUEST, KSERVE_V2_REPOSITORY_POLLING);
     if (!repo || repository_control_mode(repo) != REPO_CONTROL_EXPLICIT)
         return http_send_error(r, API_BAD_REQUEST, KSERVE_V2_REPOSITORY_FIXED);
     const char *name = r->target.model;

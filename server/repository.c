@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,12 @@ typedef struct {
     long long loading_version;
     long long failed_version; /* the last load's failure: a version, or -1 the model's */
     char reason[256];
+    /* poll: the weights files the previous scan saw (a file unchanged since counts), and the
+     * signature of a target whose load failed (not retried until it changes; 0: none) */
+    long long seen_version[REPO_MAX_VERSIONS];
+    repo_file_id seen_id[REPO_MAX_VERSIONS];
+    int n_seen;
+    uint64_t poll_failed;
 } model_entry;
 
 typedef struct pending_op {
@@ -66,10 +73,13 @@ struct repository {
     repository_version *retired;
     batcher *warming; /* the batcher the loader is warming up, for an abort */
     bool abort, stopping, loader_started;
+    bool polling; /* poll mode, the start-up loads ended: the loader rescans */
     pthread_t loader;
 };
 
 /* ---------------------------------------------------------------- versions */
+
+static void free_unheld_locked(repository *r);
 
 static void version_free(repository_version *v) {
     if (!v) return;
@@ -230,10 +240,59 @@ static void set_failure(repository *r, model_entry *e, long long version, const 
     pthread_mutex_unlock(&r->lock);
 }
 
+/* Waits until no retired version of name is left: its last job answered, it is freed (loader
+ * thread, lock held). Ends early when the service stops. */
+static void wait_freed_locked(repository *r, const char *name) {
+    for (;;) {
+        free_unheld_locked(r);
+        bool left = false;
+        for (const repository_version *v = r->retired; v; v = v->next_retired)
+            left |= strcmp(v->name, name) == 0;
+        if (!left || r->stopping) return;
+        pthread_cond_wait(&r->cond, &r->lock);
+    }
+}
+
+/* Swap policy memory: takes the served versions of e that the load does not keep (same
+ * version, file and settings as wanted) out of the list, and waits until they are freed. */
+static void unload_replaced_first(repository *r, model_entry *e, const char *dir,
+                                  const long long *want, int n_want, const model_settings *s) {
+    repo_file_id ids[REPO_MAX_POLICY_VERSIONS] = {0};
+    bool have[REPO_MAX_POLICY_VERSIONS] = {0};
+    for (int i = 0; i < n_want; i++) {
+        char path[PATH_MAX], why[8];
+        have[i] = !r->root[0] || repo_version_files(dir, want[i], path, sizeof path, NULL, 0,
+                                                    &ids[i], why, sizeof why) == 0;
+    }
+    pthread_mutex_lock(&r->lock);
+    int kept = 0, dropped = 0;
+    for (int j = 0; j < e->n_served; j++) {
+        repository_version *old = e->served[j];
+        bool keep = false;
+        for (int i = 0; i < n_want; i++)
+            keep |= have[i] && old->version == want[i] && model_settings_equal(&old->settings, s) &&
+                    (!r->root[0] || repo_file_id_equal(&old->file, &ids[i]));
+        if (keep) e->served[kept++] = old;
+        else {
+            retire_locked(r, old);
+            dropped++;
+        }
+    }
+    e->n_served = kept;
+    if (dropped) {
+        log_event(LOG_INFO, "model %s: swap policy memory: unloading %d version(s) before "
+                  "building (requests get 503 meanwhile)", e->name, dropped);
+        wait_freed_locked(r, e->name);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
 /* Loads name: builds the versions its policy picks that are not served unchanged, then swaps
- * the model's list. API_OK, or a status with msg (the serving versions untouched). */
-static api_status do_load(repository *r, const char *name, const char *config, char *msg,
-                          size_t msglen) {
+ * the model's list. only (n_only of them, ascending), when not NULL: the versions to pick
+ * from instead of every folder (the poller's complete ones). API_OK, or a status with msg
+ * (the serving versions untouched, except those swap policy memory unloaded first). */
+static api_status do_load(repository *r, const char *name, const char *config,
+                          const long long *only, int n_only, char *msg, size_t msglen) {
     const double t0 = clock_monotonic_ns() / 1e9;
     model_settings s = r->o.defaults;
     char dir[PATH_MAX] = "", err[2100] = "";
@@ -256,8 +315,21 @@ static api_status do_load(repository *r, const char *name, const char *config, c
                    : read_config_json(dir, name, &s, err, sizeof err))
             goto fail;
         long long avail[REPO_MAX_VERSIONS];
-        int n = repo_list_versions(dir, avail, REPO_MAX_VERSIONS);
-        n_want = repo_select_versions(&s.version_policy, avail, n, want);
+        int n = only ? n_only : repo_list_versions(dir, avail, REPO_MAX_VERSIONS);
+        if (!only && r->o.control == REPO_CONTROL_POLL) { /* start-up: complete files only */
+            int k = 0;
+            for (int i = 0; i < n; i++) {
+                char path[PATH_MAX], why[600];
+                if (repo_version_files(dir, avail[i], path, sizeof path, NULL, 0, NULL, why,
+                                       sizeof why) == 0 &&
+                    repo_weights_complete(path, why, sizeof why) == 0)
+                    avail[k++] = avail[i];
+                else log_event(LOG_WARNING, "model %s version %lld: %s; left to the rescans",
+                               name, avail[i], why);
+            }
+            n = k;
+        }
+        n_want = repo_select_versions(&s.version_policy, only ? only : avail, n, want);
         if (n_want > REPO_MAX_POLICY_VERSIONS) n_want = REPO_MAX_POLICY_VERSIONS;
         if (n_want == 0) {
             snprintf(err, sizeof err, "no version of model '%s' to serve: %d version folder(s) "
@@ -269,6 +341,7 @@ static api_status do_load(repository *r, const char *name, const char *config, c
             goto fail;
         want[n_want++] = 1;
     }
+    if (r->o.swap == REPO_SWAP_MEMORY) unload_replaced_first(r, e, dir, want, n_want, &s);
 
     repository_version *next[REPO_MAX_POLICY_VERSIONS] = {0};
     bool built[REPO_MAX_POLICY_VERSIONS] = {0};
@@ -387,22 +460,220 @@ static bool any_unheld_locked(const repository *r) {
     return false;
 }
 
+/* ---------------------------------------------------------------- poll */
+
+static void sig_add(uint64_t *h, const void *p, size_t n) {
+    for (size_t i = 0; i < n; i++) *h = (*h ^ ((const unsigned char *)p)[i]) * 1099511628211ULL;
+}
+
+static void sig_add_id(uint64_t *h, const repo_file_id *id) {
+    long long f[4] = {(long long)id->dev, (long long)id->ino, (long long)id->size, id->mtime_ns};
+    sig_add(h, f, sizeof f);
+}
+
+/* Takes model entry e out of the table and frees it (loader thread, lock held; nothing but
+ * the loader keeps an entry's address across the lock). */
+static void remove_entry_locked(repository *r, model_entry *e) {
+    for (int i = 0; i < r->n_models; i++)
+        if (r->models[i] == e) {
+            memmove(&r->models[i], &r->models[i + 1],
+                    (size_t)(r->n_models - i - 1) * sizeof r->models[0]);
+            r->n_models--;
+            free(e);
+            return;
+        }
+}
+
+/* One model folder of a rescan: what serves made to match what the folder holds. */
+static void poll_model(repository *r, const char *name) {
+    char dir[PATH_MAX], err[2100] = "", path[PATH_MAX + 16], why[600];
+    if (repo_model_dir(r->root, name, dir, sizeof dir, err, sizeof err) != 0) return;
+    model_settings s = r->o.defaults;
+    repo_file_id cfg_id = {0};
+    snprintf(path, sizeof path, "%s/" REPO_CONFIG_FILE, dir);
+    repo_file_identity(path, &cfg_id);
+    const int cfg_rc = read_config_json(dir, name, &s, err, sizeof err);
+    long long on_disk[REPO_MAX_VERSIONS], avail[REPO_MAX_VERSIONS];
+    repo_file_id ids[REPO_MAX_VERSIONS] = {{0}};
+    bool have[REPO_MAX_VERSIONS], check[REPO_MAX_VERSIONS];
+    char (*files)[PATH_MAX] = malloc(REPO_MAX_VERSIONS * sizeof *files);
+    if (!files) return;
+    const int n = repo_list_versions(dir, on_disk, REPO_MAX_VERSIONS);
+    for (int k = 0; k < n; k++)
+        have[k] = repo_version_files(dir, on_disk[k], files[k], sizeof files[k], NULL, 0, &ids[k],
+                                     why, sizeof why) == 0;
+
+    /* Which files count: served unchanged, or unchanged since the previous scan (then their
+     * completeness is checked below, outside the lock). The seen list becomes this scan's. */
+    pthread_mutex_lock(&r->lock);
+    model_entry *e = find_or_add_locked(r, name);
+    if (!e) {
+        pthread_mutex_unlock(&r->lock);
+        free(files);
+        return;
+    }
+    for (int k = 0; k < n; k++) {
+        bool served = false, stable = false;
+        for (int j = 0; j < e->n_served && have[k]; j++)
+            served |= e->served[j]->version == on_disk[k] &&
+                      repo_file_id_equal(&e->served[j]->file, &ids[k]);
+        for (int j = 0; j < e->n_seen && have[k]; j++)
+            stable |= e->seen_version[j] == on_disk[k] && repo_file_id_equal(&e->seen_id[j], &ids[k]);
+        check[k] = !served && stable;
+        if (!served && !stable) have[k] = false;
+    }
+    const int served_now = e->n_served;
+    e->n_seen = 0;
+    for (int k = 0; k < n; k++) {
+        e->seen_version[e->n_seen] = on_disk[k];
+        e->seen_id[e->n_seen++] = ids[k];
+    }
+    pthread_mutex_unlock(&r->lock);
+    int n_avail = 0;
+    for (int k = 0; k < n; k++) {
+        if (have[k] && check[k] && repo_weights_complete(files[k], why, sizeof why) != 0)
+            have[k] = false;
+        if (have[k]) avail[n_avail++] = on_disk[k];
+    }
+    free(files);
+    long long want[REPO_MAX_VERSIONS];
+    /* A version the policy picks among all the folders that is not ready yet (being copied or
+     * rewritten) holds every change back while the model serves: no fall back to an older one
+     * meanwhile, that is for a version folder deleted. */
+    int n_want = cfg_rc == 0 ? repo_select_versions(&s.version_policy, on_disk, n, want) : 0;
+    for (int i = 0; i < n_want && served_now; i++) {
+        bool ready = false;
+        for (int k = 0; k < n_avail; k++) ready |= avail[k] == want[i];
+        if (!ready) return;
+    }
+    n_want = cfg_rc == 0 ? repo_select_versions(&s.version_policy, avail, n_avail, want) : 0;
+    if (n_want > REPO_MAX_POLICY_VERSIONS) n_want = REPO_MAX_POLICY_VERSIONS;
+
+    /* The target against what serves; its signature, for a failed load not to be retried. */
+    uint64_t sig = 14695981039346656037ULL;
+    sig_add(&sig, &cfg_rc, sizeof cfg_rc);
+    sig_add_id(&sig, &cfg_id);
+    pthread_mutex_lock(&r->lock);
+    bool same = cfg_rc == 0 && n_want == e->n_served;
+    for (int i = 0; i < n_want; i++) {
+        const repo_file_id *id = &ids[0]; /* want[i] is one of on_disk (avail's) */
+        for (int k = 0; k < n; k++)
+            if (on_disk[k] == want[i]) id = &ids[k];
+        sig_add(&sig, &want[i], sizeof want[i]);
+        sig_add_id(&sig, id);
+        same = same && e->served[i]->version == want[i] &&
+               model_settings_equal(&e->served[i]->settings, &s) &&
+               repo_file_id_equal(&e->served[i]->file, id);
+    }
+    sig |= 1;
+    const bool failed_before = e->poll_failed == sig;
+    const int n_served = e->n_served;
+    if (same && (e->poll_failed || e->failed_version)) { /* the failed target went away */
+        e->poll_failed = 0;
+        e->failed_version = 0;
+        e->reason[0] = '\0';
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (same || failed_before) return;
+    char msg[2200];
+    if (cfg_rc != 0) {
+        set_failure(r, e, 0, err);
+        log_event(LOG_ERROR, "model %s: %s; what serves is kept", name, err);
+    } else if (n_want == 0) {
+        /* Nothing complete yet keeps what serves; no version folder at all unloads it. */
+        if (n > 0 || n_served == 0) return;
+        log_event(LOG_INFO, "model %s: no version folder left in the repository", name);
+        do_unload(r, name, msg, sizeof msg);
+        pthread_mutex_lock(&r->lock);
+        snprintf(e->reason, sizeof e->reason, "unloaded: no version folder with "
+                 REPO_WEIGHTS_FILE " in the repository");
+        pthread_mutex_unlock(&r->lock);
+        return;
+    } else if (do_load(r, name, NULL, avail, n_avail, msg, sizeof msg) == API_OK) {
+        pthread_mutex_lock(&r->lock);
+        e->poll_failed = 0;
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    pthread_mutex_lock(&r->lock);
+    e->poll_failed = sig;
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* A rescan (loader thread, lock not held): models whose folder is gone are unloaded and
+ * forgotten, every folder's model made to match it. */
+static void poll_scan(repository *r) {
+    char (*names)[REPO_MAX_NAME] = malloc(MAX_MODELS * sizeof *names);
+    char err[512], msg[2200], gone[REPO_MAX_NAME];
+    if (!names) return;
+    const int n = repo_list_models(r->root, names, MAX_MODELS, err, sizeof err);
+    if (n < 0) { /* an unreadable folder is no reason to unload everything */
+        log_event(LOG_ERROR, "repository rescan: %s; nothing changed", err);
+        free(names);
+        return;
+    }
+    for (;;) {
+        gone[0] = '\0';
+        pthread_mutex_lock(&r->lock);
+        for (int i = 0; i < r->n_models && !gone[0]; i++) {
+            bool listed = false;
+            for (int k = 0; k < n && !listed; k++) listed = strcmp(names[k], r->models[i]->name) == 0;
+            if (!listed) snprintf(gone, sizeof gone, "%s", r->models[i]->name);
+        }
+        pthread_mutex_unlock(&r->lock);
+        if (!gone[0]) break;
+        log_event(LOG_INFO, "model %s: its folder left the repository", gone);
+        do_unload(r, gone, msg, sizeof msg);
+        pthread_mutex_lock(&r->lock);
+        model_entry *e = find_locked(r, gone);
+        if (e) remove_entry_locked(r, e);
+        pthread_mutex_unlock(&r->lock);
+    }
+    for (int k = 0; k < n; k++) {
+        pthread_mutex_lock(&r->lock);
+        const bool stopping = r->stopping;
+        pthread_mutex_unlock(&r->lock);
+        if (stopping) break;
+        poll_model(r, names[k]);
+    }
+    free(names);
+}
+
 static void *loader_main(void *arg) {
     repository *r = arg;
+    const int64_t poll_ns = (int64_t)(r->o.poll_secs > 0 ? r->o.poll_secs : 15) * 1000000000LL;
+    int64_t next_poll = 0;
     pthread_mutex_lock(&r->lock);
     for (;;) {
-        while (!r->stopping && !r->ops && !any_unheld_locked(r))
-            pthread_cond_wait(&r->cond, &r->lock);
+        while (!r->stopping && !r->ops && !any_unheld_locked(r)) {
+            if (!r->polling) {
+                pthread_cond_wait(&r->cond, &r->lock);
+                continue;
+            }
+            const int64_t now = clock_monotonic_ns();
+            if (!next_poll) next_poll = now + poll_ns;
+            if (now >= next_poll) break;
+            struct timespec abs = clock_after_ns(CLOCK_REALTIME, next_poll - now);
+            pthread_cond_timedwait(&r->cond, &r->lock, &abs);
+        }
         free_unheld_locked(r);
         if (r->stopping) break;
         pending_op *op = r->ops;
-        if (!op) continue;
+        if (!op) {
+            if (r->polling && next_poll && clock_monotonic_ns() >= next_poll) {
+                pthread_mutex_unlock(&r->lock);
+                poll_scan(r);
+                pthread_mutex_lock(&r->lock);
+                next_poll = clock_monotonic_ns() + poll_ns;
+            }
+            continue;
+        }
         r->ops = op->next;
         if (!r->ops) r->ops_tail = NULL;
         pthread_mutex_unlock(&r->lock);
         char msg[2200] = "";
         api_status st = op->op == REPOSITORY_LOAD
-                            ? do_load(r, op->name, op->config, msg, sizeof msg)
+                            ? do_load(r, op->name, op->config, NULL, 0, msg, sizeof msg)
                             : do_unload(r, op->name, msg, sizeof msg);
         op->done(op->ctx, st, msg);
         free(op->config);
@@ -479,7 +750,7 @@ int repository_load_initial(repository *r, const char *names, bool (*aborted)(vo
     pthread_cond_init(&w.cond, NULL);
     char list[4096] = "";
     if (!r->root[0]) snprintf(list, sizeof list, "%s", r->single_name);
-    else if (r->o.control == REPO_CONTROL_NONE) {
+    else if (r->o.control == REPO_CONTROL_NONE || r->o.control == REPO_CONTROL_POLL) {
         pthread_mutex_lock(&r->lock);
         for (int i = 0; i < r->n_models; i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "",
@@ -513,6 +784,12 @@ int repository_load_initial(repository *r, const char *names, bool (*aborted)(vo
     if (rc == 0 && w.err[0]) {
         snprintf(err, errlen, "%s", w.err);
         rc = -1;
+    }
+    if (rc == 0 && r->root[0] && r->o.control == REPO_CONTROL_POLL) {
+        pthread_mutex_lock(&r->lock);
+        r->polling = true; /* the loader's rescans start */
+        pthread_cond_broadcast(&r->cond);
+        pthread_mutex_unlock(&r->lock);
     }
     pthread_mutex_destroy(&w.lock);
     pthread_cond_destroy(&w.cond);

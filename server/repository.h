@@ -22,6 +22,24 @@
  * a reference) and its workers joined, the network and labels freed, and malloc_trim returns
  * the pages. Every operation's completion is called once, from the loader thread.
  *
+ * Swap policy memory: before building, the load takes the versions it replaces out of the
+ * list (new requests: 503, the model is loading) and waits, on the same condition variable,
+ * until their last job is answered and they are freed; only then does it build. Peak memory
+ * is one version instead of two; a build that fails then leaves the model without them.
+ *
+ * Control poll: once the start-up loads have ended, the loader thread also wakes every
+ * poll_secs (a timed wait on the same condition variable; queued operations and frees come
+ * first) and rescans the folder. A version counts when its weights file is complete
+ * (repo_weights_complete) and its identity (size, mtime, inode) is the one the previous scan
+ * saw, or it is the file a served version was built from. While a version the policy picks
+ * among all the folders is not ready, a serving model is left as it is (no fall back to an
+ * older version while a file is copied). What the policy picks from the ready ones is
+ * compared with what is served; a difference is an ordinary load (the swap above) restricted
+ * to those versions, a model folder gone is an unload and its entry leaves the table (404),
+ * and a model left with no version folder is unloaded. A load that fails keeps what serves
+ * and its reason in the index; its target (versions, their files, config.json) is remembered
+ * and not retried until one of them changes.
+ *
  * Workers of all models share the cores: each version's workers are oneDNN threads of
  * threads_per_worker each (default: the cores divided among the model's workers), and the OS
  * schedules them; a model's queue is its own, so a busy model fills its own queue (503)
@@ -78,6 +96,8 @@ typedef struct {
     const char *default_model;  /* /classify without ?model=: this one ("" or NULL: the only
                                  * model, when there is one) */
     repo_control control;
+    int poll_secs;          /* control poll: seconds between rescans */
+    repo_swap_policy swap;  /* a new version beside the serving one, or after unloading it */
     model_settings defaults; /* the service's settings, which config.json overrides */
     repository_builder build;
     void *build_ctx;

@@ -316,6 +316,38 @@ static void test_config_keys(void) {
     EXPECT(config_load_secrets(&c, err, sizeof err) != 0 && strstr(err, path));
 }
 
+/* The model repository's poll and swap settings: one table row each, read from every source. */
+static void test_config_repository(void) {
+    vggserve_config c;
+    char err[1024];
+    config_defaults(&c);
+    EXPECT(c.model_control_mode == REPO_CONTROL_NONE && c.repository_poll_secs == 15 &&
+           c.swap_policy == REPO_SWAP_AVAILABILITY);
+    EXPECT(config_set(&c, "model_control_mode", "poll", "test", err, sizeof err) == 0 &&
+           c.model_control_mode == REPO_CONTROL_POLL);
+    EXPECT(config_validate(&c, err, sizeof err) != 0 && strstr(err, "model_repository"));
+    config_set(&c, "model_repository", "/models", "test", err, sizeof err);
+    EXPECT(config_validate(&c, err, sizeof err) == 0);
+    EXPECT(config_set(&c, "repository_poll_secs", "0", "flag --repository-poll-secs", err,
+                      sizeof err) != 0 && strstr(err, "1..86400"));
+    setenv("VGGSERVE_REPOSITORY_POLL_SECS", "3", 1);
+    setenv("VGGSERVE_SWAP_POLICY", "memory", 1);
+    EXPECT(config_load_env(&c, err, sizeof err) == 0 && c.repository_poll_secs == 3 &&
+           c.swap_policy == REPO_SWAP_MEMORY);
+    unsetenv("VGGSERVE_REPOSITORY_POLL_SECS");
+    setenv("VGGSERVE_SWAP_POLICY", "cheap", 1);
+    EXPECT(config_load_env(&c, err, sizeof err) != 0 && strstr(err, "availability|memory"));
+    unsetenv("VGGSERVE_SWAP_POLICY");
+    const char *json = "{\"repository_poll_secs\": 7, \"swap_policy\": \"availability\"}";
+    EXPECT(config_load_buffer(&c, json, strlen(json), "inline", err, sizeof err) == 0 &&
+           c.repository_poll_secs == 7 && c.swap_policy == REPO_SWAP_AVAILABILITY);
+    EXPECT(strcmp(config_key_for_flag("repository-poll-secs"), "repository_poll_secs") == 0);
+    json_t *j = config_to_json(&c);
+    EXPECT(strcmp(json_string_value(json_object_get(j, "model_control_mode")), "poll") == 0 &&
+           strcmp(json_string_value(json_object_get(j, "swap_policy")), "availability") == 0);
+    json_decref(j);
+}
+
 /* Accept's q-values for a media type: the most specific entry wins, q=0 refuses. */
 static void test_accept_media(void) {
     static const struct {
@@ -423,6 +455,7 @@ int main(int argc, char **argv) {
         {"auth", test_auth},
         {"utf8 sanitize", test_utf8_sanitize},
         {"config keys", test_config_keys},
+        {"config repository", test_config_repository},
         {"accept media", test_accept_media},
         {"inference jobs", test_inference_jobs},
     };

@@ -15,9 +15,24 @@ loads and warms in well under a second) served with --model-control-mode explici
   - bad model names (../x, %2e%2e, a link out of the repository) refused, the server alive;
   - the KServe agent's load (POST {} to a model it just copied into the repository) and a
     config override in the load body.
+With --model-control-mode poll --repository-poll-secs 1 (class Poll):
+  - the index works, load and unload answer 400 with Triton's words;
+  - a half-written newest version at start is skipped and the previous one serves;
+  - a new version folder is served within 2 poll periods (plus its load), and deleting it
+    falls back to the previous version (the old weights' answers);
+  - a truncated model.safetensors is not tried (no failure in the index, the old version
+    serves), and is served once the rest of it is written;
+  - a version that fails to build keeps the old one serving with its reason in the index, and
+    is not retried at every scan;
+  - a new model folder is served, a removed one unloaded (404, gone from the index);
+  - a model.safetensors replaced in place is reloaded, the old file serving until then (no
+    fall back to an older version meanwhile).
+With --swap-policy memory (class SwapPolicyMemory): a load unloads and frees the serving
+version before building the new one (the log's order says so), and the new one serves.
 Standard library and numpy only; run with /usr/bin/python3."""
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -74,7 +89,46 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
-class Repository(su.ServerTestCase):
+class RepoHelpers:
+    """Requests and checks shared by the classes below (they set cls.server and cls.want)."""
+
+    def post(self, path, body=b"", **kw):
+        return self.server.request("POST", path, body=body, **kw)
+
+    def index(self):
+        r = self.post("/v2/repository/index", b"{}")
+        self.assertEqual(r.status, 200, r)
+        return r.json()
+
+    def rows(self, name):
+        return [m for m in self.index() if m["name"] == name]
+
+    def classify(self, model, k):
+        r = self.server.classify(self.photo, query="?model=%s&top_k=%d" % (model, k))
+        return r, ([(t["class_id"], t["probability"]) for t in r.json()["predictions"][0]["top_k"]]
+                   if r.status == 200 else None)
+
+    def assertSameTop(self, got, want, what=""):
+        self.assertEqual([c for c, _ in got], [c for c, _ in want], what)
+        np.testing.assert_allclose([p for _, p in got], [p for _, p in want], rtol=1e-3, atol=1e-5,
+                                   err_msg=what)
+
+    def which(self, got, keys=("a1", "a2")):
+        """The key of the weights whose CLI answer got is (of keys), else None."""
+        for key in keys:
+            try:
+                self.assertSameTop(got, self.want[key])
+                return key
+            except AssertionError:
+                pass
+        return None
+
+    def wait_unloaded(self, name):
+        ok = su.wait_for(lambda: all(m["state"] == "UNAVAILABLE" for m in self.rows(name)), 30)
+        self.assertTrue(ok, self.index())
+
+
+class Repository(RepoHelpers, su.ServerTestCase):
     binary = BIN
 
     @classmethod
@@ -99,43 +153,6 @@ class Repository(su.ServerTestCase):
                                          "alpha", "--auth-token", TOKEN],
                                 env=su.SMALL_ASAN_QUARANTINE)  # the unload's RSS check
         cls.server.token = TOKEN
-
-    # ---- helpers
-
-    def post(self, path, body=b"", **kw):
-        return self.server.request("POST", path, body=body, **kw)
-
-    def index(self):
-        r = self.post("/v2/repository/index", b"{}")
-        self.assertEqual(r.status, 200, r)
-        return r.json()
-
-    def rows(self, name):
-        return [m for m in self.index() if m["name"] == name]
-
-    def classify(self, model, k):
-        r = self.server.classify(self.photo, query="?model=%s&top_k=%d" % (model, k))
-        return r, ([(t["class_id"], t["probability"]) for t in r.json()["predictions"][0]["top_k"]]
-                   if r.status == 200 else None)
-
-    def assertSameTop(self, got, want, what=""):
-        self.assertEqual([c for c, _ in got], [c for c, _ in want], what)
-        np.testing.assert_allclose([p for _, p in got], [p for _, p in want], rtol=1e-3, atol=1e-5,
-                                   err_msg=what)
-
-    def which(self, got):
-        """'a1' or 'a2': the version of alpha whose CLI answer got is, else None."""
-        for key in ("a1", "a2"):
-            try:
-                self.assertSameTop(got, self.want[key])
-                return key
-            except AssertionError:
-                pass
-        return None
-
-    def wait_unloaded(self, name):
-        ok = su.wait_for(lambda: all(m["state"] == "UNAVAILABLE" for m in self.rows(name)), 30)
-        self.assertTrue(ok, self.index())
 
     # ---- 1. the index and the token
 
@@ -304,6 +321,224 @@ class Repository(su.ServerTestCase):
         r = self.post("/v2/repository/models/gamma/unload")
         self.assertEqual(r.status, 200, r)
         self.wait_unloaded("gamma")
+
+
+POLL_S = 1
+# A poll serves a version once its file is complete and unchanged over one rescan: at most 2
+# periods after it appears, plus its load (these models load in well under a second).
+POLL_DEADLINE_S = 2 * POLL_S + 1.5
+POLL_TRITON_REFUSAL = "explicit model load / unload is not allowed if polling is enabled"
+
+
+def make_weights(cls, keys):
+    """Writes the small models of keys ((key, seed, classes)) under cls.tmp/src and their
+    `vggserve classify` answers into cls.want."""
+    cls.w, cls.want = {}, {}
+    for key, seed, classes in keys:
+        path = os.path.join(cls.tmp.name, "src", "%s.safetensors" % key)
+        small_model(path, seed, classes)
+        cls.w[key] = path
+        cls.want[key] = cli_top(path, cls.photo_path, classes)
+
+
+class Poll(RepoHelpers, su.ServerTestCase):
+    binary = BIN
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.repo = os.path.join(cls.tmp.name, "models")
+        cls.photo_path = os.path.join(su.IMAGES, "chelsea.jpg")
+        cls.photo = su.image("chelsea.jpg")
+        make_weights(cls, (("a1", 1, 4), ("a2", 3, 4), ("a3", 4, 4), ("b1", 2, 5)))
+        cls.place("alpha", 1, "a1")
+        # delta's newest version is half-written at start: skipped, version 1 serves.
+        cls.place("delta", 1, "b1")
+        os.makedirs(os.path.join(cls.repo, "delta", "2"))
+        with open(cls.w["a2"], "rb") as f, \
+                open(os.path.join(cls.repo, "delta", "2", "model.safetensors"), "wb") as out:
+            out.write(f.read()[:100000])
+        cls.start_shared_server("poll", [*FLAGS, "--model-repository", cls.repo,
+                                         "--model-control-mode", "poll",
+                                         "--repository-poll-secs", str(POLL_S)])
+
+    @classmethod
+    def place(cls, model, version, key):
+        """DIR/model/version/model.safetensors appears whole (a hard link of key's file)."""
+        d = os.path.join(cls.repo, model, str(version))
+        os.makedirs(d, exist_ok=True)
+        os.link(cls.w[key], os.path.join(d, "model.safetensors"))
+
+    def wait_answer(self, model, key, classes=4, within=POLL_DEADLINE_S, before=None):
+        """Seconds until model answers with key's weights; fails after `within`, or when an
+        answer meanwhile is neither key's nor (before given) before's."""
+        t0 = time.monotonic()
+        last = None
+        while time.monotonic() - t0 < within + 5:
+            r, got = self.classify(model, classes)
+            last = (r.status, got and self.which(got, (key,) + ((before,) if before else ())))
+            if before and r.status == 200:
+                self.assertIn(last[1], (key, before), "an answer from other weights")
+            if last == (200, key):
+                took = time.monotonic() - t0
+                self.assertLessEqual(took, within, "%s answered as %s only after %.2f s"
+                                     % (model, key, took))
+                return took
+            time.sleep(0.05)
+        self.fail("%s never answered as %s (last: %s)\n%s"
+                  % (model, key, last, self.server.tail()))
+
+    def test_1_index_works_load_and_unload_refused(self):
+        self.assertEqual([(m["name"], m["version"], m["state"]) for m in self.rows("alpha")],
+                         [("alpha", "1", "READY")])
+        for action in ("load", "unload"):
+            r = self.post("/v2/repository/models/alpha/" + action, b"{}")
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(r.json()["error"], POLL_TRITON_REFUSAL)
+        r, got = self.classify("alpha", 4)
+        self.assertEqual(self.which(got), "a1")
+
+    def test_1_incomplete_file_at_start_skipped(self):
+        r, got = self.classify("delta", 5)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.which(got, ("b1",)), "b1")
+        self.assertIn("model delta version 2: ", self.server.stderr())
+        self.assertIn("left to the rescans", self.server.stderr())
+        self.assertEqual([(m["version"], m["state"]) for m in self.rows("delta")],
+                         [("1", "READY")])
+
+    def test_2_new_version_served_then_deleted_falls_back(self):
+        self.place("alpha", 2, "a2")
+        took = self.wait_answer("alpha", "a2")
+        print("poll: version 2 served %.2f s after its folder appeared (period %d s)"
+              % (took, POLL_S), file=sys.stderr)
+        self.assertEqual([(m["version"], m["state"]) for m in self.rows("alpha")],
+                         [("2", "READY")])
+        shutil.rmtree(os.path.join(self.repo, "alpha", "2"))
+        took = self.wait_answer("alpha", "a1")
+        print("poll: version 1 served again %.2f s after version 2 was deleted" % took,
+              file=sys.stderr)
+        self.assertEqual([(m["version"], m["state"]) for m in self.rows("alpha")],
+                         [("1", "READY")])
+
+    def test_3_truncated_file_waits_until_complete(self):
+        with open(self.w["a2"], "rb") as f:
+            data = f.read()
+        d = os.path.join(self.repo, "alpha", "3")
+        os.makedirs(d)
+        path = os.path.join(d, "model.safetensors")
+        with open(path, "wb") as f:
+            f.write(data[:len(data) // 2])  # the header and half the tensors
+        time.sleep(2.5 * POLL_S)  # seen, then unchanged over a rescan: checked, not complete
+        self.assertEqual([(m["version"], m["state"]) for m in self.rows("alpha")],
+                         [("1", "READY")], "a half-written file was tried")
+        r, got = self.classify("alpha", 4)
+        self.assertEqual(self.which(got), "a1")
+        self.assertNotIn("version 3", self.server.stderr())
+        with open(path, "ab") as f:
+            f.write(data[len(data) // 2:])
+        self.wait_answer("alpha", "a2", before="a1")
+        self.assertEqual([(m["version"], m["state"]) for m in self.rows("alpha")],
+                         [("3", "READY")])
+
+    def test_4_failed_version_keeps_serving_not_retried(self):
+        # Complete as a file (size = header + data), but no VGG: its build fails.
+        path = os.path.join(self.tmp.name, "src", "bogus.safetensors")
+        write_safetensors(path, [("bogus.weight", np.zeros((3, 3)))], {})
+        d = os.path.join(self.repo, "alpha", "4")
+        os.makedirs(d)
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)  # later tests need it gone
+        os.link(path, os.path.join(d, "model.safetensors"))
+        ok = su.wait_for(lambda: [m for m in self.rows("alpha") if m.get("version") == "4"
+                                  and m["state"] != "LOADING"], POLL_DEADLINE_S + 5)
+        self.assertTrue(ok, self.index())
+        self.assertEqual([m["state"] for m in ok], ["UNAVAILABLE"], ok)
+        self.assertIn("model.safetensors", ok[0]["reason"])
+        tries = self.server.stderr().count("model alpha version 4: loading")
+        self.assertEqual(tries, 1, self.server.tail())
+        time.sleep(2.5 * POLL_S)  # two more rescans
+        self.assertEqual(self.server.stderr().count("model alpha version 4: loading"), 1,
+                         "a failed version retried at every rescan")
+        r, got = self.classify("alpha", 4)
+        self.assertEqual(self.which(got), "a2", "the last good version stopped serving")
+        shutil.rmtree(d)  # what serves is the target again: the failure row goes
+        ok = su.wait_for(lambda: [(m["version"], m["state"]) for m in self.rows("alpha")]
+                         == [("3", "READY")], POLL_DEADLINE_S)
+        self.assertTrue(ok, self.index())
+
+    def test_5_model_folder_added_then_removed(self):
+        r, _ = self.classify("beta", 5)
+        self.assertEqual(r.status, 404, r)
+        self.place("beta", 1, "b1")
+        self.wait_answer("beta", "b1", classes=5)
+        self.assertEqual([(m["version"], m["state"]) for m in self.rows("beta")],
+                         [("1", "READY")])
+        shutil.rmtree(os.path.join(self.repo, "beta"))
+        ok = su.wait_for(lambda: self.classify("beta", 5)[0].status == 404, POLL_DEADLINE_S)
+        self.assertTrue(ok, self.classify("beta", 5)[0])
+        self.assertEqual(self.rows("beta"), [])
+        r, got = self.classify("alpha", 4)
+        self.assertEqual(r.status, 200, r)
+
+    def test_6_file_replaced_in_place_reloaded(self):
+        r, got = self.classify("alpha", 4)
+        self.assertEqual(self.which(got), "a2")  # version 3, completed in test_3
+        path = os.path.join(self.repo, "alpha", "3", "model.safetensors")
+        os.link(self.w["a3"], path + ".new")
+        os.replace(path + ".new", path)  # another file under the same version
+        self.wait_answer("alpha", "a3", before="a2")  # never version 1 meanwhile
+        self.assertEqual([(m["version"], m["state"]) for m in self.rows("alpha")],
+                         [("3", "READY")])
+
+
+class SwapPolicyMemory(RepoHelpers, su.ServerTestCase):
+    binary = BIN
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.repo = os.path.join(cls.tmp.name, "models")
+        cls.photo_path = os.path.join(su.IMAGES, "chelsea.jpg")
+        cls.photo = su.image("chelsea.jpg")
+        make_weights(cls, (("a1", 1, 4), ("a2", 3, 4)))
+        Poll.place.__func__(cls, "alpha", 1, "a1")
+        cls.start_shared_server("memory", [*FLAGS, "--model-repository", cls.repo,
+                                           "--model-control-mode", "explicit", "--load-model",
+                                           "alpha", "--swap-policy", "memory"])
+
+    def test_memory_policy_frees_the_old_version_before_building(self):
+        r, got = self.classify("alpha", 4)
+        self.assertEqual(self.which(got), "a1")
+        Poll.place.__func__(type(self), "alpha", 2, "a2")
+        stop, seen = threading.Event(), []
+
+        def client():  # requests during the swap: answered, or 503 with Retry-After
+            while not stop.is_set():
+                r = self.server.classify(self.photo, query="?model=alpha&top_k=1")
+                seen.append((r.status, r.headers.get("Retry-After")))
+        t = threading.Thread(target=client)
+        t.start()
+        try:
+            time.sleep(0.2)
+            r = self.post("/v2/repository/models/alpha/load")
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            t.join(30)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(seen)
+        self.assertEqual({s for s in seen if s[0] != 200} - {(503, "1")}, set(), seen)
+        r, got = self.classify("alpha", 4)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.which(got), "a2")
+        self.assertEqual([(m["version"], m["state"]) for m in self.rows("alpha")],
+                         [("2", "READY")])
+        log = self.server.stderr()
+        freed = log.find("model alpha version 1: freed")
+        built = log.find("model alpha version 2: loading")
+        self.assertGreaterEqual(freed, 0, log[-3000:])
+        self.assertGreaterEqual(built, 0, log[-3000:])
+        self.assertLess(freed, built, "version 2 was built before version 1 was freed")
 
 
 if __name__ == "__main__":
