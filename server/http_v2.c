@@ -140,7 +140,8 @@ enum MHD_Result http_v2_answer(request *r) {
         res = http_send_json(r, 200, kserve_v2_model_config_json(&f, r->view), API_OK);
         break;
     case KSERVE_V2_ROUTE_MODEL_STATS:
-        res = http_send_json(r, 200, v2_stats_json(s->metrics, model, r->target.version, r->view), API_OK);
+        res = http_send_json(r, 200, v2_stats_json(s->metrics, model, r->target.version, r->view),
+                             API_OK);
         break;
     case KSERVE_V2_ROUTE_MODEL_LABELS:
         if (!m->labels) /* known once the weights are loaded */

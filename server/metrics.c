@@ -423,9 +423,9 @@ static void render_models(metrics *m, text *t) {
            "Inference requests by model view, version and outcome (success: answered 200).");
     for (metrics_series *s = first; s; s = s->next)
         for (int v = 0; v < METRICS_VIEWS; v++)
-            put(t, "vggserve_model_requests_total{model=\"%s\",version=\"%lld\",outcome=\"success\"} "
-                   "%llu\nvggserve_model_requests_total{model=\"%s\",version=\"%lld\","
-                   "outcome=\"fail\"} %llu\n",
+            put(t, "vggserve_model_requests_total{model=\"%s\",version=\"%lld\","
+                   "outcome=\"success\"} %llu\nvggserve_model_requests_total{model=\"%s\","
+                   "version=\"%lld\",outcome=\"fail\"} %llu\n",
                 s->views[v], s->version, atomic_load(&s->c[v].success), s->views[v], s->version,
                 atomic_load(&s->c[v].fail));
     header(t, "vggserve_model_request_seconds_total", "counter",
@@ -437,7 +437,8 @@ static void render_models(metrics *m, text *t) {
                    "version=\"%lld\",outcome=\"fail\"} %.9f\n",
                 s->views[v], s->version, atomic_load(&s->c[v].success_ns) / 1e9, s->views[v],
                 s->version, atomic_load(&s->c[v].fail_ns) / 1e9);
-    header(t, "vggserve_model_images_total", "counter", "Images inferred, by model view and version.");
+    header(t, "vggserve_model_images_total", "counter",
+           "Images inferred, by model view and version.");
     for (metrics_series *s = first; s; s = s->next)
         for (int v = 0; v < METRICS_VIEWS; v++)
             put(t, "vggserve_model_images_total{model=\"%s\",version=\"%lld\"} %llu\n", s->views[v],
@@ -492,7 +493,8 @@ static void render_models(metrics *m, text *t) {
         snprintf(labels, sizeof labels, "model=\"%s\",version=\"%lld\"", s->model, s->version);
         put_histogram(t, "vggserve_model_inference_duration_seconds", labels, &s->inference);
     }
-    header(t, "vggserve_model_queue_depth", "gauge", "Images waiting for a worker of this model and version.");
+    header(t, "vggserve_model_queue_depth", "gauge",
+           "Images waiting for a worker of this model and version.");
     for (metrics_series *s = first; s; s = s->next)
         put(t, "vggserve_model_queue_depth{model=\"%s\",version=\"%lld\"} %d\n", s->model,
             s->version, atomic_load(&s->queue_depth));

@@ -383,7 +383,8 @@ class RepositoryObservability(su.ServerTestCase):
         self.assertEqual(delta("vggserve_model_inference_duration_seconds_count", model="beta",
                                version="1"), 1)
         for model in ("alpha", "beta"):
-            self.assertEqual(su.metric(m, "vggserve_model_queue_depth", model=model, version="1"), 0)
+            self.assertEqual(su.metric(m, "vggserve_model_queue_depth", model=model, version="1"),
+                             0)
             self.assertGreater(su.metric(m, "vggserve_model_phase_seconds_total", model=model,
                                          version="1", phase="compute_infer"), 0)
         # The service-wide families keep their names and add up the models.
@@ -415,7 +416,8 @@ class RepositoryObservability(su.ServerTestCase):
                          - before[("beta", "1")]["execution_count"], 3)
         one = self.stats("/v2/models/beta/versions/1/stats")
         self.assertEqual(list(one), [("beta", "1")])
-        self.assertEqual(one[("beta", "1")]["inference_count"], every[("beta", "1")]["inference_count"])
+        self.assertEqual(one[("beta", "1")]["inference_count"],
+                         every[("beta", "1")]["inference_count"])
         self.assertEqual(list(self.stats("/v2/models/alpha_tensor/stats")), [("alpha_tensor", "1")])
         # The same counters as /metrics.
         m = su.settled_metrics(self.server)
