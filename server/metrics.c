@@ -51,6 +51,10 @@ struct metrics_series {
     atomic_ullong batches, batches_of[METRICS_MAX_BATCH], batch_ns_of[METRICS_MAX_BATCH];
     atomic_int queue_depth;
     histogram queue_wait, inference;
+    /* A newer series of the same model and version exists (a rebuild with other settings, its
+     * old build finishing its requests): this one is neither rendered nor looked up, so a
+     * scrape never holds one label set twice. Written under the write lock. */
+    bool hidden;
     metrics_series *next;
 };
 
@@ -185,6 +189,8 @@ metrics_series *metrics_series_add(metrics *m, const char *model, long long vers
     histogram_init(&x->queue_wait, latency, N_LATENCY);
     histogram_init(&x->inference, latency, N_LATENCY);
     pthread_rwlock_wrlock(&m->series_lock);
+    for (metrics_series *old = m->series; old; old = old->next)
+        if (old->version == version && strcmp(old->model, x->model) == 0) old->hidden = true;
     if (m->series_tail) m->series_tail->next = x;
     else m->series = x;
     m->series_tail = x;
@@ -263,7 +269,7 @@ static unsigned long long ns_of(double seconds) {
 static metrics_series *find_series_locked(metrics *m, const char *model, long long version) {
     metrics_series *best = NULL;
     for (metrics_series *x = m->series; x; x = x->next)
-        if (strcmp(x->model, model) == 0 &&
+        if (!x->hidden && strcmp(x->model, model) == 0 &&
             (version ? x->version == version : !best || x->version > best->version))
             best = x;
     return best;
@@ -326,7 +332,8 @@ int metrics_version_totals_get(metrics *m, const char *model, long long version,
     int n = 0;
     pthread_rwlock_rdlock(&m->series_lock);
     for (metrics_series *x = m->series; x && n < max; x = x->next)
-        if ((!model || strcmp(x->model, model) == 0) && (!version || x->version == version))
+        if (!x->hidden && (!model || strcmp(x->model, model) == 0) &&
+            (!version || x->version == version))
             version_totals_of(x, &out[n++]);
     pthread_rwlock_unlock(&m->series_lock);
     return n;
@@ -413,6 +420,12 @@ static long long resident_bytes(void) {
     return resident * sysconf(_SC_PAGESIZE);
 }
 
+/* x, or the first series after it that is not hidden. */
+static metrics_series *shown(metrics_series *x) {
+    while (x && x->hidden) x = x->next;
+    return x;
+}
+
 /* The per-version counters: the views' requests (the `model` label is the view's name, as
  * Triton's statistics name it), the batcher's passes and queue (`model`: the repository's
  * name). Each family's samples stay together after its HELP and TYPE, as the format requires;
@@ -421,7 +434,7 @@ static void render_models(metrics *m, text *t) {
     metrics_series *first = m->series;
     header(t, "vggserve_model_requests_total", "counter",
            "Inference requests by model view, version and outcome (success: answered 200).");
-    for (metrics_series *s = first; s; s = s->next)
+    for (metrics_series *s = shown(first); s; s = shown(s->next))
         for (int v = 0; v < METRICS_VIEWS; v++)
             put(t, "vggserve_model_requests_total{model=\"%s\",version=\"%lld\","
                    "outcome=\"success\"} %llu\nvggserve_model_requests_total{model=\"%s\","
@@ -430,7 +443,7 @@ static void render_models(metrics *m, text *t) {
                 atomic_load(&s->c[v].fail));
     header(t, "vggserve_model_request_seconds_total", "counter",
            "Time from first byte to answer of those requests, summed.");
-    for (metrics_series *s = first; s; s = s->next)
+    for (metrics_series *s = shown(first); s; s = shown(s->next))
         for (int v = 0; v < METRICS_VIEWS; v++)
             put(t, "vggserve_model_request_seconds_total{model=\"%s\",version=\"%lld\","
                    "outcome=\"success\"} %.9f\nvggserve_model_request_seconds_total{model=\"%s\","
@@ -439,7 +452,7 @@ static void render_models(metrics *m, text *t) {
                 s->version, atomic_load(&s->c[v].fail_ns) / 1e9);
     header(t, "vggserve_model_images_total", "counter",
            "Images inferred, by model view and version.");
-    for (metrics_series *s = first; s; s = s->next)
+    for (metrics_series *s = shown(first); s; s = shown(s->next))
         for (int v = 0; v < METRICS_VIEWS; v++)
             put(t, "vggserve_model_images_total{model=\"%s\",version=\"%lld\"} %llu\n", s->views[v],
                 s->version, atomic_load(&s->c[v].images));
@@ -448,7 +461,7 @@ static void render_models(metrics *m, text *t) {
            "compute_infer: forward passes, compute_output: the answer), summed.");
     static const char *const phase_names[] = {"queue", "compute_input", "compute_infer",
                                               "compute_output"};
-    for (metrics_series *s = first; s; s = s->next)
+    for (metrics_series *s = shown(first); s; s = shown(s->next))
         for (int v = 0; v < METRICS_VIEWS; v++) {
             const atomic_ullong *phases[] = {&s->c[v].queue_ns, &s->c[v].input_ns,
                                              &s->c[v].infer_ns, &s->c[v].output_ns};
@@ -459,13 +472,13 @@ static void render_models(metrics *m, text *t) {
         }
     header(t, "vggserve_model_last_inference_timestamp_seconds", "gauge",
            "When the model view last answered an inference (0: never).");
-    for (metrics_series *s = first; s; s = s->next)
+    for (metrics_series *s = shown(first); s; s = shown(s->next))
         for (int v = 0; v < METRICS_VIEWS; v++)
             put(t, "vggserve_model_last_inference_timestamp_seconds{model=\"%s\",version=\"%lld\"} "
                    "%.3f\n", s->views[v], s->version, atomic_load(&s->c[v].last_unix_ms) / 1e3);
     header(t, "vggserve_batches_by_size_total", "counter",
            "Forward passes run, by model, version and batch size.");
-    for (metrics_series *s = first; s; s = s->next)
+    for (metrics_series *s = shown(first); s; s = shown(s->next))
         for (int b = 1; b <= METRICS_MAX_BATCH; b++) {
             unsigned long long n = atomic_load(&s->batches_of[b - 1]);
             if (n)
@@ -474,7 +487,7 @@ static void render_models(metrics *m, text *t) {
         }
     header(t, "vggserve_batch_compute_seconds_total", "counter",
            "Forward pass time by model, version and batch size, summed.");
-    for (metrics_series *s = first; s; s = s->next)
+    for (metrics_series *s = shown(first); s; s = shown(s->next))
         for (int b = 1; b <= METRICS_MAX_BATCH; b++)
             if (atomic_load(&s->batches_of[b - 1]))
                 put(t, "vggserve_batch_compute_seconds_total{model=\"%s\",version=\"%lld\","
@@ -483,19 +496,19 @@ static void render_models(metrics *m, text *t) {
     char labels[KSERVE_V2_MAX_NAME + 64];
     header(t, "vggserve_model_queue_wait_seconds", "histogram",
            "Time an image of this model and version waited in its queue.");
-    for (metrics_series *s = first; s; s = s->next) {
+    for (metrics_series *s = shown(first); s; s = shown(s->next)) {
         snprintf(labels, sizeof labels, "model=\"%s\",version=\"%lld\"", s->model, s->version);
         put_histogram(t, "vggserve_model_queue_wait_seconds", labels, &s->queue_wait);
     }
     header(t, "vggserve_model_inference_duration_seconds", "histogram",
            "Forward pass time of one batch of this model and version.");
-    for (metrics_series *s = first; s; s = s->next) {
+    for (metrics_series *s = shown(first); s; s = shown(s->next)) {
         snprintf(labels, sizeof labels, "model=\"%s\",version=\"%lld\"", s->model, s->version);
         put_histogram(t, "vggserve_model_inference_duration_seconds", labels, &s->inference);
     }
     header(t, "vggserve_model_queue_depth", "gauge",
            "Images waiting for a worker of this model and version.");
-    for (metrics_series *s = first; s; s = s->next)
+    for (metrics_series *s = shown(first); s; s = shown(s->next))
         put(t, "vggserve_model_queue_depth{model=\"%s\",version=\"%lld\"} %d\n", s->model,
             s->version, atomic_load(&s->queue_depth));
 }
