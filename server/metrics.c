@@ -209,6 +209,12 @@ void metrics_series_remove(metrics *m, metrics_series *s) {
             if (m->series_tail == x) m->series_tail = prev;
             break;
         }
+    /* The shown series of a model and version went (a rebuild that failed): the newest one
+     * left of them, serving still, is shown again. */
+    metrics_series *newest = NULL;
+    for (metrics_series *x = m->series; x && !s->hidden; x = x->next)
+        if (x->version == s->version && strcmp(x->model, s->model) == 0) newest = x;
+    if (newest) newest->hidden = false;
     pthread_rwlock_unlock(&m->series_lock);
     atomic_fetch_sub(&m->queue_depth, atomic_load(&s->queue_depth)); /* 0 once drained */
     pthread_mutex_destroy(&s->queue_wait.lock);

@@ -3,7 +3,8 @@
  * Labels: each loaded version's series render with its model (the view's name on request
  * counters, the model's on the batcher's) and version; a removed series leaves no line. A
  * rebuild of the same version (its old build still finishing) shows one label set, the new
- * one. vggserve_queue_depth is the sum of the versions' queues. The state gauge shows one row
+ * one, and a rebuild that fails gives the label set back to the build serving.
+ * vggserve_queue_depth is the sum of the versions' queues. The state gauge shows one row
  * per model and version (the first the source gives), 1 for its state. Load seconds are kept
  * per model. Triton's statistics snapshots are per series. */
 #include <stdbool.h>
@@ -101,6 +102,15 @@ static void test_rebuild_of_the_same_version_shows_one_label_set(void) {
     EXPECT(value_of(t, "vggserve_model_images_total{model=\"alpha\",version=\"1\"} ") == 2);
     free(t);
     metrics_series_remove(m, rebuilt);
+    /* A rebuild that fails: its series goes, and the build still serving is shown again. */
+    metrics_series *serving = metrics_series_add(m, "alpha", 1);
+    metrics_observe_inference(m, "alpha", 1, KSERVE_V2_VIEW_FULL, &ok_one);
+    metrics_series *failed = metrics_series_add(m, "alpha", 1);
+    metrics_series_remove(m, failed);
+    t = render(m);
+    EXPECT(value_of(t, "vggserve_model_images_total{model=\"alpha\",version=\"1\"} ") == 1);
+    free(t);
+    metrics_series_remove(m, serving);
     metrics_free(m);
 }
 
