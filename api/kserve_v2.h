@@ -333,6 +333,12 @@ typedef struct {
 json_t *kserve_v2_stats_json(const char *model, kserve_v2_view v,
                              const kserve_v2_view_stats views[KSERVE_V2_VIEW_COUNT],
                              const kserve_v2_engine_stats *engine);
+/* The same entries for one version of a model (its "version"), appended to the array
+ * model_stats: an answer that lists several models and versions. */
+void kserve_v2_stats_append(json_t *model_stats, const char *model, long long version,
+                            kserve_v2_view v,
+                            const kserve_v2_view_stats views[KSERVE_V2_VIEW_COUNT],
+                            const kserve_v2_engine_stats *engine);
 
 /* {"error": message}, message made valid UTF-8 (it may quote what the client sent). */
 json_t *kserve_v2_error_json(const char *message);

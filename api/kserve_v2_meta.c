@@ -134,8 +134,8 @@ static json_t *duration_json(kserve_v2_duration d) {
     return json_pack("{s:I, s:I}", "count", (json_int_t)d.count, "ns", (json_int_t)d.ns);
 }
 
-static json_t *view_stats_json(const char *model, kserve_v2_view v, const kserve_v2_view_stats *s,
-                               const kserve_v2_engine_stats *e) {
+static json_t *view_stats_json(const char *model, const char *version, kserve_v2_view v,
+                               const kserve_v2_view_stats *s, const kserve_v2_engine_stats *e) {
     char name[KSERVE_V2_MAX_NAME];
     kserve_v2_view_name(model, v, name, sizeof name);
     json_t *batches = json_array();
@@ -149,7 +149,7 @@ static json_t *view_stats_json(const char *model, kserve_v2_view v, const kserve
                                                      "compute_output", duration_json(none)));
     return json_pack("{s:s, s:s, s:I, s:I, s:I, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}, "
                      "s:o, s:[]}",
-                     "name", name, "version", KSERVE_V2_MODEL_VERSION, "last_inference",
+                     "name", name, "version", version, "last_inference",
                      (json_int_t)s->last_inference_ms, "inference_count",
                      (json_int_t)s->inference_count, "execution_count",
                      (json_int_t)e->execution_count, "inference_stats", "success",
@@ -160,13 +160,22 @@ static json_t *view_stats_json(const char *model, kserve_v2_view v, const kserve
                      "cache_miss", duration_json(none), "batch_stats", batches, "memory_usage");
 }
 
+void kserve_v2_stats_append(json_t *model_stats, const char *model, long long version,
+                            kserve_v2_view v,
+                            const kserve_v2_view_stats views_stats[KSERVE_V2_VIEW_COUNT],
+                            const kserve_v2_engine_stats *engine) {
+    char ver[24];
+    snprintf(ver, sizeof ver, "%lld", version);
+    for (int i = 0; i < KSERVE_V2_VIEW_COUNT; i++)
+        if (v == KSERVE_V2_VIEW_COUNT || (int)v == i)
+            json_array_append_new(model_stats, view_stats_json(model, ver, (kserve_v2_view)i,
+                                                               &views_stats[i], engine));
+}
+
 json_t *kserve_v2_stats_json(const char *model, kserve_v2_view v,
                              const kserve_v2_view_stats views_stats[KSERVE_V2_VIEW_COUNT],
                              const kserve_v2_engine_stats *engine) {
     json_t *a = json_array();
-    for (int i = 0; i < KSERVE_V2_VIEW_COUNT; i++)
-        if (v == KSERVE_V2_VIEW_COUNT || (int)v == i)
-            json_array_append_new(a, view_stats_json(model, (kserve_v2_view)i, &views_stats[i],
-                                                     engine));
+    kserve_v2_stats_append(a, model, 1, v, views_stats, engine);
     return json_pack("{s:o}", "model_stats", a);
 }

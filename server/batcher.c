@@ -182,14 +182,14 @@ static int take_batch(batcher *b, worker_state *ws, int *n_finished) {
         queued_image q = pop_locked(b);
         int64_t waited = now - q.job->enqueued_ns;
         if (waited > q.job->max_queue_ns) q.job->max_queue_ns = waited;
-        metrics_observe_queue_wait(b->metrics, waited / 1e9);
+        metrics_series_queue_wait(b->metrics, b->opt.series, waited / 1e9);
         if (now > q.job->deadline_ns || inference_job_is_cancelled(q.job)) {
             if (finish_image_locked(q.job, JOB_EXPIRED)) ws->finished[(*n_finished)++] = q.job;
             continue;
         }
         ws->taken[n++] = q;
     }
-    metrics_set_queue_depth(b->metrics, b->count);
+    metrics_series_queue_depth(b->metrics, b->opt.series, b->count);
     return n;
 }
 
@@ -212,7 +212,7 @@ static int run_batch(batcher *b, worker_state *ws, int n, uint64_t batch_id, int
                                              sizeof ws->err);
     *took_ns = clock_monotonic_ns() - t0;
     if (rc != 0) log_event_fields(LOG_ERROR, NULL, (long long)batch_id, ws->err, "forward failed");
-    metrics_observe_batch(b->metrics, n, *took_ns / 1e9, rc == 0);
+    metrics_series_batch(b->metrics, b->opt.series, n, *took_ns / 1e9, rc == 0);
     if (explaining && rc == 0) metrics_observe_explain(b->metrics, explaining, *took_ns / 1e9);
     for (int i = 0; i < n && rc == 0; i++) {
         inference_job *r = ws->taken[i].job;
@@ -379,7 +379,7 @@ batcher_submit_result batcher_submit(batcher *b, inference_job *r) {
         b->ring[tail] = (queued_image){r, i};
         b->count++;
     }
-    metrics_set_queue_depth(b->metrics, b->count);
+    metrics_series_queue_depth(b->metrics, b->opt.series, b->count);
     /* Wake everyone when a full batch is ready, one worker otherwise. */
     if (b->count >= b->opt.max_batch) pthread_cond_broadcast(&b->work_ready);
     else pthread_cond_signal(&b->work_ready);
@@ -400,7 +400,7 @@ void batcher_drain(batcher *b, int64_t grace_ms) {
         queued_image q = pop_locked(b);
         if (finish_image_locked(q.job, JOB_SHUTDOWN)) b->left[n_left++] = q.job;
     }
-    metrics_set_queue_depth(b->metrics, 0);
+    metrics_series_queue_depth(b->metrics, b->opt.series, 0);
     b->stopping = true;
     pthread_cond_broadcast(&b->work_ready);
     pthread_mutex_unlock(&b->lock);

@@ -36,6 +36,7 @@ typedef struct {
      * batch leaves after BATCHER_SETTLE_US, so an idle request does not wait. */
     const arrivals *arriving;
     bool explanations; /* warm-up also builds the explain plans (not for int8) */
+    metrics_series *series; /* this version's metrics (metrics.h; NULL: service-wide only) */
 } batcher_options;
 
 #define BATCHER_SETTLE_US 500

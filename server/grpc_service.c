@@ -158,7 +158,9 @@ char *grpc_service_doc(grpc_service *g, grpc_doc doc, const kserve_v2_target *t)
     case GRPC_DOC_SERVER_METADATA: j = kserve_v2_server_metadata_json(); break;
     case GRPC_DOC_MODEL_METADATA: j = kserve_v2_model_metadata_json(&f, view); break;
     case GRPC_DOC_MODEL_CONFIG: j = kserve_v2_model_config_json(&f, view); break;
-    case GRPC_DOC_MODEL_STATS: j = v2_stats_json(g->metrics, model, view); break;
+    case GRPC_DOC_MODEL_STATS:
+        j = v2_stats_json(g->metrics, t && t->model[0] ? model : NULL, t ? t->version : 0, view);
+        break;
     case GRPC_DOC_REPOSITORY_INDEX:
     case GRPC_DOC_REPOSITORY_INDEX_READY:
         j = repo ? index_json(g, repo, doc == GRPC_DOC_REPOSITORY_INDEX_READY)
@@ -279,7 +281,8 @@ static void observe(grpc_service *g, const grpc_call_record *rec, double total_s
         .infer_s = rec->queued ? job->inference_ns / 1e9 : 0,
         .output_s = rec->output_ns / 1e9,
     };
-    metrics_observe_inference(g->metrics, (int)job->v2_view, &x);
+    metrics_observe_inference(g->metrics, job->model->name, job->model->version, job->v2_view,
+                              &x);
 }
 
 /* The access log line: HTTP's fields where they mean the same, protocol=grpc, the RPC as the

@@ -241,13 +241,6 @@ static http_server *server_create(const vggserve_config *cfg, metrics *m, char *
     s->main_listener = (listener){s, false};
     s->admin_listener = (listener){s, true};
     s->admin_port = -1;
-    char names[KSERVE_V2_VIEW_COUNT][KSERVE_V2_MAX_NAME];
-    const char *name_ptrs[KSERVE_V2_VIEW_COUNT];
-    for (int v = 0; v < KSERVE_V2_VIEW_COUNT; v++) {
-        kserve_v2_view_name(cfg->model, (kserve_v2_view)v, names[v], sizeof names[v]);
-        name_ptrs[v] = names[v];
-    }
-    metrics_set_model_names(m, name_ptrs, KSERVE_V2_VIEW_COUNT); /* index = kserve_v2_view */
     s->loading_model = (served_model){.name = cfg->model, .version = 1,
                                       .n_classes = LABELS_COUNT, .image_hw = IMAGE_HW,
                                       .image_floats = 3 * IMAGE_HW * IMAGE_HW};

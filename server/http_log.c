@@ -98,7 +98,15 @@ static void observe_inference(request *r, double total_s) {
         .infer_s = r->queued ? r->job->inference_ns / 1e9 : 0,
         .output_s = r->output_ns / 1e9,
     };
-    metrics_observe_inference(r->srv->metrics, (int)r->view, &x);
+    /* The version that ran it; a request that failed before it got one counts against the
+     * model it named (its latest version), when that one is loaded. */
+    const char *model = r->job ? r->job->model->name : r->target.model;
+    long long version = r->job ? r->job->model->version : r->target.version;
+    char fallback[KSERVE_V2_MAX_NAME];
+    repository *repo = atomic_load(&r->srv->repo);
+    if (!model[0] && repo && repository_default_model(repo, fallback, sizeof fallback))
+        model = fallback;
+    metrics_observe_inference(r->srv->metrics, model, version, r->view, &x);
 }
 
 /* What ended a request that got no answer of ours: libmicrohttpd's own answer (414, 431, a

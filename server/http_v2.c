@@ -142,7 +142,8 @@ enum MHD_Result http_v2_answer(request *r) {
         res = http_send_json(r, 200, kserve_v2_model_config_json(&f, r->view), API_OK);
         break;
     case KSERVE_V2_ROUTE_MODEL_STATS:
-        res = http_send_json(r, 200, v2_stats_json(s->metrics, model, r->view), API_OK);
+        res = http_send_json(r, 200, v2_stats_json(s->metrics, model, r->target.version, r->view),
+                             API_OK);
         break;
     case KSERVE_V2_ROUTE_MODEL_LABELS:
         if (!m->labels) /* known once the weights are loaded */
@@ -150,7 +151,7 @@ enum MHD_Result http_v2_answer(request *r) {
         else res = http_send_json(r, 200, kserve_v2_model_labels_json(name, m->labels), API_OK);
         break;
     case KSERVE_V2_ROUTE_ALL_STATS:
-        res = http_send_json(r, 200, v2_stats_json(s->metrics, s->cfg->model, KSERVE_V2_VIEW_COUNT),
+        res = http_send_json(r, 200, v2_stats_json(s->metrics, NULL, 0, KSERVE_V2_VIEW_COUNT),
                              API_OK);
         break;
     default:

@@ -11,6 +11,7 @@
 
 #include "engine.h"
 #include "errors.h"
+#include "kserve_v2.h"
 #include "service_state.h"
 
 typedef struct metrics metrics;
@@ -45,23 +46,39 @@ void metrics_observe_request(metrics *m, metrics_endpoint ep, int http_code, dou
  * cancelled by the client), so one `code` label serves both. */
 void metrics_observe_request_by(metrics *m, metrics_protocol proto, metrics_endpoint ep,
                                 int http_code, double seconds);
-void metrics_observe_queue_wait(metrics *m, double seconds);
-void metrics_observe_batch(metrics *m, int batch_size, double seconds, bool ok);
 void metrics_add_images(metrics *m, int n);
 /* A pass that explained n images (Grad-CAM) and took seconds in all. */
 void metrics_observe_explain(metrics *m, int n, double seconds);
 void metrics_add_rejected(metrics *m, api_status why); /* reason label: api_status_type() */
 void metrics_set_log_lines_dropped(metrics *m, unsigned long long n); /* the log queue's count */
-void metrics_set_queue_depth(metrics *m, int depth);
 void metrics_add_in_flight(metrics *m, int delta);
 void metrics_set_state(metrics *m, service_state state);
 
-/* Per model (the KServe v2 views; POST /classify counts as the full model, index 0): what
- * each inference request cost, the numbers Triton's statistics extension reports. */
-#define METRICS_MAX_MODELS 4
+/* ---------------------------------------------------------------- per model and version
+ *
+ * A series is one loaded version of one model: its requests by view (the KServe v2 views M,
+ * M_image, M_tensor, each Triton's "model"), its batcher's forward passes by batch size, its
+ * queue. The repository adds a series when it starts building a version and removes it when
+ * it frees the version, so /metrics shows `model` and `version` labels only for versions
+ * loaded (or finishing their last requests): the label sets are bounded by what is loaded.
+ * Lookups by name take a read lock over the list; adding and removing take it for writing.
+ * Never call add or remove while holding a lock that a state source (below) takes. */
 #define METRICS_MAX_BATCH VGG_MAX_BATCH /* max_batch_size's limit */
+#define METRICS_VIEWS KSERVE_V2_VIEW_COUNT
 
-void metrics_set_model_names(metrics *m, const char *const *names, int n);
+typedef struct metrics_series metrics_series;
+
+/* A new series for version of model (its name as the repository knows it; at most
+ * KSERVE_V2_MAX_NAME - 8 bytes), or NULL when out of memory (nothing is then counted for it). */
+metrics_series *metrics_series_add(metrics *m, const char *model, long long version);
+/* Removes and frees s (NULL: nothing); no batcher may use it any more. */
+void metrics_series_remove(metrics *m, metrics_series *s);
+
+/* The batcher's observations (s may be NULL: only the service-wide figures are kept). */
+void metrics_series_queue_wait(metrics *m, metrics_series *s, double seconds);
+void metrics_series_batch(metrics *m, metrics_series *s, int batch_size, double seconds, bool ok);
+/* The images waiting in s's queue; vggserve_queue_depth is the sum over the series. */
+void metrics_series_queue_depth(metrics *m, metrics_series *s, int depth);
 
 typedef struct {
     bool ok;                /* answered 200 */
@@ -71,7 +88,11 @@ typedef struct {
                                                  * passes, writing the answer */
 } metrics_inference;
 
-void metrics_observe_inference(metrics *m, int model, const metrics_inference *x);
+/* An inference request for view `view` of model (the repository's name, without the view's
+ * suffix), version (0: the highest version with a series, for a request that failed before
+ * it got one). Not counted when no such series exists (an unknown or unloaded model). */
+void metrics_observe_inference(metrics *m, const char *model, long long version,
+                               kserve_v2_view view, const metrics_inference *x);
 
 typedef struct {
     unsigned long long count, ns;
@@ -82,10 +103,33 @@ typedef struct {
     metrics_duration success, fail, queue, input, infer, output; /* phases count successes */
 } metrics_model_totals;
 
-/* Snapshots of the same counters /metrics renders (no second bookkeeping). */
-void metrics_model_totals_get(metrics *m, int model, metrics_model_totals *out);
-unsigned long long metrics_batches_run(metrics *m);
-metrics_duration metrics_batch_size_totals(metrics *m, int batch_size); /* 1..METRICS_MAX_BATCH */
+/* A snapshot of one series: the same counters /metrics renders (no second bookkeeping). */
+typedef struct {
+    char model[KSERVE_V2_MAX_NAME];
+    long long version;
+    metrics_model_totals views[METRICS_VIEWS];
+    unsigned long long batches; /* forward passes of this version's batcher */
+    metrics_duration batch_of[METRICS_MAX_BATCH]; /* [b - 1]: successful passes of b images */
+} metrics_version_totals;
+
+/* The series of model (NULL: every model), version (0: every version), in the order they
+ * were added, into out (at most max). The count. */
+int metrics_version_totals_get(metrics *m, const char *model, long long version,
+                               metrics_version_totals *out, int max);
+
+/* ---------------------------------------------------------------- model loads and states */
+
+/* A load (or a swap: a load beside the serving versions) of model that succeeded after
+ * seconds: vggserve_model_load_seconds{model}. Kept per model name, for at most
+ * METRICS_MAX_LOADED_NAMES names. */
+#define METRICS_MAX_LOADED_NAMES 256
+void metrics_observe_model_load(metrics *m, const char *model, double seconds);
+
+/* Where vggserve_model_state reads the models' states at each scrape: the repository's
+ * index (rows of one model and version after the first are ignored). fn NULL: none. Setting
+ * waits for a scrape in progress, so the source may be freed once it is unset. */
+typedef int (*metrics_state_source)(void *ctx, kserve_v2_index_entry *out, int max);
+void metrics_set_state_source(metrics *m, metrics_state_source fn, void *ctx);
 
 /* Renders the exposition text; caller frees. */
 char *metrics_render(metrics *m, size_t *len);

@@ -27,10 +27,12 @@ struct repository_version {
     served_model served; /* .name is name above, .labels is &built.labels */
     repository_built built;
     batcher *b;
+    metrics_series *series; /* its labels in /metrics, from build to free */
     model_settings settings;
     repo_file_id file;
     atomic_int refs; /* one while listed as served, one per job holding it */
     repository_version *next_retired;
+    int64_t retired_ns; /* when it left its model's list (unload or swap) */
 };
 
 typedef struct {
@@ -87,6 +89,7 @@ static void version_free(repository_version *v) {
         batcher_drain(v->b, 0);
         batcher_free(v->b);
     }
+    if (v->repo->o.metrics) metrics_series_remove(v->repo->o.metrics, v->series);
     vgg_model_free(v->built.model);
     vgg_weights_free(&v->built.w);
     vgg_labels_free(&v->built.labels);
@@ -118,8 +121,9 @@ static repository_version *version_build(repository *r, const char *name, long l
                             ? s->threads_per_worker
                             : (r->cores / s->workers > 0 ? r->cores / s->workers : 1);
     const bool explains = s->precision != VGG_PRECISION_INT8;
+    if (r->o.metrics) v->series = metrics_series_add(r->o.metrics, name, version);
     batcher_options bo = {s->workers, threads, s->max_batch_size, s->max_queue_delay_us,
-                          s->queue_capacity, r->o.arriving, explains};
+                          s->queue_capacity, r->o.arriving, explains, v->series};
     pthread_mutex_lock(&r->lock);
     bool aborted = r->abort;
     if (!aborted) v->b = batcher_create(v->built.model, &bo, r->o.metrics, err, errlen);
@@ -155,6 +159,7 @@ static repository_version *version_build(repository *r, const char *name, long l
  * frees it once its last job is answered. */
 static void retire_locked(repository *r, repository_version *v) {
     v->next_retired = r->retired;
+    v->retired_ns = clock_monotonic_ns();
     r->retired = v;
     atomic_fetch_sub(&v->refs, 1);
     pthread_cond_broadcast(&r->cond);
@@ -383,6 +388,7 @@ static api_status do_load(repository *r, const char *name, const char *config,
 
     /* The swap: one step under the lock. */
     pthread_mutex_lock(&r->lock);
+    const bool swap = e->n_served > 0;
     for (int j = 0; j < e->n_served; j++) {
         bool kept = false;
         for (int i = 0; i < n_want; i++) kept |= next[i] == e->served[j];
@@ -396,20 +402,23 @@ static api_status do_load(repository *r, const char *name, const char *config,
     pthread_mutex_unlock(&r->lock);
     int n_built = 0;
     for (int i = 0; i < n_want; i++) n_built += built[i];
-    log_event(LOG_INFO, "model %s: serving version %lld (%d version(s), %d built) after %.2f s",
-              name, want[n_want - 1], n_want, n_built, clock_monotonic_ns() / 1e9 - t0);
+    const double took = clock_monotonic_ns() / 1e9 - t0;
+    log_event(LOG_INFO, "model %s: %s: serving version %lld (%d version(s), %d built) after %.2f s",
+              name, !n_built ? "reloaded unchanged" : swap ? "swapped" : "loaded", want[n_want - 1],
+              n_want, n_built, took);
+    if (n_built && r->o.metrics) metrics_observe_model_load(r->o.metrics, name, took);
     return API_OK;
 
 fail_built:
     for (int i = 0; i < n_want; i++)
         if (built[i]) version_free(next[i]);
     snprintf(msg, msglen, "failed to load '%s': %s", name, err);
-    log_event(LOG_ERROR, "%s", msg);
+    log_event(LOG_ERROR, "%s (after %.2f s)", msg, clock_monotonic_ns() / 1e9 - t0);
     return API_BAD_REQUEST;
 fail:
     set_failure(r, e, 0, err);
     snprintf(msg, msglen, "failed to load '%s': %s", name, err);
-    log_event(LOG_ERROR, "%s", msg);
+    log_event(LOG_ERROR, "%s (after %.2f s)", msg, clock_monotonic_ns() / 1e9 - t0);
     return API_BAD_REQUEST;
 }
 
@@ -446,10 +455,12 @@ static void free_unheld_locked(repository *r) {
         char name[REPO_MAX_NAME];
         snprintf(name, sizeof name, "%s", v->name);
         long long version = v->version;
+        const int64_t retired_ns = v->retired_ns;
         version_free(v);
         malloc_trim(0); /* the network's pages go back to the OS, not to glibc's arenas */
-        log_event(LOG_INFO, "model %s version %lld: freed in %.2f s", name, version,
-                  clock_monotonic_ns() / 1e9 - t0);
+        log_event(LOG_INFO, "model %s version %lld: unloaded: freed in %.2f s, %.2f s after it "
+                  "stopped taking requests", name, version, clock_monotonic_ns() / 1e9 - t0,
+                  (clock_monotonic_ns() - retired_ns) / 1e9);
         pthread_mutex_lock(&r->lock);
     }
 }
@@ -890,6 +901,11 @@ int repository_index(repository *r, kserve_v2_index_entry *out, int max) {
 
 repo_control repository_control_mode(const repository *r) { return r->o.control; }
 
+/* vggserve_model_state's rows: the index (metrics.h's state source). */
+static int index_rows(void *ctx, kserve_v2_index_entry *out, int max) {
+    return repository_index(ctx, out, max);
+}
+
 /* ---------------------------------------------------------------- life */
 
 repository *repository_create(const repository_options *o, char *err, size_t errlen) {
@@ -927,6 +943,7 @@ repository *repository_create(const repository_options *o, char *err, size_t err
         return NULL;
     }
     r->loader_started = true;
+    if (r->o.metrics) metrics_set_state_source(r->o.metrics, index_rows, r);
     return r;
 }
 
@@ -976,6 +993,7 @@ void repository_drain(repository *r, int64_t grace_ms) {
 
 void repository_free(repository *r) {
     if (!r) return;
+    if (r->o.metrics) metrics_set_state_source(r->o.metrics, NULL, NULL); /* waits for a scrape */
     stop_loader(r);
     for (int i = 0; i < r->n_models; i++) {
         for (int j = 0; j < r->models[i]->n_served; j++) version_free(r->models[i]->served[j]);

@@ -21,6 +21,10 @@
  * when its reference count reaches zero: the batcher is drained (empty by then: every job held
  * a reference) and its workers joined, the network and labels freed, and malloc_trim returns
  * the pages. Every operation's completion is called once, from the loader thread.
+ * Observability: each version has its metrics series (metrics.h: the model and version labels),
+ * added when its build starts and removed when it is freed; the loader observes each load's
+ * time (vggserve_model_load_seconds) and logs load, swap, failure and free with their times;
+ * vggserve_model_state reads the index at each scrape.
  *
  * Swap policy memory: before building, the load takes the versions it replaces out of the
  * list (new requests: 503, the model is loading) and waits, on the same condition variable,

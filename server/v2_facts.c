@@ -1,6 +1,8 @@
 /* v2_facts.c - the service's state as the v2 metadata, config and statistics answers see it. */
 #include "v2_facts.h"
 
+#include <stdlib.h>
+
 kserve_v2_model_facts v2_model_facts(const vggserve_config *cfg, const served_model *m,
                                      const model_settings *s, bool ready) {
     kserve_v2_model_facts f = {
@@ -18,22 +20,28 @@ kserve_v2_model_facts v2_model_facts(const vggserve_config *cfg, const served_mo
     return f;
 }
 
-json_t *v2_stats_json(metrics *m, const char *model, kserve_v2_view v) {
-    kserve_v2_view_stats views[KSERVE_V2_VIEW_COUNT];
-    kserve_v2_engine_stats engine;
-    for (int i = 0; i < KSERVE_V2_VIEW_COUNT; i++) {
-        metrics_model_totals t;
-        metrics_model_totals_get(m, i, &t);
-        views[i] = (kserve_v2_view_stats){
-            t.images, t.last_unix_ms,
-            {t.success.count, t.success.ns}, {t.fail.count, t.fail.ns},
-            {t.queue.count, t.queue.ns}, {t.input.count, t.input.ns},
-            {t.infer.count, t.infer.ns}, {t.output.count, t.output.ns}};
+json_t *v2_stats_json(metrics *m, const char *model, long long version, kserve_v2_view v) {
+    enum { MAX_SERIES = 256 };
+    metrics_version_totals *x = malloc(MAX_SERIES * sizeof *x);
+    json_t *a = json_array();
+    int n = x ? metrics_version_totals_get(m, model, version, x, MAX_SERIES) : 0;
+    for (int k = 0; k < n; k++) {
+        kserve_v2_view_stats views[KSERVE_V2_VIEW_COUNT];
+        kserve_v2_engine_stats engine;
+        for (int i = 0; i < KSERVE_V2_VIEW_COUNT; i++) {
+            const metrics_model_totals *t = &x[k].views[i];
+            views[i] = (kserve_v2_view_stats){
+                t->images, t->last_unix_ms,
+                {t->success.count, t->success.ns}, {t->fail.count, t->fail.ns},
+                {t->queue.count, t->queue.ns}, {t->input.count, t->input.ns},
+                {t->infer.count, t->infer.ns}, {t->output.count, t->output.ns}};
+        }
+        engine.execution_count = x[k].batches;
+        for (int b = 1; b <= KSERVE_V2_MAX_BATCH_STATS && b <= METRICS_MAX_BATCH; b++)
+            engine.batch_infer[b - 1] =
+                (kserve_v2_duration){x[k].batch_of[b - 1].count, x[k].batch_of[b - 1].ns};
+        kserve_v2_stats_append(a, x[k].model, x[k].version, v, views, &engine);
     }
-    engine.execution_count = metrics_batches_run(m);
-    for (int b = 1; b <= KSERVE_V2_MAX_BATCH_STATS; b++) {
-        metrics_duration d = metrics_batch_size_totals(m, b);
-        engine.batch_infer[b - 1] = (kserve_v2_duration){d.count, d.ns};
-    }
-    return kserve_v2_stats_json(model, v, views, &engine);
+    free(x);
+    return json_pack("{s:o}", "model_stats", a);
 }

@@ -18,8 +18,9 @@
 kserve_v2_model_facts v2_model_facts(const vggserve_config *cfg, const served_model *m,
                                      const model_settings *s, bool ready);
 
-/* Triton's statistics of view v (KSERVE_V2_VIEW_COUNT: every view), read from the counters
- * /metrics renders (new reference). */
-json_t *v2_stats_json(metrics *m, const char *model, kserve_v2_view v);
+/* Triton's statistics of view v (KSERVE_V2_VIEW_COUNT: every view) of model (NULL: every
+ * model), version (0: every version loaded), read from the counters /metrics renders: one
+ * entry per loaded version and view, each with its own counts (new reference). */
+json_t *v2_stats_json(metrics *m, const char *model, long long version, kserve_v2_view v);
 
 #endif

@@ -9,7 +9,8 @@ infer outputs byte for byte, error messages); FP32 inputs (raw and typed content
 `vggserve classify --tensor`; BYTES photos with the classification parameter; error codes
 (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, UNAUTHENTICATED, RESOURCE_EXHAUSTED,
 DEADLINE_EXCEEDED, CANCELLED); a cancelled call's images are never computed; the stream;
-TLS; SIGTERM answers a call in flight. Light servers (VGG11, batches of one) from
+TLS; SIGTERM answers a call in flight; ModelStatistics on a repository of two models counts
+each model and version on its own. Light servers (VGG11, batches of one) from
 service_util.py. Uses grpcio, protobuf and numpy; run with /usr/bin/python3."""
 import json
 import os
@@ -568,6 +569,65 @@ class GrpcLifecycleTest(unittest.TestCase):
             code = s.stop()
             self.assertEqual(list(call.result().outputs[0].shape), [3, 1000])
         self.assertEqual(code, 0, s.tail())
+
+
+def repository_small_model():
+    """test_repository.py's small VGG11 writer (imported with argv hidden: that module reads
+    its binary from argv when imported)."""
+    saved, sys.argv[1:] = sys.argv[1:], []
+    try:
+        import test_repository
+    finally:
+        sys.argv[1:] = saved
+    return test_repository.small_model
+
+
+class RepositoryStatistics(GrpcCase):
+    """ModelStatistics on a repository of two models: each model's and version's own counts,
+    equal to HTTP's GET .../stats (one implementation: server/v2_facts.c)."""
+
+    name = "grpcrepo"
+
+    @classmethod
+    def extra_flags(cls, workdir):
+        small_model = repository_small_model()
+        repo = os.path.join(workdir, "models")
+        for model, seed, classes in (("alpha", 1, 4), ("beta", 2, 5)):
+            small_model(os.path.join(repo, model, "1", "model.safetensors"), seed, classes)
+        return ["--model-repository", repo, "--max-batch-size", "1"]
+
+    def infer(self, model, n):
+        tensor = np.zeros((1, 3, 32, 32), np.float32).tobytes()
+        for _ in range(n):
+            self.stub.ModelInfer(infer_request(model, "input", "FP32", [1, 3, 32, 32],
+                                               raw=tensor))
+
+    def test_statistics_per_model_and_version(self):
+        def counts(name="", version=""):
+            r = self.stub.ModelStatistics(pb.ModelStatisticsRequest(name=name, version=version))
+            return {(s.name, s.version): s.inference_stats.success.count for s in r.model_stats}
+        before = counts()
+        self.assertEqual(set(before), {(m + v, "1") for m in ("alpha", "beta")
+                                       for v in ("", "_image", "_tensor", "_explain")})
+        self.infer("alpha_tensor", 2)
+        self.infer("beta_tensor", 1)
+        def counted():  # a call is counted once its answer is written: wait for the last
+            c = counts()
+            return c if c[("beta_tensor", "1")] > before[("beta_tensor", "1")] else None
+        after = su.wait_for(counted, 10)
+        self.assertIsNotNone(after, "beta_tensor's call never counted")
+        gained = {k: after[k] - before[k] for k in after}
+        self.assertEqual(gained[("alpha_tensor", "1")], 2)
+        self.assertEqual(gained[("beta_tensor", "1")], 1)
+        self.assertEqual(gained[("alpha", "1")], 0)
+        self.assertEqual(counts("beta_tensor", "1"),
+                         {("beta_tensor", "1"): after[("beta_tensor", "1")]})
+        for name, version, path in (("alpha_tensor", "", "/v2/models/alpha_tensor/stats"),
+                                    ("beta", "1", "/v2/models/beta/versions/1/stats"),
+                                    ("", "", "/v2/models/stats")):
+            one = self.stub.ModelStatistics(pb.ModelStatisticsRequest(name=name, version=version))
+            http = self.server.request("GET", path).json()
+            self.assertEqual(one, json_format.ParseDict(http, pb.ModelStatisticsResponse()), path)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,20 @@ With --model-control-mode poll --repository-poll-secs 1 (class Poll):
     fall back to an older version meanwhile).
 With --swap-policy memory (class SwapPolicyMemory): a load unloads and frees the serving
 version before building the new one (the log's order says so), and the new one serves.
+Observability (RepositoryObservability, its own server with two models loaded at start):
+  - /metrics carries model and version labels for each loaded version (requests, images,
+    phases, batches by size, queue wait and forward time, queue depth), and Triton's
+    statistics report each model's and version's own counts;
+  - vggserve_model_state and vggserve_model_load_seconds, and the load, swap and unload events
+    with their durations in the event log;
+  - an unloaded model's series leave /metrics, a swapped-out version's too; promtool accepts
+    the scrape (when it is installed).
 Standard library and numpy only; run with /usr/bin/python3."""
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -534,11 +544,200 @@ class SwapPolicyMemory(RepoHelpers, su.ServerTestCase):
         self.assertEqual([(m["version"], m["state"]) for m in self.rows("alpha")],
                          [("2", "READY")])
         log = self.server.stderr()
-        freed = log.find("model alpha version 1: freed")
+        freed = log.find("model alpha version 1: unloaded: freed")
         built = log.find("model alpha version 2: loading")
         self.assertGreaterEqual(freed, 0, log[-3000:])
         self.assertGreaterEqual(built, 0, log[-3000:])
         self.assertLess(freed, built, "version 2 was built before version 1 was freed")
+
+
+# The families that carry a loaded version's labels: each name with the label that names the
+# model (the views' counters name the view: beta, beta_image, beta_tensor, beta_explain).
+PER_VERSION = ("vggserve_model_requests_total", "vggserve_model_request_seconds_total",
+               "vggserve_model_images_total", "vggserve_model_phase_seconds_total",
+               "vggserve_model_last_inference_timestamp_seconds", "vggserve_batches_by_size_total",
+               "vggserve_batch_compute_seconds_total", "vggserve_model_queue_wait_seconds_bucket",
+               "vggserve_model_queue_wait_seconds_count", "vggserve_model_queue_wait_seconds_sum",
+               "vggserve_model_inference_duration_seconds_count", "vggserve_model_queue_depth")
+STATES = ("UNAVAILABLE", "LOADING", "READY", "UNLOADING")
+
+
+class RepositoryObservability(su.ServerTestCase):
+    """Two models (alpha, beta) loaded at start; the tests run in their numbered order."""
+    binary = BIN
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.repo = os.path.join(cls.tmp.name, "models")
+        cls.w = {}
+        for key, model, version, seed, classes in (("a1", "alpha", 1, 1, 4),
+                                                   ("a2", "alpha", 2, 3, 4),
+                                                   ("b1", "beta", 1, 2, 5)):
+            cls.w[key] = os.path.join(cls.tmp.name, "src", "%s.safetensors" % key)
+            small_model(cls.w[key], seed, classes)
+        for key, model in (("a1", "alpha"), ("b1", "beta")):
+            os.makedirs(os.path.join(cls.repo, model, "1"))
+            os.link(cls.w[key], os.path.join(cls.repo, model, "1", "model.safetensors"))
+        cls.photo = su.image("chelsea.jpg")
+        cls.start_shared_server("obs", [*FLAGS, "--model-repository", cls.repo,
+                                        "--model-control-mode", "explicit",
+                                        "--load-model", "alpha", "--load-model", "beta"])
+
+    def classify(self, model, version=None):
+        q = "?model=%s" % model + ("&version=%d" % version if version else "")
+        r = self.server.classify(self.photo, query=q)
+        self.assertEqual(r.status, 200, r)
+
+    def stats(self, path):
+        r = self.server.request("GET", path)
+        self.assertEqual(r.status, 200, r)
+        return {(s["name"], s["version"]): s for s in r.json()["model_stats"]}
+
+    def labelled(self, samples, models):
+        """The per-version samples whose model label is one of models (or one of their views)."""
+        views = {m + suffix for m in models for suffix in ("", "_image", "_tensor", "_explain")}
+        return [(n, l) for n, l, _ in samples if n in PER_VERSION and l.get("model") in views]
+
+    def test_1_metrics_label_each_model_and_version(self):
+        before = su.settled_metrics(self.server)
+        for _ in range(2):
+            self.classify("alpha")
+        self.classify("beta")
+        m = su.settled_metrics(self.server)
+
+        def delta(name, **labels):
+            return su.metric(m, name, **labels) - su.metric(before, name, 0, **labels)
+        ok = dict(version="1", outcome="success")
+        self.assertEqual(delta("vggserve_model_requests_total", model="alpha", **ok), 2)
+        self.assertEqual(delta("vggserve_model_requests_total", model="beta", **ok), 1)
+        self.assertEqual(delta("vggserve_model_images_total", model="alpha", version="1"), 2)
+        self.assertEqual(delta("vggserve_model_images_total", model="beta", version="1"), 1)
+        self.assertEqual(delta("vggserve_batches_by_size_total", model="alpha", version="1",
+                               batch_size="1"), 2)
+        self.assertEqual(delta("vggserve_batches_by_size_total", model="beta", version="1",
+                               batch_size="1"), 1)
+        self.assertEqual(delta("vggserve_model_queue_wait_seconds_count", model="alpha",
+                               version="1"), 2)
+        self.assertEqual(delta("vggserve_model_inference_duration_seconds_count", model="beta",
+                               version="1"), 1)
+        for model in ("alpha", "beta"):
+            self.assertEqual(su.metric(m, "vggserve_model_queue_depth", model=model, version="1"),
+                             0)
+            self.assertGreater(su.metric(m, "vggserve_model_phase_seconds_total", model=model,
+                                         version="1", phase="compute_infer"), 0)
+        # The service-wide families keep their names and add up the models.
+        self.assertEqual(delta("vggserve_images_classified_total"), 3)
+        self.assertEqual(delta("vggserve_batch_size_count"), 3)
+        self.assertEqual(su.metric(m, "vggserve_queue_depth"), 0)
+        # Only loaded versions have series: the 4 views of alpha 1 and beta 1.
+        self.assertEqual({l["model"] for _, l in self.labelled(m, ("alpha", "beta"))},
+                         {m + v for m in ("alpha", "beta")
+                          for v in ("", "_image", "_tensor", "_explain")})
+        self.assertEqual({l["version"] for n, l, _ in m if n in PER_VERSION}, {"1"})
+
+    def test_2_statistics_per_model_and_version(self):
+        before = self.stats("/v2/models/stats")
+        self.classify("alpha")
+        for _ in range(3):
+            self.classify("beta")
+        su.settled_metrics(self.server)
+        every = self.stats("/v2/models/stats")
+        self.assertEqual(set(every), {(m + s, "1") for m in ("alpha", "beta")
+                                      for s in ("", "_image", "_tensor", "_explain")})
+
+        def gained(stats, name):
+            return (stats[(name, "1")]["inference_stats"]["success"]["count"]
+                    - before[(name, "1")]["inference_stats"]["success"]["count"])
+        self.assertEqual(gained(every, "alpha"), 1)
+        self.assertEqual(gained(every, "beta"), 3)
+        self.assertEqual(every[("beta", "1")]["execution_count"]
+                         - before[("beta", "1")]["execution_count"], 3)
+        one = self.stats("/v2/models/beta/versions/1/stats")
+        self.assertEqual(list(one), [("beta", "1")])
+        self.assertEqual(one[("beta", "1")]["inference_count"],
+                         every[("beta", "1")]["inference_count"])
+        self.assertEqual(list(self.stats("/v2/models/alpha_tensor/stats")), [("alpha_tensor", "1")])
+        # The same counters as /metrics.
+        m = su.settled_metrics(self.server)
+        for name in ("alpha", "beta"):
+            self.assertEqual(su.metric(m, "vggserve_model_requests_total", model=name, version="1",
+                                       outcome="success"),
+                             every[(name, "1")]["inference_stats"]["success"]["count"])
+        r = self.server.request("GET", "/v2/models/beta/versions/2/stats")
+        self.assertEqual(r.status, 404, r)
+
+    def test_3_state_gauge_and_load_seconds(self):
+        m = self.server.metrics()
+        for model in ("alpha", "beta"):
+            for state in STATES:
+                self.assertEqual(su.metric(m, "vggserve_model_state", model=model, version="1",
+                                           state=state), 1 if state == "READY" else 0,
+                                 (model, state))
+            self.assertEqual(su.metric(m, "vggserve_model_load_seconds_count", model=model), 1)
+            took = su.metric(m, "vggserve_model_load_seconds_sum", model=model)
+            self.assertGreater(took, 0)
+            self.assertLess(took, 60)
+        events = self.server.stderr()
+        self.assertIn("model alpha: loaded: serving version 1", events)
+        self.assertIn("model beta: loaded: serving version 1", events)
+
+    def test_4_promtool_accepts_the_scrape(self):
+        promtool = shutil.which("promtool") or ("/usr/bin/promtool"
+                                                if os.path.exists("/usr/bin/promtool") else None)
+        if not promtool:
+            self.skipTest("promtool not installed (apt-get install prometheus); CI installs it")
+        text = self.server.request("GET", "/metrics").body.decode()
+        p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, "promtool check metrics:\n%s%s" % (p.stdout, p.stderr))
+
+    def test_5_unload_removes_its_series(self):
+        self.classify("beta")
+        r = self.server.request("POST", "/v2/repository/models/beta/unload", body=b"")
+        self.assertEqual(r.status, 200, r)
+
+        def gone(m):
+            return not self.labelled(m, ("beta",))
+        m = su.wait_for_metrics(self.server, gone, timeout=30)
+        self.assertIsNotNone(m, "beta's series stayed after its unload: %r"
+                             % self.labelled(self.server.metrics(), ("beta",)))
+        self.assertTrue(self.labelled(m, ("alpha",)), "alpha's series went with beta's")
+        for state in STATES:  # the model as a whole, nothing of it loaded
+            self.assertEqual(su.metric(m, "vggserve_model_state", model="beta", version="",
+                                       state=state), 1 if state == "UNAVAILABLE" else 0, state)
+        self.assertEqual([l for n, l, _ in m if n == "vggserve_model_state"
+                          and l["model"] == "beta" and l["version"] == "1"], [])
+        # Load times stay, per model name: one per load.
+        self.assertEqual(su.metric(m, "vggserve_model_load_seconds_count", model="beta"), 1)
+        freed = r"model beta version 1: unloaded: freed in [0-9.]+ s, [0-9.]+ s after"
+        su.wait_for(lambda: re.search(freed, self.server.stderr()), 10)  # logged after the free
+        self.assertRegex(self.server.stderr(), freed)
+        # Loaded again: its series are back, counted from zero.
+        r = self.server.request("POST", "/v2/repository/models/beta/load", body=b"")
+        self.assertEqual(r.status, 200, r)
+        m = self.server.metrics()
+        self.assertEqual(su.metric(m, "vggserve_model_requests_total", model="beta", version="1",
+                                   outcome="success"), 0)
+        self.assertEqual(su.metric(m, "vggserve_model_load_seconds_count", model="beta"), 2)
+
+    def test_6_swap_moves_the_series_to_the_new_version(self):
+        os.makedirs(os.path.join(self.repo, "alpha", "2"))
+        os.link(self.w["a2"], os.path.join(self.repo, "alpha", "2", "model.safetensors"))
+        r = self.server.request("POST", "/v2/repository/models/alpha/load", body=b"{}")
+        self.assertEqual(r.status, 200, r)
+        self.classify("alpha")
+        m = su.wait_for_metrics(self.server, lambda m: not [
+            l for n, l in self.labelled(m, ("alpha",)) if l["version"] == "1"], timeout=30)
+        self.assertIsNotNone(m, "alpha 1's series stayed after the swap")
+        m = su.settled_metrics(self.server)  # the classify counted
+        self.assertEqual(su.metric(m, "vggserve_model_requests_total", model="alpha", version="2",
+                                   outcome="success"), 1)
+        self.assertEqual(su.metric(m, "vggserve_model_state", model="alpha", version="2",
+                                   state="READY"), 1)
+        self.assertEqual(su.metric(m, "vggserve_model_load_seconds_count", model="alpha"), 2)
+        self.assertEqual(list(self.stats("/v2/models/alpha/stats")), [("alpha", "2")])
+        self.assertIn("model alpha: swapped: serving version 2", self.server.stderr())
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 docker/prometheus.yml must pass promtool, the Grafana provisioning must point the dashboard
 at the provisioned datasource, and every query of docker/grafana/dashboards/vggserve.json
 must return data from a real Prometheus (Debian's prometheus package) scraping a real
-vggserve that has served requests, including a rejected one. Exits 77 (skipped) without
+vggserve that has served requests, including a rejected one, with the dashboard's `model`
+variable set to the values its own query finds. Exits 77 (skipped) without
 prometheus/promtool. Standard library and tests/service_util.py (for its main()); run with
 /usr/bin/python3."""
 import json
@@ -62,14 +63,18 @@ def wait_for(what, check, timeout_s=120):
     raise AssertionError(f"{what}: not within {timeout_s} s")
 
 
-def dashboard_queries():
-    """[(panel title, expr)] with Grafana's $__rate_interval made concrete."""
+def dashboard_queries(model=None):
+    """[(panel title, expr)] with Grafana's $__rate_interval made concrete, and $model as
+    Grafana writes a multi-value variable into a regex: (a|b)."""
     with open(DASHBOARD) as f:
         dash = json.load(f)
     out = []
     for p in dash["panels"]:
         for t in p.get("targets", []):
-            out.append((p["title"], t["expr"].replace("$__rate_interval", "30s")))
+            expr = t["expr"].replace("$__rate_interval", "30s")
+            if model is not None:
+                expr = expr.replace("$model", "(%s)" % "|".join(model))
+            out.append((p["title"].replace("$model", ",".join(model or [])), expr))
     return dash, out
 
 
@@ -164,8 +169,39 @@ class MonitoringTest(unittest.TestCase):
         for needed in ("throughput", "latency", "queue depth", "batch size", "rejections"):
             self.assertIn(needed, titles)
 
+    def model_variable(self):
+        """The dashboard's `model` variable: its label_values(METRIC, LABEL) query, run as
+        Grafana runs it (the label's values among METRIC's series)."""
+        dash, _ = dashboard_queries()
+        var = {v["name"]: v for v in dash["templating"]["list"]}["model"]
+        m = re.fullmatch(r"label_values\((\w+), *(\w+)\)", var["query"]["query"])
+        self.assertIsNotNone(m, var["query"])
+        self.assertEqual(var["definition"], var["query"]["query"])
+        url = (f"http://127.0.0.1:{self.prom_port}/api/v1/label/{m.group(2)}/values?"
+               + urllib.parse.urlencode({"match[]": m.group(1)}))
+        status, body = http(url)
+        self.assertEqual(status, 200, body[:200])
+        return var, json.loads(body)["data"]
+
+    def test_model_variable_lists_the_model_and_filters_the_model_panels(self):
+        var, values = self.model_variable()
+        self.assertEqual(values, ["vgg16"])
+        self.assertTrue(var["multi"] and var["includeAll"], var)
+        dash, _ = dashboard_queries()
+        # Every panel on a per-model family (vggserve_model_info is the service's start-up
+        # settings, one series per replica) filters by the variable.
+        per_model = [p for p in dash["panels"]
+                     if any(re.search(r"vggserve_model_(?!info)", t["expr"])
+                            for t in p.get("targets", []))]
+        self.assertGreaterEqual(len(per_model), 4)
+        for p in per_model:
+            for t in p["targets"]:
+                self.assertIn('model=~"', t["expr"], p["title"])
+                self.assertIn("$model", t["expr"], p["title"])
+
     def test_every_dashboard_query_returns_data(self):
-        _, queries = dashboard_queries()
+        _, values = self.model_variable()
+        _, queries = dashboard_queries(values)
         for title, expr in queries:
             with self.subTest(panel=title, expr=expr):
                 result = self.query(expr)
