@@ -24,7 +24,10 @@ VGG11 models (32 x 32 input, a 4-class head) instead, to try the script in secon
     repository, POST load, until the index shows version 2 alone: the old one drained and
     freed) and --after-s more. Per phase: requests, errors (anything but 200), latency p50/p99
     and the ratios to the steady phase (same run); which version answered; VmRSS sampled every
-    50 ms (max) and VmHWM (reset at each phase's start).
+    50 ms (the phase's max and its last sample) and VmHWM (reset at each phase's start). The
+    after phase starts when the index shows version 2 alone, which can be a moment before the
+    old version's memory has gone back to the OS: its max can include the old version, its
+    last sample shows what stays.
 Writes DIR/repository_swap.jsonl (one JSON object per measurement) and DIR/repository_swap.txt
 (the table), and prints the table. The load average before and after is recorded: on a shared
 machine the figures include other jobs' work. Exit status 0 when every step ran, 1 otherwise
@@ -296,6 +299,7 @@ class Bench:
                              max_ms=round(max(lat), 1) if lat else None,
                              answered_by=versions,
                              rss_max_mib=round(max([v for t, v in rss if a <= t <= b] or [0]) / 1024, 1),
+                             rss_end_mib=round(([v for t, v in rss if t <= b] or [0])[-1] / 1024, 1),
                              hwm_mib=round(hwm / 1024, 1))
         out["swap"]["load_s"] = round(marks["loaded"] - marks["swap"], 2)
         out["swap"]["drain_s"] = round(marks["drained"] - marks["loaded"], 2)
@@ -337,15 +341,15 @@ class Bench:
                  "steady %.0f s, after %.0f s)" % (self.a.clients, self.a.warmup_s,
                                                    self.a.steady_s, self.a.after_s))
         out, errors, total = self.swap()
-        self.say("%-7s %7s %8s %6s %9s %9s %9s %9s %10s %10s  %s"
+        self.say("%-7s %7s %8s %6s %9s %9s %9s %9s %10s %10s %10s  %s"
                  % ("phase", "seconds", "requests", "errors", "p50 ms", "p99 ms", "p50/stdy",
-                    "p99/stdy", "RSS max", "VmHWM", "answered by version"))
+                    "p99/stdy", "RSS max", "RSS end", "VmHWM", "answered by version"))
         for name in ("steady", "swap", "after"):
             o = out[name]
-            self.say("%-7s %7.1f %8d %6d %9s %9s %9s %9s %6.0f MiB %6.0f MiB  %s"
+            self.say("%-7s %7.1f %8d %6d %9s %9s %9s %9s %6.0f MiB %6.0f MiB %6.0f MiB  %s"
                      % (name, o["seconds"], o["requests"], o["errors"], o["p50_ms"], o["p99_ms"],
                         o.get("p50_vs_steady", "-"), o.get("p99_vs_steady", "-"),
-                        o["rss_max_mib"], o["hwm_mib"],
+                        o["rss_max_mib"], o["rss_end_mib"], o["hwm_mib"],
                         ", ".join("%s: %d" % kv for kv in sorted(o["answered_by"].items()))))
         self.say("swap: load answered 200 after %.2f s, old version drained and freed %.2f s later; "
                  "%d requests in all, %d errors" % (out["swap"]["load_s"], out["swap"]["drain_s"],
