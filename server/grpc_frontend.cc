@@ -12,7 +12,8 @@
  *   ServerMetadata, ModelMetadata, ModelConfig, ModelStatistics, RepositoryIndex
  *                                              HTTP's JSON document, read into the message
  *                                              by protobuf's JSON mapping (same field names)
- *   RepositoryModelLoad / Unload               refused as over HTTP (INVALID_ARGUMENT)
+ *   RepositoryModelLoad / Unload               as HTTP's POST .../load|unload: explicit mode
+ *                                              only; answered when the loader is done
  *   ModelInfer, ModelStreamInfer               a job through the batcher; outputs in
  *                                              raw_output_contents, as Triton sends them
  *   grpc.health.v1.Health/Check                SERVING once ready
@@ -526,14 +527,14 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
         });
     }
     ServerUnaryReactor *RepositoryModelLoad(CallbackServerContext *ctx,
-                                            const inference::RepositoryModelLoadRequest *,
+                                            const inference::RepositoryModelLoadRequest *req,
                                             inference::RepositoryModelLoadResponse *) override {
-        return answer(ctx, "RepositoryModelLoad", refuse_repository);
+        return control(ctx, "RepositoryModelLoad", false, req->model_name(), req->parameters());
     }
     ServerUnaryReactor *RepositoryModelUnload(CallbackServerContext *ctx,
-                                              const inference::RepositoryModelUnloadRequest *,
+                                              const inference::RepositoryModelUnloadRequest *req,
                                               inference::RepositoryModelUnloadResponse *) override {
-        return answer(ctx, "RepositoryModelUnload", refuse_repository);
+        return control(ctx, "RepositoryModelUnload", true, req->model_name(), req->parameters());
     }
     ServerUnaryReactor *ModelInfer(CallbackServerContext *ctx,
                                    const inference::ModelInferRequest *req,
@@ -546,9 +547,68 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
     }
 
   private:
-    static api_status refuse_repository(char *msg, size_t msglen) {
-        snprintf(msg, msglen, "%s", KSERVE_V2_REPOSITORY_FIXED);
-        return API_BAD_REQUEST;
+    /* A load or unload in flight: the loader thread finishes it (ControlCall::done). */
+    struct ControlCall {
+        grpc_service *svc;
+        ServerUnaryReactor *reactor;
+        const char *method;
+        std::string peer;
+        int64_t start_ns;
+
+        static void done(void *ctx, api_status st, const char *msg) {
+            auto *c = static_cast<ControlCall *>(ctx);
+            c->finish(st, msg);
+            delete c;
+        }
+        void finish(api_status st, const char *msg) {
+            grpc_call_record rec = {method,  peer.c_str(), start_ns, st, msg,
+                                    nullptr, false,        0,        0,  false};
+            grpc_service_log(svc, &rec);
+            reactor->Finish(status_of(st, msg));
+        }
+    };
+
+    /* RepositoryModelLoad/Unload: auth as an inference call's (HTTP's repository routes need
+     * the token too), then the operation is queued and the call answered when it ends. The
+     * only parameter is Triton's "config" (a string: config.json's text for this load). */
+    ServerUnaryReactor *control(
+        CallbackServerContext *ctx, const char *method, bool unload, const std::string &name,
+        const google::protobuf::Map<std::string, inference::ModelRepositoryParameter> &params) {
+        auto *c = new ControlCall{svc_, ctx->DefaultReactor(), method, ctx->peer(),
+                                  clock_monotonic_ns()};
+        char msg[800] = "";
+        const std::string auth = metadata(ctx, "authorization");
+        api_status st = grpc_service_auth(
+            svc_, ctx->client_metadata().count("authorization") ? auth.c_str() : nullptr, false,
+            msg, sizeof msg);
+        std::string config;
+        bool has_config = false;
+        for (const auto &p : params) {
+            if (st != API_OK) break;
+            if (p.first == "config" && !unload &&
+                p.second.parameter_choice_case() == inference::ModelRepositoryParameter::kStringParam) {
+                config = p.second.string_param();
+                has_config = true;
+            } else {
+                snprintf(msg, sizeof msg, "parameter '%.64s' is not supported: a load takes "
+                         "\"config\" (a string), an unload none", p.first.c_str());
+                st = API_BAD_REQUEST;
+            }
+        }
+        if (st == API_OK && config.find('\0') != std::string::npos) {
+            snprintf(msg, sizeof msg, "parameter 'config' holds a NUL byte");
+            st = API_BAD_REQUEST;
+        }
+        ServerUnaryReactor *reactor = c->reactor; /* c is the loader's once queued */
+        if (st == API_OK)
+            st = grpc_service_repository_control(svc_, unload, name.c_str(),
+                                                 has_config ? config.c_str() : nullptr,
+                                                 ControlCall::done, c, msg, sizeof msg);
+        if (st != API_OK) { /* refused at once: done will not be called */
+            c->finish(st, msg);
+            delete c;
+        }
+        return reactor;
     }
 
     /* A call answered at once: auth (under auth_health), then fill(msg, msglen). */

@@ -16,6 +16,7 @@
 #include "labels.h"
 #include "vgg_config.h"
 #include "log.h"
+#include "model_settings.h"
 #include "v2_facts.h"
 
 struct grpc_service {
@@ -113,6 +114,27 @@ bool grpc_service_model_ready(grpc_service *g, const kserve_v2_target *t) {
     repository_version *v = repository_acquire(repo, t->model, t->version, &st, msg, sizeof msg);
     repository_release(v);
     return v != NULL;
+}
+
+api_status grpc_service_repository_control(grpc_service *g, bool unload, const char *name,
+                                           const char *config, grpc_control_done done,
+                                           void *ctx, char *msg, size_t msglen) {
+    repository *repo = atomic_load(&g->repo);
+    if (repo && repository_control_mode(repo) == REPO_CONTROL_POLL) {
+        snprintf(msg, msglen, "%s", KSERVE_V2_REPOSITORY_POLLING);
+        return API_BAD_REQUEST;
+    }
+    if (!repo || repository_control_mode(repo) != REPO_CONTROL_EXPLICIT) {
+        snprintf(msg, msglen, "%s", KSERVE_V2_REPOSITORY_FIXED);
+        return API_BAD_REQUEST;
+    }
+    if (config) { /* checked now, as HTTP checks its load body: a bad one is refused at once */
+        model_settings any = {0};
+        if (model_settings_parse(config, strlen(config), name, &any, msg, msglen) != 0)
+            return API_BAD_REQUEST;
+    }
+    return repository_request(repo, unload ? REPOSITORY_UNLOAD : REPOSITORY_LOAD, name, config,
+                              done, ctx, msg, msglen);
 }
 
 api_status grpc_service_auth(grpc_service *g, const char *authorization, bool health, char *msg,

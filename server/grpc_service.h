@@ -72,6 +72,19 @@ bool grpc_service_model_ready(grpc_service *g, const kserve_v2_target *t);
 api_status grpc_service_auth(grpc_service *g, const char *authorization, bool health, char *msg,
                              size_t msglen);
 
+/* Called once when a load or unload ends, from the repository's loader thread: API_OK, or
+ * the status and why. */
+typedef void (*grpc_control_done)(void *ctx, api_status st, const char *msg);
+
+/* RepositoryModelLoad (unload false) or RepositoryModelUnload of name, as HTTP's POST
+ * /v2/repository/models/NAME/load|unload: config is the load's "config" parameter (the text
+ * that replaces config.json for this load), or NULL. API_OK: queued, and done will be called
+ * once; otherwise (not explicit mode, a bad name or config, an unknown model) msg says why
+ * and done is never called. */
+api_status grpc_service_repository_control(grpc_service *g, bool unload, const char *name,
+                                           const char *config, grpc_control_done done,
+                                           void *ctx, char *msg, size_t msglen);
+
 /* The v2 document as HTTP's route answers it, for the model t names (NULL: none, or every
  * model's statistics): JSON text, malloc'd (NULL: out of memory). */
 char *grpc_service_doc(grpc_service *g, grpc_doc doc, const kserve_v2_target *t);

@@ -582,6 +582,77 @@ def repository_small_model():
     return test_repository.small_model
 
 
+class RepositoryControl(GrpcCase):
+    """RepositoryModelLoad/Unload in explicit mode, as HTTP's POST .../load|unload: a load and
+    an unload answered when the loader is done, the config parameter, and refusals with HTTP's
+    messages."""
+
+    name = "grpcctl"
+
+    @classmethod
+    def extra_flags(cls, workdir):
+        small_model = repository_small_model()
+        repo = os.path.join(workdir, "models")
+        for model, seed, classes in (("alpha", 1, 4), ("beta", 2, 5)):
+            small_model(os.path.join(repo, model, "1", "model.safetensors"), seed, classes)
+        return ["--model-repository", repo, "--model-control-mode", "explicit",
+                "--load-model", "alpha", "--max-batch-size", "1"]
+
+    def state(self, model):
+        rows = self.server.request("POST", "/v2/repository/index", body=b"{}").json()
+        return [r["state"] for r in rows if r["name"] == model]
+
+    def ready(self, model):
+        return self.stub.ModelReady(pb.ModelReadyRequest(name=model)).ready
+
+    def test_load_then_unload(self):
+        self.assertFalse(self.ready("beta"))
+        self.assertEqual(self.stub.RepositoryModelLoad(
+            pb.RepositoryModelLoadRequest(model_name="beta")), pb.RepositoryModelLoadResponse())
+        # Answered once the version serves: ready at once, and it answers.
+        self.assertTrue(self.ready("beta"))
+        self.assertEqual(self.state("beta"), ["READY"])
+        tensor = np.zeros((1, 3, 32, 32), np.float32).tobytes()
+        r = self.stub.ModelInfer(infer_request("beta_tensor", "input", "FP32", [1, 3, 32, 32],
+                                               raw=tensor))
+        self.assertEqual(list(r.outputs[0].shape), [1, 5])
+        # A config override (Triton's "config" parameter), as HTTP's load body carries it.
+        over = pb.ModelRepositoryParameter(string_param=json.dumps({"max_batch_size": 2}))
+        self.stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(
+            model_name="beta", parameters={"config": over}))
+        config = self.server.request("GET", "/v2/models/beta/config").json()
+        self.assertEqual(config["dynamic_batching"]["preferred_batch_size"], [2])
+        self.assertEqual(self.stub.RepositoryModelUnload(
+            pb.RepositoryModelUnloadRequest(model_name="beta")),
+            pb.RepositoryModelUnloadResponse())
+        self.assertFalse(self.ready("beta"))
+        self.assertEqual(self.state("beta"), ["UNAVAILABLE"])
+        self.assertTrue(self.ready("alpha"))
+
+    def test_refusals_match_http(self):
+        def http_error(model, body=b"{}"):
+            return error_message(self.server.request(
+                "POST", "/v2/repository/models/%s/load" % model, body=body))
+        load = self.stub.RepositoryModelLoad
+        got = self.assertRpcError(lambda: load(pb.RepositoryModelLoadRequest(model_name="nosuch")),
+                                  C.NOT_FOUND)
+        self.assertEqual(got, http_error("nosuch"))
+        got = self.assertRpcError(lambda: load(pb.RepositoryModelLoadRequest(model_name="..")),
+                                  C.INVALID_ARGUMENT)
+        self.assertIn("name", got)
+        bad = pb.ModelRepositoryParameter(string_param='{"bogus": 1}')
+        got = self.assertRpcError(lambda: load(pb.RepositoryModelLoadRequest(
+            model_name="beta", parameters={"config": bad})), C.INVALID_ARGUMENT, "bogus")
+        body = json.dumps({"parameters": {"config": '{"bogus": 1}'}}).encode()
+        self.assertEqual(got, http_error("beta", body))
+        weights = pb.ModelRepositoryParameter(bytes_param=b"\0")
+        self.assertRpcError(lambda: load(pb.RepositoryModelLoadRequest(
+            model_name="beta", parameters={"file:1/model.safetensors": weights})),
+            C.INVALID_ARGUMENT, "not supported")
+        self.assertEqual(self.state("beta"), ["UNAVAILABLE"])
+        self.assertTrue(self.ready("alpha"))
+
+
 class RepositoryStatistics(GrpcCase):
     """ModelStatistics on a repository of two models: each model's and version's own counts,
     equal to HTTP's GET .../stats (one implementation: server/v2_facts.c)."""
