@@ -51,6 +51,9 @@ static const config_field fields[] = {
                  "a new version of a serving model: availability builds it beside the old one "
                  "(no 503s, peak memory old + new); memory unloads the old one first (503 "
                  "with Retry-After meanwhile, peak the larger of the two)"),
+    BOOL_FIELD(repository_api_admin_only, "false",
+               "the repository API (POST /v2/repository/index, .../load, .../unload) on admin_port "
+               "only: 404 on the main port, refused over gRPC"),
     STR_FIELD(load_model, NULL, "",
               "explicit mode: a model to load at start (repeat the flag, or a comma-separated "
               "list)"),
@@ -298,6 +301,11 @@ int config_validate(const vggserve_config *c, char *err, size_t errlen) {
     if (c->load_model[0] && c->model_control_mode != REPO_CONTROL_EXPLICIT) {
         snprintf(err, errlen, "load_model needs model_control_mode explicit (in none every model "
                  "is loaded at start)");
+        return -1;
+    }
+    if (c->repository_api_admin_only && c->admin_port < 0) {
+        snprintf(err, errlen, "repository_api_admin_only needs admin_port: the repository API "
+                 "would be served nowhere");
         return -1;
     }
     if (c->model_control_mode == REPO_CONTROL_POLL && !c->model_repository[0]) {

@@ -31,6 +31,7 @@ typedef struct {
     repo_control model_control_mode;
     long long repository_poll_secs; /* poll mode: seconds between rescans of the repository */
     repo_swap_policy swap_policy;   /* a version replacing one that serves: beside it, or after */
+    bool repository_api_admin_only; /* the repository API on admin_port only */
     char load_model[4096];        /* explicit mode: models loaded at start, comma-separated */
     char default_model[64];       /* /classify without ?model=; empty: the only model */
     char labels[4096];    /* empty: the weights' own labels (model/labels.h) */

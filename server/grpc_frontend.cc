@@ -521,6 +521,8 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                                         const inference::RepositoryIndexRequest *req,
                                         inference::RepositoryIndexResponse *resp) override {
         return answer(ctx, "RepositoryIndex", [&](char *msg, size_t msglen) {
+            api_status st = grpc_service_repository_api(svc_, msg, msglen);
+            if (st != API_OK) return st;
             if (req->ready() && !grpc_service_ready(svc_)) return API_OK; /* none is ready */
             return doc(req->ready() ? GRPC_DOC_REPOSITORY_INDEX_READY : GRPC_DOC_REPOSITORY_INDEX,
                        nullptr, "models", resp, msg, msglen);

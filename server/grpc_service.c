@@ -116,10 +116,19 @@ bool grpc_service_model_ready(grpc_service *g, const kserve_v2_target *t) {
     return v != NULL;
 }
 
+api_status grpc_service_repository_api(grpc_service *g, char *msg, size_t msglen) {
+    if (!g->cfg->repository_api_admin_only) return API_OK;
+    snprintf(msg, msglen, "the repository API is served on the HTTP admin port only "
+             "(repository_api_admin_only)");
+    return API_BAD_REQUEST;
+}
+
 api_status grpc_service_repository_control(grpc_service *g, bool unload, const char *name,
                                            const char *config, grpc_control_done done,
                                            void *ctx, char *msg, size_t msglen) {
     repository *repo = atomic_load(&g->repo);
+    api_status st = grpc_service_repository_api(g, msg, msglen);
+    if (st != API_OK) return st;
     if (repo && repository_control_mode(repo) == REPO_CONTROL_POLL) {
         snprintf(msg, msglen, "%s", KSERVE_V2_REPOSITORY_POLLING);
         return API_BAD_REQUEST;

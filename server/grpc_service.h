@@ -72,6 +72,10 @@ bool grpc_service_model_ready(grpc_service *g, const kserve_v2_target *t);
 api_status grpc_service_auth(grpc_service *g, const char *authorization, bool health, char *msg,
                              size_t msglen);
 
+/* Whether the repository API (index, load, unload) is served over gRPC: API_OK, or (under
+ * repository_api_admin_only) API_BAD_REQUEST with msg. */
+api_status grpc_service_repository_api(grpc_service *g, char *msg, size_t msglen);
+
 /* Called once when a load or unload ends, from the repository's loader thread: API_OK, or
  * the status and why. */
 typedef void (*grpc_control_done)(void *ctx, api_status st, const char *msg);

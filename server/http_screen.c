@@ -158,7 +158,17 @@ static enum MHD_Result answer_preflight(request *r) {
 static api_status check_route(request *r, char *msg, size_t msglen) {
     api_status st = check_framing(r, msg, msglen);
     if (st != API_OK) return st;
-    if (r->listener->admin && !http_routes[r->route].admin) {
+    /* repository_api_admin_only moves the repository API (index, load, unload) to the admin
+     * listener: the main port answers it as no route. */
+    const bool repository_api = r->route == ROUTE_V2_REPOSITORY;
+    const bool admin_only = repository_api && r->srv->cfg->repository_api_admin_only;
+    if (admin_only && !r->listener->admin) {
+        snprintf(msg, msglen, "no route %.128s on this port: the repository API is served on the "
+                 "admin port (repository_api_admin_only)", r->url);
+        r->route = ROUTE_NONE;
+        return API_NOT_FOUND;
+    }
+    if (r->listener->admin && !http_routes[r->route].admin && !admin_only) {
         snprintf(msg, msglen, "no route %.128s on the admin port (it serves /healthz, /readyz "
                  "and /metrics)", r->url);
         r->route = ROUTE_NONE; /* the service's own error shape, also for /v2 paths */

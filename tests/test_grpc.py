@@ -653,6 +653,40 @@ class RepositoryControl(GrpcCase):
         self.assertTrue(self.ready("alpha"))
 
 
+class RepositoryAdminOnly(RepositoryControl):
+    """repository_api_admin_only: the repository API on the HTTP admin port only; the main
+    port answers it 404, gRPC refuses it, and the admin port loads and unloads."""
+
+    name = "grpcadm"
+    test_load_then_unload = test_refusals_match_http = None  # RepositoryControl's, not here
+
+    @classmethod
+    def extra_flags(cls, workdir):
+        return [*super().extra_flags(workdir), "--admin-port", "0",
+                "--repository-api-admin-only", "true"]
+
+    def test_only_the_admin_port_serves_the_repository_api(self):
+        admin = int(re.search(r"admin listener on [\d.]+:(\d+)", self.server.stderr()).group(1))
+        for path in ("/v2/repository/index", "/v2/repository/models/beta/load",
+                     "/v2/repository/models/alpha/unload"):
+            r = self.server.request("POST", path, body=b"{}")
+            self.assertEqual(r.status, 404, (path, r))
+            self.assertIn("admin port (repository_api_admin_only)", r.body.decode())
+        self.assertRpcError(lambda: self.stub.RepositoryIndex(pb.RepositoryIndexRequest()),
+                            C.INVALID_ARGUMENT, "admin port only")
+        self.assertRpcError(lambda: self.stub.RepositoryModelLoad(
+            pb.RepositoryModelLoadRequest(model_name="beta")), C.INVALID_ARGUMENT, "admin port only")
+        self.assertFalse(self.ready("beta"))
+        r = su.http_request(admin, "POST", "/v2/repository/models/beta/load", body=b"{}")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(self.ready("beta"))
+        rows = su.http_request(admin, "POST", "/v2/repository/index", body=b"{}").json()
+        self.assertEqual([x["state"] for x in rows if x["name"] == "beta"], ["READY"])
+        # The rest of the admin port is as before: no inference there.
+        r = su.http_request(admin, "GET", "/v2/models/beta")
+        self.assertEqual(r.status, 404, r)
+
+
 class RepositoryStatistics(GrpcCase):
     """ModelStatistics on a repository of two models: each model's and version's own counts,
     equal to HTTP's GET .../stats (one implementation: server/v2_facts.c)."""
