@@ -572,7 +572,9 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
 
     /* RepositoryModelLoad/Unload: auth as an inference call's (HTTP's repository routes need
      * the token too), then the operation is queued and the call answered when it ends. The
-     * only parameter is Triton's "config" (a string: config.json's text for this load). */
+     * parameters: a load's "config" (a string: config.json's text for this load); an unload's
+     * "unload_dependents" (a bool tritonclient always sends; there are no ensembles here, so
+     * no dependents). */
     ServerUnaryReactor *control(
         CallbackServerContext *ctx, const char *method, bool unload, const std::string &name,
         const google::protobuf::Map<std::string, inference::ModelRepositoryParameter> &params) {
@@ -583,17 +585,22 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
         api_status st = grpc_service_auth(
             svc_, ctx->client_metadata().count("authorization") ? auth.c_str() : nullptr, false,
             msg, sizeof msg);
+        if (st == API_OK) st = grpc_service_repository_writable(svc_, msg, sizeof msg);
         std::string config;
         bool has_config = false;
+        using Param = inference::ModelRepositoryParameter;
         for (const auto &p : params) {
             if (st != API_OK) break;
-            if (p.first == "config" && !unload &&
-                p.second.parameter_choice_case() == inference::ModelRepositoryParameter::kStringParam) {
+            const auto kind = p.second.parameter_choice_case();
+            if (p.first == "config" && !unload && kind == Param::kStringParam) {
                 config = p.second.string_param();
                 has_config = true;
+            } else if (p.first == "unload_dependents" && unload && kind == Param::kBoolParam) {
+                /* nothing depends on a model here */
             } else {
                 snprintf(msg, sizeof msg, "parameter '%.64s' is not supported: a load takes "
-                         "\"config\" (a string), an unload none", p.first.c_str());
+                         "\"config\" (a string), an unload \"unload_dependents\" (a bool)",
+                         p.first.c_str());
                 st = API_BAD_REQUEST;
             }
         }

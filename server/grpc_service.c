@@ -123,9 +123,7 @@ api_status grpc_service_repository_api(grpc_service *g, char *msg, size_t msglen
     return API_BAD_REQUEST;
 }
 
-api_status grpc_service_repository_control(grpc_service *g, bool unload, const char *name,
-                                           const char *config, grpc_control_done done,
-                                           void *ctx, char *msg, size_t msglen) {
+api_status grpc_service_repository_writable(grpc_service *g, char *msg, size_t msglen) {
     repository *repo = atomic_load(&g->repo);
     api_status st = grpc_service_repository_api(g, msg, msglen);
     if (st != API_OK) return st;
@@ -137,6 +135,15 @@ api_status grpc_service_repository_control(grpc_service *g, bool unload, const c
         snprintf(msg, msglen, "%s", KSERVE_V2_REPOSITORY_FIXED);
         return API_BAD_REQUEST;
     }
+    return API_OK;
+}
+
+api_status grpc_service_repository_control(grpc_service *g, bool unload, const char *name,
+                                           const char *config, grpc_control_done done,
+                                           void *ctx, char *msg, size_t msglen) {
+    repository *repo = atomic_load(&g->repo);
+    api_status st = grpc_service_repository_writable(g, msg, msglen);
+    if (st != API_OK) return st;
     if (config) { /* checked now, as HTTP checks its load body: a bad one is refused at once */
         model_settings any = {0};
         if (model_settings_parse(config, strlen(config), name, &any, msg, msglen) != 0)

@@ -76,6 +76,10 @@ api_status grpc_service_auth(grpc_service *g, const char *authorization, bool he
  * repository_api_admin_only) API_BAD_REQUEST with msg. */
 api_status grpc_service_repository_api(grpc_service *g, char *msg, size_t msglen);
 
+/* Whether loads and unloads are taken at all (explicit mode, not admin-only): API_OK, or
+ * API_BAD_REQUEST with HTTP's message. */
+api_status grpc_service_repository_writable(grpc_service *g, char *msg, size_t msglen);
+
 /* Called once when a load or unload ends, from the repository's loader thread: API_OK, or
  * the status and why. */
 typedef void (*grpc_control_done)(void *ctx, api_status st, const char *msg);

@@ -252,6 +252,13 @@ class GrpcTest(GrpcCase):
                          (self.stub.RepositoryModelUnload, pb.RepositoryModelUnloadRequest)):
             got = self.assertRpcError(lambda: rpc(req(model_name=MODEL)), C.INVALID_ARGUMENT)
             self.assertEqual(got, want)
+        # As tritonclient.grpc's unload_model sends it: the mode is what is refused.
+        dependents = pb.ModelRepositoryParameter(bool_param=False)
+        got = self.assertRpcError(lambda: self.stub.RepositoryModelUnload(
+            pb.RepositoryModelUnloadRequest(model_name=MODEL,
+                                            parameters={"unload_dependents": dependents})),
+            C.INVALID_ARGUMENT)
+        self.assertEqual(got, want)
 
     # ---- inference
 
@@ -622,8 +629,10 @@ class RepositoryControl(GrpcCase):
             model_name="beta", parameters={"config": over}))
         config = self.server.request("GET", "/v2/models/beta/config").json()
         self.assertEqual(config["dynamic_batching"]["preferred_batch_size"], [2])
-        self.assertEqual(self.stub.RepositoryModelUnload(
-            pb.RepositoryModelUnloadRequest(model_name="beta")),
+        # tritonclient.grpc's unload_model always sends unload_dependents (a bool).
+        dependents = pb.ModelRepositoryParameter(bool_param=False)
+        self.assertEqual(self.stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(
+            model_name="beta", parameters={"unload_dependents": dependents})),
             pb.RepositoryModelUnloadResponse())
         self.assertFalse(self.ready("beta"))
         self.assertEqual(self.state("beta"), ["UNAVAILABLE"])
@@ -648,6 +657,9 @@ class RepositoryControl(GrpcCase):
         weights = pb.ModelRepositoryParameter(bytes_param=b"\0")
         self.assertRpcError(lambda: load(pb.RepositoryModelLoadRequest(
             model_name="beta", parameters={"file:1/model.safetensors": weights})),
+            C.INVALID_ARGUMENT, "not supported")
+        self.assertRpcError(lambda: self.stub.RepositoryModelUnload(
+            pb.RepositoryModelUnloadRequest(model_name="beta", parameters={"config": bad})),
             C.INVALID_ARGUMENT, "not supported")
         self.assertEqual(self.state("beta"), ["UNAVAILABLE"])
         self.assertTrue(self.ready("alpha"))
