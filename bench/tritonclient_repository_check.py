@@ -30,6 +30,12 @@ Triton's client repository. It writes a repository of small models (VGG11 convol
  7. the KServe agent's load: tritonclient's load_model sends the body {} (seen by a local
     recording listener), and POST /v2/repository/models/gamma/load with {} on a model just
     copied in answers 200 and gamma serves as `classify` on its weights.
+Then, on a second server in poll mode (`--model-control-mode poll --repository-poll-secs 1`,
+its own repository with alpha version 1):
+ 8. the index works, load_model and unload_model are refused with Triton's words;
+ 9. alpha version 2 copied in (under a temporary name, then renamed) is served within 2 poll
+    periods plus 1.5 s: the index says version 2 READY and infer answers as `classify` on
+    version 2's weights; deleting its folder falls back to version 1 within the same time.
 Prints one line per check; exits 1 at the first failure, 0 when all passed."""
 import argparse
 import http.server
@@ -194,7 +200,65 @@ class Check:
             self.steps()
         finally:
             self.server.stop()
+        self.poll_mode()
         print("PASS: %d checks" % checks)
+
+    # ---- poll mode
+
+    POLL_S = 1
+    POLL_DEADLINE_S = 2 * POLL_S + 1.5
+
+    def alpha_answers_as(self, hc, key):
+        r = hc.infer("alpha_image", [photo_input(self.photos[:1])], outputs=[
+            httpclient.InferRequestedOutput("probabilities", binary_data=True)])
+        return self.which(r.as_numpy("probabilities")[0], 0) == key
+
+    def wait_served(self, hc, version, key):
+        """Seconds until the index says alpha `version` READY (alone) and infer answers as
+        `key`'s weights; None past the deadline."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < self.POLL_DEADLINE_S:
+            rows = [m for m in hc.get_model_repository_index() if m["name"] == "alpha"]
+            if ([(m.get("version"), m["state"]) for m in rows] == [(str(version), "READY")] and
+                    self.alpha_answers_as(hc, key)):
+                return time.monotonic() - t0
+            time.sleep(0.05)
+        return None
+
+    def poll_mode(self):
+        repo = os.path.join(self.work, "models_poll")
+        ru.place(repo, "alpha", 1, self.w["a1"])
+        flags = ["--model-repository", repo, "--model-control-mode", "poll",
+                 "--repository-poll-secs", str(self.POLL_S), "--max-batch-size", "4",
+                 "--workers", "1"]
+        server = ru.Server(self.binary, flags, self.work, name="poll")
+        try:
+            server.wait_ready(120)
+            hc = httpclient.InferenceServerClient(server.address, network_timeout=300)
+            print("== poll mode: vggserve pid %d on %s, repository %s, rescans every %d s"
+                  % (server.pid, server.address, repo, self.POLL_S))
+            # 8. The index works; load and unload are refused with Triton's words.
+            idx = hc.get_model_repository_index()
+            check(any(m["name"] == "alpha" and m.get("version") == "1" and m["state"] == "READY"
+                      for m in idx), "poll: index says alpha version 1 READY", idx)
+            for what, call in (("load_model", lambda: hc.load_model("alpha")),
+                               ("unload_model", lambda: hc.unload_model("alpha"))):
+                e = refused(call)
+                check(e is not None and "not allowed if polling is enabled" in str(e),
+                      "poll: %s refused (%s)" % (what, e))
+            check(self.alpha_answers_as(hc, "a1"), "poll: alpha answers as version 1's weights")
+            # 9. A new version folder is served; deleting it falls back.
+            ru.place(repo, "alpha", 2, self.w["a2"])
+            took = self.wait_served(hc, 2, "a2")
+            check(took is not None, "poll: version 2 served %.2f s after its folder appeared "
+                  "(deadline %.1f s: 2 periods + 1.5 s)" % (took or -1, self.POLL_DEADLINE_S))
+            shutil.rmtree(os.path.join(repo, "alpha", "2"))
+            took = self.wait_served(hc, 1, "a1")
+            check(took is not None, "poll: version 1 served again %.2f s after version 2's "
+                  "folder was deleted (deadline %.1f s)" % (took or -1, self.POLL_DEADLINE_S))
+            check(server.alive(), "poll: server alive at the end")
+        finally:
+            server.stop()
 
     def steps(self):
         s = self.server
