@@ -145,10 +145,6 @@ typedef struct {
 kserve_v2_route kserve_v2_route_resolve(const char *path, const kserve_v2_catalog *catalog,
                                         kserve_v2_target *t, char *msg, size_t msglen);
 
-/* A version as a path or a query names it: 1..10^18-1 without sign or leading zero; 0 when s
- * is not one. */
-long long kserve_v2_version_of(const char *s);
-
 /* ---------------------------------------------------------------- infer requests */
 
 typedef enum {

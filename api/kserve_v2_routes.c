@@ -5,6 +5,7 @@
 
 #include "kserve_v2.h"
 #include "kserve_v2_views.h"
+#include "repository_dir.h" /* repo_parse_version: a version as folders and paths name it */
 
 const char *const kserve_v2_model_state_names[] = {"UNAVAILABLE", "LOADING", "READY",
                                                    "UNLOADING", NULL};
@@ -124,7 +125,7 @@ kserve_v2_route kserve_v2_route_resolve(const char *path, const kserve_v2_catalo
     if (strncmp(p, "/versions/", 10) == 0) {
         p += 9;
         next_segment(&p, seg, sizeof seg);
-        if (!(t->version = kserve_v2_version_of(seg)))
+        if (!(t->version = repo_parse_version(seg)))
             return not_found(msg, msglen, "unknown version '%.100s' of model '%s'", seg, name);
     }
     if (*p == '\0') return KSERVE_V2_ROUTE_MODEL_METADATA;
@@ -134,17 +135,6 @@ kserve_v2_route kserve_v2_route_resolve(const char *path, const kserve_v2_catalo
     if (strcmp(p, "/stats") == 0) return KSERVE_V2_ROUTE_MODEL_STATS;
     if (strcmp(p, "/labels") == 0) return KSERVE_V2_ROUTE_MODEL_LABELS;
     return not_found(msg, msglen, "no route %.128s%s", path, "");
-}
-
-long long kserve_v2_version_of(const char *s) {
-    size_t n = strlen(s);
-    if (n == 0 || n > 18 || s[0] == '0') return 0;
-    long long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return 0;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
 }
 
 /* The one-model catalog of kserve_v2_route_parse. */

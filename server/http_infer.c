@@ -9,6 +9,7 @@
 #include "http_internal.h"
 #include "infer_request.h"
 #include "job_answer.h"
+#include "repository_dir.h"
 
 /* The job's one completion (on a worker thread, or the draining one): resume the suspended
  * connection, whose handler then answers from the job. */
@@ -117,7 +118,7 @@ enum MHD_Result http_classify_body_done(request *r) {
                                "one with ?model=NAME (POST /v2/repository/index lists them)");
     }
     long long v = 0;
-    if (version && !(v = kserve_v2_version_of(version)))
+    if (version && !(v = repo_parse_version(version)))
         return http_send_error(r, API_BAD_REQUEST, "version must be a positive integer");
     image_input_format input;
     batcher *b = NULL;
