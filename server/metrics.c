@@ -432,12 +432,10 @@ static metrics_series *shown(metrics_series *x) {
     return x;
 }
 
-/* The per-version counters: the views' requests (the `model` label is the view's name, as
- * Triton's statistics name it), the batcher's passes and queue (`model`: the repository's
- * name). Each family's samples stay together after its HELP and TYPE, as the format requires;
- * series_lock is held for reading throughout. */
-static void render_models(metrics *m, text *t) {
-    metrics_series *first = m->series;
+/* The per-version families of the views' requests: the `model` label is the view's name, as
+ * Triton's statistics name it. Each family's samples stay together after its HELP and TYPE,
+ * as the format requires; series_lock is held for reading throughout. */
+static void render_view_counters(metrics_series *first, text *t) {
     header(t, "vggserve_model_requests_total", "counter",
            "Inference requests by model view, version and outcome (success: answered 200).");
     for (metrics_series *s = shown(first); s; s = shown(s->next))
@@ -482,6 +480,11 @@ static void render_models(metrics *m, text *t) {
         for (int v = 0; v < METRICS_VIEWS; v++)
             put(t, "vggserve_model_last_inference_timestamp_seconds{model=\"%s\",version=\"%lld\"} "
                    "%.3f\n", s->views[v], s->version, atomic_load(&s->c[v].last_unix_ms) / 1e3);
+}
+
+/* The per-version families of the batcher's passes and queue (`model`: the repository's
+ * name); series_lock held for reading. */
+static void render_batcher_counters(metrics_series *first, text *t) {
     header(t, "vggserve_batches_by_size_total", "counter",
            "Forward passes run, by model, version and batch size.");
     for (metrics_series *s = shown(first); s; s = shown(s->next))
@@ -517,6 +520,12 @@ static void render_models(metrics *m, text *t) {
     for (metrics_series *s = shown(first); s; s = shown(s->next))
         put(t, "vggserve_model_queue_depth{model=\"%s\",version=\"%lld\"} %d\n", s->model,
             s->version, atomic_load(&s->queue_depth));
+}
+
+/* The per-version counters (series_lock held for reading). */
+static void render_models(metrics *m, text *t) {
+    render_view_counters(m->series, t);
+    render_batcher_counters(m->series, t);
 }
 
 /* vggserve_model_load_seconds and vggserve_model_state (the state source's rows, the first

@@ -17,67 +17,8 @@
 #include "clock.h"
 #include "log.h"
 #include "repository_dir.h"
+#include "repository_internal.h"
 
-#define MAX_MODELS 1024
-
-struct repository_version {
-    repository *repo;
-    char name[REPO_MAX_NAME];
-    long long version;
-    served_model served; /* .name is name above, .labels is &built.labels */
-    repository_built built;
-    batcher *b;
-    metrics_series *series; /* its labels in /metrics, from build to free */
-    model_settings settings;
-    repo_file_id file;
-    atomic_int refs; /* one while listed as served, one per job holding it */
-    repository_version *next_retired;
-    int64_t retired_ns; /* when it left its model's list (unload or swap) */
-};
-
-typedef struct {
-    char name[REPO_MAX_NAME];
-    repository_version *served[REPO_MAX_POLICY_VERSIONS]; /* ascending version */
-    int n_served;
-    bool loading, unloading;
-    long long loading_version;
-    long long failed_version; /* the last load's failure: a version, or -1 the model's */
-    char reason[256];
-    /* poll: the weights files the previous scan saw (a file unchanged since counts), and the
-     * signature of a target whose load failed (not retried until it changes; 0: none) */
-    long long seen_version[REPO_MAX_VERSIONS];
-    repo_file_id seen_id[REPO_MAX_VERSIONS];
-    int n_seen;
-    uint64_t poll_failed;
-} model_entry;
-
-typedef struct pending_op {
-    repository_op op;
-    char name[REPO_MAX_NAME];
-    char *config;
-    repository_done done;
-    void *ctx;
-    struct pending_op *next;
-} pending_op;
-
-struct repository {
-    repository_options o;
-    char root[PATH_MAX];
-    char single_name[REPO_MAX_NAME], single_weights[PATH_MAX], single_labels[PATH_MAX];
-    char default_model[REPO_MAX_NAME];
-    int cores;
-
-    pthread_mutex_t lock;
-    pthread_cond_t cond; /* an op queued, a reference dropped, stopping */
-    model_entry *models[MAX_MODELS];
-    int n_models;
-    pending_op *ops, *ops_tail;
-    repository_version *retired;
-    batcher *warming; /* the batcher the loader is warming up, for an abort */
-    bool abort, stopping, loader_started;
-    bool polling; /* poll mode, the start-up loads ended: the loader rescans */
-    pthread_t loader;
-};
 
 /* ---------------------------------------------------------------- versions */
 
@@ -186,14 +127,14 @@ const model_settings *repository_version_settings(const repository_version *v) {
 
 /* ---------------------------------------------------------------- the model table */
 
-static model_entry *find_locked(repository *r, const char *name) {
+model_entry *repository_find_locked(repository *r, const char *name) {
     for (int i = 0; i < r->n_models; i++)
         if (strcmp(r->models[i]->name, name) == 0) return r->models[i];
     return NULL;
 }
 
-static model_entry *find_or_add_locked(repository *r, const char *name) {
-    model_entry *e = find_locked(r, name);
+model_entry *repository_find_or_add_locked(repository *r, const char *name) {
+    model_entry *e = repository_find_locked(r, name);
     if (e || r->n_models == MAX_MODELS || !(e = calloc(1, sizeof *e))) return e;
     snprintf(e->name, sizeof e->name, "%.63s", name);
     r->models[r->n_models++] = e;
@@ -209,7 +150,7 @@ static void scan_root(repository *r) {
     pthread_mutex_lock(&scan_lock);
     int n = repo_list_models(r->root, names, MAX_MODELS, err, sizeof err);
     pthread_mutex_lock(&r->lock);
-    for (int i = 0; i < n; i++) find_or_add_locked(r, names[i]);
+    for (int i = 0; i < n; i++) repository_find_or_add_locked(r, names[i]);
     pthread_mutex_unlock(&r->lock);
     pthread_mutex_unlock(&scan_lock);
 }
@@ -217,7 +158,7 @@ static void scan_root(repository *r) {
 /* ---------------------------------------------------------------- operations */
 
 /* config.json of a model folder into *s (when there is one). 0, or -1 with err. */
-static int read_config_json(const char *dir, const char *name, model_settings *s, char *err,
+int repository_read_config(const char *dir, const char *name, model_settings *s, char *err,
                             size_t errlen) {
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/" REPO_CONFIG_FILE, dir);
@@ -237,7 +178,7 @@ static int read_config_json(const char *dir, const char *name, model_settings *s
     return rc;
 }
 
-static void set_failure(repository *r, model_entry *e, long long version, const char *why) {
+void repository_set_failure(repository *r, model_entry *e, long long version, const char *why) {
     pthread_mutex_lock(&r->lock);
     e->loading = false;
     e->failed_version = version ? version : -1;
@@ -296,7 +237,7 @@ static void unload_replaced_first(repository *r, model_entry *e, const char *dir
  * the model's list. only (n_only of them, ascending), when not NULL: the versions to pick
  * from instead of every folder (the poller's complete ones). API_OK, or a status with msg
  * (the serving versions untouched, except those swap policy memory unloaded first). */
-static api_status do_load(repository *r, const char *name, const char *config,
+api_status repository_do_load(repository *r, const char *name, const char *config,
                           const long long *only, int n_only, char *msg, size_t msglen) {
     const double t0 = clock_monotonic_ns() / 1e9;
     model_settings s = r->o.defaults;
@@ -304,7 +245,7 @@ static api_status do_load(repository *r, const char *name, const char *config,
     long long want[REPO_MAX_POLICY_VERSIONS];
     int n_want = 0;
     pthread_mutex_lock(&r->lock);
-    model_entry *e = find_or_add_locked(r, name);
+    model_entry *e = repository_find_or_add_locked(r, name);
     if (e) {
         e->loading = true;
         e->loading_version = 0;
@@ -317,7 +258,7 @@ static api_status do_load(repository *r, const char *name, const char *config,
     if (r->root[0]) {
         if (repo_model_dir(r->root, name, dir, sizeof dir, err, sizeof err) != 0) goto fail;
         if (config ? model_settings_parse(config, strlen(config), name, &s, err, sizeof err)
-                   : read_config_json(dir, name, &s, err, sizeof err))
+                   : repository_read_config(dir, name, &s, err, sizeof err))
             goto fail;
         long long avail[REPO_MAX_VERSIONS];
         int n = only ? n_only : repo_list_versions(dir, avail, REPO_MAX_VERSIONS);
@@ -356,7 +297,7 @@ static api_status do_load(repository *r, const char *name, const char *config,
         if (r->root[0] &&
             repo_version_files(dir, want[i], weights, sizeof weights, labels, sizeof labels, &id,
                                err, sizeof err) != 0) {
-            set_failure(r, e, want[i], err);
+            repository_set_failure(r, e, want[i], err);
             goto fail_built;
         }
         /* A version served unchanged (same file, same settings) is kept, not rebuilt. */
@@ -380,7 +321,7 @@ static api_status do_load(repository *r, const char *name, const char *config,
                                 sizeof why);
         if (!next[i]) {
             snprintf(err, sizeof err, "version %lld: %s", want[i], why);
-            set_failure(r, e, want[i], err);
+            repository_set_failure(r, e, want[i], err);
             goto fail_built;
         }
         built[i] = true;
@@ -416,19 +357,20 @@ fail_built:
     log_event(LOG_ERROR, "%s (after %.2f s)", msg, clock_monotonic_ns() / 1e9 - t0);
     return API_BAD_REQUEST;
 fail:
-    set_failure(r, e, 0, err);
+    repository_set_failure(r, e, 0, err);
     snprintf(msg, msglen, "failed to load '%s': %s", name, err);
     log_event(LOG_ERROR, "%s (after %.2f s)", msg, clock_monotonic_ns() / 1e9 - t0);
     return API_BAD_REQUEST;
 }
 
-static api_status do_unload(repository *r, const char *name, char *msg, size_t msglen) {
+api_status repository_do_unload(repository *r, const char *name, char *msg, size_t msglen) {
     pthread_mutex_lock(&r->lock);
-    model_entry *e = find_locked(r, name);
+    model_entry *e = repository_find_locked(r, name);
     int n = e ? e->n_served : 0;
     if (e) {
         for (int j = 0; j < e->n_served; j++) retire_locked(r, e->served[j]);
         e->n_served = 0;
+        e->unloading = false; /* done: "not loaded" from now, not "unloading" */
         e->failed_version = 0;
         snprintf(e->reason, sizeof e->reason, "unloaded");
     }
@@ -471,185 +413,6 @@ static bool any_unheld_locked(const repository *r) {
     return false;
 }
 
-/* ---------------------------------------------------------------- poll */
-
-static void sig_add(uint64_t *h, const void *p, size_t n) {
-    for (size_t i = 0; i < n; i++) *h = (*h ^ ((const unsigned char *)p)[i]) * 1099511628211ULL;
-}
-
-static void sig_add_id(uint64_t *h, const repo_file_id *id) {
-    long long f[4] = {(long long)id->dev, (long long)id->ino, (long long)id->size, id->mtime_ns};
-    sig_add(h, f, sizeof f);
-}
-
-/* Takes model entry e out of the table and frees it (loader thread, lock held; nothing but
- * the loader keeps an entry's address across the lock). */
-static void remove_entry_locked(repository *r, model_entry *e) {
-    for (int i = 0; i < r->n_models; i++)
-        if (r->models[i] == e) {
-            memmove(&r->models[i], &r->models[i + 1],
-                    (size_t)(r->n_models - i - 1) * sizeof r->models[0]);
-            r->n_models--;
-            free(e);
-            return;
-        }
-}
-
-/* One model folder of a rescan: what serves made to match what the folder holds. */
-static void poll_model(repository *r, const char *name) {
-    char dir[PATH_MAX], err[2100] = "", path[PATH_MAX + 16], why[600];
-    if (repo_model_dir(r->root, name, dir, sizeof dir, err, sizeof err) != 0) return;
-    model_settings s = r->o.defaults;
-    repo_file_id cfg_id = {0};
-    snprintf(path, sizeof path, "%s/" REPO_CONFIG_FILE, dir);
-    repo_file_identity(path, &cfg_id);
-    const int cfg_rc = read_config_json(dir, name, &s, err, sizeof err);
-    long long on_disk[REPO_MAX_VERSIONS], avail[REPO_MAX_VERSIONS];
-    repo_file_id ids[REPO_MAX_VERSIONS] = {{0}};
-    bool have[REPO_MAX_VERSIONS], check[REPO_MAX_VERSIONS];
-    char (*files)[PATH_MAX] = malloc(REPO_MAX_VERSIONS * sizeof *files);
-    if (!files) return;
-    const int n = repo_list_versions(dir, on_disk, REPO_MAX_VERSIONS);
-    for (int k = 0; k < n; k++)
-        have[k] = repo_version_files(dir, on_disk[k], files[k], sizeof files[k], NULL, 0, &ids[k],
-                                     why, sizeof why) == 0;
-
-    /* Which files count: served unchanged, or unchanged since the previous scan (then their
-     * completeness is checked below, outside the lock). The seen list becomes this scan's. */
-    pthread_mutex_lock(&r->lock);
-    model_entry *e = find_or_add_locked(r, name);
-    if (!e) {
-        pthread_mutex_unlock(&r->lock);
-        free(files);
-        return;
-    }
-    for (int k = 0; k < n; k++) {
-        bool served = false, stable = false;
-        for (int j = 0; j < e->n_served && have[k]; j++)
-            served |= e->served[j]->version == on_disk[k] &&
-                      repo_file_id_equal(&e->served[j]->file, &ids[k]);
-        for (int j = 0; j < e->n_seen && have[k]; j++)
-            stable |= e->seen_version[j] == on_disk[k] && repo_file_id_equal(&e->seen_id[j], &ids[k]);
-        check[k] = !served && stable;
-        if (!served && !stable) have[k] = false;
-    }
-    const int served_now = e->n_served;
-    e->n_seen = 0;
-    for (int k = 0; k < n; k++) {
-        e->seen_version[e->n_seen] = on_disk[k];
-        e->seen_id[e->n_seen++] = ids[k];
-    }
-    pthread_mutex_unlock(&r->lock);
-    int n_avail = 0;
-    for (int k = 0; k < n; k++) {
-        if (have[k] && check[k] && repo_weights_complete(files[k], why, sizeof why) != 0)
-            have[k] = false;
-        if (have[k]) avail[n_avail++] = on_disk[k];
-    }
-    free(files);
-    long long want[REPO_MAX_VERSIONS];
-    /* A version the policy picks among all the folders that is not ready yet (being copied or
-     * rewritten) holds every change back while the model serves: no fall back to an older one
-     * meanwhile, that is for a version folder deleted. */
-    int n_want = cfg_rc == 0 ? repo_select_versions(&s.version_policy, on_disk, n, want) : 0;
-    for (int i = 0; i < n_want && served_now; i++) {
-        bool ready = false;
-        for (int k = 0; k < n_avail; k++) ready |= avail[k] == want[i];
-        if (!ready) return;
-    }
-    n_want = cfg_rc == 0 ? repo_select_versions(&s.version_policy, avail, n_avail, want) : 0;
-    if (n_want > REPO_MAX_POLICY_VERSIONS) n_want = REPO_MAX_POLICY_VERSIONS;
-
-    /* The target against what serves; its signature, for a failed load not to be retried. */
-    uint64_t sig = 14695981039346656037ULL;
-    sig_add(&sig, &cfg_rc, sizeof cfg_rc);
-    sig_add_id(&sig, &cfg_id);
-    pthread_mutex_lock(&r->lock);
-    bool same = cfg_rc == 0 && n_want == e->n_served;
-    for (int i = 0; i < n_want; i++) {
-        const repo_file_id *id = &ids[0]; /* want[i] is one of on_disk (avail's) */
-        for (int k = 0; k < n; k++)
-            if (on_disk[k] == want[i]) id = &ids[k];
-        sig_add(&sig, &want[i], sizeof want[i]);
-        sig_add_id(&sig, id);
-        same = same && e->served[i]->version == want[i] &&
-               model_settings_equal(&e->served[i]->settings, &s) &&
-               repo_file_id_equal(&e->served[i]->file, id);
-    }
-    sig |= 1;
-    const bool failed_before = e->poll_failed == sig;
-    const int n_served = e->n_served;
-    if (same && (e->poll_failed || e->failed_version)) { /* the failed target went away */
-        e->poll_failed = 0;
-        e->failed_version = 0;
-        e->reason[0] = '\0';
-    }
-    pthread_mutex_unlock(&r->lock);
-    if (same || failed_before) return;
-    char msg[2200];
-    if (cfg_rc != 0) {
-        set_failure(r, e, 0, err);
-        log_event(LOG_ERROR, "model %s: %s; what serves is kept", name, err);
-    } else if (n_want == 0) {
-        /* Nothing complete yet keeps what serves; no version folder at all unloads it. */
-        if (n > 0 || n_served == 0) return;
-        log_event(LOG_INFO, "model %s: no version folder left in the repository", name);
-        do_unload(r, name, msg, sizeof msg);
-        pthread_mutex_lock(&r->lock);
-        snprintf(e->reason, sizeof e->reason, "unloaded: no version folder with "
-                 REPO_WEIGHTS_FILE " in the repository");
-        pthread_mutex_unlock(&r->lock);
-        return;
-    } else if (do_load(r, name, NULL, avail, n_avail, msg, sizeof msg) == API_OK) {
-        pthread_mutex_lock(&r->lock);
-        e->poll_failed = 0;
-        pthread_mutex_unlock(&r->lock);
-        return;
-    }
-    pthread_mutex_lock(&r->lock);
-    e->poll_failed = sig;
-    pthread_mutex_unlock(&r->lock);
-}
-
-/* A rescan (loader thread, lock not held): models whose folder is gone are unloaded and
- * forgotten, every folder's model made to match it. */
-static void poll_scan(repository *r) {
-    char (*names)[REPO_MAX_NAME] = malloc(MAX_MODELS * sizeof *names);
-    char err[512], msg[2200], gone[REPO_MAX_NAME];
-    if (!names) return;
-    const int n = repo_list_models(r->root, names, MAX_MODELS, err, sizeof err);
-    if (n < 0) { /* an unreadable folder is no reason to unload everything */
-        log_event(LOG_ERROR, "repository rescan: %s; nothing changed", err);
-        free(names);
-        return;
-    }
-    for (;;) {
-        gone[0] = '\0';
-        pthread_mutex_lock(&r->lock);
-        for (int i = 0; i < r->n_models && !gone[0]; i++) {
-            bool listed = false;
-            for (int k = 0; k < n && !listed; k++) listed = strcmp(names[k], r->models[i]->name) == 0;
-            if (!listed) snprintf(gone, sizeof gone, "%s", r->models[i]->name);
-        }
-        pthread_mutex_unlock(&r->lock);
-        if (!gone[0]) break;
-        log_event(LOG_INFO, "model %s: its folder left the repository", gone);
-        do_unload(r, gone, msg, sizeof msg);
-        pthread_mutex_lock(&r->lock);
-        model_entry *e = find_locked(r, gone);
-        if (e) remove_entry_locked(r, e);
-        pthread_mutex_unlock(&r->lock);
-    }
-    for (int k = 0; k < n; k++) {
-        pthread_mutex_lock(&r->lock);
-        const bool stopping = r->stopping;
-        pthread_mutex_unlock(&r->lock);
-        if (stopping) break;
-        poll_model(r, names[k]);
-    }
-    free(names);
-}
-
 static void *loader_main(void *arg) {
     repository *r = arg;
     const int64_t poll_ns = (int64_t)(r->o.poll_secs > 0 ? r->o.poll_secs : 15) * 1000000000LL;
@@ -673,7 +436,7 @@ static void *loader_main(void *arg) {
         if (!op) {
             if (r->polling && next_poll && clock_monotonic_ns() >= next_poll) {
                 pthread_mutex_unlock(&r->lock);
-                poll_scan(r);
+                repository_poll_scan(r);
                 pthread_mutex_lock(&r->lock);
                 next_poll = clock_monotonic_ns() + poll_ns;
             }
@@ -684,8 +447,8 @@ static void *loader_main(void *arg) {
         pthread_mutex_unlock(&r->lock);
         char msg[2200] = "";
         api_status st = op->op == REPOSITORY_LOAD
-                            ? do_load(r, op->name, op->config, NULL, 0, msg, sizeof msg)
-                            : do_unload(r, op->name, msg, sizeof msg);
+                            ? repository_do_load(r, op->name, op->config, NULL, 0, msg, sizeof msg)
+                            : repository_do_unload(r, op->name, msg, sizeof msg);
         op->done(op->ctx, st, msg);
         free(op->config);
         free(op);
@@ -725,7 +488,7 @@ api_status repository_request(repository *r, repository_op op, const char *name,
         return API_NOT_READY;
     }
     if (op == REPOSITORY_UNLOAD) {
-        model_entry *e = find_locked(r, name);
+        model_entry *e = repository_find_locked(r, name);
         if (e && e->n_served) e->unloading = true;
     }
     if (r->ops_tail) r->ops_tail->next = p;
@@ -759,15 +522,25 @@ int repository_load_initial(repository *r, const char *names, bool (*aborted)(vo
     initial_loads w = {.left = 0};
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.cond, NULL);
-    char list[4096] = "";
-    if (!r->root[0]) snprintf(list, sizeof list, "%s", r->single_name);
-    else if (r->o.control == REPO_CONTROL_NONE || r->o.control == REPO_CONTROL_POLL) {
+    /* The names to load: the one model, every model of the table, or the comma-separated
+     * list (load_model); a list sized to the table, so no name is ever cut. */
+    char *list = NULL;
+    if (!r->root[0] || r->o.control == REPO_CONTROL_NONE || r->o.control == REPO_CONTROL_POLL) {
         pthread_mutex_lock(&r->lock);
-        for (int i = 0; i < r->n_models; i++)
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "",
+        list = calloc((size_t)r->n_models + 1, REPO_MAX_NAME);
+        for (int i = 0; list && i < r->n_models; i++)
+            snprintf(list + strlen(list), REPO_MAX_NAME + 1, "%s%s", i ? "," : "",
                      r->models[i]->name);
         pthread_mutex_unlock(&r->lock);
-    } else snprintf(list, sizeof list, "%s", names ? names : "");
+    } else {
+        list = strdup(names ? names : "");
+    }
+    if (!list) {
+        snprintf(err, errlen, "out of memory");
+        pthread_mutex_destroy(&w.lock);
+        pthread_cond_destroy(&w.cond);
+        return -1;
+    }
     int rc = 0;
     for (char *save = NULL, *n = strtok_r(list, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
         char msg[512];
@@ -779,6 +552,7 @@ int repository_load_initial(repository *r, const char *names, bool (*aborted)(vo
             initial_done(&w, API_BAD_REQUEST, msg);
         }
     }
+    free(list);
     pthread_mutex_lock(&w.lock);
     while (w.left > 0) {
         struct timespec abs = clock_after_ns(CLOCK_REALTIME, 100000000);
@@ -811,7 +585,7 @@ int repository_load_initial(repository *r, const char *names, bool (*aborted)(vo
 
 bool repository_knows(repository *r, const char *name) {
     pthread_mutex_lock(&r->lock);
-    bool known = find_locked(r, name) != NULL;
+    bool known = repository_find_locked(r, name) != NULL;
     pthread_mutex_unlock(&r->lock);
     return known;
 }
@@ -832,7 +606,7 @@ repository_version *repository_acquire(repository *r, const char *name, long lon
                                        api_status *st, char *msg, size_t msglen) {
     repository_version *v = NULL;
     pthread_mutex_lock(&r->lock);
-    model_entry *e = find_locked(r, name);
+    model_entry *e = repository_find_locked(r, name);
     if (!e) {
         *st = API_NOT_FOUND;
         snprintf(msg, msglen, "unknown model '%.64s' (POST /v2/repository/index lists them)", name);
@@ -864,8 +638,8 @@ repository_version *repository_acquire(repository *r, const char *name, long lon
     return v;
 }
 
-int repository_index(repository *r, kserve_v2_index_entry *out, int max) {
-    scan_root(r);
+/* The index rows of the model table as it stands (no disk read). */
+static int table_rows(repository *r, kserve_v2_index_entry *out, int max) {
     int n = 0;
 #define ADD(nm, ver, stt, why)                                                                 \
     do {                                                                                       \
@@ -902,8 +676,16 @@ int repository_index(repository *r, kserve_v2_index_entry *out, int max) {
 repo_control repository_control_mode(const repository *r) { return r->o.control; }
 
 /* vggserve_model_state's rows: the index (metrics.h's state source). */
+int repository_index(repository *r, kserve_v2_index_entry *out, int max) {
+    /* Folders copied in since are listed, as Triton's index lists the repository's models;
+     * in poll mode the rescans add them (a scan here could race the poller's gone-check). */
+    if (r->o.control != REPO_CONTROL_POLL) scan_root(r);
+    return table_rows(r, out, max);
+}
+
+/* /metrics' state gauge, at each scrape: the table only, no disk read. */
 static int index_rows(void *ctx, kserve_v2_index_entry *out, int max) {
-    return repository_index(ctx, out, max);
+    return table_rows(ctx, out, max);
 }
 
 /* ---------------------------------------------------------------- life */
@@ -936,7 +718,7 @@ repository *repository_create(const repository_options *o, char *err, size_t err
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
     if (r->root[0]) scan_root(r);
-    else find_or_add_locked(r, r->single_name);
+    else repository_find_or_add_locked(r, r->single_name);
     if (pthread_create(&r->loader, NULL, loader_main, r) != 0) {
         snprintf(err, errlen, "cannot start the model loader thread");
         repository_free(r);
