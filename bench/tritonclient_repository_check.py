@@ -318,7 +318,7 @@ class Check:
         with open(self.w["a2"], "rb") as src, open(os.path.join(d, "model.safetensors"), "wb") as f:
             f.write(src.read(size // 2))
         e = refused(lambda: hc.load_model("alpha"))
-        check(e is not None and "3" in e.message(), "load_model(alpha) with a truncated version "
+        check(e is not None and "version 3" in e.message(), "load_model(alpha) with a truncated version "
               "3 refused: %s %r" % (e.status() if e else None, e.message() if e else None))
         idx = hc.get_model_repository_index()
         v3 = [m for m in idx if m["name"] == "alpha" and m.get("version") == "3"]

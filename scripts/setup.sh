@@ -35,6 +35,8 @@ if [[ $level != build ]]; then
              prometheus chromium openssl curl)
   # python3-grpcio and python3-protobuf drive the gRPC suite (tests/test_grpc.py).
   packages+=(python3-grpcio python3-protobuf)
+  # shellcheck checks the image's entrypoint is POSIX sh (tests/docker/test_entrypoint.py).
+  packages+=(shellcheck)
   # Node.js and npm for the OpenAPI, browser and manifest checks; a Node.js installed some other
   # way (it brings its own npm, which Debian's npm package conflicts with) is used as it is.
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

@@ -589,28 +589,38 @@ def repository_small_model():
     return test_repository.small_model
 
 
-class RepositoryControl(GrpcCase):
+def write_repository(workdir):
+    """A repository of two small models, alpha (4 classes) and beta (5), version 1 each: its
+    folder."""
+    small_model = repository_small_model()
+    repo = os.path.join(workdir, "models")
+    for model, seed, classes in (("alpha", 1, 4), ("beta", 2, 5)):
+        small_model(os.path.join(repo, model, "1", "model.safetensors"), seed, classes)
+    return repo
+
+
+class ExplicitRepositoryCase(GrpcCase):
+    """write_repository's models in explicit mode, alpha loaded at start."""
+
+    @classmethod
+    def extra_flags(cls, workdir):
+        return ["--model-repository", write_repository(workdir), "--model-control-mode",
+                "explicit", "--load-model", "alpha", "--max-batch-size", "1"]
+
+    def ready(self, model):
+        return self.stub.ModelReady(pb.ModelReadyRequest(name=model)).ready
+
+
+class RepositoryControl(ExplicitRepositoryCase):
     """RepositoryModelLoad/Unload in explicit mode, as HTTP's POST .../load|unload: a load and
     an unload answered when the loader is done, the config parameter, and refusals with HTTP's
     messages."""
 
     name = "grpcctl"
 
-    @classmethod
-    def extra_flags(cls, workdir):
-        small_model = repository_small_model()
-        repo = os.path.join(workdir, "models")
-        for model, seed, classes in (("alpha", 1, 4), ("beta", 2, 5)):
-            small_model(os.path.join(repo, model, "1", "model.safetensors"), seed, classes)
-        return ["--model-repository", repo, "--model-control-mode", "explicit",
-                "--load-model", "alpha", "--max-batch-size", "1"]
-
     def state(self, model):
         rows = self.server.request("POST", "/v2/repository/index", body=b"{}").json()
         return [r["state"] for r in rows if r["name"] == model]
-
-    def ready(self, model):
-        return self.stub.ModelReady(pb.ModelReadyRequest(name=model)).ready
 
     def test_load_then_unload(self):
         self.assertFalse(self.ready("beta"))
@@ -665,12 +675,11 @@ class RepositoryControl(GrpcCase):
         self.assertTrue(self.ready("alpha"))
 
 
-class RepositoryAdminOnly(RepositoryControl):
+class RepositoryAdminOnly(ExplicitRepositoryCase):
     """repository_api_admin_only: the repository API on the HTTP admin port only; the main
     port answers it 404, gRPC refuses it, and the admin port loads and unloads."""
 
     name = "grpcadm"
-    test_load_then_unload = test_refusals_match_http = None  # RepositoryControl's, not here
 
     @classmethod
     def extra_flags(cls, workdir):
@@ -707,11 +716,7 @@ class RepositoryStatistics(GrpcCase):
 
     @classmethod
     def extra_flags(cls, workdir):
-        small_model = repository_small_model()
-        repo = os.path.join(workdir, "models")
-        for model, seed, classes in (("alpha", 1, 4), ("beta", 2, 5)):
-            small_model(os.path.join(repo, model, "1", "model.safetensors"), seed, classes)
-        return ["--model-repository", repo, "--max-batch-size", "1"]
+        return ["--model-repository", write_repository(workdir), "--max-batch-size", "1"]
 
     def infer(self, model, n):
         tensor = np.zeros((1, 3, 32, 32), np.float32).tobytes()

@@ -124,14 +124,16 @@ class RepoHelpers:
                                    err_msg=what)
 
     def which(self, got, keys=("a1", "a2")):
-        """The key of the weights whose CLI answer got is (of keys), else None."""
+        """The one key of the weights whose CLI answer got is (of keys); None when none or
+        several match (then the answer cannot tell the versions apart)."""
+        matches = []
         for key in keys:
             try:
                 self.assertSameTop(got, self.want[key])
-                return key
+                matches.append(key)
             except AssertionError:
                 pass
-        return None
+        return matches[0] if len(matches) == 1 else None
 
     def wait_unloaded(self, name):
         ok = su.wait_for(lambda: all(m["state"] == "UNAVAILABLE" for m in self.rows(name)), 30)
@@ -158,6 +160,7 @@ class Repository(RepoHelpers, su.ServerTestCase):
         cls.photo = su.image("chelsea.jpg")
         cls.want = {k: cli_top(cls.w[k], cls.photo_path, 4) for k in ("a1", "a2")}
         cls.want["b1"] = cli_top(cls.w["b1"], cls.photo_path, 5)
+        assert versions_differ(cls.want), "a1 and a2 answer alike: no test could tell them apart"
         cls.start_shared_server("repo", [*FLAGS, "--model-repository", cls.repo,
                                          "--model-control-mode", "explicit", "--load-model",
                                          "alpha", "--auth-token", TOKEN],
@@ -179,6 +182,7 @@ class Repository(RepoHelpers, su.ServerTestCase):
             self.assertEqual(self.post(path, auth=False).status, 401, path)
         r, _ = self.classify("beta", 5)
         self.assertError(r, 503)
+        self.assertIn("'beta' is not loaded", r.body.decode())  # not "unloading", once it is done
         r, _ = self.classify("nosuch", 5)
         self.assertError(r, 404)
         r = self.server.request("GET", "/v2/models/alpha/versions/7")
@@ -294,8 +298,11 @@ class Repository(RepoHelpers, su.ServerTestCase):
     # ---- 5. names that are no model
 
     def test_5_bad_names_refused(self):
+        # A link out of the repository to a complete model: only the inside-the-repository
+        # check can refuse it.
         outside = os.path.join(self.tmp.name, "outside")
         os.makedirs(os.path.join(outside, "1"), exist_ok=True)
+        os.link(self.w["b1"], os.path.join(outside, "1", "model.safetensors"))
         os.symlink(outside, os.path.join(self.repo, "escape"))
         for name in ("..", "../x", "%2e%2e", "%2e%2e%2fsrc", ".hidden", "a%00b", "escape",
                      "x" * 300):
@@ -340,6 +347,13 @@ POLL_DEADLINE_S = 2 * POLL_S + 1.5
 POLL_TRITON_REFUSAL = "explicit model load / unload is not allowed if polling is enabled"
 
 
+def versions_differ(want):
+    """Whether alpha's two versions (a1, a2) answer the photo differently, so that an answer
+    tells which version gave it (RepoHelpers.which)."""
+    (c1, p1), (c2, p2) = zip(*want["a1"]), zip(*want["a2"])
+    return c1 != c2 or not np.allclose(p1, p2, rtol=1e-3, atol=1e-5)
+
+
 def make_weights(cls, keys):
     """Writes the small models of keys ((key, seed, classes)) under cls.tmp/src and their
     `vggserve classify` answers into cls.want."""
@@ -349,6 +363,8 @@ def make_weights(cls, keys):
         small_model(path, seed, classes)
         cls.w[key] = path
         cls.want[key] = cli_top(path, cls.photo_path, classes)
+    if "a1" in cls.want and "a2" in cls.want:
+        assert versions_differ(cls.want), "a1 and a2 answer alike: no test could tell them apart"
 
 
 class Poll(RepoHelpers, su.ServerTestCase):

@@ -154,8 +154,7 @@ class Entrypoint(unittest.TestCase):
         self.assertEqual(self.run_entrypoint(env={"VGGSERVE_MODEL_REPOSITORY": ""})[1:3],
                          (f, ""))
 
-    @unittest.skipUnless(shutil.which("shellcheck"), "shellcheck is not installed")
-    def test_posix_sh(self):
+    def test_posix_sh(self):  # shellcheck: scripts/setup.sh --with-test-deps installs it
         r = subprocess.run(["shellcheck", "-s", "sh", ENTRYPOINT], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
