@@ -112,7 +112,10 @@ enum MHD_Result http_classify_body_done(request *r) {
     char name[REPO_MAX_NAME];
     repository *repo = atomic_load(&s->repo);
     if (model) {
-        snprintf(name, sizeof name, "%.*s", (int)sizeof name - 1, model);
+        /* Checked whole: a name cut to fit could reach another model sharing its prefix. */
+        if (repo_name_check(model, msg, sizeof msg) != 0)
+            return http_send_error(r, API_BAD_REQUEST, msg);
+        snprintf(name, sizeof name, "%s", model);
     } else if (!repo || !repository_default_model(repo, name, sizeof name)) {
         return http_send_error(r, API_BAD_REQUEST, "this server serves several models: name "
                                "one with ?model=NAME (POST /v2/repository/index lists them)");

@@ -311,6 +311,9 @@ class Repository(RepoHelpers, su.ServerTestCase):
                 self.assertIn(r.status, (400, 404), (name, action, r))
             r, _ = self.classify(name, 4)
             self.assertIn(r.status, (400, 404), (name, r))
+        # A name too long is refused whole (400), never cut to one that might exist.
+        r, _ = self.classify("x" * 64, 4)
+        self.assertEqual(r.status, 400, r)
         self.assertTrue(self.server.healthy())
         self.assertNotIn("escape", [m["name"] for m in self.index()])
         r, got = self.classify("alpha", 4)
