@@ -161,21 +161,6 @@ api_status grpc_service_auth(grpc_service *g, const char *authorization, bool he
 }
 
 /* The repository index as HTTP answers it (ready_only: READY rows only). */
-static json_t *index_json(grpc_service *g, repository *repo, bool ready_only) {
-    enum { MAX_ROWS = 4096 };
-    kserve_v2_index_entry *rows = malloc(MAX_ROWS * sizeof *rows);
-    if (!rows) return NULL;
-    int n = repository_index(repo, rows, MAX_ROWS);
-    for (int i = 0; i < n && !grpc_service_ready(g); i++)
-        if (rows[i].state == KSERVE_V2_MODEL_READY) {
-            rows[i].state = KSERVE_V2_MODEL_UNAVAILABLE;
-            snprintf(rows[i].reason, sizeof rows[i].reason, "the service is not ready");
-        }
-    json_t *j = kserve_v2_repository_entries_json(rows, n, ready_only);
-    free(rows);
-    return j;
-}
-
 char *grpc_service_doc(grpc_service *g, grpc_doc doc, const kserve_v2_target *t) {
     repository *repo = atomic_load(&g->repo);
     const char *model = t && t->model[0] ? t->model : g->cfg->model;
@@ -201,7 +186,8 @@ char *grpc_service_doc(grpc_service *g, grpc_doc doc, const kserve_v2_target *t)
         break;
     case GRPC_DOC_REPOSITORY_INDEX:
     case GRPC_DOC_REPOSITORY_INDEX_READY:
-        j = repo ? index_json(g, repo, doc == GRPC_DOC_REPOSITORY_INDEX_READY)
+        j = repo ? v2_repository_index_json(repo, grpc_service_ready(g),
+                                            doc == GRPC_DOC_REPOSITORY_INDEX_READY)
                  : kserve_v2_repository_index_json(&f);
         break;
     }

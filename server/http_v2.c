@@ -9,8 +9,6 @@
 #include "model_settings.h"
 #include "v2_facts.h"
 
-#define MAX_INDEX_ROWS 4096
-
 /* POST /v2/repository/index: every model and version, with its state. */
 static enum MHD_Result index_answer(request *r, repository *repo, bool ready) {
     if (!repo) {
@@ -18,17 +16,8 @@ static enum MHD_Result index_answer(request *r, repository *repo, bool ready) {
                                                        false);
         return http_send_json(r, 200, kserve_v2_repository_index_json(&f), API_OK);
     }
-    kserve_v2_index_entry *rows = malloc(MAX_INDEX_ROWS * sizeof *rows);
-    if (!rows) return http_send_error(r, API_INTERNAL, "out of memory");
-    int n = repository_index(repo, rows, MAX_INDEX_ROWS);
-    /* Before the service is ready nothing answers inference: no row says READY then. */
-    for (int i = 0; i < n && !ready; i++)
-        if (rows[i].state == KSERVE_V2_MODEL_READY) {
-            rows[i].state = KSERVE_V2_MODEL_UNAVAILABLE;
-            snprintf(rows[i].reason, sizeof rows[i].reason, "the service is not ready");
-        }
-    json_t *j = kserve_v2_repository_entries_json(rows, n, false);
-    free(rows);
+    json_t *j = v2_repository_index_json(repo, ready, false);
+    if (!j) return http_send_error(r, API_INTERNAL, "out of memory");
     return http_send_json(r, 200, j, API_OK);
 }
 

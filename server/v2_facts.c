@@ -1,6 +1,7 @@
 /* v2_facts.c - the service's state as the v2 metadata, config and statistics answers see it. */
 #include "v2_facts.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 kserve_v2_model_facts v2_model_facts(const vggserve_config *cfg, const served_model *m,
@@ -44,4 +45,19 @@ json_t *v2_stats_json(metrics *m, const char *model, long long version, kserve_v
     }
     free(x);
     return json_pack("{s:o}", "model_stats", a);
+}
+
+json_t *v2_repository_index_json(repository *repo, bool ready, bool ready_only) {
+    enum { MAX_INDEX_ROWS = 4096 };
+    kserve_v2_index_entry *rows = malloc(MAX_INDEX_ROWS * sizeof *rows);
+    if (!rows) return NULL;
+    int n = repository_index(repo, rows, MAX_INDEX_ROWS);
+    for (int i = 0; i < n && !ready; i++)
+        if (rows[i].state == KSERVE_V2_MODEL_READY) {
+            rows[i].state = KSERVE_V2_MODEL_UNAVAILABLE;
+            snprintf(rows[i].reason, sizeof rows[i].reason, "the service is not ready");
+        }
+    json_t *j = kserve_v2_repository_entries_json(rows, n, ready_only);
+    free(rows);
+    return j;
 }

@@ -12,6 +12,7 @@
 #include "kserve_v2.h"
 #include "metrics.h"
 #include "model_settings.h"
+#include "repository.h"
 #include "served_model.h"
 
 /* The facts of served model m (its settings s; NULL: the service's). */
@@ -22,5 +23,10 @@ kserve_v2_model_facts v2_model_facts(const vggserve_config *cfg, const served_mo
  * model), version (0: every version loaded), read from the counters /metrics renders: one
  * entry per loaded version and view, each with its own counts (new reference). */
 json_t *v2_stats_json(metrics *m, const char *model, long long version, kserve_v2_view v);
+
+/* POST /v2/repository/index's answer (HTTP's and gRPC's RepositoryIndex): every model and
+ * version of repo with its state; before the service is ready (ready false) no row says
+ * READY. ready_only: the READY rows only. A new reference, or NULL when out of memory. */
+json_t *v2_repository_index_json(repository *repo, bool ready, bool ready_only);
 
 #endif
