@@ -28,6 +28,7 @@ static enum MHD_Result metrics_answer(request *r) {
     size_t len;
     metrics_set_log_lines_dropped(r->srv->metrics, log_queue_dropped(r->srv->access_log));
     char *text = metrics_render(r->srv->metrics, &len);
+    if (!text) return http_send_error(r, API_INTERNAL, "out of memory");
     return http_send_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, API_OK);
 }
 

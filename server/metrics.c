@@ -373,13 +373,13 @@ void metrics_add_in_flight(metrics *m, int delta) { atomic_fetch_add(&m->in_flig
 /* ---------------------------------------------------------------- rendering */
 
 typedef struct {
-    char *buf;
+    char *buf; /* NULL once an allocation failed: every later put is dropped */
     size_t len, cap;
 } text;
 
 static void put(text *t, const char *fmt, ...) {
     va_list ap;
-    for (;;) {
+    while (t->buf) {
         va_start(ap, fmt);
         int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
         va_end(ap);
@@ -388,7 +388,9 @@ static void put(text *t, const char *fmt, ...) {
             return;
         }
         t->cap = t->cap * 2 + (size_t)n + 1;
-        t->buf = realloc(t->buf, t->cap);
+        char *grown = realloc(t->buf, t->cap);
+        if (!grown) free(t->buf);
+        t->buf = grown;
     }
 }
 
@@ -628,6 +630,6 @@ char *metrics_render(metrics *m, size_t *len) {
     pthread_mutex_unlock(&m->info_lock);
     header(&t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
     put(&t, "process_resident_memory_bytes %lld\n", resident_bytes());
-    *len = t.len;
+    *len = t.buf ? t.len : 0;
     return t.buf;
 }

@@ -131,7 +131,7 @@ void metrics_observe_model_load(metrics *m, const char *model, double seconds);
 typedef int (*metrics_state_source)(void *ctx, kserve_v2_index_entry *out, int max);
 void metrics_set_state_source(metrics *m, metrics_state_source fn, void *ctx);
 
-/* Renders the exposition text; caller frees. */
+/* Renders the exposition text; caller frees. NULL when out of memory. */
 char *metrics_render(metrics *m, size_t *len);
 
 #endif
