@@ -54,32 +54,15 @@ import service_util as su
 
 sys.path.insert(0, os.path.join(su.ROOT, "scripts"))
 from safetensors_write import write_safetensors  # noqa: E402
+import small_vgg  # noqa: E402
 
 BIN = su.binary_from_argv()
 TOKEN = "sesame"
 FLAGS = ["--max-batch-size", "1", "--workers", "1", "--threads-per-worker", "1",
          "--http-threads", "2", "--shutdown-grace-s", "10", "--max-queue-delay-us", "0"]
-# VGG11's convolutions as torchvision numbers them (features.N), with their channels.
-VGG11_CONVS = [(0, 3, 64), (3, 64, 128), (6, 128, 256), (8, 256, 256), (11, 256, 512),
-               (13, 512, 512), (16, 512, 512), (18, 512, 512)]
-
-
 def small_model(path, seed, classes, labels=None):
-    """A self-describing VGG11 with an average-pooled dense head of `classes` units on 32 x 32
-    inputs, seeded He-normal weights; labels embedded when given."""
-    rng = np.random.default_rng(seed)
-    tensors = []
-    for idx, cin, cout in VGG11_CONVS:
-        tensors.append(("features.%d.weight" % idx,
-                        rng.standard_normal((cout, cin, 3, 3)) * (2.0 / (cin * 9)) ** 0.5))
-        tensors.append(("features.%d.bias" % idx, rng.uniform(-0.05, 0.05, cout)))
-    tensors.append(("classifier.0.weight", rng.standard_normal((classes, 512)) * 0.5))
-    tensors.append(("classifier.0.bias", rng.uniform(-0.1, 0.1, classes)))
-    meta = {"model": "vgg11", "head_dense": str(classes), "head_pool": "avg", "input_size": "32"}
-    if labels:
-        meta["labels"] = "\n".join(labels) + "\n"
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_safetensors(path, tensors, meta)
+    """scripts/small_vgg.py's model on 32 x 32 inputs, with a head of N(0, 0.25) weights."""
+    small_vgg.small_model(path, seed, classes, labels, head_scale=0.5)
 
 
 def cli_top(weights, image_path, k):
@@ -134,6 +117,21 @@ class RepoHelpers:
             except AssertionError:
                 pass
         return matches[0] if len(matches) == 1 else None
+
+    @classmethod
+    def setup_repository(cls, keys):
+        """cls.repo (empty), the photo, and the small models of keys with their answers."""
+        cls.repo = os.path.join(cls.tmp.name, "models")
+        cls.photo_path = os.path.join(su.IMAGES, "chelsea.jpg")
+        cls.photo = su.image("chelsea.jpg")
+        make_weights(cls, keys)
+
+    @classmethod
+    def place(cls, model, version, key):
+        """DIR/model/version/model.safetensors appears whole (a hard link of key's file)."""
+        d = os.path.join(cls.repo, model, str(version))
+        os.makedirs(d, exist_ok=True)
+        os.link(cls.w[key], os.path.join(d, "model.safetensors"))
 
     def wait_unloaded(self, name):
         ok = su.wait_for(lambda: all(m["state"] == "UNAVAILABLE" for m in self.rows(name)), 30)
@@ -376,10 +374,7 @@ class Poll(RepoHelpers, su.ServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.repo = os.path.join(cls.tmp.name, "models")
-        cls.photo_path = os.path.join(su.IMAGES, "chelsea.jpg")
-        cls.photo = su.image("chelsea.jpg")
-        make_weights(cls, (("a1", 1, 4), ("a2", 3, 4), ("a3", 4, 4), ("b1", 2, 5)))
+        cls.setup_repository((("a1", 1, 4), ("a2", 3, 4), ("a3", 4, 4), ("b1", 2, 5)))
         cls.place("alpha", 1, "a1")
         # delta's newest version is half-written at start: skipped, version 1 serves.
         cls.place("delta", 1, "b1")
@@ -390,13 +385,6 @@ class Poll(RepoHelpers, su.ServerTestCase):
         cls.start_shared_server("poll", [*FLAGS, "--model-repository", cls.repo,
                                          "--model-control-mode", "poll",
                                          "--repository-poll-secs", str(POLL_S)])
-
-    @classmethod
-    def place(cls, model, version, key):
-        """DIR/model/version/model.safetensors appears whole (a hard link of key's file)."""
-        d = os.path.join(cls.repo, model, str(version))
-        os.makedirs(d, exist_ok=True)
-        os.link(cls.w[key], os.path.join(d, "model.safetensors"))
 
     def wait_answer(self, model, key, classes=4, within=POLL_DEADLINE_S, before=None):
         """Seconds until model answers with key's weights; fails after `within`, or when an
@@ -526,11 +514,8 @@ class SwapPolicyMemory(RepoHelpers, su.ServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.repo = os.path.join(cls.tmp.name, "models")
-        cls.photo_path = os.path.join(su.IMAGES, "chelsea.jpg")
-        cls.photo = su.image("chelsea.jpg")
-        make_weights(cls, (("a1", 1, 4), ("a2", 3, 4)))
-        Poll.place.__func__(cls, "alpha", 1, "a1")
+        cls.setup_repository((("a1", 1, 4), ("a2", 3, 4)))
+        cls.place("alpha", 1, "a1")
         cls.start_shared_server("memory", [*FLAGS, "--model-repository", cls.repo,
                                            "--model-control-mode", "explicit", "--load-model",
                                            "alpha", "--swap-policy", "memory"])
@@ -538,7 +523,7 @@ class SwapPolicyMemory(RepoHelpers, su.ServerTestCase):
     def test_memory_policy_frees_the_old_version_before_building(self):
         r, got = self.classify("alpha", 4)
         self.assertEqual(self.which(got), "a1")
-        Poll.place.__func__(type(self), "alpha", 2, "a2")
+        self.place("alpha", 2, "a2")
         stop, seen = threading.Event(), []
 
         def client():  # requests during the swap: answered, or 503 with Retry-After
